@@ -1,0 +1,653 @@
+"""The engine's core: boxed values, trace levels, primitives and the backward pass.
+
+Every differentiable value that a transform watches is a :class:`Tensor` *box*
+holding a value and a trace level.  Each call of a transform (``grad``, ``jvp``,
+``vjp``, ...) opens a fresh level with a larger number than any level alive, so
+nested transforms never confuse their perturbations (the scheme of HIPS
+autograd and JAX).  A primitive applied to boxes
+
+1. finds the highest level among its arguments,
+2. unboxes the arguments at that level and applies itself again to the
+   unboxed values (which may still be boxes of lower levels), and
+3. boxes the result at that level: a reverse level records a :class:`Node`
+   (for the VJP later), a forward level carries a tangent computed now by the
+   primitive's JVP rules.
+
+VJP and JVP rules are written with the same primitives, so on the way back they
+are themselves recorded by the lower levels: that is what makes grad-of-grad,
+forward-over-reverse and reverse-over-forward work to any order.
+
+Level ``0`` is the imperative tape of ``tensor(..., requires_grad=True)`` and
+``.backward()``; level ``-1`` marks a constant tensor that no transform watches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+
+CONSTANT = -1
+IMPERATIVE = 0
+
+_level_counter = itertools.count(1)
+_forward_levels: set[int] = set()
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+def new_level(forward: bool = False) -> int:
+    """Open a trace level above every level alive."""
+    level = next(_level_counter)
+    if forward:
+        _forward_levels.add(level)
+    return level
+
+
+def close_level(level: int) -> None:
+    _forward_levels.discard(level)
+
+
+class Node:
+    """One recorded primitive application on a reverse level.
+
+    ``parents`` holds ``(argnum, parent_node)`` pairs for the arguments that
+    were boxed at this level; ``args`` holds the unboxed argument values the
+    VJP rules need.  A leaf node (``prim is None``) stands for an input.
+    """
+
+    __slots__ = ("prim", "args", "kwargs", "ans", "parents", "grad", "__weakref__")
+
+    def __init__(self, prim, args, kwargs, ans, parents):
+        self.prim = prim
+        self.args = args
+        self.kwargs = kwargs
+        self.ans = ans
+        self.parents = parents
+        self.grad = None
+
+    @classmethod
+    def leaf(cls, value=None):
+        return cls(None, (), None, value, ())
+
+
+class Primitive:
+    """An operation the engine knows: a NumPy function plus its derivative rules.
+
+    ``vjps[i](g, ans, *args, **kwargs)`` returns the cotangent of argument ``i``
+    given the output cotangent ``g``; ``jvps[i](t, ans, *args, **kwargs)``
+    returns the output tangent caused by the tangent ``t`` of argument ``i``.
+    A linear primitive with many inputs may instead set ``jvp_all(tangents,
+    ans, *args, **kwargs)`` with ``None`` for arguments without a tangent.
+    """
+
+    __slots__ = ("name", "fn", "vjps", "jvps", "jvp_all", "__wrapped__", "__dict__")
+
+    def __init__(self, fn, name=None):
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.vjps = {}
+        self.jvps = {}
+        self.jvp_all = None
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def defvjp(self, *rules, argnums=None):
+        for i, rule in zip(argnums or range(len(rules)), rules):
+            if rule is not None:
+                self.vjps[i] = rule
+        return self
+
+    def defjvp(self, *rules, argnums=None):
+        for i, rule in zip(argnums or range(len(rules)), rules):
+            if rule is not None:
+                self.jvps[i] = rule
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return bind(self, args, kwargs)
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def primitive(fn=None, *, name=None):
+    """Decorator turning a NumPy function into a :class:`Primitive`.
+
+    >>> import numpy as np
+    >>> from nablab.autodiff.core import primitive
+    >>> @primitive
+    ... def cube(x):
+    ...     return x ** 3
+    >>> _ = cube.defvjp(lambda g, ans, x: g * 3 * x ** 2)
+    >>> _ = cube.defjvp(lambda t, ans, x: t * 3 * x ** 2)
+    >>> import nablab
+    >>> float(nablab.grad(cube)(2.0))
+    12.0
+    """
+    if fn is None:
+        return lambda f: Primitive(f, name)
+    return Primitive(fn, name)
+
+
+class ShapeError(ValueError):
+    """Raised when the shapes given to an operation do not fit together."""
+
+
+def shape_of(x):
+    """The shape of a box, an array or a Python number."""
+    if isinstance(x, Tensor):
+        return shape_of(x._value)
+    return np.shape(x)
+
+
+def value_of(x):
+    """Strip every box: the plain NumPy value underneath."""
+    while isinstance(x, Tensor):
+        x = x._value
+    return x
+
+
+def _describe_args(args):
+    parts = []
+    for a in args:
+        v = value_of(a)
+        if isinstance(v, np.ndarray) or np.isscalar(v):
+            parts.append(f"shape {np.shape(v)}")
+    return " and ".join(parts)
+
+
+def _apply_numpy(prim, args, kwargs):
+    try:
+        return prim.fn(*args, **kwargs)
+    except ValueError as err:
+        if "shape" in str(err) or "broadcast" in str(err) or "dimension" in str(err):
+            raise ShapeError(
+                f"{prim.name}: operands do not fit: {_describe_args(args)} ({err})"
+            ) from None
+        raise
+
+
+def bind(prim, args, kwargs):
+    """Apply ``prim`` to ``args``, recording it on the highest trace level present."""
+    top = -2
+    for a in args:
+        if isinstance(a, Tensor) and a._level > top:
+            top = a._level
+    if top == -2:
+        return _apply_numpy(prim, args, kwargs)
+    if top == CONSTANT or (top == IMPERATIVE and not _grad_mode.enabled):
+        vals = [value_of(a) if isinstance(a, Tensor) else a for a in args]
+        return Tensor(_apply_numpy(prim, vals, kwargs))
+
+    vals = list(args)
+    boxed = []
+    lower = False
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            level = a._level
+            if level == top:
+                v = vals[i] = a._value
+                boxed.append(i)
+                if isinstance(v, Tensor):
+                    lower = True
+            elif level == CONSTANT or (level == IMPERATIVE and not _grad_mode.enabled):
+                vals[i] = value_of(a)
+            else:
+                lower = True
+    ans = bind(prim, vals, kwargs) if lower else _apply_numpy(prim, vals, kwargs)
+
+    if top in _forward_levels:
+        return Tensor(ans, top, None, _forward_tangent(prim, args, boxed, ans, vals, kwargs))
+    parents = []
+    for i in boxed:
+        if i not in prim.vjps:
+            raise NotImplementedError(
+                f"{prim.name}: no VJP rule for argument {i}; it cannot be differentiated"
+            )
+        parents.append((i, args[i]._node))
+    return Tensor(ans, top, Node(prim, vals, kwargs, ans, parents))
+
+
+def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
+    if prim.jvp_all is not None:
+        tangents = [None] * len(args)
+        for i in boxed:
+            tangents[i] = args[i]._tangent
+        tangent = prim.jvp_all(tangents, ans, *vals, **kwargs)
+    else:
+        tangent = None
+        for i in boxed:
+            rule = prim.jvps.get(i)
+            if rule is None:
+                raise NotImplementedError(
+                    f"{prim.name}: no JVP rule for argument {i}; forward mode cannot pass it"
+                )
+            term = rule(args[i]._tangent, ans, *vals, **kwargs)
+            tangent = term if tangent is None else _ops.add(tangent, term)
+    ans_shape = shape_of(ans)
+    if shape_of(tangent) != ans_shape:
+        tangent = _ops.broadcast_to(tangent, ans_shape)
+    return tangent
+
+
+def toposort(roots):
+    """Nodes reachable from ``roots``, each after every node that consumes it.
+
+    Iterative (no recursion limit): a chain of a million ops is fine.
+    """
+    consumers = {}
+    stack = list(roots)
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for _, parent in node.parents:
+            consumers[parent] = consumers.get(parent, 0) + 1
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    ready = [n for n in dict.fromkeys(roots) if consumers.get(n, 0) == 0]
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for _, parent in node.parents:
+            consumers[parent] -= 1
+            if consumers[parent] == 0:
+                ready.append(parent)
+    return order
+
+
+def backward(roots, cotangents, keep_all=False):
+    """Reverse pass from ``roots`` seeded with ``cotangents``.
+
+    Returns a dict mapping leaf nodes (and every node when ``keep_all``) to
+    their accumulated cotangent.  Cotangents of inner nodes are dropped as soon
+    as they have been passed on, so memory falls while the pass runs.
+    """
+    grads = {}
+    for node, g in zip(roots, cotangents):
+        grads[node] = g if node not in grads else _ops.add(grads[node], g)
+    kept = {}
+    add = _ops.add
+    for node in toposort(roots):
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        if keep_all or node.prim is None:
+            kept[node] = g
+        prim = node.prim
+        if prim is None:
+            continue
+        args = node.args
+        kwargs = node.kwargs
+        for argnum, parent in node.parents:
+            contribution = prim.vjps[argnum](g, node.ans, *args, **kwargs)
+            previous = grads.get(parent)
+            grads[parent] = contribution if previous is None else add(previous, contribution)
+    return kept
+
+
+class no_grad:
+    """Context manager (and decorator) that stops recording on the imperative tape.
+
+    Inside it, operations on ``tensor(..., requires_grad=True)`` give plain
+    tensors, as in PyTorch; functional transforms (``grad``, ``jvp``, ...) still
+    work, since they open their own levels.
+
+    >>> import nablab
+    >>> w = nablab.tensor([1.0, 2.0], requires_grad=True)
+    >>> with nablab.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self):
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapped.__name__ = getattr(fn, "__name__", "wrapped")
+        wrapped.__doc__ = getattr(fn, "__doc__", None)
+        return wrapped
+
+
+def is_grad_enabled() -> bool:
+    return _grad_mode.enabled
+
+
+class _Ops:
+    """The op namespace, filled in by :mod:`nablab.autodiff.ops` at import.
+
+    The core and the box need ``add``, ``broadcast_to`` and the operators, but
+    the ops are defined on top of the core: this late binding breaks the cycle.
+    """
+
+
+_ops = _Ops()
+
+
+def _float_array(data, dtype=None):
+    arr = np.asarray(data, dtype=dtype)
+    if dtype is None and arr.dtype.kind in "iub":
+        arr = arr.astype(np.float64)
+    return arr
+
+
+class Tensor:
+    """A value the engine can differentiate.
+
+    Inside a function given to a transform (``grad``, ``jvp``, ...) the
+    arguments arrive as tensors; use the operators and ``nablab``'s functions
+    on them.  Built by hand with :func:`nablab.tensor`, a tensor with
+    ``requires_grad=True`` records the operations applied to it, and
+    :meth:`backward` fills ``.grad`` of such leaves, as in PyTorch.
+
+    ``.grad`` accumulates across ``backward`` calls (as in PyTorch): set it
+    to ``None`` or call ``.grad.zero_()`` between steps.
+    """
+
+    __slots__ = ("_value", "_level", "_node", "_tangent", "__weakref__")
+    # Make NumPy defer to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
+    __array_ufunc__ = None
+    __array_priority__ = 1000.0
+
+    def __init__(self, value, level=CONSTANT, node=None, tangent=None):
+        self._value = value
+        self._level = level
+        self._node = node
+        self._tangent = tangent
+
+    # ----- what it holds
+    @property
+    def shape(self):
+        return shape_of(self._value)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    @property
+    def dtype(self):
+        return np.asarray(value_of(self._value)).dtype
+
+    @property
+    def data(self):
+        """The plain NumPy array underneath (no graph)."""
+        return np.asarray(value_of(self))
+
+    def numpy(self):
+        return np.asarray(value_of(self))
+
+    def item(self):
+        return np.asarray(value_of(self)).item()
+
+    def tolist(self):
+        return np.asarray(value_of(self)).tolist()
+
+    def detach(self):
+        """The same value as a constant: gradients do not flow through it."""
+        return Tensor(value_of(self))
+
+    def __len__(self):
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d tensor")
+        return shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __float__(self):
+        return float(value_of(self))
+
+    def __int__(self):
+        return int(value_of(self))
+
+    def __bool__(self):
+        return bool(value_of(self))
+
+    def __array__(self, dtype=None, copy=None):
+        arr = np.asarray(value_of(self))
+        return arr.astype(dtype) if dtype is not None else arr
+
+    def __repr__(self):
+        body = np.array2string(np.asarray(value_of(self)), separator=", ", prefix="tensor(")
+        extra = ""
+        if self._level == IMPERATIVE and self._node is not None:
+            extra = ", requires_grad=True"
+        elif self._level > IMPERATIVE:
+            kind = "forward" if self._level in _forward_levels else "reverse"
+            extra = f", traced at {kind} level {self._level}"
+        return f"tensor({body}{extra})"
+
+    __hash__ = object.__hash__
+
+    # ----- the imperative face
+    @property
+    def requires_grad(self):
+        return self._node is not None
+
+    @property
+    def is_leaf(self):
+        return self._node is None or self._node.prim is None
+
+    @property
+    def grad(self):
+        """Accumulated gradient of a leaf after ``backward()`` (``None`` before)."""
+        node = self._node
+        return None if node is None else node.grad
+
+    @grad.setter
+    def grad(self, value):
+        if self._node is None:
+            raise RuntimeError("this tensor does not require grad; it has no .grad to set")
+        self._node.grad = None if value is None else Tensor(_float_array(value_of(value)))
+
+    def zero_(self):
+        """Fill with zeros in place (for ``.grad.zero_()``)."""
+        self._check_inplace("zero_")
+        self._value = np.zeros_like(self._value)
+        return self
+
+    def backward(self, gradient=None):
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        ``gradient`` is the output cotangent; it may be omitted for a scalar.
+        The graph is kept, so calling it again accumulates again.
+        """
+        if self._level != IMPERATIVE or self._node is None:
+            raise RuntimeError(
+                "backward() needs a tensor computed from tensor(..., requires_grad=True); "
+                "this one does not depend on any such tensor"
+            )
+        if gradient is None:
+            if self.shape != ():
+                raise RuntimeError(
+                    f"backward() without a gradient needs a scalar; this tensor has shape "
+                    f"{self.shape}: pass gradient= of that shape"
+                )
+            gradient = np.ones_like(np.asarray(value_of(self)))
+        else:
+            gradient = np.asarray(value_of(gradient), dtype=self.dtype)
+            if gradient.shape != self.shape:
+                raise ShapeError(
+                    f"backward(): gradient has shape {gradient.shape} but the tensor has "
+                    f"shape {self.shape}"
+                )
+        for leaf, g in backward([self._node], [gradient]).items():
+            g = value_of(g)
+            if leaf.grad is None:
+                leaf.grad = Tensor(np.array(g, dtype=self.dtype, copy=True))
+            else:
+                leaf.grad._value = leaf.grad._value + g
+
+    def _check_inplace(self, what):
+        if self._level > IMPERATIVE or (
+            self._level == IMPERATIVE and self._node is not None and _grad_mode.enabled
+        ):
+            raise RuntimeError(
+                f"in-place {what} on a tensor that is being differentiated; update "
+                "parameters inside `with nablab.no_grad():`, or write y = x + ... instead"
+            )
+
+    def _inplace(self, op, other, name):
+        self._check_inplace(name)
+        self._value = np.asarray(op(self._value, value_of(other)), dtype=np.asarray(self._value).dtype)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(np.add, other, "+=")
+
+    def __isub__(self, other):
+        return self._inplace(np.subtract, other, "-=")
+
+    def __imul__(self, other):
+        return self._inplace(np.multiply, other, "*=")
+
+    def __itruediv__(self, other):
+        return self._inplace(np.true_divide, other, "/=")
+
+    def __setitem__(self, index, value):
+        self._check_inplace("item assignment")
+        self._value[index] = value_of(value)
+
+    # ----- operators
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops.subtract(other, self)
+
+    def __mul__(self, other):
+        return _ops.multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops.multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops.divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.divide(other, self)
+
+    def __pow__(self, other):
+        return _ops.power(self, other)
+
+    def __rpow__(self, other):
+        return _ops.power(other, self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __neg__(self):
+        return _ops.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def __getitem__(self, index):
+        return _ops.getitem(self, index)
+
+    # Comparisons give plain boolean arrays: they have no derivative.
+    def __lt__(self, other):
+        return value_of(self) < value_of(other)
+
+    def __le__(self, other):
+        return value_of(self) <= value_of(other)
+
+    def __gt__(self, other):
+        return value_of(self) > value_of(other)
+
+    def __ge__(self, other):
+        return value_of(self) >= value_of(other)
+
+    def __eq__(self, other):
+        return value_of(self) == value_of(other)
+
+    def __ne__(self, other):
+        return value_of(self) != value_of(other)
+
+    # ----- method forms of common functions
+    @property
+    def T(self):
+        return _ops.transpose(self)
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _ops.min(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.transpose(self, axes or None)
+
+    def astype(self, dtype):
+        return _ops.astype(self, dtype)
+
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    def relu(self):
+        return _ops.relu(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def dot(self, other):
+        return _ops.dot(self, other)

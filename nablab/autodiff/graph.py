@@ -1,0 +1,194 @@
+"""Capture a computation as a graph you can look at: DOT text, SVG or PNG.
+
+>>> import nablab as nb
+>>> g = nb.trace(lambda x, y: (x + y) * (y + 1), 1.0, 2.0)
+>>> g.backward()
+>>> [(n["op"], n["value"], n["grad"]) for n in g.nodes]
+[('x', 1.0, 3.0), ('y', 2.0, 6.0), ('add', 3.0, 3.0), ('add', 3.0, 3.0), ('multiply', 9.0, 1.0)]
+>>> print(g.to_dot().splitlines()[0])
+digraph computation {
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from nablab.autodiff.core import Node, Tensor, backward, close_level, new_level, toposort, value_of
+from nablab.autodiff.transforms import _as_input
+
+RENDER_FORMATS = ("svg", "png", "pdf")
+INSTALL_HINT = (
+    "Graphviz's `dot` program is not installed, so the graph cannot be drawn. Install it "
+    "(Debian/Ubuntu: `sudo apt-get install graphviz`; macOS: `brew install graphviz`; "
+    "conda: `conda install graphviz`), or use `.to_dot()`, which needs nothing."
+)
+
+
+def _format_value(v, limit=6):
+    arr = np.asarray(value_of(v))
+    if arr.size == 1:
+        return f"{arr.item():.6g}"
+    if arr.size <= limit:
+        return np.array2string(arr, precision=4, separator=", ", suppress_small=True).replace("\n", "")
+    return f"min {arr.min():.4g}, max {arr.max():.4g}"
+
+
+class Graph:
+    """A traced computation: inputs, primitive applications, constants and the output.
+
+    ``nodes`` is a list of dicts (``id``, ``op``, ``shape``, ``value``,
+    ``grad``, ``inputs``) in evaluation order; ``grad`` is filled by
+    :meth:`backward`.  ``value`` is the output.
+    """
+
+    def __init__(self, output, inputs, names):
+        self.value = value_of(output)
+        self._output = output
+        self._inputs = inputs
+        self._names = names
+        self._grads = {}
+        self._build()
+
+    def _build(self):
+        out_node = self._output._node if isinstance(self._output, Tensor) else None
+        order = list(reversed(toposort([out_node]))) if out_node is not None else []
+        # Inputs first, in argument order, even if unused.
+        order = list(self._inputs) + [n for n in order if n.prim is not None]
+        ids = {node: i for i, node in enumerate(order)}
+        self._order = order
+        self.nodes, self.constants, self.edges = [], [], []
+        for node in order:
+            i = ids[node]
+            inputs = []
+            if node.prim is not None:
+                parent_of = dict(node.parents)
+                for argnum, arg in enumerate(node.args):
+                    if argnum in parent_of:
+                        inputs.append(ids[parent_of[argnum]])
+                    elif _is_numeric(arg):
+                        c = f"c{len(self.constants)}"
+                        self.constants.append({"id": c, "value": _format_value(arg), "shape": np.shape(arg)})
+                        inputs.append(c)
+                    for src in inputs[-1:]:
+                        self.edges.append((src, i, argnum))
+            self.nodes.append({
+                "id": i,
+                "op": self._names[node] if node.prim is None else node.prim.name,
+                "shape": tuple(np.shape(value_of(node.ans))),
+                "value": _scalar_or_array(node.ans),
+                "grad": None,
+                "inputs": inputs,
+            })
+
+    def backward(self):
+        """Reverse pass from the output (a scalar); stores every node's gradient."""
+        if not isinstance(self._output, Tensor):
+            raise ValueError("the traced function's output does not depend on its inputs")
+        out = np.asarray(self.value)
+        if out.shape != ():
+            raise ValueError(f"backward needs a scalar output; this one has shape {out.shape}")
+        self._grads = backward([self._output._node], [np.ones_like(out)], keep_all=True)
+        for node, entry in zip(self._order, self.nodes):
+            g = self._grads.get(node)
+            entry["grad"] = None if g is None else _scalar_or_array(g)
+        return None
+
+    def to_dot(self):
+        """The graph in Graphviz's DOT language (works without Graphviz installed)."""
+        lines = [
+            "digraph computation {",
+            "  rankdir=LR;",
+            '  node [shape=box, style="rounded,filled", fillcolor="#f5f5f5", fontname="Helvetica", fontsize=11];',
+            '  edge [fontname="Helvetica", fontsize=9, color="#555555"];',
+        ]
+        for n in self.nodes:
+            parts = [f"<b>{_escape(n['op'])}</b>"]
+            if n["shape"]:
+                parts.append(f"shape {n['shape']}")
+            parts.append(f"value {_escape(_format_value(n['value']))}")
+            if n["grad"] is not None:
+                parts.append(f'<font color="#b03030">grad {_escape(_format_value(n["grad"]))}</font>')
+            fill = "#dbe9f6" if not n["inputs"] else "#f5f5f5"
+            lines.append(f'  n{n["id"]} [label=<{"<br/>".join(parts)}>, fillcolor="{fill}"];')
+        for c in self.constants:
+            lines.append(f'  {c["id"]} [label=<{_escape(c["value"])}>, shape=ellipse, fillcolor="#ffffff"];')
+        for src, dst, argnum in self.edges:
+            src_name = src if isinstance(src, str) else f"n{src}"
+            lines.append(f"  {src_name} -> n{dst};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def render(self, path):
+        """Draw to ``path`` (``.svg``, ``.png`` or ``.pdf``) with Graphviz's ``dot``."""
+        path = Path(path)
+        fmt = path.suffix.lstrip(".").lower()
+        if fmt not in RENDER_FORMATS:
+            raise ValueError(f"render: cannot write {path.name!r}; use a name ending in .svg, .png or .pdf")
+        dot = shutil.which("dot")
+        if dot is None:
+            raise RuntimeError(INSTALL_HINT)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            subprocess.run([dot, f"-T{fmt}", "-o", tmp], input=self.to_dot().encode(), check=True,
+                           capture_output=True, timeout=60)
+            os.replace(tmp, path)
+        except subprocess.CalledProcessError as err:
+            raise RuntimeError(f"dot failed: {err.stderr.decode(errors='replace')}") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    def _repr_svg_(self):
+        if shutil.which("dot") is None:
+            return None
+        return subprocess.run(["dot", "-Tsvg"], input=self.to_dot().encode(), capture_output=True,
+                              check=True, timeout=60).stdout.decode()
+
+
+def _is_numeric(x):
+    return isinstance(x, (int, float, np.number, np.ndarray, Tensor)) and not isinstance(x, bool)
+
+
+def _scalar_or_array(x):
+    arr = np.asarray(value_of(x))
+    return arr.item() if arr.size == 1 and arr.ndim == 0 else arr
+
+
+def _escape(text):
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def trace(f, *args, names=None):
+    """Run ``f(*args)`` and capture its computation graph.
+
+    Input nodes are named after ``f``'s parameters (or ``names``).  Call
+    ``.backward()`` on the result to add gradients, then ``.to_dot()`` or
+    ``.render("graph.svg")``.
+    """
+    if names is None:
+        try:
+            params = list(inspect.signature(f).parameters)
+        except (TypeError, ValueError):
+            params = []
+        names = params[: len(args)] if len(params) >= len(args) else [f"x{i}" for i in range(len(args))]
+    if len(names) != len(args):
+        raise ValueError(f"trace: {len(names)} names for {len(args)} arguments")
+    level = new_level()
+    inputs = [Node.leaf(_as_input(a, f"trace: argument {i}")) for i, a in enumerate(args)]
+    try:
+        out = f(*[Tensor(n.ans, level, n) for n in inputs])
+    finally:
+        close_level(level)
+    if isinstance(out, Tensor) and out._level != level:
+        out = value_of(out)
+    return Graph(out, inputs, dict(zip(inputs, names)))
