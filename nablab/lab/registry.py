@@ -1,0 +1,326 @@
+"""Experiments registered under claim ids, and the context they run in.
+
+An experiment is a plain function ``fn(ctx) -> Result`` in a module of
+:mod:`nablab.lab.experiments`, registered with :func:`experiment`:
+
+>>> from nablab.lab.registry import Context, Result, experiment
+>>> def one_hot_demo(ctx: Context) -> Result:       # doctest: +SKIP
+...     words = "This exam is a midterm exam".lower().split()
+...     vocab = sorted(set(words))
+...     return Result("reproduced", {"vocab": vocab}, "One row per word.")
+>>> experiment("data.one-hot")(one_hot_demo)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+import re
+import traceback
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
+
+__all__ = ["Result", "Context", "experiment", "registered", "run", "load_errors",
+           "parse_params", "parse_value", "to_jsonable", "STATUSES", "RESULT_STATUSES"]
+
+#: Statuses an experiment may return.
+RESULT_STATUSES = ("agrees", "disagrees", "reproduced", "needs-data")
+#: All statuses a report can show ("error": the experiment raised or returned
+#: something invalid; "not-implemented": no experiment is registered).
+STATUSES = RESULT_STATUSES + ("error", "not-implemented")
+
+
+@dataclass
+class Result:
+    """What an experiment found.
+
+    ``computed`` holds JSON-able numbers, lists and strings (NumPy values are
+    converted); ``seed_says`` quotes the seed's answer where it gives one.
+    """
+
+    status: str
+    computed: dict
+    summary: str
+    seed_says: str | None = None
+    figures: list[str] = field(default_factory=list)
+    details: str = ""
+
+
+@dataclass
+class Context:
+    """Where and how an experiment runs.
+
+    >>> ctx = Context(out_dir=Path("."), quick=True, seed=0, params={"steps": "20"})
+    >>> ctx.param("steps", 100)
+    20
+    >>> float(ctx.rng().standard_normal()) == float(ctx.rng().standard_normal())
+    False
+    """
+
+    out_dir: Path
+    quick: bool = False
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+    claim_id: str = ""
+    figures: list[str] = field(default_factory=list)
+    used_params: set = field(default_factory=set)
+    _rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def rng(self) -> np.random.Generator:
+        """The experiment's generator, seeded from ``seed`` and the claim id.
+
+        Every call returns the same generator (so draws continue one stream),
+        and a claim draws the same numbers whether it runs alone or in a full
+        report.
+        """
+        if self._rng is None:
+            self._rng = np.random.default_rng([self.seed, zlib.crc32(self.claim_id.encode())])
+        return self._rng
+
+    def param(self, name: str, default: Any) -> Any:
+        """``params[name]`` converted to the type of ``default``, or ``default``."""
+        self.used_params.add(name)
+        if name not in self.params:
+            return default
+        return _convert(name, self.params[name], default)
+
+    def savefig(self, fig, name: str) -> str:
+        """Save a matplotlib figure as PNG in ``out_dir``, close it, return the file name.
+
+        The file name is prefixed with the claim id so experiments never
+        overwrite each other's figures.
+        """
+        stem = name[:-4] if name.lower().endswith(".png") else name
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", stem):
+            raise ValueError(f"figure name {name!r} must be a plain file name "
+                             "(letters, digits, '_', '-', '.'; no folders)")
+        file = f"{self.claim_id}--{stem}.png" if self.claim_id else f"{stem}.png"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fig.savefig(self.out_dir / file, dpi=110, bbox_inches="tight")
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        if file not in self.figures:
+            self.figures.append(file)
+        return file
+
+
+def _convert(name: str, value: Any, default: Any) -> Any:
+    def bad(expected):
+        return ValueError(f"parameter {name}={value!r}: expected {expected} "
+                          f"(like the default {default!r})")
+
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOLS:
+            return _BOOLS[value.lower()]
+        raise bad("true or false")
+    if isinstance(default, int):
+        if isinstance(value, str):
+            value = parse_value(value)
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad("an integer")
+    if isinstance(default, float):
+        if isinstance(value, str):
+            value = parse_value(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad("a number")
+    if isinstance(default, str):
+        return value if isinstance(value, str) else str(value)
+    if isinstance(default, (list, tuple)):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if default:
+            items = [_convert(name, v, default[0]) for v in items]
+        return type(default)(items)
+    return value
+
+
+_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--param`` value: bool, int, float, comma list, else the string.
+
+    >>> parse_value("3"), parse_value("0.5"), parse_value("true"), parse_value("1,2")
+    (3, 0.5, True, [1, 2])
+    """
+    if "," in text:
+        return [parse_value(t.strip()) for t in text.split(",")]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(items: list[str] | None) -> dict:
+    """Turn ``["key=value", ...]`` into a dict of parsed values.
+
+    >>> parse_params(["steps=10", "lr=0.1"])
+    {'steps': 10, 'lr': 0.1}
+    """
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--param expects key=value with an identifier key, got {item!r}")
+        out[key] = parse_value(value.strip())
+    return out
+
+
+def to_jsonable(obj: Any, where: str = "computed") -> Any:
+    """Convert NumPy values and containers to plain JSON types.
+
+    Non-finite floats become the strings "nan", "inf" and "-inf" so the JSON
+    stays valid. Anything else raises ``TypeError`` naming where it was.
+
+    >>> to_jsonable({"a": np.arange(3), "b": np.float64("nan")})
+    {'a': [0, 1, 2], 'b': 'nan'}
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: array of dtype {obj.dtype} is not JSON-able")
+        return to_jsonable(obj.tolist(), where)
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{where}: {type(obj).__name__} is not JSON-able")
+
+
+# -- registration ---------------------------------------------------------------
+
+_REGISTRY: dict[str, Callable[[Context], Result]] = {}
+_TITLES: dict[str, str] = {}
+_LOAD_ERRORS: dict[str, str] = {}
+_loaded = False
+
+
+def experiment(claim_id: str, *, title: str | None = None):
+    """Register ``fn(ctx) -> Result`` as the experiment for ``claim_id``.
+
+    The id must be in :mod:`nablab.lab.claims`; a second, different function
+    for the same id is an error.
+    """
+    if claim_id not in CLAIMS_BY_ID:
+        raise UnknownClaimError([claim_id])
+
+    def register(fn):
+        old = _REGISTRY.get(claim_id)
+        # Re-importing the same module (e.g. importlib.reload) is not a duplicate.
+        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__,
+                                                                      fn.__qualname__):
+            raise ValueError(f"claim {claim_id!r} already has an experiment: "
+                             f"{old.__module__}.{old.__qualname__}; refusing "
+                             f"{fn.__module__}.{fn.__qualname__}")
+        _REGISTRY[claim_id] = fn
+        if title:
+            _TITLES[claim_id] = title
+        return fn
+
+    return register
+
+
+def _load_experiments() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import nablab.lab.experiments as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        name = f"{pkg.__name__}.{info.name}"
+        try:
+            importlib.import_module(name)
+        except Exception:  # one broken module must not hide every other experiment
+            _LOAD_ERRORS[name] = traceback.format_exc()
+
+
+def registered() -> dict[str, Callable[[Context], Result]]:
+    """Import every module of :mod:`nablab.lab.experiments`; return id -> function."""
+    _load_experiments()
+    return dict(_REGISTRY)
+
+
+def load_errors() -> dict[str, str]:
+    """Experiment modules that failed to import: module name -> traceback."""
+    _load_experiments()
+    return dict(_LOAD_ERRORS)
+
+
+def title(claim_id: str) -> str | None:
+    """The title given at registration, if any."""
+    return _TITLES.get(claim_id)
+
+
+def run(claim_id: str, ctx: Context) -> Result:
+    """Run one experiment; exceptions and invalid results become status "error".
+
+    The traceback goes into ``details`` so the report can show it.
+    """
+    fns = registered()
+    if claim_id not in fns:
+        if claim_id not in CLAIMS_BY_ID:
+            raise UnknownClaimError([claim_id])
+        return Result("not-implemented", {}, "No experiment is registered for this claim yet.")
+    if not ctx.claim_id:
+        ctx.claim_id = claim_id
+    try:
+        result = fns[claim_id](ctx)
+        return _validated(result, ctx)
+    except Exception as exc:
+        return Result("error", {}, f"The experiment failed: {type(exc).__name__}: {exc}",
+                      figures=list(ctx.figures), details=traceback.format_exc())
+
+
+def _validated(result: Any, ctx: Context) -> Result:
+    if not isinstance(result, Result):
+        raise TypeError(f"the experiment returned {type(result).__name__}, expected Result")
+    if result.status not in RESULT_STATUSES:
+        raise ValueError(f"status {result.status!r} is not one of {', '.join(RESULT_STATUSES)}")
+    if not isinstance(result.computed, dict):
+        raise TypeError(f"computed is a {type(result.computed).__name__}, expected a dict")
+    if result.seed_says is not None and not isinstance(result.seed_says, str):
+        raise TypeError(f"seed_says is a {type(result.seed_says).__name__}, expected str or None")
+    result.computed = to_jsonable(result.computed)
+    figures = list(ctx.figures)
+    figures += [f for f in result.figures if f not in figures]
+    missing = [f for f in figures if not (ctx.out_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"figure file(s) {', '.join(missing)} not found in {ctx.out_dir}")
+    result.figures = figures
+    return result
