@@ -63,7 +63,7 @@ def nondifferentiable(fn):
         return fn(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
 
     wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
+    wrapped.__doc__ = f"``numpy.{fn.__name__}`` on the plain values: no derivative flows through it."
     return wrapped
 
 

@@ -129,8 +129,8 @@ def jvp(f, primals, tangents):
     """Forward mode: ``(f(*primals), J @ tangents)`` in one pass.
 
     >>> import numpy as np, nablab as nb
-    >>> nb.jvp(nb.sin, (np.array(0.0),), (np.array(2.0),))
-    (array(0.), array(2.))
+    >>> nb.jvp(nb.sin, (np.array([0.0, np.pi]),), (np.array([2.0, 1.0]),))
+    (array([0.0000000e+00, 1.2246468e-16]), array([ 2., -1.]))
     """
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):

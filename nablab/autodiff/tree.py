@@ -18,36 +18,37 @@ from __future__ import annotations
 def tree_flatten(tree):
     """Leaves in a fixed order (dict keys sorted) and a spec to rebuild the tree."""
     leaves = []
+    return leaves, _walk(tree, leaves)
 
-    def walk(node):
-        if isinstance(node, dict):
-            keys = sorted(node)
-            return ("dict", keys, [walk(node[k]) for k in keys])
-        if isinstance(node, (list, tuple)) and not _is_namedtuple(node):
-            return (type(node).__name__, None, [walk(v) for v in node])
-        if node is None:
-            return ("none", None, None)
-        leaves.append(node)
-        return ("leaf", None, None)
 
-    return leaves, walk(tree)
+def _walk(node, leaves):
+    # A module-level function, not a recursive closure: a closure that refers to
+    # itself is a reference cycle, which would keep the leaves (and their graphs) alive.
+    if isinstance(node, dict):
+        keys = sorted(node)
+        return ("dict", keys, [_walk(node[k], leaves) for k in keys])
+    if isinstance(node, (list, tuple)) and not _is_namedtuple(node):
+        return (type(node).__name__, None, [_walk(v, leaves) for v in node])
+    if node is None:
+        return ("none", None, None)
+    leaves.append(node)
+    return ("leaf", None, None)
 
 
 def tree_unflatten(spec, leaves):
-    it = iter(leaves)
+    return _build(spec, iter(leaves))
 
-    def build(s):
-        kind, keys, children = s
-        if kind == "leaf":
-            return next(it)
-        if kind == "none":
-            return None
-        built = [build(c) for c in children]
-        if kind == "dict":
-            return dict(zip(keys, built))
-        return tuple(built) if kind == "tuple" else built
 
-    return build(spec)
+def _build(spec, leaves):
+    kind, keys, children = spec
+    if kind == "leaf":
+        return next(leaves)
+    if kind == "none":
+        return None
+    built = [_build(c, leaves) for c in children]
+    if kind == "dict":
+        return dict(zip(keys, built))
+    return tuple(built) if kind == "tuple" else built
 
 
 def tree_map(fn, tree, *rest):
