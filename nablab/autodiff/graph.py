@@ -148,6 +148,51 @@ class Graph:
                 os.unlink(tmp)
         return path
 
+    def plot(self, ax=None):
+        """Draw the graph with matplotlib (no Graphviz needed); returns the figure.
+
+        Columns are depths from the inputs; each box shows op, value and, after
+        :meth:`backward`, the gradient.
+        """
+        import matplotlib.pyplot as plt
+
+        depth = {}
+        for n in self.nodes:
+            depth[n["id"]] = 1 + max((depth[i] for i in n["inputs"] if not isinstance(i, str)), default=-1)
+        for src, dst, _ in self.edges:
+            if isinstance(src, str):
+                depth[src] = depth[dst] - 1
+        columns = {}
+        for key in [n["id"] for n in self.nodes] + [c["id"] for c in self.constants]:
+            columns.setdefault(depth[key], []).append(key)
+        pos = {}
+        for d, keys in columns.items():
+            for k, key in enumerate(keys):
+                pos[key] = (d, (len(keys) - 1) / 2 - k)
+        width = max(columns, default=0) + 1
+        height = max((len(v) for v in columns.values()), default=1)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(2.3 * width + 1, 1.3 * height + 1))
+        for src, dst, _ in self.edges:
+            ax.annotate("", xy=pos[dst], xytext=pos[src],
+                        arrowprops=dict(arrowstyle="-|>", color="#555555", shrinkA=28, shrinkB=28))
+        for n in self.nodes:
+            lines = [n["op"]]
+            if n["shape"]:
+                lines.append(f"shape {n['shape']}")
+            lines.append(f"value {_format_value(n['value'])}")
+            if n["grad"] is not None:
+                lines.append(f"grad {_format_value(n['grad'])}")
+            ax.text(*pos[n["id"]], "\n".join(lines), ha="center", va="center", fontsize=9,
+                    bbox=dict(boxstyle="round", fc="#dbe9f6" if not n["inputs"] else "#f5f5f5", ec="#333333"))
+        for c in self.constants:
+            ax.text(*pos[c["id"]], c["value"], ha="center", va="center", fontsize=9,
+                    bbox=dict(boxstyle="circle", fc="white", ec="#777777"))
+        ax.set_xlim(-0.6, width - 0.4)
+        ax.set_ylim(-height / 2 - 0.2, height / 2 + 0.2)
+        ax.axis("off")
+        return ax.figure
+
     def _repr_svg_(self):
         if shutil.which("dot") is None:
             return None

@@ -62,3 +62,15 @@ def test_render_without_graphviz_says_how_to_install(monkeypatch, tmp_path):
 def test_render_refuses_unknown_formats(tmp_path):
     with pytest.raises(ValueError, match="graph.txt"):
         nb.trace(seed_function, 1.0, 2.0).render(tmp_path / "graph.txt")
+
+
+def test_plot_draws_every_node_without_graphviz():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    g = nb.trace(seed_function, 1.0, 2.0)
+    g.backward()
+    fig = g.plot()
+    texts = [t.get_text() for t in fig.axes[0].texts if not isinstance(t, matplotlib.text.Annotation)]
+    assert len(texts) == len(g.nodes) + len(g.constants)
+    assert any("grad 6" in t for t in texts)
