@@ -3,7 +3,7 @@
 >>> from nablab.arch import summary
 >>> s = summary("input 3x112x112, conv3-64, maxpool2, fc-100")
 >>> s.totals["params"], s.rows[-1]["rf"]
-(20073316, (116, 116))
+(20072292, (114, 114))
 
 NumPy-free pure Python; :func:`nablab.arch.to_torch.to_torch` builds the same
 network in PyTorch for cross-checks.

@@ -173,6 +173,25 @@ class Summary:
                 + "</tfoot></table>" + f"<p><small>{esc(self.notes)}</small></p>")
 
 
+def resolve(spec_or_model, input_shape=None) -> tuple[list[Layer], tuple[int, ...]]:
+    """Parse a spec (or a model's ``arch_spec()``) and settle the input shape."""
+    spec = spec_or_model
+    if not isinstance(spec, str):
+        if hasattr(spec, "arch_spec"):
+            spec = spec.arch_spec()
+        else:
+            raise TypeError(f"expected a spec string or a model with arch_spec(), "
+                            f"got {type(spec_or_model).__name__}")
+    layers = parse_spec(spec)
+    if input_shape is None:
+        if layers[0].kind != "input":
+            raise ValueError("no input shape: start the spec with 'input CxHxW' or pass input_shape=")
+        input_shape = layers[0].shape
+    elif isinstance(input_shape, str):
+        input_shape = parse_shape(input_shape)
+    return layers, tuple(int(s) for s in input_shape)
+
+
 def summary(spec_or_model, input_shape=None) -> Summary:
     """Summarise a network given as a spec string (see :mod:`nablab.arch.spec`).
 
@@ -182,25 +201,11 @@ def summary(spec_or_model, input_shape=None) -> Summary:
 
     >>> s = summary("conv3-64, maxpool2, fc-10", input_shape="3x112x112")
     >>> s.totals["params"], s["conv3-64"]["output_shape"]
-    (2008832, (64, 112, 112))
-    >>> print(summary("input 1x28x28, conv3-4").to_csv().splitlines()[2].split(",")[:5])
-    ['1', 'conv3-4', 'conv', '4x26x26', '40']
+    (2008842, (64, 112, 112))
+    >>> print(summary("input 1x28x28, conv3-4/p0").to_csv().splitlines()[2].split(",")[:5])
+    ['2', 'conv3-4/p0', 'conv', '4x26x26', '40']
     """
-    spec = spec_or_model
-    if not isinstance(spec, str):
-        if hasattr(spec, "arch_spec"):
-            spec = spec.arch_spec()
-        else:
-            raise TypeError(f"summary() takes a spec string or a model with arch_spec(), "
-                            f"got {type(spec_or_model).__name__}")
-    layers = parse_spec(spec)
-    if input_shape is None:
-        if layers[0].kind != "input":
-            raise ValueError("no input shape: start the spec with 'input CxHxW' or pass input_shape=")
-        input_shape = layers[0].shape
-    elif isinstance(input_shape, str):
-        input_shape = parse_shape(input_shape)
-    input_shape = tuple(int(s) for s in input_shape)
+    layers, input_shape = resolve(spec_or_model, input_shape)
     state, batch = input_state(input_shape)
     lead = (batch,) if batch is not None else ()
 
