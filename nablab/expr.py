@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import keyword
 import operator
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -277,7 +278,9 @@ def parse(text: str, variables: Sequence[str]) -> Expression:
 def _compile(piece: str, offset: int, text: str, names: tuple[str, ...]) -> tuple[_Instr, ...]:
     """Check one expression's tree and flatten it into postfix order (iteratively)."""
     try:
-        tree = ast.parse(piece, mode="eval")
+        with warnings.catch_warnings():  # e.g. "1if": the whitelist decides, not a warning
+            warnings.simplefilter("ignore")
+            tree = ast.parse(piece, mode="eval")
     except SyntaxError as exc:
         col = offset + (exc.offset or 1)
         raise ExpressionError(f"syntax error: {exc.msg}", text, col) from None
@@ -301,7 +304,9 @@ def _compile(piece: str, offset: int, text: str, names: tuple[str, ...]) -> tupl
     while stack:
         node, done = stack.pop()
         if done:
-            program.append(_emit(node, column(node)))
+            col = _operator_column(node, end_column, text) if isinstance(node, ast.BinOp) \
+                else column(node)
+            program.append(_emit(node, col))
             continue
         children = _check(node, names, column, end_column, text, fail)
         stack.append((node, True))
@@ -338,11 +343,8 @@ def _check(node, names, column, end_column, text, fail) -> list:
     if isinstance(node, ast.BinOp):
         if type(node.op) not in _BINARY:
             sym = _REFUSED_BINARY.get(type(node.op), type(node.op).__name__)
-            col = end_column(node.left)
-            # Point at the operator itself, past any spaces after the left operand.
-            while col <= len(text) and text[col - 1] in " \t()":
-                col += 1
-            fail(f"operator '{sym}' is not allowed; use + - * / ** @", col)
+            fail(f"operator '{sym}' is not allowed; use + - * / ** @",
+                 _operator_column(node, end_column, text))
         return [node.left, node.right]
     if isinstance(node, ast.Call):
         func = node.func
@@ -369,6 +371,14 @@ def _check(node, names, column, end_column, text, fail) -> list:
     if isinstance(node, ast.Attribute):
         fail(f"attribute access (.{node.attr}) is not allowed", _dot(node, end_column, text))
     fail(_REFUSED_NODES.get(type(node), f"{type(node).__name__} is not allowed"), column(node))
+
+
+def _operator_column(node, end_column, text) -> int:
+    """Column of a binary operator: past the left operand's spaces and closing parens."""
+    col = end_column(node.left)
+    while col <= len(text) and text[col - 1] in " \t)":
+        col += 1
+    return col
 
 
 def _dot(node, end_column, text) -> int:

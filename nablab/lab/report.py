@@ -94,6 +94,7 @@ def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, see
     try:
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
+        registry.registered()  # import the experiment modules now, not inside the first claim's time
         records = []
         for claim_id in ids:
             record, _ = run_claim(claim_id, tmp, quick, seed)
@@ -103,6 +104,7 @@ def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, see
         meta = run_metadata(seed=seed, quick=quick, only=only, started=started,
                             seconds=time.perf_counter() - t0)
         write_report(tmp, records, meta)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a report is meant to be read
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,432 @@
+"""The ``nablab`` command line (also ``python -m nablab``).
+
+>>> from typer.testing import CliRunner
+>>> CliRunner().invoke(app, ["jacobian", "x * y", "--vars", "x,y", "--at", "2,3", "--json"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nablab.expr import ExpressionError, parse
+
+app = typer.Typer(
+    name="nablab",
+    help="nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+lab_app = typer.Typer(help="List and run single lab experiments.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+console = Console()
+err_console = Console(stderr=True)
+
+_STATUS_STYLE = {
+    "agrees": "green", "reproduced": "blue", "disagrees": "dark_orange", "needs-data": "magenta",
+    "error": "bold red", "not-implemented": "dim",
+}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    """Print an error (plain text, so carets stay aligned) and exit."""
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import nablab
+
+        console.print(f"nablab {nablab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims."""
+
+
+# -- reproduce --------------------------------------------------------------------
+
+
+@app.command()
+def reproduce(
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder (replaced atomically)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated claim ids to run."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes, for a fast check."),
+    seed: int = typer.Option(0, "--seed", help="Base random seed."),
+) -> None:
+    """Run the lab's experiments and write OUT/index.html and OUT/claims.json.
+
+    Example: nablab reproduce --out report/ --only autodiff.graph,data.one-hot --quick
+    """
+    from nablab.lab.claims import UnknownClaimError
+    from nablab.lab.report import reproduce as run_report
+
+    ids = [s.strip() for s in only.split(",") if s.strip()] if only else None
+
+    def progress(record):
+        style = _STATUS_STYLE.get(record["status"], "")
+        console.print(f"  [{style}]{record['status']:>15}[/]  {record['id']}"
+                      f"  [dim]{record['seconds']:.2f} s[/]", highlight=False)
+
+    start = time.perf_counter()
+    try:
+        records = run_report(out, only=ids, quick=quick, seed=seed, progress=progress)
+    except (UnknownClaimError, FileExistsError) as exc:
+        _fail(str(exc))
+    total = time.perf_counter() - start
+
+    table = Table(title="Claims", show_lines=False)
+    table.add_column("claim")
+    table.add_column("status")
+    table.add_column("s", justify="right")
+    table.add_column("verdict", overflow="fold")
+    for r in records:
+        style = _STATUS_STYLE.get(r["status"], "")
+        verdict = "" if r["status"] == "not-implemented" else r["summary"]
+        table.add_row(r["id"], f"[{style}]{r['status']}[/]", f"{r['seconds']:.2f}", verdict)
+    console.print(table)
+    counts = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    console.print(f"{len(records)} claims ({summary}) in {total:.1f} s; "
+                  f"report: {Path(out) / 'index.html'}", highlight=False)
+    if counts.get("error"):
+        raise typer.Exit(1)
+
+
+# -- jacobian ---------------------------------------------------------------------
+
+
+def _parse_vars(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",")]
+    if not all(names):
+        _fail(f"--vars {text!r}: empty variable name; give names like w1,w2")
+    return names
+
+
+def _parse_point(text: str, names: list[str]) -> np.ndarray:
+    values = []
+    for i, item in enumerate(text.split(",")):
+        try:
+            values.append(float(item))
+        except ValueError:
+            _fail(f"--at {text!r}: item {i + 1} ({item.strip()!r}) is not a number")
+    if len(values) != len(names):
+        _fail(f"--at gives {len(values)} value(s) but --vars names {len(names)} "
+              f"({', '.join(names)})")
+    return np.array(values, dtype=np.float64)
+
+
+def _parse_or_fail(text: str, names: list[str]):
+    try:
+        return parse(text, names)
+    except ExpressionError as exc:
+        _fail(str(exc))
+
+
+def jacobians(expression, at: np.ndarray, eps: float) -> dict:
+    """Value and Jacobian of the stacked expressions at ``at``, four ways.
+
+    Returns ``value`` and ``forward_difference``, ``central_difference``,
+    ``forward_mode``, ``reverse_mode`` (each m x n).
+
+    >>> import numpy as np
+    >>> from nablab.expr import parse
+    >>> j = jacobians(parse("x * y", ["x", "y"]), np.array([2.0, 3.0]), 1e-3)
+    >>> j["reverse_mode"].tolist()
+    [[3.0, 2.0]]
+    """
+    import nablab as nb
+
+    names = expression.variables
+
+    def f(w):  # one vector in, one vector out: what jacfwd/jacrev expect
+        outs = expression.evaluate({name: w[i] for i, name in enumerate(names)})
+        for k, o in enumerate(outs):
+            if np.ndim(o) != 0:
+                raise ExpressionError(f"expression {k + 1} ({expression.sources[k]}) gives "
+                                      f"shape {np.shape(o)}, not a scalar", expression.text, None)
+        return nb.stack(outs)
+
+    def value(w):
+        return np.asarray(f(w), dtype=np.float64)
+
+    f0 = value(at)
+    n = len(at)
+    fwd_diff = np.empty((len(f0), n))
+    central = np.empty((len(f0), n))
+    for j in range(n):
+        step = np.zeros(n)
+        step[j] = eps
+        fwd_diff[:, j] = (value(at + step) - f0) / eps
+        central[:, j] = (value(at + step) - value(at - step)) / (2 * eps)
+    return {
+        "value": f0,
+        "forward_difference": fwd_diff,
+        "central_difference": central,
+        "forward_mode": np.asarray(nb.jacfwd(f)(at)).reshape(len(f0), n),
+        "reverse_mode": np.asarray(nb.jacrev(f)(at)).reshape(len(f0), n),
+    }
+
+
+def _num(x: float) -> str:
+    return f"{x:.10g}"
+
+
+@app.command()
+def jacobian(
+    expressions: str = typer.Argument(..., help="Expressions separated by ';'."),
+    vars: str = typer.Option(..., "--vars", help="Comma-separated variable names."),
+    at: str = typer.Option(..., "--at", help="Comma-separated point, one value per variable."),
+    eps: float = typer.Option(0.01, "--eps", help="Step of the finite differences."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Value and Jacobian by finite differences, forward mode and reverse mode.
+
+    Example: nablab jacobian "exp(w1) + exp(2*w2); w1*w2 + max(w1, w2)" --vars w1,w2 --at 1,-1
+
+    Allowed: numbers, the variables, + - * / ** @, and exp log sqrt abs tanh
+    sigmoid relu sin cos max min sum mean logsumexp.
+    """
+    names = _parse_vars(vars)
+    point = _parse_point(at, names)
+    if not (math.isfinite(eps) and eps > 0):
+        _fail(f"--eps {eps}: the step must be a positive finite number")
+    expr = _parse_or_fail(expressions, names)
+    try:
+        res = jacobians(expr, point, eps)
+    except ExpressionError as exc:
+        _fail(str(exc))
+
+    if as_json:
+        from nablab.lab.registry import to_jsonable
+
+        doc = {"expressions": list(expr.sources), "variables": names, "at": point, "eps": eps,
+               **res}
+        typer.echo(json.dumps(to_jsonable(doc, "jacobian"), indent=2))
+        return
+
+    where = ", ".join(f"{n} = {_num(v)}" for n, v in zip(names, point))
+    vt = Table(title=f"Value at {where}")
+    vt.add_column("f")
+    vt.add_column("expression", overflow="fold")
+    vt.add_column("value", justify="right")
+    for i, (src, v) in enumerate(zip(expr.sources, res["value"])):
+        vt.add_row(f"f{i + 1}", src, _num(v))
+    console.print(vt)
+
+    methods = [("forward_difference", f"forward diff (eps={eps:g})"),
+               ("central_difference", "central diff"), ("forward_mode", "forward mode"),
+               ("reverse_mode", "reverse mode")]
+    jt = Table(title="Jacobian")
+    jt.add_column("entry")
+    for _, label in methods:
+        jt.add_column(label, justify="right")
+    m, n = res["reverse_mode"].shape
+    for i in range(m):
+        for j in range(n):
+            jt.add_row(f"d f{i + 1} / d {names[j]}", *(_num(res[k][i, j]) for k, _ in methods))
+    console.print(jt)
+    ref = res["reverse_mode"]
+    gaps = ", ".join(f"{label}: {np.max(np.abs(res[k] - ref)):.3g}" for k, label in methods[:3])
+    console.print(f"max |difference| from reverse mode: {gaps}", highlight=False)
+
+
+# -- graph ------------------------------------------------------------------------
+
+
+@app.command()
+def graph(
+    expression: str = typer.Argument(..., help="One expression."),
+    vars: str = typer.Option(..., "--vars", help="Comma-separated variable names."),
+    at: str = typer.Option(..., "--at", help="Comma-separated point, one value per variable."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .svg, .png, .pdf or .dot."),
+) -> None:
+    """Draw the computation graph of EXPRESSION with values and gradients.
+
+    Example: nablab graph "(x + y) * (y + 1)" --vars x,y --at 1,2 --out graph.svg
+
+    SVG, PNG and PDF need Graphviz's `dot`; a .dot file needs nothing.
+    """
+    import nablab as nb
+
+    names = _parse_vars(vars)
+    point = _parse_point(at, names)
+    suffix = out.suffix.lower()
+    if suffix not in (".svg", ".png", ".pdf", ".dot"):
+        _fail(f"--out {str(out)!r}: use a name ending in .svg, .png, .pdf or .dot")
+    expr = _parse_or_fail(expression, names)
+    if len(expr) != 1:
+        _fail(f"graph draws one expression; got {len(expr)} separated by ';'")
+    try:
+        g = nb.trace(lambda *args: expr(*args)[0], *point, names=names)
+        g.backward()
+    except ExpressionError as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # e.g. the expression does not depend on the variables
+        _fail(f"cannot draw {expr.sources[0]!r}: {exc}")
+
+    table = Table(title="Graph nodes")
+    for col in ("node", "op", "value", "gradient"):
+        table.add_column(col, justify="right" if col in ("value", "gradient") else "left")
+    for node in g.nodes:
+        grad = node["grad"]
+        table.add_row(str(node["id"]), node["op"], _fmt(node["value"]),
+                      "" if grad is None else _fmt(grad))
+    console.print(table)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".dot":
+        out.write_text(g.to_dot(), encoding="utf-8")
+    else:
+        try:
+            g.render(out)
+        except RuntimeError as exc:
+            dot_file = out.with_suffix(".dot")
+            dot_file.write_text(g.to_dot(), encoding="utf-8")
+            _fail(f"{exc}\nThe DOT source was written to {dot_file}.", code=1)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _fmt(v) -> str:
+    arr = np.asarray(v)
+    return _num(float(arr)) if arr.size == 1 else np.array2string(arr, precision=4)
+
+
+# -- lab --------------------------------------------------------------------------
+
+
+@lab_app.command("list")
+def lab_list() -> None:
+    """List every claim, its seed, and whether an experiment is registered.
+
+    Example: nablab lab list
+    """
+    from nablab.lab import CLAIMS, load_errors, registered
+
+    fns = registered()
+    table = Table(title=f"{len(CLAIMS)} claims ({len(fns)} with an experiment)")
+    # Ids and seeds stay whole; statements are cut to the width that is left.
+    id_w = max(len(c.id) for c in CLAIMS)
+    seed_w = max(len(c.seed) for c in CLAIMS)
+    room = max(20, console.width - id_w - seed_w - 10 - 13)
+    table.add_column("claim", no_wrap=True, min_width=id_w)
+    table.add_column("seed", no_wrap=True, min_width=seed_w)
+    table.add_column("experiment", no_wrap=True, min_width=10)
+    table.add_column("statement", no_wrap=True)
+    for c in CLAIMS:
+        text = c.statement if len(c.statement) <= room else c.statement[:room - 1] + "…"
+        table.add_row(c.id, c.seed, "yes" if c.id in fns else "[dim]not yet[/]", text)
+    console.print(table)
+    for module, tb in load_errors().items():
+        err_console.print(f"warning: {module} failed to import:\n{tb}", markup=False,
+                          highlight=False)
+
+
+@lab_app.command("run")
+def lab_run(
+    claim_id: str = typer.Argument(..., help="Claim id, as shown by `nablab lab list`."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p",
+                                              help="Override a parameter: key=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Folder for figures and result.json [default: runs/ID]."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes, for a fast check."),
+    seed: int = typer.Option(0, "--seed", help="Base random seed."),
+) -> None:
+    """Run one experiment and print what it computed.
+
+    Example: nablab lab run theory.gd-1d-divergence --param steps=50 --out runs/gd --quick
+    """
+    from nablab.lab import CLAIMS_BY_ID, registered
+    from nablab.lab.claims import UnknownClaimError
+    from nablab.lab.registry import parse_params, to_jsonable
+    from nablab.lab.report import run_claim, use_agg
+
+    if claim_id not in CLAIMS_BY_ID:
+        _fail(str(UnknownClaimError([claim_id])))
+    fns = registered()
+    if claim_id not in fns:
+        _fail(f"claim {claim_id!r} has no experiment yet; claims with one: "
+              f"{', '.join(sorted(fns)) or '(none)'}")
+    try:
+        params = parse_params(param)
+    except ValueError as exc:
+        _fail(str(exc))
+    folder = out if out is not None else Path("runs") / claim_id
+    folder.mkdir(parents=True, exist_ok=True)
+    use_agg()
+    record, ctx = run_claim(claim_id, folder, quick, seed, params)
+    (folder / "result.json").write_text(
+        json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+    style = _STATUS_STYLE.get(record["status"], "")
+    console.print(f"[bold]{claim_id}[/] ({record['seed']}): [{style}]{record['status']}[/] "
+                  f"in {record['seconds']:.2f} s", highlight=False)
+    console.print(record["summary"], markup=False)
+    if record["seed_says"]:
+        console.print(f"seed says: {record['seed_says']}", markup=False)
+    if record["computed"]:
+        table = Table(title="Computed")
+        table.add_column("key")
+        table.add_column("value", overflow="fold")
+        for k, v in record["computed"].items():
+            table.add_row(str(k), v if isinstance(v, str) else json.dumps(v))
+        console.print(table)
+    for fig in record["figures"]:
+        console.print(f"figure: {folder / fig}", highlight=False)
+    if record["details"]:
+        console.print(record["details"], markup=False, highlight=False)
+    unused = sorted(set(params) - ctx.used_params)
+    if unused:
+        err_console.print(f"warning: parameter(s) {', '.join(unused)} not used by {claim_id}",
+                          markup=False)
+    console.print(f"result: {folder / 'result.json'}", highlight=False)
+    if record["status"] == "error":
+        raise typer.Exit(1)
+
+
+# -- arch (provided by nablab.arch when present) -----------------------------------
+
+try:
+    from nablab.arch.cli import arch_command
+except ImportError as _arch_error:
+    _missing = getattr(_arch_error, "name", None)
+    if _missing not in ("nablab.arch", "nablab.arch.cli"):
+        # The module exists but could not be imported: say so instead of hiding the command.
+        _reason = f"{type(_arch_error).__name__}: {_arch_error}"
+
+        @app.command("arch", context_settings={"allow_extra_args": True,
+                                               "ignore_unknown_options": True})
+        def arch_unavailable() -> None:
+            """Layer arithmetic (unavailable: its module failed to import).
+
+            Example: nablab arch --help
+            """
+            _fail(f"nablab arch is unavailable: {_reason}", code=1)
+else:
+    app.command("arch")(arch_command)
+
+
+def main() -> None:
+    """Entry point of the ``nablab`` script."""
+    app(prog_name="nablab")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The report writer: files, fields, error handling and the atomic swap."""
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from nablab.lab import registry, report  # noqa: E402
+from nablab.lab.claims import CLAIMS, UnknownClaimError  # noqa: E402
+from nablab.lab.registry import Context, Result  # noqa: E402
+
+
+def good(ctx: Context) -> Result:
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    ctx.savefig(fig, "line")
+    import numpy as np
+
+    return Result("agrees", {"value": np.float64(3.5), "vec": np.arange(3), "bad": float("nan")},
+                  "Computed 3.5 <b>bold</b>; the seed says 3.5.", seed_says="It is 3.5.")
+
+
+def broken(ctx: Context) -> Result:
+    raise RuntimeError("boom in the experiment")
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    fns = {"autodiff.graph": good, "data.one-hot": broken}
+    monkeypatch.setattr(registry, "registered", lambda: dict(fns))
+    monkeypatch.setattr(registry, "load_errors", lambda: {})
+    return fns
+
+
+def read_claims(out: Path) -> dict:
+    return {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
+
+
+def test_writes_html_and_json_with_all_fields(tmp_path, fake_registry):
+    out = tmp_path / "report"
+    records = report.reproduce(out, quick=True)
+    assert (out / "index.html").is_file()
+    claims = read_claims(out)
+    assert list(claims) == [c.id for c in CLAIMS]  # every claim, catalogue order
+    assert len(records) == len(CLAIMS)
+    g = claims["autodiff.graph"]
+    for field in ("id", "seed", "status", "computed", "seed_says", "figures", "summary", "seconds"):
+        assert field in g
+    assert g["status"] == "agrees"
+    assert g["seed"] == "003 Q5"
+    assert g["computed"] == {"value": 3.5, "vec": [0, 1, 2], "bad": "nan"}
+    assert g["seed_says"] == "It is 3.5."
+    assert g["figures"] == ["autodiff.graph--line.png"]
+    assert (out / g["figures"][0]).is_file()
+    assert g["seconds"] >= 0
+    html = (out / "index.html").read_text()
+    assert '<img src="autodiff.graph--line.png"' in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html  # summaries are escaped, not injected
+    assert 'id="autodiff.graph"' in html and 'href="#autodiff.graph"' in html
+    assert "http://" not in html and "https://" not in html  # opens offline
+    assert "<script" not in html
+    # no temporary or backup folders left beside the report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_error_in_an_experiment_is_reported_not_fatal(tmp_path, fake_registry):
+    out = tmp_path / "r"
+    report.reproduce(out)
+    c = read_claims(out)["data.one-hot"]
+    assert c["status"] == "error"
+    assert "boom in the experiment" in c["summary"]
+    assert read_claims(out)["autodiff.graph"]["status"] == "agrees"
+    html = (out / "index.html").read_text()
+    assert "RuntimeError: boom in the experiment" in html  # the traceback is shown
+
+
+def test_not_implemented_claims_are_listed(tmp_path, fake_registry):
+    out = tmp_path / "r"
+    report.reproduce(out)
+    claims = read_claims(out)
+    missing = [cid for cid, c in claims.items() if c["status"] == "not-implemented"]
+    assert len(missing) == len(CLAIMS) - 2
+    assert "theory.gd-rate" in missing
+    assert "not-implemented: 32" in (out / "index.html").read_text()
+
+
+def test_only_runs_a_subset(tmp_path, fake_registry):
+    out = tmp_path / "r"
+    records = report.reproduce(out, only=["data.one-hot", "autodiff.graph"])
+    assert [r["id"] for r in records] == ["autodiff.graph", "data.one-hot"]
+    assert list(read_claims(out)) == ["autodiff.graph", "data.one-hot"]
+
+
+def test_only_with_unknown_id_names_it_and_lists_valid_ones(tmp_path, fake_registry):
+    with pytest.raises(UnknownClaimError) as info:
+        report.reproduce(tmp_path / "r", only=["autodiff.graph", "no.such-claim"])
+    msg = str(info.value)
+    assert "'no.such-claim'" in msg and "optim.sgd-min-norm" in msg
+    assert not (tmp_path / "r").exists()
+
+
+def test_failure_while_writing_keeps_the_previous_report(tmp_path, fake_registry, monkeypatch):
+    out = tmp_path / "r"
+    report.reproduce(out, only=["autodiff.graph"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full while writing")
+
+    monkeypatch.setattr(report, "_render", fail)
+    with pytest.raises(OSError, match="disk full"):
+        report.reproduce(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # tmp folder removed
+
+
+def test_failure_during_swap_restores_the_previous_report(tmp_path, fake_registry, monkeypatch):
+    out = tmp_path / "r"
+    report.reproduce(out, only=["autodiff.graph"])
+    before = (out / "claims.json").read_text()
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if ".tmp-" in str(src):
+            raise OSError("rename failed")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(report.os, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        report.reproduce(out)
+    assert (out / "claims.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_rerun_replaces_the_report(tmp_path, fake_registry):
+    out = tmp_path / "r"
+    report.reproduce(out, only=["autodiff.graph"])
+    report.reproduce(out, only=["data.one-hot"])
+    assert list(read_claims(out)) == ["data.one-hot"]
+    assert not (out / "autodiff.graph--line.png").exists()
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_report(tmp_path, fake_registry):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a nablab report"):
+        report.reproduce(precious)
+    assert (precious / "thesis.tex").read_text() == "keep me"
+
+
+def test_progress_callback_sees_each_claim(tmp_path, fake_registry):
+    seen = []
+    report.reproduce(tmp_path / "r", only=["autodiff.graph", "theory.gd-rate"],
+                     progress=lambda r: seen.append((r["id"], r["status"])))
+    assert seen == [("theory.gd-rate", "not-implemented"), ("autodiff.graph", "agrees")]
+
+
+def test_run_metadata_records_versions_and_seed(tmp_path, fake_registry):
+    out = tmp_path / "r"
+    report.reproduce(out, only=["autodiff.graph"], seed=7, quick=True)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["seed"] == 7 and meta["quick"] is True
+    assert "numpy" in meta["versions"] and "python" in meta["versions"]
+    assert meta["counts"] == {"agrees": 1}
