@@ -22,12 +22,13 @@ from nablab.expr import ExpressionError, parse
 
 app = typer.Typer(
     name="nablab",
-    help="nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-lab_app = typer.Typer(help="List and run single lab experiments.", no_args_is_help=True)
+lab_app = typer.Typer(
+    help="List and run single lab experiments.\n\nExample: nablab lab list",
+    no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 
 console = Console()
@@ -56,7 +57,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
-    """nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims."""
+    """nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims.
+
+    Example: nablab jacobian "x * y + exp(x)" --vars x,y --at 1,2
+    """
 
 
 # -- reproduce --------------------------------------------------------------------
@@ -318,9 +322,9 @@ def lab_list() -> None:
 
     Example: nablab lab list
     """
-    from nablab.lab import CLAIMS, load_errors, registered
+    from nablab.lab import CLAIMS, registry
 
-    fns = registered()
+    fns = registry.registered()
     table = Table(title=f"{len(CLAIMS)} claims ({len(fns)} with an experiment)")
     # Ids and seeds stay whole; statements are cut to the width that is left.
     id_w = max(len(c.id) for c in CLAIMS)
@@ -334,7 +338,7 @@ def lab_list() -> None:
         text = c.statement if len(c.statement) <= room else c.statement[:room - 1] + "…"
         table.add_row(c.id, c.seed, "yes" if c.id in fns else "[dim]not yet[/]", text)
     console.print(table)
-    for module, tb in load_errors().items():
+    for module, tb in registry.load_errors().items():
         err_console.print(f"warning: {module} failed to import:\n{tb}", markup=False,
                           highlight=False)
 
@@ -353,14 +357,14 @@ def lab_run(
 
     Example: nablab lab run theory.gd-1d-divergence --param steps=50 --out runs/gd --quick
     """
-    from nablab.lab import CLAIMS_BY_ID, registered
+    from nablab.lab import CLAIMS_BY_ID, registry
     from nablab.lab.claims import UnknownClaimError
     from nablab.lab.registry import parse_params, to_jsonable
     from nablab.lab.report import run_claim, use_agg
 
     if claim_id not in CLAIMS_BY_ID:
         _fail(str(UnknownClaimError([claim_id])))
-    fns = registered()
+    fns = registry.registered()
     if claim_id not in fns:
         _fail(f"claim {claim_id!r} has no experiment yet; claims with one: "
               f"{', '.join(sorted(fns)) or '(none)'}")

@@ -1,0 +1,250 @@
+"""The command line: help texts, jacobian, graph, lab and reproduce."""
+
+import doctest
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import nablab.cli
+from nablab.cli import app
+from nablab.lab import registry
+from nablab.lab.claims import CLAIMS
+from nablab.lab.registry import Result
+
+runner = CliRunner()
+SEED_F = "exp(exp(w1) + exp(2*w2)) + sigmoid(exp(w1) + exp(2*w2)); w1*w2 + max(w1, w2)"
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,), cmd
+        if hasattr(cmd, "commands"):  # a group (typer vendors its own click classes)
+            yield from _commands(cmd, prefix + (name,))
+
+
+ALL_COMMANDS = [()] + [path for path, _ in _commands(typer.main.get_command(app))]
+
+
+def test_every_command_is_there():
+    assert {("reproduce",), ("jacobian",), ("graph",), ("lab",), ("lab", "list"),
+            ("lab", "run")} <= set(ALL_COMMANDS)
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "nablab")
+def test_help_has_an_example(path):
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+    assert "Usage: nablab" in result.output
+
+
+def test_python_dash_m_works():
+    out = subprocess.run([sys.executable, "-m", "nablab", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "jacobian" in out.stdout and "reproduce" in out.stdout
+
+
+# -- jacobian ---------------------------------------------------------------------
+
+
+def seed_function(w):
+    """The seed's (f1, f2), written out by hand in NumPy."""
+    u = np.exp(w[0]) + np.exp(2 * w[1])
+    return np.array([np.exp(u) + 1 / (1 + np.exp(-u)), w[0] * w[1] + max(w[0], w[1])])
+
+
+def seed_jacobian(w):
+    u = np.exp(w[0]) + np.exp(2 * w[1])
+    s = 1 / (1 + np.exp(-u))
+    d = np.exp(u) + s * (1 - s)
+    # At (1, -1) max(w1, w2) = w1, so d max / d w = (1, 0).
+    return np.array([[d * np.exp(w[0]), d * 2 * np.exp(2 * w[1])], [w[1] + 1, w[0]]])
+
+
+def test_jacobian_json_matches_hand_derivation():
+    result = invoke("jacobian", SEED_F, "--vars", "w1,w2", "--at", "1,-1", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    w = np.array([1.0, -1.0])
+    assert doc["variables"] == ["w1", "w2"] and doc["eps"] == 0.01
+    np.testing.assert_allclose(doc["value"], seed_function(w), rtol=1e-14)
+    exact = seed_jacobian(w)
+    np.testing.assert_allclose(doc["forward_mode"], exact, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(doc["reverse_mode"], exact, rtol=1e-12, atol=1e-15)
+    eps = 0.01
+    fd = np.stack([(seed_function(w + eps * e) - seed_function(w)) / eps for e in np.eye(2)], 1)
+    cd = np.stack([(seed_function(w + eps * e) - seed_function(w - eps * e)) / (2 * eps)
+                   for e in np.eye(2)], 1)
+    np.testing.assert_allclose(doc["forward_difference"], fd, rtol=1e-10)
+    np.testing.assert_allclose(doc["central_difference"], cd, rtol=1e-10)
+    # the forward difference with this step is visibly off; central is much closer
+    assert abs(fd[0, 0] - exact[0, 0]) > 0.5 > 20 * abs(cd[0, 0] - exact[0, 0])
+
+
+def test_jacobian_tables_show_all_four_methods():
+    result = invoke("jacobian", SEED_F, "--vars", "w1,w2", "--at", "1,-1", "--eps", "0.001")
+    assert result.exit_code == 0, result.output
+    for label in ("forward diff (eps=0.001)", "central diff", "forward mode", "reverse mode",
+                  "d f1 / d w2", "18.29593226"):
+        assert label in result.output
+    assert f"{seed_jacobian(np.array([1.0, -1.0]))[0, 0]:.10g}" in result.output
+
+
+def test_jacobian_refuses_code_and_runs_nothing(tmp_path):
+    target = tmp_path / "pwned"
+    result = invoke("jacobian", f"__import__('os').system('touch {target}')", "--vars", "x",
+                    "--at", "1")
+    assert result.exit_code == 2
+    assert "attribute access (.system) is not allowed (column 17)" in result.output
+    assert "^" in result.output
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["x + y", "--vars", "x,y", "--at", "1"], "--at gives 1 value(s) but --vars names 2"),
+    (["x", "--vars", "x", "--at", "one"], "item 1 ('one') is not a number"),
+    (["x", "--vars", "x,,y", "--at", "1,2"], "empty variable name"),
+    (["x", "--vars", "x", "--at", "1", "--eps", "0"], "--eps 0.0"),
+    (["x + zz", "--vars", "x", "--at", "1"], "unknown name 'zz'"),
+    (["x @ x", "--vars", "x", "--at", "1"], "cannot evaluate '@'"),
+])
+def test_jacobian_errors_name_the_problem(args, message):
+    result = invoke("jacobian", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_jacobian_of_a_constant_row_is_zero():
+    result = invoke("jacobian", "3; x * y", "--vars", "x,y", "--at", "2,5", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["reverse_mode"] == [[0.0, 0.0], [5.0, 2.0]]
+    assert doc["forward_mode"] == [[0.0, 0.0], [5.0, 2.0]]
+
+
+# -- graph ------------------------------------------------------------------------
+
+
+def test_graph_writes_dot_with_values_and_gradients(tmp_path):
+    out = tmp_path / "g.dot"
+    result = invoke("graph", "(x + y) * (y + 1)", "--vars", "x,y", "--at", "1,2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    dot = out.read_text()
+    assert dot.startswith("digraph")
+    assert "grad 6" in dot  # d/dy (x + y)(y + 1) = (y + 1) + (x + y) = 6 at (1, 2)
+    assert "multiply" in result.output
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_graph_renders_svg(tmp_path):
+    out = tmp_path / "sub" / "g.svg"
+    result = invoke("graph", "x * exp(y)", "--vars", "x,y", "--at", "1,0", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "<svg" in out.read_text()
+
+
+def test_graph_errors(tmp_path):
+    r = invoke("graph", "x; x", "--vars", "x", "--at", "1", "--out", str(tmp_path / "g.svg"))
+    assert r.exit_code == 2 and "one expression" in r.output
+    r = invoke("graph", "x", "--vars", "x", "--at", "1", "--out", str(tmp_path / "g.txt"))
+    assert r.exit_code == 2 and "'" + str(tmp_path / "g.txt") + "'" in r.output
+    r = invoke("graph", "2", "--vars", "x", "--at", "1", "--out", str(tmp_path / "g.dot"))
+    assert r.exit_code == 2 and "does not depend" in r.output
+
+
+# -- lab and reproduce -----------------------------------------------------------
+
+
+def fake_experiment(ctx):
+    steps = ctx.param("steps", 10)
+    return Result("agrees", {"steps": steps, "twice": 2 * steps}, f"Ran {steps} steps.",
+                  seed_says="Ten steps.")
+
+
+def failing_experiment(ctx):
+    raise ValueError("bad input 17")
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    fns = {"data.one-hot": fake_experiment, "theory.gd-rate": failing_experiment}
+    monkeypatch.setattr(registry, "registered", lambda: dict(fns))
+    monkeypatch.setattr(registry, "load_errors", lambda: {})
+
+
+def test_lab_list_shows_every_claim(fake_registry):
+    result = invoke("lab", "list")
+    assert result.exit_code == 0, result.output
+    for c in CLAIMS:
+        assert c.id in result.output
+    assert "34 claims (2 with an experiment)" in result.output
+
+
+def test_lab_run_with_params(tmp_path, fake_registry):
+    out = tmp_path / "run"
+    result = invoke("lab", "run", "data.one-hot", "--param", "steps=4", "-p", "typo=1",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "agrees" in result.output and "Ran 4 steps." in result.output
+    assert "parameter(s) typo not used" in result.output
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["computed"] == {"steps": 4, "twice": 8}
+
+
+def test_lab_run_errors(tmp_path, fake_registry):
+    r = invoke("lab", "run", "nope")
+    assert r.exit_code == 2 and "unknown claim id 'nope'" in r.output
+    r = invoke("lab", "run", "cnn.filter-design")
+    assert r.exit_code == 2 and "has no experiment yet" in r.output
+    r = invoke("lab", "run", "data.one-hot", "--param", "steps", "--out", str(tmp_path))
+    assert r.exit_code == 2 and "key=value" in r.output
+    r = invoke("lab", "run", "data.one-hot", "--param", "steps=x", "--out", str(tmp_path))
+    assert r.exit_code == 1 and "steps='x': expected an integer" in r.output
+    r = invoke("lab", "run", "theory.gd-rate", "--out", str(tmp_path))
+    assert r.exit_code == 1 and "bad input 17" in r.output
+
+
+def test_reproduce_writes_report_and_fails_on_errors(tmp_path, fake_registry):
+    out = tmp_path / "report"
+    r = invoke("reproduce", "--out", str(out), "--only", "data.one-hot")
+    assert r.exit_code == 0, r.output
+    assert (out / "index.html").is_file()
+    assert "1 claims (1 agrees)" in r.output
+    r = invoke("reproduce", "--out", str(out), "--quick")
+    assert r.exit_code == 1  # one experiment raised: the report is written, the run fails
+    claims = json.loads((out / "claims.json").read_text())
+    assert len(claims) == len(CLAIMS)
+    assert {c["id"]: c["status"] for c in claims}["theory.gd-rate"] == "error"
+
+
+def test_reproduce_unknown_only_id(tmp_path, fake_registry):
+    r = invoke("reproduce", "--out", str(tmp_path / "r"), "--only", "data.one-hot,bogus.id")
+    assert r.exit_code == 2
+    assert "unknown claim id 'bogus.id'" in r.output and "optim.sgd-min-norm" in r.output
+
+
+def test_doctests():
+    assert doctest.testmod(nablab.cli).failed == 0
+
+
+def test_jacobians_handles_many_variables():
+    from nablab.expr import parse
+
+    names = [f"v{i}" for i in range(5)]
+    e = parse(" + ".join(f"{i + 1}*{n}*{n}" for i, n in enumerate(names)), names)
+    at = np.arange(5.0)
+    res = nablab.cli.jacobians(e, at, 1e-6)
+    np.testing.assert_allclose(res["reverse_mode"][0], 2 * np.arange(1, 6) * at)
+    assert math.isclose(res["value"][0], sum((i + 1) * i * i for i in range(5)))
