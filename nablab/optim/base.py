@@ -1,0 +1,110 @@
+"""The optimizer contract: pure ``init`` and ``update`` functions over trees of arrays.
+
+As in optax, an optimizer is a pair of functions::
+
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    params = apply_updates(params, updates)
+
+Both are written with nablab's operations, so any hyperparameter given as a
+traced value (a learning rate inside ``nablab.grad``) is differentiated
+through the whole run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from nablab.autodiff.core import value_of
+from nablab.autodiff.tree import tree_flatten, tree_map, tree_unflatten
+
+
+class Optimizer(NamedTuple):
+    """``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``."""
+
+    init: Callable[[Any], Any]
+    update: Callable[..., tuple]
+
+
+def apply_updates(params, updates):
+    """``params + updates``, leaf by leaf.
+
+    >>> apply_updates({"w": 1.0}, {"w": -0.5})
+    {'w': 0.5}
+    """
+    return tree_map(lambda p, u: p + u, params, updates)
+
+
+def zeros_like_tree(params):
+    return tree_map(lambda p: np.zeros(np.shape(value_of(p)), dtype=_float_dtype(p)), params)
+
+
+def _float_dtype(p):
+    dtype = np.asarray(value_of(p)).dtype
+    return dtype if dtype.kind == "f" else np.float64
+
+
+def check_finite_float(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
+                       who: str) -> None:
+    """Refuse a hyperparameter outside its range with a message naming it and its value.
+
+    A traced value (inside a transform) is checked through its plain value.
+    """
+    v = np.asarray(value_of(value), dtype=float)
+    if v.ndim != 0:
+        raise ValueError(f"{who}: {name} must be a number, got an array of shape {v.shape}")
+    v = float(v)
+    if not np.isfinite(v):
+        raise ValueError(f"{who}: {name} must be finite, got {v}")
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        interval = f"{lo or '(-inf'}, {hi or 'inf)'}"
+        raise ValueError(f"{who}: {name}={v} is outside {interval}")
+
+
+def learning_rate_at(lr, count):
+    """The learning rate of step ``count`` (0-based): a number, or a schedule called with the count."""
+    return lr(count) if callable(lr) else lr
+
+
+def check_lr(lr, who):
+    if callable(lr):
+        check_finite_float("lr", lr(0), low=0.0, who=who)
+    else:
+        check_finite_float("lr", lr, low=0.0, who=who)
+
+
+def map_leaves(fn, *trees):
+    """Apply ``fn`` to matching leaves of several trees; ``fn`` returns a tuple of k leaves.
+
+    Returns k trees.  Optimizers use it to update (param, grad, m, v, ...) together.
+    """
+    flat = [tree_flatten(t) for t in trees]
+    spec = flat[0][1]
+    n = len(flat[0][0])
+    for i, (leaves, _) in enumerate(flat[1:], start=1):
+        if len(leaves) != n:
+            raise ValueError(f"tree {i} has {len(leaves)} arrays but the parameters have {n}")
+    outs = [fn(*leaves) for leaves in zip(*[f[0] for f in flat])]
+    if not outs:
+        return ()
+    k = len(outs[0])
+    return tuple(tree_unflatten(spec, [o[j] for o in outs]) for j in range(k))
+
+
+def check_grads_match(grads, params, who):
+    g_leaves, _ = tree_flatten(grads)
+    p_leaves, _ = tree_flatten(params)
+    if len(g_leaves) != len(p_leaves):
+        raise ValueError(f"{who}: {len(g_leaves)} gradient arrays for {len(p_leaves)} parameter arrays")
+    for i, (g, p) in enumerate(zip(g_leaves, p_leaves)):
+        if np.shape(value_of(g)) != np.shape(value_of(p)):
+            raise ValueError(
+                f"{who}: gradient {i} has shape {np.shape(value_of(g))} but parameter {i} has shape "
+                f"{np.shape(value_of(p))}"
+            )

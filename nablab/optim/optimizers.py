@@ -1,0 +1,279 @@
+"""SGD, heavy ball, Adagrad, RMSprop, Adam, AdamW and preconditioned SGD as pure pairs.
+
+Formulas, defaults and the placement of ``eps`` follow ``torch.optim`` (the
+tests check trajectories against it to 1e-10 in float64), except
+:func:`heavy_ball`, which is the seeds' delta form.
+
+>>> import numpy as np, nablab as nb
+>>> from nablab import optim
+>>> opt = optim.adam(lr=0.1)
+>>> params = {"w": np.array([1.0, -2.0])}
+>>> state = opt.init(params)
+>>> for _ in range(200):
+...     grads = nb.grad(lambda p: nb.sum(p["w"] ** 2))(params)
+...     updates, state = opt.update(grads, state, params)
+...     params = optim.apply_updates(params, updates)
+>>> bool(np.abs(params["w"]).max() < 1e-2)
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nablab.autodiff import ops
+from nablab.autodiff.core import value_of
+from nablab.autodiff.tree import tree_flatten, tree_unflatten
+from nablab.optim.base import (
+    Optimizer,
+    check_finite_float,
+    check_grads_match,
+    check_lr,
+    learning_rate_at,
+    map_leaves,
+    zeros_like_tree,
+)
+
+
+def _lerp(start, end, weight):
+    """``start + weight (end - start)`` evaluated as torch.lerp does, so float64 runs match it bit for bit."""
+    if value_of(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+def _need_params(params, grads, weight_decay, who):
+    if params is None:
+        if weight_decay:
+            raise ValueError(f"{who}: weight_decay needs the parameters: call update(grads, state, params)")
+        return grads
+    check_grads_match(grads, params, who)
+    return params
+
+
+def sgd(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0) -> Optimizer:
+    """Stochastic gradient descent as in ``torch.optim.SGD``.
+
+    With momentum ``mu``: ``b = g`` on the first step, then ``b = mu b + (1 - dampening) g``;
+    the step is ``b`` (or ``g + mu b`` with Nesterov); ``w -= lr * step``.
+    """
+    who = "sgd"
+    check_lr(lr, who)
+    check_finite_float("momentum", momentum, low=0.0, who=who)
+    check_finite_float("dampening", dampening, low=0.0, high=1.0, who=who)
+    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
+    if nesterov and (value_of(momentum) <= 0 or value_of(dampening) != 0):
+        raise ValueError(f"{who}: nesterov=True needs momentum > 0 and dampening = 0 "
+                         f"(got momentum={value_of(momentum)}, dampening={value_of(dampening)})")
+    use_momentum = value_of(momentum) != 0
+
+    def init(params):
+        return {"count": 0, "momentum": zeros_like_tree(params) if use_momentum else None}
+
+    def update(grads, state, params=None):
+        count = state["count"]
+        lr_t = learning_rate_at(lr, count)
+        params = _need_params(params, grads, weight_decay, who)
+        bufs = state["momentum"] if use_momentum else grads
+
+        def leaf(g, p, buf):
+            if weight_decay:
+                g = g + weight_decay * p
+            if not use_momentum:
+                return -lr_t * g, None
+            buf = g if count == 0 else momentum * buf + (1 - dampening) * g
+            step = g + momentum * buf if nesterov else buf
+            return -lr_t * step, buf
+
+        updates, new_bufs = map_leaves(leaf, grads, params, bufs)
+        return updates, {"count": count + 1, "momentum": new_bufs if use_momentum else None}
+
+    return Optimizer(init, update)
+
+
+def heavy_ball(lr, alpha) -> Optimizer:
+    """Momentum in the seeds' delta form: ``delta = -lr g + alpha delta``; ``w += delta``.
+
+    Starting from ``delta = 0`` it equals :func:`sgd` with momentum ``alpha``
+    and no dampening (the velocity is ``-lr`` times the buffer).
+    """
+    who = "heavy_ball"
+    check_lr(lr, who)
+    check_finite_float("alpha", alpha, low=0.0, who=who)
+
+    def init(params):
+        return {"count": 0, "delta": zeros_like_tree(params)}
+
+    def update(grads, state, params=None):
+        lr_t = learning_rate_at(lr, state["count"])
+        (delta,) = map_leaves(lambda g, d: (-lr_t * g + alpha * d,), grads, state["delta"])
+        return delta, {"count": state["count"] + 1, "delta": delta}
+
+    return Optimizer(init, update)
+
+
+def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
+    """Adagrad as in ``torch.optim.Adagrad``: ``s += g^2``; ``w -= lr g / (sqrt(s) + eps)``."""
+    who = "adagrad"
+    check_lr(lr, who)
+    check_finite_float("lr_decay", lr_decay, low=0.0, who=who)
+    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
+    check_finite_float("initial_accumulator_value", initial_accumulator_value, low=0.0, who=who)
+    check_finite_float("eps", eps, low=0.0, low_open=True, who=who)
+
+    def init(params):
+        leaves, spec = tree_flatten(zeros_like_tree(params))
+        return {"count": 0, "sum": tree_unflatten(spec, [z + initial_accumulator_value for z in leaves])}
+
+    def update(grads, state, params=None):
+        count = state["count"]
+        clr = learning_rate_at(lr, count) / (1 + count * lr_decay)
+        params = _need_params(params, grads, weight_decay, who)
+
+        def leaf(g, p, s):
+            if weight_decay:
+                g = g + weight_decay * p
+            s = s + g * g
+            return -clr * g / (ops.sqrt(s) + eps), s
+
+        updates, sums = map_leaves(leaf, grads, params, state["sum"])
+        return updates, {"count": count + 1, "sum": sums}
+
+    return Optimizer(init, update)
+
+
+def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False) -> Optimizer:
+    """RMSprop as in ``torch.optim.RMSprop`` (``eps`` added after the square root)."""
+    who = "rmsprop"
+    check_lr(lr, who)
+    check_finite_float("alpha", alpha, low=0.0, high=1.0, high_open=True, who=who)
+    check_finite_float("eps", eps, low=0.0, low_open=True, who=who)
+    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
+    check_finite_float("momentum", momentum, low=0.0, who=who)
+    use_momentum = value_of(momentum) != 0
+
+    def init(params):
+        zeros = zeros_like_tree(params)
+        return {"count": 0, "square_avg": zeros,
+                "grad_avg": zeros_like_tree(params) if centered else None,
+                "momentum": zeros_like_tree(params) if use_momentum else None}
+
+    def update(grads, state, params=None):
+        count = state["count"]
+        lr_t = learning_rate_at(lr, count)
+        params = _need_params(params, grads, weight_decay, who)
+        grad_avg = state["grad_avg"] if centered else grads
+        bufs = state["momentum"] if use_momentum else grads
+
+        def leaf(g, p, sq, ga, buf):
+            if weight_decay:
+                g = g + weight_decay * p
+            sq = alpha * sq + (1 - alpha) * g * g
+            if centered:
+                ga = _lerp(ga, g, 1 - alpha)
+                avg = ops.sqrt(sq - ga * ga) + eps
+            else:
+                avg = ops.sqrt(sq) + eps
+            if use_momentum:
+                buf = momentum * buf + g / avg
+                return -lr_t * buf, sq, ga, buf
+            return -lr_t * g / avg, sq, ga, buf
+
+        updates, sq, ga, bufs = map_leaves(leaf, grads, params, state["square_avg"], grad_avg, bufs)
+        return updates, {"count": count + 1, "square_avg": sq, "grad_avg": ga if centered else None,
+                         "momentum": bufs if use_momentum else None}
+
+    return Optimizer(init, update)
+
+
+def _adam(lr, betas, eps, weight_decay, amsgrad, decoupled, who):
+    check_lr(lr, who)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = betas
+    check_finite_float("betas[0]", beta1, low=0.0, high=1.0, high_open=True, who=who)
+    check_finite_float("betas[1]", beta2, low=0.0, high=1.0, high_open=True, who=who)
+    check_finite_float("eps", eps, low=0.0, low_open=True, who=who)
+    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
+
+    def init(params):
+        return {"count": 0, "m": zeros_like_tree(params), "v": zeros_like_tree(params),
+                "v_max": zeros_like_tree(params) if amsgrad else None}
+
+    def update(grads, state, params=None):
+        count = state["count"]
+        t = count + 1
+        lr_t = learning_rate_at(lr, count)
+        params = _need_params(params, grads, weight_decay, who)
+        correction1 = 1 - beta1 ** t
+        correction2_sqrt = (1 - beta2 ** t) ** 0.5
+        step_size = lr_t / correction1
+        v_max = state["v_max"] if amsgrad else grads
+
+        def leaf(g, p, m, v, vm):
+            if weight_decay and not decoupled:
+                g = g + weight_decay * p
+            m = _lerp(m, g, 1 - beta1)
+            v = beta2 * v + (1 - beta2) * g * g
+            if amsgrad:
+                vm = ops.maximum(vm, v)
+                denom = ops.sqrt(vm) / correction2_sqrt + eps
+            else:
+                denom = ops.sqrt(v) / correction2_sqrt + eps
+            step = -step_size * m / denom
+            if weight_decay and decoupled:
+                step = step - lr_t * weight_decay * p
+            return step, m, v, vm
+
+        updates, m, v, vm = map_leaves(leaf, grads, params, state["m"], state["v"], v_max)
+        return updates, {"count": t, "m": m, "v": v, "v_max": vm if amsgrad else None}
+
+    return Optimizer(init, update)
+
+
+def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False) -> Optimizer:
+    """Adam as in ``torch.optim.Adam`` (weight decay added to the gradient, L2 style)."""
+    return _adam(lr, betas, eps, weight_decay, amsgrad, decoupled=False, who="adam")
+
+
+def adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False) -> Optimizer:
+    """AdamW as in ``torch.optim.AdamW``: the decay ``lr * wd * w`` is applied apart from Adam's step."""
+    return _adam(lr, betas, eps, weight_decay, amsgrad, decoupled=True, who="adamw")
+
+
+def preconditioned_sgd(lr, M) -> Optimizer:
+    """``w -= lr M g`` with a fixed matrix ``M`` (d x d) or diagonal (length d).
+
+    ``d`` counts every entry of the parameters (a tree is flattened in order).
+    """
+    who = "preconditioned_sgd"
+    check_lr(lr, who)
+    M_value = np.asarray(value_of(M))
+    if M_value.ndim not in (1, 2) or (M_value.ndim == 2 and M_value.shape[0] != M_value.shape[1]):
+        raise ValueError(f"{who}: M must be a square matrix or a vector (its diagonal); got shape {M_value.shape}")
+    if not np.all(np.isfinite(M_value)):
+        raise ValueError(f"{who}: M has non-finite entries")
+
+    def init(params):
+        leaves, _ = tree_flatten(params)
+        d = int(sum(np.size(value_of(p)) for p in leaves))
+        if M_value.shape[0] != d:
+            raise ValueError(f"{who}: M has shape {M_value.shape} but the parameters have {d} entries")
+        return {"count": 0}
+
+    def update(grads, state, params=None):
+        leaves, spec = tree_flatten(grads)
+        shapes = [np.shape(value_of(g)) for g in leaves]
+        flat = ops.concatenate([ops.reshape(g, (-1,)) for g in leaves]) if len(leaves) > 1 else ops.reshape(leaves[0], (-1,))
+        if flat.shape[0] != M_value.shape[0]:
+            raise ValueError(f"{who}: gradients have {flat.shape[0]} entries but M has shape {M_value.shape}")
+        step = M * flat if M_value.ndim == 1 else ops.matmul(M, flat)
+        step = -learning_rate_at(lr, state["count"]) * step
+        pieces, start = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            pieces.append(ops.reshape(step[start:start + size], shape))
+            start += size
+        return tree_unflatten(spec, pieces), {"count": state["count"] + 1}
+
+    return Optimizer(init, update)
