@@ -165,7 +165,21 @@ def _show(value):
     if len(text) <= 200:
         return Markup("<code>%s</code>") % text
     return Markup("<details><summary><code>%s ...</code></summary><pre>%s</pre></details>") % (
-        text[:80], json.dumps(value, indent=1))
+        text[:80], _pretty(value))
+
+
+def _pretty(value, indent: int = 0, width: int = 100) -> str:
+    """JSON that breaks a container over lines only where it does not fit in ``width``."""
+    flat = json.dumps(value)
+    if len(flat) + indent <= width or not isinstance(value, (list, dict)) or not value:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(value, list):
+        items = [pad + _pretty(v, indent + 2, width) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+    items = [f"{pad}{json.dumps(str(k))}: {_pretty(v, indent + 2, width)}"
+             for k, v in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
 
 
 def _check_replaceable(out: Path) -> None:

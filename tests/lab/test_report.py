@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from nablab.lab import registry, report  # noqa: E402
 from nablab.lab.claims import CLAIMS, UnknownClaimError  # noqa: E402
@@ -168,3 +170,23 @@ def test_run_metadata_records_versions_and_seed(tmp_path, fake_registry):
     assert meta["seed"] == 7 and meta["quick"] is True
     assert "numpy" in meta["versions"] and "python" in meta["versions"]
     assert meta["counts"] == {"agrees": 1}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda kids: st.lists(kids, max_size=6) | st.dictionaries(st.text(max_size=10), kids,
+                                                                max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_JSON)
+def test_pretty_json_round_trips_and_breaks_long_containers(value):
+    text = report._pretty(value, width=60)
+    assert json.loads(text) == value
+    flat = json.dumps(value)
+    if isinstance(value, (list, dict)) and value and len(flat) > 60:
+        assert text.count("\n") >= len(value) + 1  # one line per element plus the brackets
+    else:
+        assert text == flat
