@@ -248,3 +248,15 @@ def test_jacobians_handles_many_variables():
     res = nablab.cli.jacobians(e, at, 1e-6)
     np.testing.assert_allclose(res["reverse_mode"][0], 2 * np.arange(1, 6) * at)
     assert math.isclose(res["value"][0], sum((i + 1) * i * i for i in range(5)))
+
+
+def test_graph_without_graphviz_writes_dot_and_says_how_to_install(tmp_path, monkeypatch):
+    import nablab.autodiff.graph as graph_module
+
+    monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
+    out = tmp_path / "g.svg"
+    r = invoke("graph", "x * x", "--vars", "x", "--at", "3", "--out", str(out))
+    assert r.exit_code == 1
+    assert "graphviz" in r.output.lower()
+    assert not out.exists()
+    assert "grad 6" in (tmp_path / "g.dot").read_text()
