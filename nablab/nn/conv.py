@@ -1,0 +1,218 @@
+"""Convolution and pooling as engine primitives (im2col + one batched GEMM).
+
+Three bilinear primitives close under differentiation, so convolutions nest
+like every other op (a Hessian-vector product through a ConvNet works):
+
+- ``conv(x, w)``: the forward cross-correlation (deep-learning convention, no flip);
+- ``conv_input_grad(g, w)``: its adjoint in ``x``, which is also the transposed convolution;
+- ``conv_weight_grad(x, g)``: its adjoint in ``w``.
+
+The VJP of each is one of the three, with the roles of the arguments exchanged.
+Layouts follow PyTorch: inputs ``(N, C, H, W)``, weights ``(O, C / groups, kh, kw)``.
+Max pooling is a gather of the window maxima and its adjoint a scatter; at ties
+the first maximum in the window (row-major) takes the gradient, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from nablab.autodiff import ops
+from nablab.autodiff.core import ShapeError, primitive, shape_of, value_of
+
+# --------------------------------------------------------------------------- geometry
+
+
+def pair(value, name):
+    """``3 -> (3, 3)``; a pair stays; anything else is refused naming ``name``."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def conv_output_size(size, kernel, stride, padding, dilation):
+    """PyTorch's formula: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
+    if len(x_shape) != 4:
+        raise ShapeError(f"{who}: input must be (N, C, H, W), got shape {x_shape}")
+    if len(w_shape) != 4:
+        raise ShapeError(f"{who}: weight must be (O, C/groups, kh, kw), got shape {w_shape}")
+    N, C, H, W = x_shape
+    O, Cg, kh, kw = w_shape
+    if groups < 1 or C % groups or O % groups:
+        raise ShapeError(f"{who}: groups={groups} must divide the input channels ({C}) and output channels ({O})")
+    if Cg * groups != C:
+        raise ShapeError(
+            f"{who}: input has {C} channels but the weight {w_shape} expects {Cg} x groups={groups} = {Cg * groups}"
+        )
+    Ho = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
+    Wo = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
+    if Ho < 1 or Wo < 1:
+        raise ShapeError(
+            f"{who}: kernel {kh}x{kw} (dilation {dilation}) does not fit the input {H}x{W} padded by {padding}"
+        )
+    return N, C, H, W, O, Cg, kh, kw, Ho, Wo
+
+
+def _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups):
+    """im2col: (groups, N * Ho * Wo, C/groups * kh * kw), one copy of the windows."""
+    N, C = x.shape[:2]
+    if padding != (0, 0):
+        x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
+    span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    win = sliding_window_view(x, span, axis=(2, 3))
+    win = win[:, :, : stride[0] * (Ho - 1) + 1 : stride[0], : stride[1] * (Wo - 1) + 1 : stride[1],
+              :: dilation[0], :: dilation[1]]
+    Cg = C // groups
+    win = win.reshape(N, groups, Cg, Ho, Wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
+    return win.reshape(groups, N * Ho * Wo, Cg * kh * kw)
+
+
+def _grad_rows(g, groups):
+    """(N, O, Ho, Wo) -> (groups, N * Ho * Wo, O / groups)."""
+    N, O, Ho, Wo = g.shape
+    return g.reshape(N, groups, O // groups, Ho, Wo).transpose(1, 0, 3, 4, 2).reshape(groups, N * Ho * Wo, O // groups)
+
+
+# --------------------------------------------------------------------------- the three primitives
+
+
+def _conv(x, w, stride, padding, dilation, groups):
+    N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
+    cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
+    wm = w.reshape(groups, O // groups, Cg * kh * kw).transpose(0, 2, 1)
+    out = np.matmul(cols, wm)  # (groups, N*Ho*Wo, O/groups)
+    return np.ascontiguousarray(out.reshape(groups, N, Ho, Wo, O // groups).transpose(1, 0, 4, 2, 3)).reshape(N, O, Ho, Wo)
+
+
+def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
+    N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding, dilation, groups, "conv2d")
+    if g.shape != (N, O, Ho, Wo):
+        raise ShapeError(f"conv_transpose2d: input has shape {g.shape}, expected {(N, O, Ho, Wo)} for output {x_shape}")
+    dcols = np.matmul(_grad_rows(g, groups), w.reshape(groups, O // groups, Cg * kh * kw))
+    dcols = dcols.reshape(groups, N, Ho, Wo, Cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3).reshape(N, C, kh, kw, Ho, Wo)
+    ph, pw = padding
+    dx = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.result_type(g, w))
+    sh, sw = stride
+    for a in range(kh):
+        r = a * dilation[0]
+        for b in range(kw):
+            c = b * dilation[1]
+            dx[:, :, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw] += dcols[:, :, a, b]
+    return dx[:, :, ph : ph + H, pw : pw + W] if (ph or pw) else dx
+
+
+def _conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups):
+    N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding, dilation, groups, "conv2d")
+    cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
+    dw = np.matmul(_grad_rows(g, groups).transpose(0, 2, 1), cols)  # (groups, O/groups, Cg*kh*kw)
+    return dw.reshape(O, Cg, kh, kw)
+
+
+conv = primitive(_conv, name="conv2d")
+conv_input_grad = primitive(_conv_input_grad, name="conv_transpose2d")
+conv_weight_grad = primitive(_conv_weight_grad, name="conv2d_weight_grad")
+
+conv.defvjp(
+    lambda g, ans, x, w, **k: conv_input_grad(g, w, shape_of(x), **k),
+    lambda g, ans, x, w, **k: conv_weight_grad(x, g, shape_of(w), **k),
+)
+conv.defjvp(
+    lambda t, ans, x, w, **k: conv(t, w, **k),
+    lambda t, ans, x, w, **k: conv(x, t, **k),
+)
+conv_input_grad.defvjp(
+    lambda h, ans, g, w, x_shape, **k: conv(h, w, **k),
+    lambda h, ans, g, w, x_shape, **k: conv_weight_grad(h, g, shape_of(w), **k),
+)
+conv_input_grad.defjvp(
+    lambda t, ans, g, w, x_shape, **k: conv_input_grad(t, w, x_shape, **k),
+    lambda t, ans, g, w, x_shape, **k: conv_input_grad(g, t, x_shape, **k),
+)
+conv_weight_grad.defvjp(
+    lambda h, ans, x, g, w_shape, **k: conv_input_grad(g, h, shape_of(x), **k),
+    lambda h, ans, x, g, w_shape, **k: conv(x, h, **k),
+)
+conv_weight_grad.defjvp(
+    lambda t, ans, x, g, w_shape, **k: conv_weight_grad(t, g, w_shape, **k),
+    lambda t, ans, x, g, w_shape, **k: conv_weight_grad(x, t, w_shape, **k),
+)
+
+# --------------------------------------------------------------------------- gather / scatter (max pooling)
+
+
+def _take_flat(x, index):
+    return x.reshape(-1)[index]
+
+
+def _scatter_flat(g, index, shape):
+    size = int(np.prod(shape))
+    dtype = np.asarray(g).dtype
+    out = np.bincount(index.reshape(-1), weights=np.asarray(g).reshape(-1), minlength=size)
+    return out.astype(dtype if dtype.kind == "f" else np.float64, copy=False).reshape(shape)
+
+
+take_flat = primitive(_take_flat, name="take")
+scatter_flat = primitive(_scatter_flat, name="scatter_add")
+take_flat.defvjp(lambda g, ans, x, index: scatter_flat(g, index, shape_of(x)))
+take_flat.defjvp(lambda t, ans, x, index: take_flat(t, index))
+scatter_flat.defvjp(lambda h, ans, g, index, shape: take_flat(h, index))
+scatter_flat.defjvp(lambda t, ans, g, index, shape: scatter_flat(t, index, shape))
+
+
+def max_pool_indices(x, kernel, stride, padding, dilation):
+    """Flat indices (into ``x``) of each window's first maximum; shape (N, C, Ho, Wo)."""
+    x = np.asarray(value_of(x))
+    N, C, H, W = x.shape
+    kh, kw = kernel
+    if padding[0] * 2 > kh or padding[1] * 2 > kw:
+        raise ShapeError(f"max_pool2d: padding {padding} must be at most half the kernel {kernel}")
+    Ho = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
+    Wo = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
+    if Ho < 1 or Wo < 1:
+        raise ShapeError(f"max_pool2d: kernel {kernel} does not fit the input {H}x{W} padded by {padding}")
+    if (kh, kw) == tuple(stride) and padding == (0, 0) and dilation == (1, 1):
+        # non-overlapping windows: a reshape instead of a window view
+        win = x[:, :, : Ho * kh, : Wo * kw].reshape(N, C, Ho, kh, Wo, kw).transpose(0, 1, 2, 4, 3, 5)
+    else:
+        xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2), constant_values=-np.inf) \
+            if padding != (0, 0) else x
+        span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+        win = sliding_window_view(xp, span, axis=(2, 3))
+        win = win[:, :, : stride[0] * (Ho - 1) + 1 : stride[0], : stride[1] * (Wo - 1) + 1 : stride[1],
+                  :: dilation[0], :: dilation[1]]
+    k = win.reshape(N, C, Ho, Wo, kh * kw).argmax(axis=-1)
+    rows = np.arange(Ho).reshape(-1, 1) * stride[0] - padding[0] + (k // kw) * dilation[0]
+    cols = np.arange(Wo) * stride[1] - padding[1] + (k % kw) * dilation[1]
+    planes = np.arange(N * C).reshape(N, C, 1, 1) * (H * W)
+    return planes + rows * W + cols
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
+    """Max pooling over (N, C, H, W); windows may overlap."""
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    index = max_pool_indices(x, kernel, stride, pair(padding, "padding"), pair(dilation, "dilation"))
+    return take_flat(x, index)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Average pooling over (N, C, H, W) as a convolution with a constant kernel per channel."""
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    padding = pair(padding, "padding")
+    N, C, H, W = shape_of(x)
+    dtype = np.asarray(value_of(x)).dtype
+    ones = np.full((1, 1) + kernel, 1.0 / (kernel[0] * kernel[1]), dtype=dtype)
+    k = dict(stride=stride, padding=padding, dilation=(1, 1), groups=1)
+    out = conv(ops.reshape(x, (N * C, 1, H, W)), ones, **k)
+    if not count_include_pad and padding != (0, 0):
+        covered = _conv(np.ones((1, 1, H, W), dtype=dtype), ones, **k)
+        out = out / covered
+    return ops.reshape(out, (N, C) + shape_of(out)[2:])

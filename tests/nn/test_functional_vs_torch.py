@@ -1,0 +1,225 @@
+"""Convolutions, pooling and losses against PyTorch in float64 (values and all gradients)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import nablab as nb
+from nablab.nn import functional as F
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+settings.register_profile("nn", max_examples=40, deadline=None)
+
+
+def grads_nablab(fn, *arrays):
+    out = fn(*arrays)
+    g_out = np.random.default_rng(1).standard_normal(np.shape(out))
+    _, vjp_fn = nb.vjp(fn, *arrays)
+    return np.asarray(out), vjp_fn(g_out), g_out
+
+
+def grads_torch(fn, *arrays, g_out):
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    out.backward(torch.tensor(g_out))
+    return out.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(dilation[0] * (kh - 1) + 1 - 2 * padding[0], 9).filter(lambda v: v >= 1))
+    w = draw(st.integers(dilation[1] * (kw - 1) + 1 - 2 * padding[1], 9).filter(lambda v: v >= 1))
+    n = draw(st.integers(1, 3))
+    return dict(n=n, cin=cin, cout=cout, k=(kh, kw), hw=(h, w), stride=stride, padding=padding,
+                dilation=dilation, groups=groups)
+
+
+@settings(settings.get_profile("nn"))
+@given(conv_configs(), st.integers(0, 2**31 - 1))
+def test_conv2d_matches_torch(cfg, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["cin"]) + cfg["hw"])
+    w = rng.standard_normal((cfg["cout"], cfg["cin"] // cfg["groups"]) + cfg["k"])
+    b = rng.standard_normal(cfg["cout"])
+    kw = {k: cfg[k] for k in ("stride", "padding", "dilation", "groups")}
+    out, grads, g = grads_nablab(lambda x, w, b: F.conv2d(x, w, b, **kw), x, w, b)
+    ref, ref_grads = grads_torch(lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw), x, w, b, g_out=g)
+    np.testing.assert_allclose(out, ref, **TOL)
+    for ours, theirs in zip(grads, ref_grads):
+        np.testing.assert_allclose(ours, theirs, **TOL)
+
+
+@settings(settings.get_profile("nn"))
+@given(conv_configs(), st.integers(0, 2**31 - 1), st.data())
+def test_conv_transpose2d_matches_torch(cfg, seed, data):
+    rng = np.random.default_rng(seed)
+    stride, dilation = cfg["stride"], cfg["dilation"]
+    output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    x = rng.standard_normal((cfg["n"], cfg["cin"]) + cfg["hw"])
+    w = rng.standard_normal((cfg["cin"], cfg["cout"] // cfg["groups"]) + cfg["k"])
+    b = rng.standard_normal(cfg["cout"])
+    kw = dict(stride=stride, padding=cfg["padding"], output_padding=output_padding, groups=cfg["groups"],
+              dilation=dilation)
+    size = [(cfg["hw"][i] - 1) * stride[i] - 2 * cfg["padding"][i] + dilation[i] * (cfg["k"][i] - 1)
+            + output_padding[i] + 1 for i in (0, 1)]
+    if min(size) < 1:
+        return
+    out, grads, g = grads_nablab(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), x, w, b)
+    ref, ref_grads = grads_torch(lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, **kw), x, w, b, g_out=g)
+    np.testing.assert_allclose(out, ref, **TOL)
+    for ours, theirs in zip(grads, ref_grads):
+        np.testing.assert_allclose(ours, theirs, **TOL)
+
+
+@settings(settings.get_profile("nn"))
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 9), st.integers(1, 4), st.integers(1, 3),
+       st.integers(0, 2), st.integers(1, 2), st.integers(0, 2**31 - 1))
+def test_conv1d_matches_torch(n, c, length, k, stride, padding, dilation, seed):
+    if length + 2 * padding < dilation * (k - 1) + 1:
+        return
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((n, c, length)), rng.standard_normal((2, c, k)), rng.standard_normal(2)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    out, grads, g = grads_nablab(lambda x, w, b: F.conv1d(x, w, b, **kw), x, w, b)
+    ref, ref_grads = grads_torch(lambda x, w, b: torch.nn.functional.conv1d(x, w, b, **kw), x, w, b, g_out=g)
+    np.testing.assert_allclose(out, ref, **TOL)
+    for ours, theirs in zip(grads, ref_grads):
+        np.testing.assert_allclose(ours, theirs, **TOL)
+
+
+@pytest.mark.parametrize("k", [(2, 2), (3, 3), (2, 3), (4, 1)])
+def test_conv2d_same_and_valid_padding_match_torch(k):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3) + k)
+    for padding in ("same", "valid"):
+        out, grads, g = grads_nablab(lambda x, w: F.conv2d(x, w, padding=padding), x, w)
+        ref, ref_grads = grads_torch(lambda x, w: torch.nn.functional.conv2d(x, w, padding=padding), x, w, g_out=g)
+        np.testing.assert_allclose(out, ref, **TOL)
+        for ours, theirs in zip(grads, ref_grads):
+            np.testing.assert_allclose(ours, theirs, **TOL)
+
+
+@settings(settings.get_profile("nn"))
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(0, 1),
+       st.integers(1, 2), st.integers(0, 2**31 - 1))
+def test_max_pool2d_matches_torch(n, kh, kw, stride, padding, dilation, seed):
+    if 2 * padding > min(kh, kw):
+        padding = 0
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2, 8, 7))
+    kwargs = dict(kernel_size=(kh, kw), stride=stride, padding=padding, dilation=dilation)
+    out, grads, g = grads_nablab(lambda x: F.max_pool2d(x, **kwargs), x)
+    ref, ref_grads = grads_torch(lambda x: torch.nn.functional.max_pool2d(x, **kwargs), x, g_out=g)
+    np.testing.assert_allclose(out, ref, **TOL)
+    np.testing.assert_allclose(grads[0], ref_grads[0], **TOL)
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum_like_torch():
+    x = np.zeros((1, 1, 2, 2))
+    g = nb.grad(lambda x: nb.sum(F.max_pool2d(x, 2)))(x)
+    xt = torch.zeros((1, 1, 2, 2), dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt, 2).sum().backward()
+    np.testing.assert_array_equal(g, xt.grad.numpy())
+    assert g.sum() == 1.0 and g[0, 0, 0, 0] == 1.0
+
+
+def test_max_pool1d_and_avg_pool2d_match_torch():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 11))
+    out, grads, g = grads_nablab(lambda x: F.max_pool1d(x, 3, stride=2, padding=1), x)
+    ref, ref_grads = grads_torch(lambda x: torch.nn.functional.max_pool1d(x, 3, stride=2, padding=1), x, g_out=g)
+    np.testing.assert_allclose(out, ref, **TOL)
+    np.testing.assert_allclose(grads[0], ref_grads[0], **TOL)
+    x = rng.standard_normal((2, 3, 7, 8))
+    for kwargs in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                   dict(kernel_size=3, stride=1, padding=1, count_include_pad=False)):
+        out, grads, g = grads_nablab(lambda x: F.avg_pool2d(x, **kwargs), x)
+        ref, ref_grads = grads_torch(lambda x: torch.nn.functional.avg_pool2d(x, **kwargs), x, g_out=g)
+        np.testing.assert_allclose(out, ref, **TOL)
+        np.testing.assert_allclose(grads[0], ref_grads[0], **TOL)
+
+
+def test_losses_match_torch():
+    rng = np.random.default_rng(4)
+    logits, labels = 30 * rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
+    pairs = [
+        (lambda z: F.cross_entropy(z, labels), lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(labels))),
+        (lambda z: F.multi_margin_loss(z, labels), lambda z: torch.nn.functional.multi_margin_loss(z, torch.tensor(labels))),
+    ]
+    target = rng.standard_normal((6, 5)) * 20
+    pairs += [
+        (lambda z: F.mse_loss(z, target), lambda z: torch.nn.functional.mse_loss(z, torch.tensor(target))),
+        (lambda z: F.huber_loss(z, target, delta=5.0), lambda z: torch.nn.functional.huber_loss(z, torch.tensor(target), delta=5.0)),
+    ]
+    for ours, theirs in pairs:
+        out, grads, g = grads_nablab(ours, logits)
+        ref, ref_grads = grads_torch(theirs, logits, g_out=g)
+        np.testing.assert_allclose(out, ref, **TOL)
+        np.testing.assert_allclose(grads[0], ref_grads[0], **TOL)
+
+
+def test_batch_norm_training_and_running_stats_match_torch():
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((8, 3, 4, 4)), rng.standard_normal(3), rng.standard_normal(3)
+    rm, rv = np.zeros(3), np.ones(3)
+    out, grads, g = grads_nablab(lambda x, w, b: F.batch_norm(x, w, b, training=True), x, w, b)
+    ref, ref_grads = grads_torch(lambda x, w, b: torch.nn.functional.batch_norm(x, None, None, w, b, training=True),
+                                 x, w, b, g_out=g)
+    np.testing.assert_allclose(out, ref, **TOL)
+    for ours, theirs in zip(grads, ref_grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-10)
+    F.batch_norm(x, w, b, rm, rv, training=True)
+    trm, trv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    torch.nn.functional.batch_norm(torch.tensor(x), trm, trv, torch.tensor(w), torch.tensor(b), training=True)
+    np.testing.assert_allclose(rm, trm.numpy(), **TOL)
+    np.testing.assert_allclose(rv, trv.numpy(), **TOL)
+
+
+def test_conv_and_pool_nest_to_second_order():
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((2, 2, 3, 3))
+    f = lambda x, w: nb.sum(nb.tanh(F.max_pool2d(F.conv2d(x, w, padding=1, stride=1), 2)) ** 2)  # noqa: E731
+    assert nb.gradcheck(f, x, w, order=2)
+    g = lambda x, w: nb.sum(F.conv_transpose2d(x, w, stride=2) ** 3)  # noqa: E731
+    assert nb.gradcheck(g, x, w, order=2)
+
+
+def test_hessian_vector_product_through_a_convnet_matches_torch():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 1, 6, 6))
+    labels = np.array([0, 2])
+    w1, w2 = rng.standard_normal((3, 1, 3, 3)), rng.standard_normal((3, 27))
+    v1, v2 = rng.standard_normal(w1.shape), rng.standard_normal(w2.shape)
+
+    def loss(w1, w2):
+        h = F.max_pool2d(nb.tanh(F.conv2d(x, w1, padding=1)), 2)
+        return F.cross_entropy(F.linear(F.flatten(h), w2), labels)
+
+    hv = nb.jvp(nb.grad(loss, argnums=(0, 1)), (w1, w2), (v1, v2))[1]
+
+    def tloss(w1, w2):
+        h = torch.nn.functional.max_pool2d(torch.tanh(torch.nn.functional.conv2d(torch.tensor(x), w1, padding=1)), 2)
+        return torch.nn.functional.cross_entropy(h.flatten(1) @ w2.T, torch.tensor(labels))
+
+    _, thv = torch.autograd.functional.hvp(tloss, (torch.tensor(w1), torch.tensor(w2)), (torch.tensor(v1), torch.tensor(v2)))
+    for ours, theirs in zip(hv, thv):
+        np.testing.assert_allclose(ours, theirs.numpy(), **TOL)
+
+
+def test_bad_shapes_name_the_layer_and_shapes():
+    with pytest.raises(nb.ShapeError, match=r"input has 3 channels but the weight \(4, 2, 3, 3\)"):
+        F.conv2d(np.ones((1, 3, 5, 5)), np.ones((4, 2, 3, 3)))
+    with pytest.raises(nb.ShapeError, match=r"kernel 7x7.*does not fit the input 5x5"):
+        F.conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 7, 7)))
+    with pytest.raises(nb.ShapeError, match=r"linear: input has 4 features"):
+        F.linear(np.ones((2, 4)), np.ones((3, 5)))
+    with pytest.raises(ValueError, match="label 7 is outside"):
+        F.cross_entropy(np.ones((2, 3)), np.array([0, 7]))
