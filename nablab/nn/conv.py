@@ -61,23 +61,34 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
 
 
 def _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups):
-    """im2col: (groups, N * Ho * Wo, C/groups * kh * kw), one copy of the windows."""
-    N, C = x.shape[:2]
-    if padding != (0, 0):
-        x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
-    span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-    win = sliding_window_view(x, span, axis=(2, 3))
-    win = win[:, :, : stride[0] * (Ho - 1) + 1 : stride[0], : stride[1] * (Wo - 1) + 1 : stride[1],
-              :: dilation[0], :: dilation[1]]
-    Cg = C // groups
-    win = win.reshape(N, groups, Cg, Ho, Wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    return win.reshape(groups, N * Ho * Wo, Cg * kh * kw)
+    """im2col as (groups, C/groups * kh * kw, N * Ho * Wo).
+
+    The input is laid out channels-first (C, N, H, W) once, then each of the
+    kh * kw kernel offsets is one strided copy with long contiguous rows: far
+    faster than copying a window view whose innermost axis is the kernel.
+    """
+    N, C, H, W = x.shape
+    ph, pw = padding
+    xt = x.transpose(1, 0, 2, 3)
+    if ph or pw:
+        xp = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+        xp[:, :, ph : ph + H, pw : pw + W] = xt
+    else:
+        xp = xt
+    cols = np.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    sh, sw = stride
+    for a in range(kh):
+        r = a * dilation[0]
+        for b in range(kw):
+            c = b * dilation[1]
+            cols[:, a, b] = xp[:, :, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw]
+    return cols.reshape(groups, (C // groups) * kh * kw, N * Ho * Wo)
 
 
 def _grad_rows(g, groups):
-    """(N, O, Ho, Wo) -> (groups, N * Ho * Wo, O / groups)."""
+    """(N, O, Ho, Wo) -> (groups, O / groups, N * Ho * Wo)."""
     N, O, Ho, Wo = g.shape
-    return g.reshape(N, groups, O // groups, Ho, Wo).transpose(1, 0, 3, 4, 2).reshape(groups, N * Ho * Wo, O // groups)
+    return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, O // groups, N * Ho * Wo)
 
 
 # --------------------------------------------------------------------------- the three primitives
@@ -86,32 +97,31 @@ def _grad_rows(g, groups):
 def _conv(x, w, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
     cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
-    wm = w.reshape(groups, O // groups, Cg * kh * kw).transpose(0, 2, 1)
-    out = np.matmul(cols, wm)  # (groups, N*Ho*Wo, O/groups)
-    return np.ascontiguousarray(out.reshape(groups, N, Ho, Wo, O // groups).transpose(1, 0, 4, 2, 3)).reshape(N, O, Ho, Wo)
+    out = np.matmul(w.reshape(groups, O // groups, Cg * kh * kw), cols)  # (groups, O/groups, N*Ho*Wo)
+    return np.ascontiguousarray(out.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
 
 
 def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding, dilation, groups, "conv2d")
     if g.shape != (N, O, Ho, Wo):
         raise ShapeError(f"conv_transpose2d: input has shape {g.shape}, expected {(N, O, Ho, Wo)} for output {x_shape}")
-    dcols = np.matmul(_grad_rows(g, groups), w.reshape(groups, O // groups, Cg * kh * kw))
-    dcols = dcols.reshape(groups, N, Ho, Wo, Cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3).reshape(N, C, kh, kw, Ho, Wo)
+    wm = w.reshape(groups, O // groups, Cg * kh * kw).transpose(0, 2, 1)
+    dcols = np.matmul(wm, _grad_rows(g, groups)).reshape(C, kh, kw, N, Ho, Wo)
     ph, pw = padding
-    dx = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.result_type(g, w))
+    dx = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=np.result_type(g, w))
     sh, sw = stride
     for a in range(kh):
         r = a * dilation[0]
         for b in range(kw):
             c = b * dilation[1]
-            dx[:, :, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw] += dcols[:, :, a, b]
-    return dx[:, :, ph : ph + H, pw : pw + W] if (ph or pw) else dx
+            dx[:, :, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw] += dcols[:, a, b]
+    return np.ascontiguousarray(dx[:, :, ph : ph + H, pw : pw + W].transpose(1, 0, 2, 3))
 
 
 def _conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding, dilation, groups, "conv2d")
     cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
-    dw = np.matmul(_grad_rows(g, groups).transpose(0, 2, 1), cols)  # (groups, O/groups, Cg*kh*kw)
+    dw = np.matmul(_grad_rows(g, groups), cols.transpose(0, 2, 1))  # (groups, O/groups, Cg*kh*kw)
     return dw.reshape(O, Cg, kh, kw)
 
 
