@@ -1,0 +1,107 @@
+"""Modules: parameters and state, layers against torch.nn with the same weights, functional calls."""
+
+import numpy as np
+import pytest
+import torch
+
+import nablab as nb
+from nablab import nn
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+
+
+def copy_into_torch(ours, theirs):
+    state = ours.state_dict()
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=False)
+
+
+def test_named_parameters_state_dict_and_load():
+    nn.seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]
+    state = model.state_dict()
+    assert set(state) == set(names) | {"1.running_mean", "1.running_var"}
+    assert model.num_parameters() == 2 * 9 + 2 + 2 + 2 + 32 * 3 + 3
+    other = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    other.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(other(x)))
+    state["4.weight"] = np.zeros((3, 5))
+    with pytest.raises(ValueError, match=r"4.weight has shape \(3, 5\) in the state but \(3, 32\)"):
+        other.load_state_dict(state)
+    with pytest.raises(KeyError, match="missing"):
+        other.load_state_dict({"0.weight": state["0.weight"]})
+
+
+def test_layers_match_torch_modules_with_the_same_weights():
+    nn.seed(1)
+    ours = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=1, padding=1), nn.BatchNorm2d(4), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
+        nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(2 * 4 * 4, 5), nn.Sigmoid(),
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=1, padding=1), torch.nn.BatchNorm2d(4), torch.nn.LeakyReLU(0.1),
+        torch.nn.MaxPool2d(2), torch.nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+        torch.nn.Tanh(), torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 5), torch.nn.Sigmoid(),
+    ).double()
+    copy_into_torch(ours, theirs)
+    x = np.random.default_rng(2).standard_normal((3, 3, 8, 8))
+    out = ours(x)
+    out.sum().backward() if isinstance(out, nb.Tensor) else None
+    xt = torch.tensor(x)
+    ref = theirs(xt)
+    ref.sum().backward()
+    np.testing.assert_allclose(np.asarray(out), ref.detach().numpy(), **TOL)
+    for (name, p), (tname, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert name == tname
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), **TOL)
+    np.testing.assert_allclose(ours[1].running_var, theirs[1].running_var.numpy(), **TOL)
+    ours.eval()
+    theirs.eval()
+    np.testing.assert_allclose(np.asarray(ours(x)), theirs(xt).detach().numpy(), **TOL)
+
+
+def test_conv1d_module_and_default_init_ranges():
+    nn.seed(3)
+    layer = nn.Conv1d(2, 5, 4, stride=2)
+    bound = 1 / np.sqrt(2 * 4)
+    assert np.abs(layer.weight.numpy()).max() <= bound and np.abs(layer.bias.numpy()).max() <= bound
+    assert layer(np.ones((1, 2, 10))).shape == (1, 5, 4)
+    t = nn.ConvTranspose2d(6, 4, 3, groups=2)
+    assert t.weight.shape == (6, 2, 3, 3) and t.bias.shape == (4,)
+    assert np.abs(t.bias.numpy()).max() <= 1 / np.sqrt(2 * 9)
+
+
+def test_functional_call_gives_gradients_for_a_parameter_dict():
+    nn.seed(4)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x, y = np.random.default_rng(5).standard_normal((6, 3)), np.array([0, 1, 1, 0, 1, 0])
+    params = {k: v.numpy() for k, v in model.named_parameters()}
+    grads = nb.grad(lambda p: nn.functional.cross_entropy(nn.functional_call(model, p, x), y))(params)
+    nn.functional.cross_entropy(model(x), y).backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-12)
+    assert isinstance(model[0].weight, nn.Parameter)  # restored afterwards
+    with pytest.raises(KeyError, match="'0.kernel' is not a parameter"):
+        nn.functional_call(model, {"0.kernel": np.ones(3)}, x)
+
+
+def test_dropout_train_and_eval():
+    layer = nn.Dropout(0.5, rng=np.random.default_rng(0))
+    x = np.ones((1000,))
+    y = np.asarray(layer(x))
+    assert set(np.unique(y)) == {0.0, 2.0} and 0.45 < (y == 0).mean() < 0.55
+    layer.eval()
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)
+
+
+def test_float32_models_stay_float32():
+    nn.seed(6)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, dtype=np.float32), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 16, 3, dtype=np.float32))
+    x = np.ones((2, 1, 6, 6), dtype=np.float32)
+    loss = nn.functional.cross_entropy(model(x), np.array([0, 1]))
+    assert loss.dtype == np.float32
+    loss.backward()
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
