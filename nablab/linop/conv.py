@@ -16,7 +16,6 @@ by row.
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 
 from .base import LinearOperator
 
@@ -160,8 +159,11 @@ class _Conv2d(LinearOperator):
         n, m = int(np.prod(shape)), int(np.prod(self.out_shape))
         super().__init__(self.k.dtype, (n, m) if transposed else (m, n))
 
-    # scipy.signal.correlate also conjugates its second argument.
+    # scipy.signal.correlate also conjugates its second argument.  (scipy.signal is
+    # imported on first use: it takes about a second to import.)
     def _corr(self, X, conj: bool):
+        import scipy.signal
+
         k = self.k if conj else self._kc
         cols = X.ndim == 2
         img = X.reshape(*self.in_shape, -1) if cols else X.reshape(self.in_shape)
@@ -169,6 +171,8 @@ class _Conv2d(LinearOperator):
         return out.reshape(-1, X.shape[1]) if cols else out.ravel()
 
     def _conv(self, Y, conj: bool):
+        import scipy.signal
+
         k = self._kc if conj else self.k
         cols = Y.ndim == 2
         img = Y.reshape(*self.out_shape, -1) if cols else Y.reshape(self.out_shape)
