@@ -8,7 +8,9 @@ so ``cg``, ``lsqr``, ``gmres`` and ``eigsh`` take it as it is.  On top it adds
 * ``A.T`` (transpose) and ``A.H`` (adjoint), ``A @ B`` (composition), ``A + B``,
   ``A - B``, ``2 * A``, ``-A``, ``A / 2``, all again operators of this class,
 * ``todense()`` for tests, and :func:`dottest`, the adjoint check
-  ``<A x, y> = <x, A^H y>`` of PyLops.
+  ``<A x, y> = <x, A^H y>`` of PyLops,
+* ``A @ x`` for a nablab tensor ``x`` inside ``nablab.grad``/``jvp``/... (see
+  :mod:`nablab.linop.diff`; write ``A.T @ x`` rather than ``x @ A`` there).
 
 A subclass calls ``super().__init__(dtype, shape)`` and implements ``_matvec``
 and ``_rmatvec`` (``A^H y``); ``_matmat``/``_rmatmat`` default to column loops.
@@ -19,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import issparse
 from scipy.sparse.linalg import LinearOperator as _SciPyOperator
+
+from nablab.autodiff.core import Tensor
 
 __all__ = [
     "LinearOperator", "MatrixOperator", "Identity", "ProductOperator", "SumOperator",
@@ -72,6 +76,10 @@ class LinearOperator(_SciPyOperator):
             return self._matvec(other)
         if isinstance(other, _SciPyOperator):
             return ProductOperator(self, other)
+        if isinstance(other, Tensor):  # inside differentiated nablab code
+            from .diff import apply
+
+            return apply(self, other)
         if np.isscalar(other):
             raise ValueError("'@' takes a vector, a matrix or an operator; use '*' for scalars")
         return self._apply(other)
