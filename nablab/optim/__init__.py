@@ -12,6 +12,7 @@ array([ 0.8, -0.8])
 """
 
 from nablab.optim.base import Optimizer, apply_updates
+from nablab.optim.hd import adam_hd, sgd_hd
 from nablab.optim.loop import DivergenceError, Run, minimize, sample_indices
 from nablab.optim.optimizers import adagrad, adam, adamw, heavy_ball, preconditioned_sgd, rmsprop, sgd
 from nablab.optim.schedules import constant, cosine_decay, linear_warmup, step_decay
@@ -19,7 +20,7 @@ from nablab.optim.stateful import SGD, Adagrad, Adam, AdamW, HeavyBall, RMSprop,
 
 __all__ = [
     "Optimizer", "apply_updates", "minimize", "Run", "DivergenceError", "sample_indices",
-    "sgd", "heavy_ball", "adagrad", "rmsprop", "adam", "adamw", "preconditioned_sgd",
+    "sgd", "heavy_ball", "sgd_hd", "adam_hd", "adagrad", "rmsprop", "adam", "adamw", "preconditioned_sgd",
     "constant", "step_decay", "cosine_decay", "linear_warmup",
     "SGD", "HeavyBall", "Adagrad", "RMSprop", "Adam", "AdamW", "StatefulOptimizer",
 ]
