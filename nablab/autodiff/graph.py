@@ -140,6 +140,7 @@ class Graph:
         try:
             subprocess.run([dot, f"-T{fmt}", "-o", tmp], input=self.to_dot().encode(), check=True,
                            capture_output=True, timeout=60)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
             os.replace(tmp, path)
         except subprocess.CalledProcessError as err:
             raise RuntimeError(f"dot failed: {err.stderr.decode(errors='replace')}") from None
@@ -198,6 +199,12 @@ class Graph:
             return None
         return subprocess.run(["dot", "-Tsvg"], input=self.to_dot().encode(), capture_output=True,
                               check=True, timeout=60).stdout.decode()
+
+
+def _umask():
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _is_numeric(x):
