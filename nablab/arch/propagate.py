@@ -146,9 +146,19 @@ def _join(layer: Layer, state: State, other: State):
     return _info(State(shape, rf), per_neuron=2 if layer.kind == "add" else 1)
 
 
+def _check_expected(layer: Layer, state: State):
+    if layer.expects is None:
+        return
+    have = prod(state.shape) if layer.kind == "fc" else state.shape[0]
+    if have != layer.expects:
+        what = "input features" if layer.kind == "fc" else "input channels"
+        _fail(layer, state, f"it was built for {layer.expects} {what}, the input has {have}")
+
+
 def apply_layer(layer: Layer, state: State, named: dict[str, State]):
     """Return the state after ``layer`` and the row's counts."""
     kind = layer.kind
+    _check_expected(layer, state)
     if kind in ("conv", "convT", "maxpool", "avgpool"):
         return _conv_like(layer, state)
     if kind == "fc":
@@ -169,7 +179,7 @@ def apply_layer(layer: Layer, state: State, named: dict[str, State]):
         return _join(layer, state, named[layer.ref])
     if kind == "from":
         return _info(named[layer.ref])
-    return _info(state, per_neuron=1)  # relu, sigmoid, tanh, dropout
+    return _info(state, per_neuron=1)  # relu, leakyrelu, sigmoid, tanh, dropout
 
 
 def propagate(layers: list[Layer], input_shape: tuple[int, ...]):

@@ -13,7 +13,7 @@ comment)::
 ``convTK-C``           transposed convolution, stride 1, padding 0
 ``maxpoolK``           max pooling, stride K, padding 0 (``avgpoolK`` likewise)
 ``fc-N``               fully connected, N outputs (flattens its input)
-``relu`` ``sigmoid`` ``tanh`` ``bn`` ``dropout`` ``flatten`` ``softmax``
+``relu`` ``leakyrelu`` ``sigmoid`` ``tanh`` ``bn`` ``dropout`` ``flatten`` ``softmax``
 ``NAME: layer``        names a layer's output
 ``concat(NAME)``       joins the output of NAME to the current one on channels
 ``add(NAME)``          adds the output of NAME (residual connection)
@@ -36,7 +36,7 @@ from .shapes import same_padding
 
 __all__ = ["Layer", "SpecError", "parse_spec", "parse_shape"]
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
+ACTIVATIONS = ("relu", "leakyrelu", "sigmoid", "tanh")
 SIMPLE = ACTIVATIONS + ("bn", "dropout", "flatten", "softmax")
 REFS = ("concat", "add", "from")
 OPTIONS = {
@@ -106,6 +106,7 @@ class Layer:
     ref: str | None = None
     shape: tuple[int, ...] | None = None
     p: float | None = None
+    expects: int | None = None  # input channels/features a model's layer was built for
 
     @property
     def label(self) -> str:

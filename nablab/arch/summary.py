@@ -174,18 +174,21 @@ class Summary:
 
 
 def resolve(spec_or_model, input_shape=None) -> tuple[list[Layer], tuple[int, ...]]:
-    """Parse a spec (or a model's ``arch_spec()``) and settle the input shape."""
+    """Parse a spec, or read a Sequential model's layers, and settle the input shape."""
     spec = spec_or_model
-    if not isinstance(spec, str):
-        if hasattr(spec, "arch_spec"):
-            spec = spec.arch_spec()
-        else:
-            raise TypeError(f"expected a spec string or a model with arch_spec(), "
-                            f"got {type(spec_or_model).__name__}")
-    layers = parse_spec(spec)
+    if isinstance(spec, str):
+        layers = parse_spec(spec)
+    elif hasattr(spec, "arch_spec"):
+        layers = parse_spec(spec.arch_spec())
+    else:
+        from .models import layers_from_model
+
+        layers = layers_from_model(spec)
     if input_shape is None:
         if layers[0].kind != "input":
-            raise ValueError("no input shape: start the spec with 'input CxHxW' or pass input_shape=")
+            what = "pass input_shape= (a model has no input layer)" if not isinstance(spec, str) \
+                else "start the spec with 'input CxHxW' or pass input_shape="
+            raise ValueError(f"no input shape: {what}")
         input_shape = layers[0].shape
     elif isinstance(input_shape, str):
         input_shape = parse_shape(input_shape)
@@ -193,15 +196,19 @@ def resolve(spec_or_model, input_shape=None) -> tuple[list[Layer], tuple[int, ..
 
 
 def summary(spec_or_model, input_shape=None) -> Summary:
-    """Summarise a network given as a spec string (see :mod:`nablab.arch.spec`).
+    """Summarise a network given as a spec string (see :mod:`nablab.arch.spec`) or a model.
 
     ``input_shape`` (a tuple or ``"3x112x112"``) supplies or overrides the
-    spec's ``input`` layer.  A model object may also be passed if it has an
-    ``arch_spec()`` method returning a spec string.
+    spec's ``input`` layer.  A model is a ``nablab.nn`` or ``torch.nn``
+    ``Sequential`` (see :mod:`nablab.arch.models`; ``input_shape`` is then
+    required) or any object with an ``arch_spec()`` method returning a spec.
 
     >>> s = summary("conv3-64, maxpool2, fc-10", input_shape="3x112x112")
     >>> s.totals["params"], s["conv3-64"]["output_shape"]
     (2008842, (64, 112, 112))
+    >>> from nablab import nn
+    >>> summary(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 30 * 30, 10)), (3, 32, 32)).totals["params"]
+    72234
     >>> print(summary("input 1x28x28, conv3-4/p0").to_csv().splitlines()[2].split(",")[:5])
     ['2', 'conv3-4/p0', 'conv', '4x26x26', '40']
     """

@@ -42,7 +42,8 @@ def _module(layer, shape, nn):
         return nn.Sequential(nn.Flatten(), linear) if len(shape) > 1 else linear
     if kind == "bn":
         return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
-    simple = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "flatten": nn.Flatten}
+    simple = {"relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+              "flatten": nn.Flatten}
     if kind in simple:
         return simple[kind]()
     if kind == "dropout":
