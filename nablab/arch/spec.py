@@ -196,7 +196,7 @@ def _split(spec: str):
         pos = m.end()
 
 
-def _parse_options(sc: _Scanner, kind: str, ksize: tuple[int, int]) -> dict:
+def _parse_options(sc: _Scanner, kind: str) -> dict:
     allowed = OPTIONS.get(kind, ())
     opts: dict = {}
     while sc.peek() == "/":
@@ -265,7 +265,7 @@ def _parse_item(spec: str, start: int, end: int, index: int) -> Layer:
         if kind in ("conv", "convT"):
             sc.expect("-", f"and the number of output channels ({FORMS[kind]})")
             channels = sc.integer("the number of output channels")
-        opts = _parse_options(sc, kind, k)
+        opts = _parse_options(sc, kind)
         d = opts.get("d", (1, 1))
         if kind == "convT" or kind.endswith("pool"):
             s = opts.get("s", k if kind.endswith("pool") else (1, 1))
@@ -295,7 +295,7 @@ def _parse_item(spec: str, start: int, end: int, index: int) -> Layer:
     elif kind == "fc":
         sc.expect("-", f"and the number of outputs ({FORMS['fc']})")
         n = sc.integer("the number of outputs")
-        opts = _parse_options(sc, kind, (1, 1))
+        opts = _parse_options(sc, kind)
         layer = Layer(channels=n, bias=not opts.get("nb", False), **common)
     elif kind in REFS:
         sc.expect("(", f"and a layer name ({FORMS[kind]})")
