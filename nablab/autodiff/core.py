@@ -23,6 +23,7 @@ Level ``0`` is the imperative tape of ``tensor(..., requires_grad=True)`` and
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 
@@ -212,7 +213,7 @@ def bind(prim, args, kwargs):
                 f"{prim.name}: no VJP rule for argument {i}; it cannot be differentiated"
             )
         parents.append((i, args[i]._node))
-    return Tensor(ans, top, Node(prim, vals, kwargs, ans, parents))
+    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple(parents)))
 
 
 def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
@@ -235,6 +236,26 @@ def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
     if shape_of(tangent) != ans_shape:
         tangent = _ops.broadcast_to(tangent, ans_shape)
     return tangent
+
+
+class gc_paused:
+    """Pause Python's cycle collector while a graph is built or walked.
+
+    A traced computation creates several tracked objects per op and no cycles;
+    the collector would rescan the growing graph again and again (on a chain of
+    100,000 ops that is most of the time).  Reference counting still frees
+    everything; collection resumes, if it was on, when the block ends.
+    """
+
+    def __enter__(self):
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        if self._was_enabled:
+            gc.enable()
+        return False
 
 
 def toposort(roots):
@@ -276,6 +297,12 @@ def backward(roots, cotangents, keep_all=False):
         grads[node] = g if node not in grads else _ops.add(grads[node], g)
     kept = {}
     add = _ops.add
+    with gc_paused():
+        _backward_pass(roots, grads, kept, keep_all, add)
+    return kept
+
+
+def _backward_pass(roots, grads, kept, keep_all, add):
     for node in toposort(roots):
         g = grads.pop(node, None)
         if g is None:
@@ -291,7 +318,6 @@ def backward(roots, cotangents, keep_all=False):
             contribution = prim.vjps[argnum](g, node.ans, *args, **kwargs)
             previous = grads.get(parent)
             grads[parent] = contribution if previous is None else add(previous, contribution)
-    return kept
 
 
 class no_grad:

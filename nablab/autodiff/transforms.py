@@ -28,6 +28,7 @@ from nablab.autodiff.core import (
     Tensor,
     backward,
     close_level,
+    gc_paused,
     new_level,
     shape_of,
 )
@@ -93,7 +94,8 @@ def vjp(f, *primals):
         leaf_nodes.append(nodes)
         boxed.append(tree_unflatten(spec, [Tensor(v, level, n) for v, n in zip(inputs, nodes)]))
     try:
-        out = f(*boxed)
+        with gc_paused():
+            out = f(*boxed)
     finally:
         close_level(level)
     out_leaves, out_spec = tree_flatten(out)
