@@ -135,7 +135,10 @@ def engine_gradient_gap(X, t, grad_fn, W, k=0, idx=None, weight=None):
 
 
 def trajectory_2d(loss, w0, opt, steps):
-    """A 2-D run through ``optim.minimize`` (gradients by nablab.grad); iterates as an array."""
+    """A small run (the seeds' 2-D and 3-D problems) through ``optim.minimize``, gradients by nablab.grad.
+
+    Returns the iterates, the start included, as an array (steps + 1, d).
+    """
     run = optim.minimize(loss, np.asarray(w0, dtype=float), opt, steps, keep_trajectory=True)
     return np.array(run.trajectory)
 
