@@ -45,9 +45,9 @@ def best_times(fns: dict, budget: float) -> dict:
         t0 = time.perf_counter()
         f()
         once[name] = max(time.perf_counter() - t0, 1e-9)
-        number[name] = max(1, int(0.02 / once[name]))
+        number[name] = max(1, int(0.005 / once[name]))
     per_round = sum(once[k] * number[k] for k in fns)
-    rounds = max(5, min(100, int(budget * len(fns) / per_round)))
+    rounds = max(5, min(400, int(budget * len(fns) / per_round)))
     wall = {name: float("inf") for name in fns}
     cpu = dict(wall)
     for _ in range(rounds):
