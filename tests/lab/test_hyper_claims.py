@@ -56,7 +56,7 @@ def test_graph_two_steps(tmp_path):
     assert result.status == "agrees"
     assert np.isclose(result.computed["dL2/deta (graph)"], -144 * (1 - 4 * eta) ** 3, rtol=1e-13)
     assert result.computed["L0, L1, L2"] == pytest.approx([9.0, 9 * 0.6**2, 9 * 0.6**4], rel=1e-13)
-    assert len(result.computed["nodes that use eta"]) == 2
+    assert len(result.computed["nodes that use eta"]) == 2 and result.computed["w1 feeds grad L1 and w2"] is True
     assert set(result.computed["named nodes (id)"]) == {"grad L0", "w1", "grad L1", "w2", "L2"}
     assert result.computed["L0 or L1 among the ancestors of L2"] is False
     assert (tmp_path / result.figures[0]).exists()

@@ -261,7 +261,10 @@ def graph_two_steps(ctx: Context) -> Result:
            "graph with nablab.grad inside vs written-out gradient, values and input gradients (rel)": 1e-12,
            "random problems: input gradients vs central differences (rel)": 1e-5,
            "random problems: dL2/deta vs closed form (rel)": 1e-9}
-    structure_ok = len(eta_users) == 2 and not loss_values_on_path and not L0_on_ad_path and len(named) == 5
+    w1_users = [n["id"] for n in graph.nodes if named.get("w1") in n["inputs"]]
+    w1_feeds_both = len(named) == 5 and named["w2"] in w1_users and any(
+        u in _ancestors(graph, named["grad L1"]) for u in w1_users)
+    structure_ok = len(eta_users) == 2 and w1_feeds_both and not loss_values_on_path and not L0_on_ad_path
     ok = structure_ok and all(checks[k] <= tol[k] for k in checks)
 
     fig = graph.plot()
@@ -280,6 +283,7 @@ def graph_two_steps(ctx: Context) -> Result:
             "L0, L1, L2": [L0, L1, L2],
             "dL2/deta (graph)": by_op["eta"]["grad"],
             "nodes that use eta": eta_users,
+            "w1 feeds grad L1 and w2": bool(w1_feeds_both),
             "L0 or L1 among the ancestors of L2": bool(loss_values_on_path or L0_on_ad_path),
             "nodes with nablab.grad inside the trace": len(graph_ad.nodes),
             "nodes with the gradient written out": len(graph.nodes),
