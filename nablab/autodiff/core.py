@@ -591,6 +591,8 @@ class Tensor:
         return _ops.power(other, self)
 
     def __matmul__(self, other):
+        if not isinstance(other, (Tensor, np.ndarray, np.generic, int, float, list, tuple)):
+            return NotImplemented  # let operators of other libraries (a LinearOperator) take x @ A
         return _ops.matmul(self, other)
 
     def __rmatmul__(self, other):

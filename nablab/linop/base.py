@@ -89,6 +89,10 @@ class LinearOperator(_SciPyOperator):
             return ProductOperator(aslinearoperator(other), self)
         if np.isscalar(other):
             raise ValueError("'@' takes a vector, a matrix or an operator; use '*' for scalars")
+        if isinstance(other, Tensor):  # x @ A inside differentiated code: keep the trace
+            from nablab.autodiff.ops import transpose
+
+            return self.T @ other if other.ndim == 1 else transpose(self.T @ transpose(other))
         x = np.asarray(other)
         if x.ndim == 1:
             return self.T @ x

@@ -65,3 +65,16 @@ def test_imperative_backward():
     loss.backward()
     np.testing.assert_allclose(np.asarray(x.grad.numpy() if hasattr(x.grad, "numpy") else x.grad),
                                2 * D.T @ (D @ x.numpy()), rtol=1e-12)
+
+def test_vector_times_operator_inside_differentiated_code_keeps_the_trace():
+    import nablab as nb
+    from nablab.linop import Convolution1d
+
+    A = Convolution1d(np.array([1.0, 2.0, 3.0]), 10)
+    x = np.random.default_rng(0).standard_normal(8)
+    left = nb.grad(lambda x: nb.sum((x @ A) ** 2))(x)
+    right = nb.grad(lambda x: nb.sum((A.T @ x) ** 2))(x)
+    np.testing.assert_allclose(left, right, rtol=1e-14)
+    assert np.abs(left).max() > 0
+    X = np.random.default_rng(1).standard_normal((2, 8))
+    np.testing.assert_allclose(nb.jacrev(lambda X: X @ A)(X), nb.jacrev(lambda X: (A.T @ X.T).T)(X), rtol=1e-14)
