@@ -426,6 +426,12 @@ except ImportError as _arch_error:
 else:
     app.command("arch")(arch_command)
 
+# -- train (nablab.train) ----------------------------------------------------------
+
+from nablab.train.cli import train_command  # noqa: E402
+
+app.command("train")(train_command)
+
 
 def main() -> None:
     """Entry point of the ``nablab`` script."""

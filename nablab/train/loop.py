@@ -1,0 +1,274 @@
+"""The training loop: epochs of seeded batches, metrics, checkpoints, resume, divergence stop.
+
+A run writes into its folder (when one is given):
+
+- ``metrics.csv``: one row per epoch (epoch, step, train loss and accuracy
+  averaged over the epoch's batches, test loss and accuracy after the epoch);
+- ``timing.csv``: seconds per epoch (kept apart so metrics.csv is reproducible);
+- ``checkpoint.npz``: weights, optimizer state, history and configuration after
+  every epoch, written atomically, no pickle;
+- ``loss.png`` and ``accuracy.png``; ``config.json``.
+
+The batches of epoch ``e`` are a permutation drawn from ``(seed, e)`` alone,
+and the checkpoint holds everything else that changes, so ``resume=True``
+continues exactly the run an uninterrupted one would have made.  A loss that
+turns NaN or infinite stops the run with :class:`TrainingDiverged` naming the
+step; the last checkpoint (from the last finished epoch) stays as it was.
+
+>>> import numpy as np
+>>> from nablab.train.loop import TrainConfig, train
+>>> from nablab.train.datasets import Dataset
+>>> rng = np.random.default_rng(0)
+>>> x = rng.standard_normal((64, 1, 8)); y = (x[:, 0, 0] > 0).astype(np.int64)
+>>> data = Dataset("toy", x, y, x, y, ["neg", "pos"])
+>>> result = train(TrainConfig(model="logistic", optimizer="sgd", lr=0.5, epochs=5, batch_size=16,
+...                            dtype="float64"), dataset=data)
+>>> result.history[-1]["test_acc"] > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from nablab.train.backends import BACKENDS, make_backend
+from nablab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nablab.train.datasets import DATASETS, Dataset, check_limit, load_dataset
+from nablab.train.metrics import plot_run, write_csv
+from nablab.train.models import MODELS, build_model
+from nablab.train.optimizers import OPTIMIZERS, check_lr
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "Reporter", "train", "CHECKPOINT", "METRICS"]
+
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.csv"
+TIMING = "timing.csv"
+CONFIG = "config.json"
+#: Configuration fields a resumed run must share with the run it continues.
+_FIXED = ("dataset", "model", "optimizer", "lr", "seed", "batch_size", "backend", "dtype", "limit", "hidden")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (``epochs`` is the total, counting resumed epochs)."""
+
+    dataset: str = "mnist1d"
+    model: str = "cnn1d"
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    epochs: int = 10
+    seed: int = 0
+    batch_size: int = 100
+    backend: str = "nablab"
+    dtype: str = "float32"
+    limit: int | None = None
+    hidden: int = 100
+    data: str | None = field(default=None, compare=False)
+
+    def validate(self) -> "TrainConfig":
+        """Refuse a bad value with a message that names it."""
+        def choose(what, value, options):
+            if value not in options:
+                raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(options)}")
+
+        choose("dataset", self.dataset, DATASETS)
+        choose("model", self.model, MODELS)
+        choose("optimizer", self.optimizer, OPTIMIZERS)
+        choose("backend", self.backend, BACKENDS)
+        choose("dtype", self.dtype, ("float32", "float64"))
+        self.lr = check_lr(self.lr)
+        for name in ("epochs", "batch_size", "hidden"):
+            value = getattr(self, name)
+            low = 0 if name == "epochs" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.limit is not None:
+            check_limit(self.limit)
+        return self
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss (or, at an epoch's end, a weight) stopped being finite."""
+
+    def __init__(self, step, epoch, loss, checkpoint, what="the loss"):
+        self.step, self.epoch, self.loss, self.checkpoint = step, epoch, loss, checkpoint
+        kept = (f"the last good checkpoint is {checkpoint}" if checkpoint else
+                "no checkpoint was written before it")
+        super().__init__(f"{what} became {loss} at step {step} (epoch {epoch}); training stopped, {kept}. "
+                         "A smaller learning rate usually helps.")
+
+
+class Reporter:
+    """Progress callbacks of :func:`train`; the default does nothing."""
+
+    def start(self, config, first_epoch, steps_per_epoch):
+        pass
+
+    def step(self, epoch, batch, loss):
+        pass
+
+    def epoch_end(self, row, seconds):
+        pass
+
+    def close(self):
+        pass
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    history: list
+    step_losses: list
+    epoch_seconds: list
+    backend: object
+    run_dir: Path | None = None
+
+    @property
+    def final(self):
+        return self.history[-1] if self.history else None
+
+
+def _dataset_for(config, dataset):
+    if dataset is None:
+        return load_dataset(config.dataset, config.data, config.limit, np.dtype(config.dtype))
+    x = dataset.x_train
+    if x.dtype != np.dtype(config.dtype):
+        raise ValueError(f"the dataset is {x.dtype} but the run asks for dtype {config.dtype}")
+    return dataset.limited(config.limit)
+
+
+def _check_resumable(saved, config, path):
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(config, k)!r}"
+             for k in _FIXED if saved.get(k) != getattr(config, k)]
+    if diffs:
+        raise ValueError(f"cannot resume {path}: the run was made with other settings ({'; '.join(diffs)})")
+
+
+def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, resume: bool = False,
+          reporter: Reporter | None = None, zero_grad: bool = True) -> TrainResult:
+    """Train ``config.model`` on ``config.dataset`` (or on ``dataset`` if given).
+
+    ``run_dir`` receives metrics, plots and checkpoints; with ``resume`` the run
+    continues from ``run_dir/checkpoint.npz`` up to ``config.epochs`` epochs.
+    ``zero_grad=False`` never resets the gradients (seed 004 Q2's bug).
+    """
+    from nablab.data import DataLoader
+
+    config.validate()
+    reporter = reporter or Reporter()
+    run_dir = None if run_dir is None else Path(run_dir)
+    ckpt_path = None if run_dir is None else run_dir / CHECKPOINT
+    if resume and run_dir is None:
+        raise ValueError("resume needs a run folder")
+    if run_dir is not None:
+        if not resume and ckpt_path.exists():
+            raise FileExistsError(f"{run_dir} already holds a run ({CHECKPOINT}): resume it (--resume) "
+                                  "or choose another folder")
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    saved_arrays = meta = None
+    if resume:
+        if not ckpt_path.exists():
+            raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {run_dir}")
+        saved_arrays, meta = load_checkpoint(ckpt_path)
+        _check_resumable(meta["config"], config, ckpt_path)
+
+    data = _dataset_for(config, dataset)
+    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed,
+                        dtype=np.dtype(config.dtype), hidden=config.hidden)
+    backend = make_backend(config.backend, model, config.optimizer, config.lr, zero_grad=zero_grad)
+    loader = DataLoader(data.x_train, data.y_train, config.batch_size, shuffle=True, drop_last=False, seed=config.seed)
+
+    history, step_losses, seconds, first_epoch, step = [], [], [], 0, 0
+    if meta is not None:
+        backend.load_state_arrays(saved_arrays)
+        history = meta["history"]
+        seconds = meta.get("epoch_seconds", [])
+        step_losses = saved_arrays["history.step_loss"].tolist()
+        first_epoch, step = meta["epoch"], meta["step"]
+    if run_dir is not None:
+        (run_dir / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    result = TrainResult(config, history, step_losses, seconds, backend, run_dir)
+    reporter.start(config, first_epoch, len(loader))
+    try:
+        # Overflow is expected when a run diverges; it is detected and reported by step.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for epoch in range(first_epoch, config.epochs):
+                step = _run_epoch(result, data, loader, epoch, step, ckpt_path, reporter)
+    finally:
+        reporter.close()
+    _finish_files(result)
+    return result
+
+
+def _run_epoch(result, data, loader, epoch, step, ckpt_path, reporter):
+    """Train one epoch, evaluate, checkpoint; returns the step count after it."""
+    backend, run_dir = result.backend, result.run_dir
+    last_good = ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
+    loader.epoch = epoch
+    start = time.perf_counter()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for batch, (xb, yb) in enumerate(loader, start=1):
+        step += 1
+        loss, right = backend.train_step(xb, yb)
+        result.step_losses.append(loss)
+        if not math.isfinite(loss):
+            _finish_files(result)
+            raise TrainingDiverged(step, epoch + 1, loss, last_good)
+        loss_sum += loss * len(yb)
+        correct += right
+        seen += len(yb)
+        reporter.step(epoch + 1, batch, loss)
+    train_seconds = time.perf_counter() - start
+    test_loss, test_acc = backend.evaluate(data.x_test, data.y_test)
+    bad = [k for k, v in backend.parameters().items() if not np.all(np.isfinite(v))]
+    if bad or not math.isfinite(test_loss):
+        _finish_files(result)
+        if bad:
+            raise TrainingDiverged(step, epoch + 1, "non-finite", last_good, what=f"weight {bad[0]}")
+        raise TrainingDiverged(step, epoch + 1, test_loss, last_good, what="the test loss")
+    row = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+           "test_loss": test_loss, "test_acc": test_acc}
+    result.history.append(row)
+    result.epoch_seconds.append(train_seconds)
+    if run_dir is not None:
+        _save(result, ckpt_path, epoch + 1, step)
+        write_csv(run_dir / METRICS, result.history)
+        write_csv(run_dir / TIMING, [{"epoch": i + 1, "train_seconds": s} for i, s in enumerate(result.epoch_seconds)],
+                  columns=("epoch", "train_seconds"))
+    reporter.epoch_end(row, train_seconds)
+    return step
+
+
+def _save(result, path, epoch, step):
+    arrays = result.backend.state_arrays()
+    arrays["history.step_loss"] = np.asarray(result.step_losses, dtype=np.float64)
+    meta = {"format": "nablab.train/1", "epoch": epoch, "step": step, "config": result.config.to_dict(),
+            "history": result.history, "epoch_seconds": result.epoch_seconds}
+    save_checkpoint(path, arrays, meta)
+
+
+def _finish_files(result):
+    if result.run_dir is None:
+        return
+    write_csv(result.run_dir / METRICS, result.history)
+    c = result.config
+    plot_run(result.history, result.step_losses, result.run_dir,
+             title=f"({c.model} on {c.dataset}, {c.optimizer} lr={c.lr:g}, {c.backend})")

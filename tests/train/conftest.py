@@ -1,0 +1,22 @@
+"""Shared fixtures: a small learnable data set shaped like MNIST-1D (and a tiny image one)."""
+
+import numpy as np
+import pytest
+
+from nablab.train.datasets import Dataset
+
+
+def make_toy(n_train=256, n_test=128, shape=(1, 40), classes=4, seed=0, dtype=np.float64):
+    """Labels are the argmax of a fixed random linear map of the input, so models can learn them."""
+    rng = np.random.default_rng(seed)
+    d = int(np.prod(shape))
+    w = rng.standard_normal((d, classes))
+    x = rng.standard_normal((n_train + n_test,) + shape)
+    y = np.argmax(x.reshape(len(x), -1) @ w, axis=1).astype(np.int64)
+    x = x.astype(dtype)
+    return Dataset("toy", x[:n_train], y[:n_train], x[n_train:], y[n_train:], [str(i) for i in range(classes)])
+
+
+@pytest.fixture
+def toy():
+    return make_toy()
