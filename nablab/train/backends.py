@@ -52,9 +52,9 @@ class NablabBackend:
 
     name = "nablab"
 
-    def __init__(self, model: nn.Module, optimizer: str, lr: float, zero_grad: bool = True):
+    def __init__(self, model: nn.Module, optimizer: str, lr: float, zero_grad: bool = True, weight_decay=None):
         self.model = model
-        self.optimizer = make_optimizer(optimizer, model.parameters(), lr)
+        self.optimizer = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
         self.zero_grad = zero_grad
 
     def train_step(self, x, y):
@@ -102,9 +102,9 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: nn.Sequential, optimizer: str, lr: float, zero_grad: bool = True):
+    def __init__(self, model: nn.Sequential, optimizer: str, lr: float, zero_grad: bool = True, weight_decay=None):
         self.model = to_torch(model)
-        self.optimizer = make_torch_optimizer(optimizer, self.model.parameters(), lr)
+        self.optimizer = make_torch_optimizer(optimizer, self.model.parameters(), lr, weight_decay)
         self.zero_grad = zero_grad
 
     def _tensors(self, x, y):
@@ -167,10 +167,11 @@ class TorchBackend:
             self.optimizer.state[params[int(index)]][key] = torch.from_numpy(np.array(value))
 
 
-def make_backend(name: str, model: nn.Sequential, optimizer: str, lr: float, zero_grad: bool = True):
+def make_backend(name: str, model: nn.Sequential, optimizer: str, lr: float, zero_grad: bool = True,
+                 weight_decay=None):
     """The backend ``name`` ("nablab" or "torch") training ``model`` (torch copies its weights)."""
     if name == "nablab":
-        return NablabBackend(model, optimizer, lr, zero_grad)
+        return NablabBackend(model, optimizer, lr, zero_grad, weight_decay)
     if name == "torch":
-        return TorchBackend(model, optimizer, lr, zero_grad)
+        return TorchBackend(model, optimizer, lr, zero_grad, weight_decay)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -87,6 +87,8 @@ def train_command(
     model: str = typer.Option("cnn1d", "--model", help=f"One of: {', '.join(MODELS)}."),
     optimizer: str = typer.Option("adam", "--optimizer", help=f"One of: {', '.join(OPTIMIZERS)}."),
     lr: float = typer.Option(1e-2, "--lr", help="Learning rate."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay",
+                                                 help="L2 weight decay (default: the optimizer's, 0 except AdamW's 0.01)."),
     epochs: int = typer.Option(10, "--epochs", help="Total epochs (a resumed run counts the finished ones)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and of the batch order."),
     backend: str = typer.Option("nablab", "--backend", help=f"One of: {', '.join(BACKENDS)}."),
@@ -111,7 +113,8 @@ def train_command(
     from nablab.train.checkpoint import CheckpointError
     from nablab.train.loop import CHECKPOINT, METRICS, TrainConfig, TrainingDiverged, train
 
-    config = TrainConfig(dataset=dataset, model=model, optimizer=optimizer, lr=lr, epochs=epochs, seed=seed,
+    config = TrainConfig(dataset=dataset, model=model, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                         epochs=epochs, seed=seed,
                          batch_size=batch_size, backend=backend, dtype=dtype, limit=limit, data=data)
     try:
         config.validate()
@@ -132,6 +135,10 @@ def train_command(
         _fail(str(exc))
     except TrainingDiverged as exc:
         _fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        saved = Path(out) / CHECKPOINT
+        _fail("interrupted" + (f"; continue from the last finished epoch with --resume ({saved})"
+                               if saved.exists() else " before the first epoch ended (no checkpoint yet)"), code=130)
     except ValueError as exc:
         _fail(str(exc))
 

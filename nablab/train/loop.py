@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ from nablab.train.checkpoint import CheckpointError, load_checkpoint, save_check
 from nablab.train.datasets import DATASETS, Dataset, check_limit, load_dataset
 from nablab.train.metrics import plot_run, write_csv
 from nablab.train.models import MODELS, build_model
-from nablab.train.optimizers import OPTIMIZERS, check_lr
+from nablab.train.optimizers import OPTIMIZERS, check_lr, check_weight_decay
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "Reporter", "train", "CHECKPOINT", "METRICS"]
 
@@ -51,7 +51,7 @@ METRICS = "metrics.csv"
 TIMING = "timing.csv"
 CONFIG = "config.json"
 #: Configuration fields a resumed run must share with the run it continues.
-_FIXED = ("dataset", "model", "optimizer", "lr", "seed", "batch_size", "backend", "dtype", "limit", "hidden")
+_FIXED = ("dataset", "model", "optimizer", "lr", "weight_decay", "seed", "batch_size", "backend", "dtype", "limit", "hidden")
 
 
 @dataclass
@@ -62,6 +62,7 @@ class TrainConfig:
     model: str = "cnn1d"
     optimizer: str = "adam"
     lr: float = 1e-2
+    weight_decay: float | None = None
     epochs: int = 10
     seed: int = 0
     batch_size: int = 100
@@ -83,6 +84,8 @@ class TrainConfig:
         choose("backend", self.backend, BACKENDS)
         choose("dtype", self.dtype, ("float32", "float64"))
         self.lr = check_lr(self.lr)
+        if self.weight_decay is not None:
+            self.weight_decay = check_weight_decay(self.weight_decay)
         for name in ("epochs", "batch_size", "hidden"):
             value = getattr(self, name)
             low = 0 if name == "epochs" else 1
@@ -96,11 +99,6 @@ class TrainConfig:
 
     def to_dict(self):
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class TrainingDiverged(FloatingPointError):
@@ -192,7 +190,8 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
     data = _dataset_for(config, dataset)
     model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed,
                         dtype=np.dtype(config.dtype), hidden=config.hidden)
-    backend = make_backend(config.backend, model, config.optimizer, config.lr, zero_grad=zero_grad)
+    backend = make_backend(config.backend, model, config.optimizer, config.lr, zero_grad=zero_grad,
+                           weight_decay=config.weight_decay)
     loader = DataLoader(data.x_train, data.y_train, config.batch_size, shuffle=True, drop_last=False, seed=config.seed)
 
     history, step_losses, seconds, first_epoch, step = [], [], [], 0, 0

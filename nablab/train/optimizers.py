@@ -16,7 +16,7 @@ import math
 
 from nablab import optim
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "make_torch_optimizer", "check_lr"]
+__all__ = ["OPTIMIZERS", "make_optimizer", "make_torch_optimizer", "check_lr", "check_weight_decay"]
 
 #: name -> (class name in nablab.optim and torch.optim, extra keyword arguments)
 OPTIMIZERS = {
@@ -47,15 +47,34 @@ def check_lr(lr) -> float:
     return value
 
 
-def make_optimizer(name: str, params, lr: float):
-    """The nablab optimizer ``name`` over ``params`` (a list of parameters)."""
+def check_weight_decay(weight_decay) -> float:
+    """The weight decay as a float; refused unless finite and non-negative."""
+    try:
+        value = float(weight_decay)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight decay {weight_decay!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"weight decay {weight_decay!r} must be a non-negative finite number")
+    return value
+
+
+def _hyper(name, lr, weight_decay):
     cls, extra = _lookup(name)
-    return getattr(optim, cls)(list(params), lr=check_lr(lr), **extra)
+    kw = dict(extra, lr=check_lr(lr))
+    if weight_decay is not None:  # None keeps the optimizer's default (0, or 1e-2 for AdamW)
+        kw["weight_decay"] = check_weight_decay(weight_decay)
+    return cls, kw
 
 
-def make_torch_optimizer(name: str, params, lr: float):
+def make_optimizer(name: str, params, lr: float, weight_decay: float | None = None):
+    """The nablab optimizer ``name`` over ``params`` (a list of parameters)."""
+    cls, kw = _hyper(name, lr, weight_decay)
+    return getattr(optim, cls)(list(params), **kw)
+
+
+def make_torch_optimizer(name: str, params, lr: float, weight_decay: float | None = None):
     """The ``torch.optim`` optimizer ``name`` with the same hyperparameters."""
     import torch
 
-    cls, extra = _lookup(name)
-    return getattr(torch.optim, cls)(list(params), lr=check_lr(lr), **extra)
+    cls, kw = _hyper(name, lr, weight_decay)
+    return getattr(torch.optim, cls)(list(params), **kw)

@@ -20,3 +20,23 @@ def make_toy(n_train=256, n_test=128, shape=(1, 40), classes=4, seed=0, dtype=np
 @pytest.fixture
 def toy():
     return make_toy()
+
+
+@pytest.fixture
+def fake_cifar(monkeypatch):
+    """Stand-in for nablab.data's CIFAR-10 readers (tested in tests/data): 200 + 100 random images."""
+    import nablab.data
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (200, 3, 32, 32), dtype=np.uint8), "y_train": rng.integers(0, 10, 200),
+              "x_test": rng.integers(0, 256, (100, 3, 32, 32), dtype=np.uint8), "y_test": rng.integers(0, 10, 100),
+              "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
+    seen = []
+
+    def load(path=None):
+        seen.append(path)
+        return dict(arrays)
+
+    monkeypatch.setattr(nablab.data, "load_cifar10", load)
+    monkeypatch.setattr(nablab.data, "find_cifar10", lambda path=None: "/fake/cifar-10-batches-py")
+    return seen

@@ -146,6 +146,7 @@ def test_divergence_by_a_huge_learning_rate_is_caught(toy):
     ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
     ("dtype", "float16", "unknown dtype 'float16'"),
     ("limit", 0, "limit must be a positive integer"),
+    ("weight_decay", -0.1, "weight decay -0.1 must be a non-negative finite number"),
 ])
 def test_bad_settings_are_named(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -12,20 +12,23 @@ from nablab.train.torch_replica import to_torch
 from .conftest import make_toy
 
 CASES = [
-    ("logistic", (1, 40), "adam", 1e-2),
-    ("mlp", (1, 40), "momentum", 5e-2),
-    ("resmlp", (1, 40), "nesterov", 2e-2),
-    ("convnet", (1, 40), "adam", 1e-3),
-    ("cnn1d", (1, 40), "adam", 1e-2),
-    ("convnet", (3, 8, 8), "rmsprop", 1e-3),
+    ("logistic", (1, 40), "adam", 1e-2, None),
+    ("mlp", (1, 40), "momentum", 5e-2, None),
+    ("resmlp", (1, 40), "nesterov", 2e-2, None),
+    ("resmlp", (1, 40), "adam", 1e-2, 1e-3),
+    ("convnet", (1, 40), "adam", 1e-3, None),
+    ("cnn1d", (1, 40), "adam", 1e-2, None),
+    ("cnn1d", (1, 40), "adamw", 1e-2, None),
+    ("convnet", (3, 8, 8), "rmsprop", 1e-3, None),
 ]
 
 
-@pytest.mark.parametrize("name, shape, optimizer, lr", CASES, ids=lambda c: str(c))
-def test_losses_agree_step_by_step_for_100_steps(name, shape, optimizer, lr):
+@pytest.mark.parametrize("name, shape, optimizer, lr, weight_decay", CASES, ids=lambda c: str(c))
+def test_losses_agree_step_by_step_for_100_steps(name, shape, optimizer, lr, weight_decay):
     data = make_toy(n_train=320, n_test=10, shape=shape, classes=5)
     model = build_model(name, shape, 5, seed=3, dtype=np.float64)
-    ours, theirs = NablabBackend(model, optimizer, lr), TorchBackend(model, optimizer, lr)
+    ours = NablabBackend(model, optimizer, lr, weight_decay=weight_decay)
+    theirs = TorchBackend(model, optimizer, lr, weight_decay=weight_decay)
     loader = DataLoader(data.x_train, data.y_train, batch_size=32, seed=1)
     a, b = [], []
     while len(a) < 100:

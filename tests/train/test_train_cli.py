@@ -76,3 +76,27 @@ def test_rich_progress_bar_on_a_terminal():
           dataset=make_toy(), reporter=_RichReporter(console))
     text = buffer.getvalue()
     assert "\x1b[" in text and "epoch 2/2" in text and "8/8" in text
+
+
+def test_cifar10_pipeline_with_data(tmp_path, fake_cifar):
+    out = tmp_path / "c"
+    result = invoke("train", "--dataset", "cifar10", "--model", "convnet", "--epochs", "1", "--limit", "64",
+                    "--batch-size", "32", "--data", "/some/where", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert fake_cifar == ["/some/where"]
+    assert len(read_csv(out / "metrics.csv")) == 1
+    result = invoke("train", "--dataset", "cifar10", "--model", "cnn1d", "--out", str(tmp_path / "d"))
+    assert result.exit_code == 2
+    assert "cnn1d is the MNIST-1D CNN for 1-D signals (C, L); got input shape (3, 32, 32)" in " ".join(result.output.split())
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
+    import nablab.train.loop as loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    result = invoke("train", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 130
+    assert "interrupted before the first epoch ended" in result.output

@@ -34,3 +34,13 @@ def test_train_diagnostics_agrees_and_both_backends_match(tmp_path):
     assert max(c["(b) max |nablab - PyTorch| loss per step, with / without zero_grad"]) < 1e-8
     assert c["(b) max |(.grad after backward - before) - fresh gradient|"] < 1e-10
     assert result.figures == ["train.diagnostics--diagnostics.png"]
+
+
+def test_train_cifar10_with_data_trains_the_three_seed_models(tmp_path, fake_cifar):
+    result = run("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"], cifar_limit=100)
+    assert result.status == "reproduced", result.summary
+    cifar = result.computed["CIFAR-10"]
+    assert cifar["train examples"] == 100 and set(cifar["models"]) == {"logistic", "mlp", "convnet"}
+    for row in cifar["models"].values():
+        assert abs(row["nablab test accuracy"] - row["torch test accuracy"]) <= 0.05  # float32, same start
+    assert "train.cifar10--cifar10.png" in result.figures

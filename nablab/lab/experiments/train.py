@@ -107,7 +107,7 @@ def train_cifar10(ctx: Context) -> Result:
     from nablab.data import DataNotFoundError, find_cifar10
     from nablab.train import load_dataset
 
-    epochs = ctx.param("epochs", 3 if ctx.quick else 12)
+    epochs = ctx.param("epochs", 2 if ctx.quick else 8)
     limit = ctx.param("limit", 1000 if ctx.quick else 4000)
     lr = ctx.param("lr", 1e-2)
     models = list(ctx.param("models", list(SEED_MODELS) + ["cnn1d"]))
