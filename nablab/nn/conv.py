@@ -85,6 +85,13 @@ def _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups):
     return cols.reshape(groups, (C // groups) * kh * kw, N * Ho * Wo)
 
 
+def _gemm(a, b):
+    """Batched matmul over groups; with one group a plain 2-D product (NumPy's 3-D path is slower)."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.matmul(a, b)
+
+
 def _grad_rows(g, groups):
     """(N, O, Ho, Wo) -> (groups, O / groups, N * Ho * Wo)."""
     N, O, Ho, Wo = g.shape
@@ -97,7 +104,7 @@ def _grad_rows(g, groups):
 def _conv(x, w, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
     cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
-    out = np.matmul(w.reshape(groups, O // groups, Cg * kh * kw), cols)  # (groups, O/groups, N*Ho*Wo)
+    out = _gemm(w.reshape(groups, O // groups, Cg * kh * kw), cols)  # (groups, O/groups, N*Ho*Wo)
     return np.ascontiguousarray(out.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
 
 
@@ -106,7 +113,7 @@ def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     if g.shape != (N, O, Ho, Wo):
         raise ShapeError(f"conv_transpose2d: input has shape {g.shape}, expected {(N, O, Ho, Wo)} for output {x_shape}")
     wm = w.reshape(groups, O // groups, Cg * kh * kw).transpose(0, 2, 1)
-    dcols = np.matmul(wm, _grad_rows(g, groups)).reshape(C, kh, kw, N, Ho, Wo)
+    dcols = _gemm(wm, _grad_rows(g, groups)).reshape(C, kh, kw, N, Ho, Wo)
     ph, pw = padding
     dx = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=np.result_type(g, w))
     sh, sw = stride
@@ -121,7 +128,7 @@ def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
 def _conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding, dilation, groups, "conv2d")
     cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
-    dw = np.matmul(_grad_rows(g, groups), cols.transpose(0, 2, 1))  # (groups, O/groups, Cg*kh*kw)
+    dw = _gemm(_grad_rows(g, groups), cols.transpose(0, 2, 1))  # (groups, O/groups, Cg*kh*kw)
     return dw.reshape(O, Cg, kh, kw)
 
 
@@ -157,23 +164,72 @@ conv_weight_grad.defjvp(
 # --------------------------------------------------------------------------- gather / scatter (max pooling)
 
 
-def _take_flat(x, index):
+def _take_flat(x, index, unique=False):
     return x.reshape(-1)[index]
 
 
-def _scatter_flat(g, index, shape):
-    size = int(np.prod(shape))
-    dtype = np.asarray(g).dtype
-    out = np.bincount(index.reshape(-1), weights=np.asarray(g).reshape(-1), minlength=size)
-    return out.astype(dtype if dtype.kind == "f" else np.float64, copy=False).reshape(shape)
+def _scatter_flat(g, index, shape, unique=False):
+    """Add ``g`` into zeros of ``shape`` at flat positions ``index``.
+
+    ``unique`` promises no position repeats (non-overlapping pooling windows):
+    then a plain assignment does it, several times faster than accumulating.
+    """
+    g = np.asarray(g)
+    dtype = g.dtype if g.dtype.kind == "f" else np.float64
+    if unique:
+        out = np.zeros(int(np.prod(shape)), dtype=dtype)
+        out[index.reshape(-1)] = g.reshape(-1)
+        return out.reshape(shape)
+    out = np.bincount(index.reshape(-1), weights=g.reshape(-1), minlength=int(np.prod(shape)))
+    return out.astype(dtype, copy=False).reshape(shape)
 
 
 take_flat = primitive(_take_flat, name="take")
 scatter_flat = primitive(_scatter_flat, name="scatter_add")
-take_flat.defvjp(lambda g, ans, x, index: scatter_flat(g, index, shape_of(x)))
-take_flat.defjvp(lambda t, ans, x, index: take_flat(t, index))
-scatter_flat.defvjp(lambda h, ans, g, index, shape: take_flat(h, index))
-scatter_flat.defjvp(lambda t, ans, g, index, shape: scatter_flat(t, index, shape))
+take_flat.defvjp(lambda g, ans, x, index, unique=False: scatter_flat(g, index, shape_of(x), unique=unique))
+take_flat.defjvp(lambda t, ans, x, index, unique=False: take_flat(t, index, unique=unique))
+scatter_flat.defvjp(lambda h, ans, g, index, shape, unique=False: take_flat(h, index, unique=unique))
+scatter_flat.defjvp(lambda t, ans, g, index, shape, unique=False: scatter_flat(t, index, shape, unique=unique))
+
+
+def _window_argmax(views):
+    """Index (into ``views``) of the first largest value, position by position.
+
+    The windows' offsets are stacked into one contiguous array first (strided
+    views make every later pass several times slower), then one comparison
+    pass per offset; ``>`` keeps the earliest maximum, as PyTorch does at ties.
+    Index updates are arithmetic, not boolean-mask assignment (far slower).
+    """
+    stacked = np.empty((len(views),) + views[0].shape, dtype=views[0].dtype)
+    for j, view in enumerate(views):
+        stacked[j] = view
+    best = stacked[0].copy()
+    index_type = np.int8 if len(views) < 128 else np.int32
+    index = np.zeros(best.shape, dtype=index_type)
+    for k in range(1, len(views)):
+        better = stacked[k] > best
+        np.maximum(best, stacked[k], out=best)
+        index += better.astype(index_type) * (index_type(k) - index)
+    return index
+
+
+_BASE_CACHE = {}
+
+
+def _window_origins(N, C, H, W, Ho, Wo, stride, padding):
+    """Flat index of each window's top-left corner (cached per geometry: pooling repeats shapes)."""
+    key = (N, C, H, W, Ho, Wo, stride, padding)
+    base = _BASE_CACHE.get(key)
+    if base is None:
+        index_type = np.int32 if N * C * H * W < 2**31 else np.int64
+        rows = (np.arange(Ho) * stride[0] - padding[0]).reshape(-1, 1)
+        cols = np.arange(Wo) * stride[1] - padding[1]
+        planes = np.arange(N * C, dtype=np.int64).reshape(N, C, 1, 1) * (H * W)
+        base = (planes + rows * W + cols).astype(index_type)
+        if len(_BASE_CACHE) > 32:
+            _BASE_CACHE.clear()
+        _BASE_CACHE[key] = base
+    return base
 
 
 def max_pool_indices(x, kernel, stride, padding, dilation):
@@ -187,29 +243,27 @@ def max_pool_indices(x, kernel, stride, padding, dilation):
     Wo = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
     if Ho < 1 or Wo < 1:
         raise ShapeError(f"max_pool2d: kernel {kernel} does not fit the input {H}x{W} padded by {padding}")
-    if (kh, kw) == tuple(stride) and padding == (0, 0) and dilation == (1, 1):
-        # non-overlapping windows: a reshape instead of a window view
-        win = x[:, :, : Ho * kh, : Wo * kw].reshape(N, C, Ho, kh, Wo, kw).transpose(0, 1, 2, 4, 3, 5)
-    else:
-        xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2), constant_values=-np.inf) \
-            if padding != (0, 0) else x
-        span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-        win = sliding_window_view(xp, span, axis=(2, 3))
-        win = win[:, :, : stride[0] * (Ho - 1) + 1 : stride[0], : stride[1] * (Wo - 1) + 1 : stride[1],
-                  :: dilation[0], :: dilation[1]]
-    k = win.reshape(N, C, Ho, Wo, kh * kw).argmax(axis=-1)
-    rows = np.arange(Ho).reshape(-1, 1) * stride[0] - padding[0] + (k // kw) * dilation[0]
-    cols = np.arange(Wo) * stride[1] - padding[1] + (k % kw) * dilation[1]
-    planes = np.arange(N * C).reshape(N, C, 1, 1) * (H * W)
-    return planes + rows * W + cols
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2), constant_values=-np.inf) \
+        if padding != (0, 0) else x
+    sh, sw = stride
+    views = [xp[:, :, a * dilation[0] : a * dilation[0] + sh * (Ho - 1) + 1 : sh,
+                b * dilation[1] : b * dilation[1] + sw * (Wo - 1) + 1 : sw]
+             for a in range(kh) for b in range(kw)]
+    k = _window_argmax(views)
+    base = _window_origins(N, C, H, W, Ho, Wo, tuple(stride), tuple(padding))
+    offsets = np.array([a * dilation[0] * W + b * dilation[1] for a in range(kh) for b in range(kw)], dtype=base.dtype)
+    return base + np.take(offsets, k)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
     """Max pooling over (N, C, H, W); windows may overlap."""
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
-    index = max_pool_indices(x, kernel, stride, pair(padding, "padding"), pair(dilation, "dilation"))
-    return take_flat(x, index)
+    padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
+    index = max_pool_indices(x, kernel, stride, padding, dilation)
+    # windows that cannot overlap select every input at most once
+    disjoint = stride[0] >= dilation[0] * (kernel[0] - 1) + 1 and stride[1] >= dilation[1] * (kernel[1] - 1) + 1
+    return take_flat(x, index, unique=disjoint)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
