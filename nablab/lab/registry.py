@@ -28,7 +28,7 @@ import numpy as np
 
 from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
 
-__all__ = ["Result", "Context", "experiment", "registered", "run", "load_errors",
+__all__ = ["Result", "Context", "SelfCheckError", "experiment", "registered", "run", "load_errors",
            "parse_params", "parse_value", "to_jsonable", "STATUSES", "RESULT_STATUSES"]
 
 #: Statuses an experiment may return.
@@ -36,6 +36,10 @@ RESULT_STATUSES = ("agrees", "disagrees", "reproduced", "needs-data")
 #: All statuses a report can show ("error": the experiment raised or returned
 #: something invalid; "not-implemented": no experiment is registered).
 STATUSES = RESULT_STATUSES + ("error", "not-implemented")
+
+
+class SelfCheckError(AssertionError):
+    """An experiment's internal consistency check failed (see :meth:`Context.check`)."""
 
 
 @dataclass
@@ -91,6 +95,16 @@ class Context:
         if name not in self.params:
             return default
         return _convert(name, self.params[name], default)
+
+    def check(self, condition, message: str) -> None:
+        """Assert one of the experiment's own consistency checks.
+
+        A failed check is a fault of the library or the experiment, not a
+        verdict on the seed: it raises :class:`SelfCheckError`, and the report
+        shows the claim as ``error`` with ``message``, never as ``disagrees``.
+        """
+        if not bool(condition):
+            raise SelfCheckError(message)
 
     def savefig(self, fig, name: str) -> str:
         """Save a matplotlib figure as PNG in ``out_dir``, close it, return the file name.

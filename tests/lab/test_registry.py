@@ -162,3 +162,16 @@ def test_registered_experiments_use_known_ids():
 @pytest.mark.parametrize("module", [nablab.lab.claims, nablab.lab.registry, nablab.lab.report])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
+
+
+def test_a_failed_self_check_is_an_error_not_a_verdict(tmp_path, monkeypatch):
+    from nablab.lab import registry
+
+    def broken(ctx):
+        ctx.check(1 + 1 == 3, "arithmetic is off")
+        return registry.Result("agrees", {}, "never reached")
+
+    monkeypatch.setitem(registry._REGISTRY, "data.one-hot", broken)
+    result = registry.run("data.one-hot", registry.Context(out_dir=tmp_path))
+    assert result.status == "error"
+    assert "SelfCheckError: arithmetic is off" in result.summary
