@@ -76,6 +76,10 @@ class Context:
     claim_id: str = ""
     figures: list[str] = field(default_factory=list)
     used_params: set = field(default_factory=set)
+    #: A ``concurrent.futures.Executor`` for :mod:`nablab.lab.sweep`; None runs sweeps in-process.
+    executor: Any = field(default=None, repr=False)
+    #: Where sweeps save each task's result (so a rerun resumes); None keeps them in memory.
+    sweep_dir: Path | None = None
     _rng: np.random.Generator | None = field(default=None, repr=False)
 
     def rng(self) -> np.random.Generator:
