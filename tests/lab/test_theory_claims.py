@@ -159,3 +159,12 @@ def test_bad_parameters_are_refused_with_their_values(tmp_path):
         run(exp.gd_1d_divergence, tmp_path, "theory.gd-1d-divergence", lr_max=1.5)
     with pytest.raises(ValueError, match="hinge_B=-1.0"):
         run(exp.gd_rate, tmp_path, "theory.gd-rate", hinge_B=-1.0)
+
+
+def test_a_failed_self_check_is_an_error_not_a_verdict(tmp_path, monkeypatch):
+    # A wrong hand-written f' is the library's fault: the claim shows "error", never "disagrees".
+    monkeypatch.setattr(theory, "sharp_wide_grad", lambda t: 2 * np.asarray(t, dtype=float))
+    ctx = Context(out_dir=tmp_path, quick=True, claim_id="theory.wide-minima",
+                  params={"starts": 50, "sweep_starts": 10, "n_sweep": 2})
+    r = registry.run("theory.wide-minima", ctx)
+    assert r.status == "error" and "hand-written f'" in r.summary
