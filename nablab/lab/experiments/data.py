@@ -50,6 +50,8 @@ def one_hot(ctx: Context) -> Result:
                  if i < len(seed_matrix) else False for i in range(len(matrix))]
     repeats = {w: [i for i, t in enumerate(tokens) if t == w] for w in vocab if tokens.count(w) > 1}
     repeats_share_code = all(len({tuple(matrix[i]) for i in rows}) == 1 for rows in repeats.values())
+    ctx.check(repeats_share_code, "repeated words got different one-hot rows: " + "; ".join(
+        f"{w}: {[matrix[i].tolist() for i in rows]}" for w, rows in repeats.items()))
     agrees = same_rows and seed_matrix.shape == matrix.shape and all(row_match)
     is_seed_sentence = sentence == SENTENCE
 
@@ -70,7 +72,7 @@ def one_hot(ctx: Context) -> Result:
         f"order of first appearance: {vocab}, so {len(vocab)} one-hot columns for {len(tokens)} tokens. "
         f"The matrix is {matrix.shape[0]} x {matrix.shape[1]} with one 1 per row"
         + (f"; every occurrence of a repeated word ({', '.join(repeats)}) gets the same row. "
-           if repeats and repeats_share_code else ". ")
+           if repeats else ". ")
         + ("" if not is_seed_sentence else "The seed's table agrees entry by entry."
            if agrees else
            f"The seed's table, as transcribed, has {seed_matrix.shape[1]} columns for {len(vocab)} distinct words; "

@@ -261,11 +261,15 @@ def graph_two_steps(ctx: Context) -> Result:
            "graph with nablab.grad inside vs written-out gradient, values and input gradients (rel)": 1e-12,
            "random problems: input gradients vs central differences (rel)": 1e-5,
            "random problems: dL2/deta vs closed form (rel)": 1e-9}
+    failed = {k: (checks[k], tol[k]) for k in checks if not checks[k] <= tol[k]}
+    ctx.check(not failed, "the traced graph's value or gradients disagree with the closed form, "
+                          "nablab.grad or central differences: " + "; ".join(
+                              f"{k} = {v:.3g} > {t:g}" for k, (v, t) in failed.items()))
     w1_users = [n["id"] for n in graph.nodes if named.get("w1") in n["inputs"]]
     w1_feeds_both = len(named) == 5 and named["w2"] in w1_users and any(
         u in _ancestors(graph, named["grad L1"]) for u in w1_users)
     structure_ok = len(eta_users) == 2 and w1_feeds_both and not loss_values_on_path and not L0_on_ad_path
-    ok = structure_ok and all(checks[k] <= tol[k] for k in checks)
+    ok = structure_ok
 
     fig = graph.plot()
     fig.suptitle(f"L2 after two GD steps, X = [1 1], t = [3], w0 = 0, eta = {eta:g}: values and gradients "
@@ -406,6 +410,12 @@ def memory_vs_steps(ctx: Context) -> Result:
     forward_momentum = [lr_hypergradient(loss, w0, eta, s, mode="forward", momentum=momentum)[1]
                         for s in steps_list[:2]]
     agreement["reversible (vs forward mode with momentum)"] = relerr(hypergrads["reversible"][:2], forward_momentum)
+    ctx.check(all(v <= (1e-6 if m.startswith("reversible") else 1e-8) for m, v in agreement.items()),
+              "the modes' dL_t/deta disagree (max relative difference; limit 1e-8, reversible 1e-6): "
+              + ", ".join(f"{m} {v:.3g}" for m, v in agreement.items()))
+    ctx.check(all(f["reconstructed exactly"] for f in extra["reversible"]),
+              "reversible SGD did not reconstruct the iterates exactly at t = "
+              + ", ".join(str(st) for st, f in zip(steps_list, extra["reversible"]) if not f["reconstructed exactly"]))
     s = np.array(steps_list, float)
     rev_fit = linear_fit(s, table["reverse"])
     growth = {m: table[m][-1] / table[m][0] for m in MEMORY_MODES}
@@ -414,8 +424,7 @@ def memory_vs_steps(ctx: Context) -> Result:
     ratio = s[-1] / s[0]
     ok_reverse = rev_fit[2] >= 0.99 and growth["reverse"] >= 0.5 * ratio
     ok_forward = growth["forward"] <= 1.10
-    ok_agree = all(v <= (1e-6 if m.startswith("reversible") else 1e-8) for m, v in agreement.items())
-    ok = ok_reverse and ok_forward and ok_agree and all(f["reconstructed exactly"] for f in extra["reversible"])
+    ok = ok_reverse and ok_forward
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for mode, marker in zip(MEMORY_MODES, "osD^v"):
@@ -529,11 +538,18 @@ def long_horizon(ctx: Context) -> Result:
         fitted = float(np.exp(np.polyfit(ks[tail], np.log(np.abs(closed[tail]) / ks[tail]), 1)[0]))
         measured = float(np.exp(np.polyfit(ks[tail], np.log(np.abs(h[tail]) / ks[tail]), 1)[0]))
         lib = lr_hypergradient(loss, w0, eta, T // 4, mode="reverse")[1]
+        fwd_err, lib_err = relerr(h, closed), relerr(lib, h[T // 4 - 1])
         quad[name] = {"eta": eta, "eta / eta_crit": mult, "|dL/deta| at t = 1 and T": [abs(h[0]), abs(h[-1])],
-                      "forward mode vs closed form (max abs error / max |dL/deta|)": relerr(h, closed),
-                      "library reverse mode at T/4 vs forward (rel)": relerr(lib, h[T // 4 - 1]),
+                      "forward mode vs closed form (max abs error / max |dL/deta|)": fwd_err,
+                      "library reverse mode at T/4 vs forward (rel)": lib_err,
                       "predicted factor per step": predicted, "factor per step fitted to forward mode": measured,
                       "factor fitted to the closed form": fitted, "curve": np.abs(h)}
+        ctx.check(fwd_err <= 1e-9 and lib_err <= 1e-8,
+                  f"least squares, {name} rate: forward mode differs from the closed form by {fwd_err:.3g} of the "
+                  f"curve's scale (limit 1e-9), reverse mode at T/4 from forward mode by {lib_err:.3g} (limit 1e-8)")
+        ctx.check(abs(fitted / predicted - 1) <= 0.02,
+                  f"least squares, {name} rate: the per-step factor fitted to the closed form, {fitted:.6g}, is "
+                  f"not within 2% of max|1 - 2 eta lambda_i/n|^2 = {predicted:.6g}")
     # 2) a nonconvex loss: GD on a double well; at a large rate the loss stays bounded (it cannot exceed
     #    f(0) = 1/4 once in the wells) but the iteration is chaotic and the hypergradient grows like e^(lambda t)
     v0 = np.array([ctx.param("w0", 0.5)])
@@ -546,11 +562,19 @@ def long_horizon(ctx: Context) -> Result:
         lyap = lyapunov_exponent(eta, v0[0], T)
         nz = (ks >= 20) & (np.abs(h) > 0)
         rate = float(np.polyfit(ks[nz], np.log(np.abs(h[nz])), 1)[0]) if nz.sum() > 2 else float("-inf")
+        fd_err = relerr(h[k - 1], fd)
         well[name] = {"eta": eta, "largest loss after 20 steps": float(np.max(vals[19:])),
                       "|dL/deta| at t = 1 and T": [abs(h[0]), abs(h[-1])],
-                      "forward mode vs central difference at t = 10 (rel)": relerr(h[k - 1], fd),
+                      "forward mode vs central difference at t = 10 (rel)": fd_err,
                       "Lyapunov exponent (mean log|1 - eta f''(w_k)|)": lyap,
                       "fitted growth rate of log|dL/deta| per step": rate, "curve": np.abs(h)}
+        ctx.check(fd_err <= 1e-5, f"double well, eta = {eta:g}: forward mode dL_10/deta = {h[k - 1]:.10g}, central "
+                                  f"difference {fd:.10g} (relative gap {fd_err:.3g} > 1e-5)")
+    lyap_chaotic = well["chaotic"]["Lyapunov exponent (mean log|1 - eta f''(w_k)|)"]
+    rate_chaotic = well["chaotic"]["fitted growth rate of log|dL/deta| per step"]
+    ctx.check(abs(rate_chaotic / lyap_chaotic - 1) <= 0.10,
+              f"double well at eta = {well['chaotic']['eta']:g}: log|dL/deta| grows at {rate_chaotic:.4g} per step, "
+              f"not within 10% of the Lyapunov exponent {lyap_chaotic:.4g}")
     # 3) memory: reverse mode bytes per step, measured at two horizons; forward mode for comparison
     Xm, tm, wm, em = memory_problem(rng, 20, 1000)
     peaks = {s: measure_memory(Xm, tm, wm, em, s, "reverse")[0] for s in (20, 80)}
@@ -562,27 +586,14 @@ def long_horizon(ctx: Context) -> Result:
     hs, hu = quad["stable"]["|dL/deta| at t = 1 and T"], quad["unstable"]["|dL/deta| at t = 1 and T"]
     ws_, wc = well["stable"]["|dL/deta| at t = 1 and T"], well["chaotic"]["|dL/deta| at t = 1 and T"]
     checks = {
-        "least squares: forward mode = closed form (<= 1e-9 of the curve's scale)": all(
-            v["forward mode vs closed form (max abs error / max |dL/deta|)"] <= 1e-9
-            and v["library reverse mode at T/4 vs forward (rel)"] <= 1e-8 for v in quad.values()),
-        "least squares: the per-step factor matches max|1 - 2 eta lambda_i/n|^2 (2%)": all(
-            abs(v["factor fitted to the closed form"] / v["predicted factor per step"] - 1) <= 0.02
-            for v in quad.values()),
         "least squares: vanishes below 1e-6 of its start at the stable rate": hs[1] <= 1e-6 * hs[0],
         "least squares: grows above 1e6 x its start at the unstable rate": hu[1] >= 1e6 * hu[0],
-        "double well: forward mode = central difference at t = 10 (1e-5)": all(
-            v["forward mode vs central difference at t = 10 (rel)"] <= 1e-5 for v in well.values()),
         "double well: vanishes at the small rate": ws_[1] <= 1e-6 * ws_[0],
         "double well: loss bounded by f(0) = 1/4 but |dL/deta| grows above 1e20 at the large rate":
             well["chaotic"]["largest loss after 20 steps"] <= 0.25 and wc[1] >= 1e20 * wc[0],
-        "double well: growth rate = Lyapunov exponent (10%)": abs(
-            well["chaotic"]["fitted growth rate of log|dL/deta| per step"]
-            / well["chaotic"]["Lyapunov exponent (mean log|1 - eta f''(w_k)|)"] - 1) <= 0.10,
         "memory: reverse grows with t, forward does not": peaks[80] > 3 * peaks[20] and fwd_peak < 0.2 * peaks[80],
     }
     ok = all(checks.values())
-    lyap_chaotic = well["chaotic"]["Lyapunov exponent (mean log|1 - eta f''(w_k)|)"]
-    rate_chaotic = well["chaotic"]["fitted growth rate of log|dL/deta| per step"]
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for name, style in (("stable", "-"), ("unstable", "--")):
@@ -692,6 +703,12 @@ def one_step_loss(ctx: Context) -> Result:
            "d2L1/deta2 closed form vs autodiff": 1e-10, "eta* closed form vs library quadratic_lr": 1e-10,
            "eta* closed form vs minimize_scalar": 1e-6, "dL1/deta at eta* (autodiff, relative)": 1e-10,
            "seed 000 formulas vs autodiff": 1e-10, "seed 002 formulas vs autodiff": 1e-10}
+    # Our closed forms against autodiff, the library oracle and scipy: a failure is a fault here, not in the seeds.
+    failed = {k: worst[k] for k in tol if not k.startswith("seed ") and not worst[k] <= tol[k]}
+    ctx.check(not failed, "the closed forms disagree with autodiff, quadratic_lr or minimize_scalar: "
+                          + "; ".join(f"{k} {v:.3g} > {tol[k]:g}" for k, v in failed.items()))
+    ctx.check(found_better == 0, f"minimize_scalar found a lower L1 than the closed-form eta* on {int(found_better)} "
+                                 f"of {problems} problems")
     # The degenerate case the seeds' strict "> 0" misses: w0 already minimises L (n > d, least-squares w0).
     Xd = rng.standard_normal((5, 2))
     td = rng.standard_normal(5)
@@ -700,7 +717,7 @@ def one_step_loss(ctx: Context) -> Result:
     degenerate = {"X shape": Xd.shape, "|X^T a|": float(np.linalg.norm(Xd.T @ (Xd @ wd - td))),
                   "d2L1/deta2 (autodiff)": float(nb.grad(nb.grad(fd_))(0.3)),
                   "L1(0), L1(1), L1(10)": [float(fd_(e)) for e in (0.0, 1.0, 10.0)]}
-    ok = all(worst[k] <= tol[k] for k in tol) and negative_d2 == 0 and found_better == 0
+    ok = all(worst[k] <= tol[k] for k in tol if k.startswith("seed ")) and negative_d2 == 0
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     grid = np.linspace(0, 2.2, 45)
@@ -808,10 +825,12 @@ def one_step_2d(ctx: Context) -> Result:
               "L1(eta*)": float(f(eta_star)),
               "|w_200 - min-norm| at the small rate": float(np.linalg.norm(slow[-1] - w_mn)),
               "random n = 1 problems: |w1 - projection of w0| (rel, worst)": worst_proj}
-    ok_compute = (checks["eta*: closed form vs autodiff + minimize_scalar (rel)"] <= 1e-8
-                  and checks["eta*: closed form vs library (rel)"] <= 1e-12
-                  and checks["|w1 - min-norm solution|"] <= 1e-12
-                  and checks["L1(eta*)"] <= 1e-24 and worst_proj <= 1e-12)
+    limits = {"eta*: closed form vs autodiff + minimize_scalar (rel)": 1e-8, "eta*: closed form vs library (rel)": 1e-12,
+              "|w1 - min-norm solution|": 1e-12, "L1(eta*)": 1e-24,
+              "random n = 1 problems: |w1 - projection of w0| (rel, worst)": 1e-12}
+    failed = {k: checks[k] for k in limits if not checks[k] <= limits[k]}
+    ctx.check(not failed, "eta* or w1 disagrees with an independent computation: "
+                          + "; ".join(f"{k} = {v:.3g} > {limits[k]:g}" for k, v in failed.items()))
     seed_match = _matches(eta_star, SEED_2D_ETA) and all(_matches(v, q) for v, q in zip(w1, SEED_2D_W1))
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
@@ -847,7 +866,7 @@ def one_step_2d(ctx: Context) -> Result:
     figure = ctx.savefig(fig, "trajectory")
 
     return Result(
-        status=("agrees" if seed_match else "disagrees") if ok_compute else "disagrees",
+        status="agrees" if seed_match else "disagrees",
         computed={
             "eta* (closed form)": eta_star,
             "eta* (autodiff + minimize_scalar)": eta_num,
@@ -935,7 +954,9 @@ def t_step_loss(ctx: Context) -> Result:
     seed_ratio = np.array(seed_ratio)
     tol = {"L_t matrix power vs autodiff": 1e-9, "L_t matrix power vs library": 1e-9, "L_t'' autodiff vs library": 1e-8}
     convex = min_second_diff >= -1e-12 and min_d2 >= -1e-12
-    formula_ok = all(worst[k] <= tol[k] for k in tol)
+    off = {k: worst[k] for k in tol if not worst[k] <= tol[k]}
+    ctx.check(not off, "the matrix-power L_t disagrees with autodiff or the library: "
+                       + "; ".join(f"{k} {v:.3g} > {tol[k]:g}" for k, v in off.items()))
     # seed_ratio holds (seed's L_m) / (true L_t) / n: the seed's form is right only if (seed / true) == 1, i.e. n = 1
     seed_formula_matches = bool(np.all(np.abs(seed_ratio * np.array(seed_n) - 1) <= 1e-9))
 
@@ -958,9 +979,9 @@ def t_step_loss(ctx: Context) -> Result:
     axes[1].set_title("Second derivatives: never negative")
     figure = ctx.savefig(fig, "t-step")
 
-    failed = "" if formula_ok and convex else "CHECK FAILED (see worst relative errors and convexity). "
+    failed = "" if convex else "CONVEXITY CHECK FAILED (see the smallest second difference and derivative). "
     return Result(
-        status="agrees" if formula_ok and convex and seed_formula_matches else "disagrees",
+        status="agrees" if convex and seed_formula_matches else "disagrees",
         computed={
             "random problems": problems,
             "steps": steps_list,
@@ -1051,12 +1072,18 @@ def t_step_2d(ctx: Context) -> Result:
         contrast.append({"t": steps, "eta* library": lib, "eta* minimize_scalar on autodiff": float(num)})
     limit = 2 / (lam[0] + lam[1])
     exact_t = [str(r["t"]) for r in rows if abs(r["eta* minimize_scalar on autodiff"] - eta_closed) <= 1e-7]
-    ok = (all(abs(r["eta* library"] - eta_closed) <= 1e-12 and r["L_t(eta*)"] == 0.0
-              and abs(r["eta* minimize_scalar on autodiff"] - eta_closed)
-              <= max(2 * r["half-width where float64 L_t == 0"], 1e-7)
-              for r in rows)
-          and all(abs(c["eta* library"] - c["eta* minimize_scalar on autodiff"]) <= 1e-6 * c["eta* library"]
-                  for c in contrast))
+    for r in rows:
+        ctx.check(abs(r["eta* library"] - eta_closed) <= 1e-12 and r["L_t(eta*)"] == 0.0
+                  and abs(r["eta* minimize_scalar on autodiff"] - eta_closed)
+                  <= max(2 * r["half-width where float64 L_t == 0"], 1e-7),
+                  f"t = {r['t']}: eta* is {eta_closed:g} in closed form, {r['eta* library']!r} by the library, "
+                  f"{r['eta* minimize_scalar on autodiff']!r} by scipy on autodiff (allowed: 1e-7 or twice the "
+                  f"float64 plateau half-width {r['half-width where float64 L_t == 0']:.2g}); "
+                  f"L_t(eta*) = {r['L_t(eta*)']!r} (expected 0.0)")
+    for c in contrast:
+        ctx.check(abs(c["eta* library"] - c["eta* minimize_scalar on autodiff"]) <= 1e-6 * c["eta* library"],
+                  f"X = [[1, 1], [1, 2]], t = {c['t']}: eta* is {c['eta* library']!r} by the library and "
+                  f"{c['eta* minimize_scalar on autodiff']!r} by scipy on autodiff (limit 1e-6 relative)")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     grid = np.linspace(0.0, 0.5, 401)
@@ -1078,7 +1105,7 @@ def t_step_2d(ctx: Context) -> Result:
     figure = ctx.savefig(fig, "t-step-2d")
 
     return Result(
-        status="reproduced" if ok else "disagrees",
+        status="reproduced",
         computed={"per t": rows, "contrast, X = [[1, 1], [1, 2]], t = [3, 3]": contrast,
                   "contrast limit n / (lambda_1 + lambda_2)": limit},
         summary=(

@@ -216,6 +216,8 @@ def _min_norm_claim(ctx: Context, kind: str) -> Result:
     idx = optim.sample_indices(n, steps * 2 * count, seed=int(rng.integers(2 ** 31))).reshape(steps, 2 * count)
     grad_fn = sampled_gradient(X2, t2, idx)
     gap = engine_gradient_gap(X2, t2, grad_fn, W0, idx=idx)
+    ctx.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the seed's loss by {gap:.3g} "
+                           "(relative; limit 1e-12)")
 
     scale_norm = np.linalg.norm(w_star, axis=1)
     to_star = np.empty((steps + 1, 2 * count))
@@ -237,9 +239,11 @@ def _min_norm_claim(ctx: Context, kind: str) -> Result:
     control_error = np.linalg.norm(W[other] - predicted, axis=1) / scale_norm[other]
     control_gap = float(np.median(control_error))
     control_far = float(np.median(to_star[-1, other]))
+    ctx.check(np.mean(control_error < tol) >= 0.9,
+              f"from a random w0 only {int(np.sum(control_error < tol))} of {count} runs end within {tol:g} of the "
+              f"predicted limit w* + (I - Q Q^T) w0 (median gap {control_gap:.3g}; at least 90% expected)")
     # The row-space invariant must hold at every step; convergence only needs to be typical.
-    ok = (at_star.mean() >= 0.9 and worst_rows <= 1e-10 and np.mean(control_error < tol) >= 0.9
-          and gap < 1e-12)
+    ok = at_star.mean() >= 0.9 and worst_rows <= 1e-10
 
     # figure: the seed's 2-D picture, then the statistics over steps
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -416,11 +420,16 @@ def adagrad_not_min_norm(ctx: Context) -> Result:
     plane_ratio = report["2-D"].pop("_ratio")
     d_ratio = report[f"{d}-D"].pop("_ratio")
     closed_ok = all(r.pop("_close") and r["max residual |x . w - t| / |t|"] < tol for r in report.values())
+    ctx.check(closed_ok, "Adagrad on random single equations does not end at t sign(x)/||x||_1 with residual < "
+                         f"{tol:g}: " + "; ".join(
+                             f"{label}: max residual {r['max residual |x . w - t| / |t|']:.3g}, max distance "
+                             f"{r['the same in units of eps / (min |x_i| |t|)']:.3g} eps units (limit about 10)"
+                             for label, r in report.items()))
 
     coincide = same["distance limit to minimum-norm point"] < tol
     differs = differ["distance limit to minimum-norm point"] > 1e3 * tol and abs(differ["residual x . w - t"]) < tol
     quotes_ok = all(r["match"] for r in quote_rows)
-    ok = coincide and differs and quotes_ok and closed_ok
+    ok = coincide and differs and quotes_ok
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     ax = axes[0]
@@ -535,6 +544,8 @@ def adaptive_not_min_norm(ctx: Context) -> Result:
     P = null_projectors(X)
     grad_fn = full_gradient(X, t)
     gap = engine_gradient_gap(X, t, grad_fn, rng.standard_normal((count, d)))
+    ctx.check(gap < 1e-12, f"the batched full gradient differs from nablab.grad of the seed's loss by {gap:.3g} "
+                           "(relative; limit 1e-12)")
     norm_star = np.linalg.norm(w_star, axis=1)
     curvature = max(np.linalg.eigvalsh((2.0 / n) * Xb.T @ Xb).max() for Xb in X)
     opts = {"GD (lr 1/L)": optim.sgd(lr=1.0 / curvature), **adaptive_optimizers(steps)}
@@ -584,10 +595,15 @@ def adaptive_not_min_norm(ctx: Context) -> Result:
     gd = results["GD (lr 1/L)"]
     gd_ok = (gd["converged (residual < tol)"] == count
              and gd["relative distance of the limit to w*: min, median, max"][2] < tol)
+    ctx.check(gd_ok, f"GD, the control, solved {gd['converged (residual < tol)']} of {count} problems and ended as far "
+                     f"as {gd['relative distance of the limit to w*: min, median, max'][2]:.3g} (relative) from the "
+                     f"minimum-norm point (expected: all, within {tol:g})")
     adaptive = [k for k in results if not k.startswith("GD")]
     away = {k: results[k][f"converged and farther than {far:g}"] for k in adaptive}
     converged = {k: results[k]["converged (residual < tol)"] for k in adaptive}
-    ok = gd_ok and gap < 1e-12 and all(converged[k] >= 0.9 * count for k in adaptive)
+    ctx.check(all(converged[k] >= 0.9 * count for k in adaptive),
+              f"the adaptive runs did not converge (residual < {tol:g}) on 90% of the {count} problems: "
+              + ", ".join(f"{k} {converged[k]}" for k in adaptive))
     dists = {k: results[k].pop("_dist") for k in results}
 
     # figure
@@ -647,10 +663,8 @@ def adaptive_not_min_norm(ctx: Context) -> Result:
         "Adagrad, RMSprop and Adam do not pick the "
         "minimum-norm solution in general; per-coordinate rates leave the row space of X."
     )
-    if not ok:
-        summary += " A check failed (GD or the convergence of the adaptive runs): see the numbers."
     return Result(
-        status="reproduced" if ok else "disagrees",
+        status="reproduced",
         computed={
             "problems": count, "n": n, "d": d, "steps": steps, "tolerance (residual)": tol,
             "far (relative distance)": far, **results,
@@ -708,7 +722,7 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
     count_full = ctx.param("instances_full", 5 if ctx.quick else 20)
     n = ctx.param("n", 3)
     d = ctx.param("d", 8)
-    random_steps = ctx.param("random_steps", 1500 if ctx.quick else 3000)
+    random_steps = ctx.param("random_steps", 3000)  # 1500 left a slow full-M problem short of tol in quick runs
     tol = ctx.param("tol", 1e-8)
     a, target = SEED_A, 1.0
 
@@ -750,9 +764,14 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
         "limit (closed form)": preconditioned_limit(a, target, second)}
     closed_ok = all(np.allclose(per_m[k]["limit"], per_m[k]["closed form M a^T / (a M a^T)"], rtol=1e-12, atol=1e-14)
                     for k in preconditioners)
+    ctx.check(closed_ok, "preconditioned SGD's limits differ from the closed form M a^T / (a M a^T): " + "; ".join(
+        f"{k}: run {per_m[k]['limit'].tolist()}, closed form {per_m[k]['closed form M a^T / (a M a^T)'].tolist()}"
+        for k in preconditioners))
     # eps (1e-10 Adagrad, 1e-8 RMSprop) is not small next to the third coordinate's gradient, 0.02 |residual|,
     # late in the run, so the adaptive limits match (b) only to about eps / 0.02 relative to the late residuals.
     adaptive_ok = all(per_m[k]["distance to the (b) limit"] < 1e-4 for k in adaptive)
+    ctx.check(adaptive_ok, "the adaptive runs do not end at the (b) limit (distance limit 1e-4): " + ", ".join(
+        f"{k} {per_m[k]['distance to the (b) limit']:.3g}" for k in adaptive))
 
     # Random problems: diagonal M (batched) and full SPD M (batched as one block-diagonal matrix).
     def random_batch(X, t, M_batch, full):
@@ -797,6 +816,12 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
     random_ok = all(r["ended within tol of M X^T (X M X^T)^-1 t"] >= 0.9 * r["problems"]
                     and r["max relative distance to range(M X^T) over all iterates"] < 1e-10
                     for r in (diag_report, full_report))
+    ctx.check(random_ok, "on random problems preconditioned SGD does not end at M X^T (X M X^T)^-1 t (90% within "
+                         f"{tol:g}) or leaves range(M X^T) (limit 1e-10): " + "; ".join(
+                             f"{label} M: {r['ended within tol of M X^T (X M X^T)^-1 t']} of {r['problems']} ended "
+                             f"there, max distance to the range "
+                             f"{r['max relative distance to range(M X^T) over all iterates']:.3g}"
+                             for label, r in (("diagonal", diag_report), ("full", full_report))))
 
     # figure
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
@@ -840,7 +865,6 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
     figure = ctx.savefig(fig, "preconditioned")
 
     verdicts = {k: per_m[k]["agrees with the seed"] for k in preconditioners}
-    ok = closed_ok and adaptive_ok and random_ok
     c_key = "(c) rescaling, M = diag(1/a_i^2)"
     summary = (
         "Preconditioned SGD from 0 ends at M a^T / (a M a^T), the solution of least theta^T M^-1 theta: "
@@ -861,11 +885,8 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
         f"(median relative distance {diag_report['relative distance to that limit: median, max'][0]:.1e}) and "
         "never leave range(M X^T)."
     )
-    if not ok:
-        summary += " A check of the library failed: see the numbers."
-    status = "agrees" if all(verdicts.values()) else "disagrees"
     return Result(
-        status=status if ok else "disagrees",
+        status="agrees" if all(verdicts.values()) else "disagrees",
         computed={
             "equation": "[1, 0.1, 0.01] theta = 1, theta_0 = 0, f(theta) = (1 - a theta)^2",
             "steps": steps, **per_m,
@@ -1015,10 +1036,12 @@ def nonuniform_sgd(ctx: Context) -> Result:
                                  and np.all(EB <= a ** 2 * tm["lambda_max"] * tm["R2"] * J)))
         witness.append(EB_w / seed_bound)
     gap = engine_gradient_gap(Xr, yr, grad_fn, rng.standard_normal((count * runs, d)), idx=idx, weight=1.0)
+    ctx.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the seed's loss by {gap:.3g} "
+                           "(relative; limit 1e-12)")
     limit_ok = at_star.mean() >= 0.9 and off_rows.max() < 1e-10
     lyapunov_ok = (exact_under and mc_under and all(A_ok) and all(B_fixed) and max(J_identity) < 1e-10
                    and bool(np.all(q_star <= 1 - rho + 1e-12)))
-    ok = limit_ok and lyapunov_ok and gap < 1e-12
+    ok = limit_ok and lyapunov_ok
 
     # figure
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
@@ -1076,7 +1099,7 @@ def nonuniform_sgd(ctx: Context) -> Result:
         f"{violated} of {count} instances (worst ratio {max(witness):.2f})."
     )
     if not ok:
-        summary += " A check of the run failed: see the numbers."
+        summary += " A check of the seed's claims failed: see the numbers."
     return Result(
         status="disagrees" if violated or not ok else "agrees",
         computed={

@@ -123,6 +123,10 @@ def train_cifar10(ctx: Context) -> Result:
                          "models": _summary_rows(runs)},
         }
         worst_gap = max(r["row"]["max |loss difference| over all steps"] for r in runs.values())
+        ctx.check(worst_gap < 1e-8, "from the same weights and batches the float64 loss curves of nablab and "
+                                    "PyTorch differ by up to " + ", ".join(
+                                        f"{m} {r['row']['max |loss difference| over all steps']:.3g}"
+                                        for m, r in runs.items()) + " (limit 1e-8)")
 
         try:
             where = find_cifar10(ctx.param("data", "") or None)
@@ -146,7 +150,6 @@ def train_cifar10(ctx: Context) -> Result:
         else:
             computed["CIFAR-10"] = "not found: " + cifar_error
 
-    agree = worst_gap < 1e-8
     accs = ", ".join(f"{LABELS[m]} {100 * runs[m]['row']['nablab test accuracy']:.1f}% "
                      f"(PyTorch {100 * runs[m]['row']['torch test accuracy']:.1f}%)" for m in models)
     summary = (f"On MNIST-1D ({len(mnist.x_train)} training signals, {epochs} epochs of Adam) nablab's "
@@ -157,10 +160,10 @@ def train_cifar10(ctx: Context) -> Result:
         summary += " On CIFAR-10: " + ", ".join(
             f"{LABELS[m]} {100 * c[m]['nablab test accuracy']:.1f}% (PyTorch {100 * c[m]['torch test accuracy']:.1f}%)"
             for m in c) + "."
-        status = "reproduced" if agree else "disagrees"
+        status = "reproduced"
     else:
         summary += " CIFAR-10 is not on this machine, so only the MNIST-1D run is shown."
-        status = "needs-data" if agree else "disagrees"
+        status = "needs-data"
     return Result(
         status=status,
         computed=computed,
@@ -265,7 +268,13 @@ def train_diagnostics(ctx: Context) -> Result:
     gaps = {zero: float(np.max(np.abs(runs[("nablab", zero)] - runs[("torch", zero)]))) for zero in (True, False)}
     same_effect = all(len(runs[("nablab", z)]) == len(runs[("torch", z)]) for z in (True, False)) and \
         max(gaps.values()) < 1e-8
+    ctx.check(same_effect, "nablab and PyTorch give different losses for the same loop: "
+                           f"{len(runs[('nablab', True)])} and {len(runs[('torch', True)])} steps with zero_grad, "
+                           f"{len(runs[('nablab', False)])} and {len(runs[('torch', False)])} without; max difference "
+                           f"{gaps[True]:.3g} with zero_grad, {gaps[False]:.3g} without (limit 1e-8)")
     accumulation_error, grad_norms = _accumulation_check(data, zero_lr, min(steps, 60), seed)
+    ctx.check(accumulation_error < 1e-10, "without zero_grad, .grad after backward minus .grad before differs from the "
+                                          f"fresh gradient by {accumulation_error:.3g} (limit 1e-10)")
     fixed, buggy = runs[("nablab", True)], runs[("nablab", False)]
     buggy_worse = (not np.all(np.isfinite(buggy))) or tail(buggy) > tail(fixed)
 
@@ -293,7 +302,7 @@ def train_diagnostics(ctx: Context) -> Result:
     fig.tight_layout()
     figure = ctx.savefig(fig, "diagnostics")
 
-    ok = too_high and same_effect and buggy_worse and accumulation_error < 1e-10
+    ok = too_high and buggy_worse
     diverged = lr_rows[f"lr={high:g}"]["diverged at step"]
     first = float(curves[high][0])
     peak = float(np.max(curves[high][np.isfinite(curves[high])]))
