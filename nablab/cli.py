@@ -17,6 +17,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from nablab.expr import ExpressionError, parse
 
@@ -66,6 +67,18 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 # -- reproduce --------------------------------------------------------------------
 
 
+def _one_line(text: str, width: int = 80) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis.
+
+    >>> _one_line("A short\\nsummary.")
+    'A short summary.'
+    >>> _one_line("x" * 100)[-3:], len(_one_line("x" * 100))
+    ('xx…', 80)
+    """
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1].rstrip() + "…"
+
+
 @app.command()
 def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (replaced atomically)."),
@@ -94,15 +107,20 @@ def reproduce(
         _fail(str(exc))
     total = time.perf_counter() - start
 
+    # One line per claim (the full summaries are in the report); on a narrow terminal
+    # the summary is cut shorter so the id, status and seconds stay whole.
+    id_w = max((len(r["id"]) for r in records), default=5)
+    status_w = max((len(r["status"]) for r in records), default=6)
+    room = console.width - id_w - status_w - 7 - 13  # 7: seconds column; 13: borders and padding
     table = Table(title="Claims", show_lines=False)
-    table.add_column("claim")
-    table.add_column("status")
-    table.add_column("s", justify="right")
-    table.add_column("verdict", overflow="fold")
+    table.add_column("claim", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    table.add_column("summary", no_wrap=True, overflow="ellipsis")
     for r in records:
         style = _STATUS_STYLE.get(r["status"], "")
-        verdict = "" if r["status"] == "not-implemented" else r["summary"]
-        table.add_row(r["id"], f"[{style}]{r['status']}[/]", f"{r['seconds']:.2f}", verdict)
+        line = "" if r["status"] == "not-implemented" else _one_line(r["summary"], max(20, min(80, room)))
+        table.add_row(r["id"], f"[{style}]{r['status']}[/]", f"{r['seconds']:.2f}", Text(line))
     console.print(table)
     counts = {}
     for r in records:
