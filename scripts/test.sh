@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 .venv/bin/python -m pip install --progress-bar off -e '.[all,test]'
+# One BLAS/OpenMP thread per pytest worker: -n auto already runs a process per core,
+# and multi-threaded BLAS inside each one oversubscribes the cores.
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 exec .venv/bin/python -m pytest -n auto "$@"
