@@ -358,8 +358,10 @@ def open_executor(scheduler: str | None = "local", workers: int | None = None) -
         pool = LocalPool(workers)
         try:
             yield pool
-        finally:
-            pool.shutdown(cancel_futures=True)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)   # interrupted: do not wait for running tasks
+            raise
+        pool.shutdown(cancel_futures=True)
     elif scheduler == "local-dask" or "://" in scheduler:
         with _dask_client(scheduler, workers) as client:
             yield client.get_executor()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nablab.lab import registry, sweep
+from nablab.lab import sweep
 from nablab.lab.registry import Context
 from nablab.lab.sweep import LocalPool, SweepError, open_executor, run_sweep, task_key
 
@@ -154,15 +154,17 @@ def test_unknown_scheduler_is_named():
 
 
 def test_theory_sweeps_give_the_same_result_on_a_pool(tmp_path):
-    params = {"theory.wide-minima": {"starts": 600, "sweep_starts": 60, "n_sweep": 3, "chunk": 250},
-              "theory.gd-threshold": {"problems": 5, "starts": 4, "steps": 100, "bisect_steps": 200,
-                                      "chunk": 2}}
+    from nablab.lab.experiments import theory as exp
+
+    params = {exp.wide_minima: {"starts": 400, "sweep_starts": 40, "n_sweep": 2, "chunk": 150},
+              exp.gd_threshold: {"problems": 3, "starts": 3, "steps": 60, "bisect_steps": 100,
+                                 "ratios": [0.5, 3.0], "chunk": 2}}
     with LocalPool(2) as pool:
-        for cid, p in params.items():
-            ctx = lambda ex, d: Context(out_dir=tmp_path / d, quick=True, params=p, claim_id=cid,  # noqa: E731
-                                        executor=ex, sweep_dir=tmp_path / f"{d}-sweeps")
-            here = registry.run(cid, ctx(None, "here"))
-            there = registry.run(cid, ctx(pool, "pool"))
-            assert here.status == there.status == "agrees", there.details
+        for fn, p in params.items():
+            def ctx(executor, name):
+                return Context(out_dir=tmp_path / name, quick=True, params=p, claim_id=fn.__name__,
+                               executor=executor, sweep_dir=tmp_path / f"{name}-sweeps")
+            here, there = fn(ctx(None, "here")), fn(ctx(pool, "pool"))
+            assert here.status == there.status == "agrees"
             assert here.computed == there.computed
-            assert any((tmp_path / "pool-sweeps" / cid).rglob("*.npz"))
+            assert len(list((tmp_path / "pool-sweeps" / fn.__name__).rglob("*.npz"))) >= 2
