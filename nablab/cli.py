@@ -66,6 +66,23 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 # -- reproduce --------------------------------------------------------------------
 
+_SCHEDULER = typer.Option(
+    "local", "--scheduler",
+    help="Where sweeps run: local (process pool), local-dask (a Dask LocalCluster), "
+         "tcp://HOST:PORT (a Dask scheduler) or serial (this process).")
+_WORKERS = typer.Option(None, "--workers", min=1,
+                        help="Workers for local and local-dask (default: one per core).")
+
+
+def _interrupted(saved: Path) -> None:
+    """Say what an interrupted run kept, then exit with the status of Ctrl-C."""
+    kept = saved.is_dir() and any(saved.rglob("*.npz"))
+    err_console.print("interrupted" + (f"; finished sweep tasks are saved in {saved}, and the same "
+                                       "command resumes from them" if kept else ""),
+                      markup=False, highlight=False)
+    raise typer.Exit(130)
+
+
 
 def _one_line(text: str, width: int = 80) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis.
@@ -85,13 +102,20 @@ def reproduce(
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated claim ids to run."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes, for a fast check."),
     seed: int = typer.Option(0, "--seed", help="Base random seed."),
+    scheduler: str = _SCHEDULER,
+    workers: Optional[int] = _WORKERS,
 ) -> None:
     """Run the lab's experiments and write OUT/index.html and OUT/claims.json.
 
     Example: nablab reproduce --out report/ --only autodiff.graph,data.one-hot --quick
+
+    Sweeps run on a process pool, or on Dask with --scheduler local-dask or tcp://HOST:8786.
+
+    An interrupted run resumes its sweeps when started again.
     """
     from nablab.lab.claims import UnknownClaimError
     from nablab.lab.report import reproduce as run_report
+    from nablab.lab.report import sweep_folder
 
     ids = [s.strip() for s in only.split(",") if s.strip()] if only else None
 
@@ -102,9 +126,12 @@ def reproduce(
 
     start = time.perf_counter()
     try:
-        records = run_report(out, only=ids, quick=quick, seed=seed, progress=progress)
-    except (UnknownClaimError, FileExistsError) as exc:
+        records = run_report(out, only=ids, quick=quick, seed=seed, progress=progress,
+                             scheduler=scheduler, workers=workers)
+    except (UnknownClaimError, FileExistsError, ValueError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(sweep_folder(out))
     total = time.perf_counter() - start
 
     # One line per claim (the full summaries are in the report); on a narrow terminal
@@ -126,8 +153,9 @@ def reproduce(
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-    console.print(f"{len(records)} claims ({summary}) in {total:.1f} s; "
-                  f"report: {Path(out) / 'index.html'}", highlight=False)
+    console.print(f"{len(records)} claims ({summary}); report: {Path(out) / 'index.html'}",
+                  highlight=False)
+    console.print(f"total time {total:.1f} s", highlight=False)
     if counts.get("error"):
         raise typer.Exit(1)
 
@@ -370,11 +398,21 @@ def lab_run(
                                        help="Folder for figures and result.json [default: runs/ID]."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes, for a fast check."),
     seed: int = typer.Option(0, "--seed", help="Base random seed."),
+    scheduler: str = _SCHEDULER,
+    workers: Optional[int] = _WORKERS,
 ) -> None:
     """Run one experiment and print what it computed.
 
     Example: nablab lab run theory.gd-1d-divergence --param steps=50 --out runs/gd --quick
+
+    Sweeps save their tasks' results in OUT/.sweeps until the run ends.
+
+    An interrupted run resumes from them when started again with the same options.
     """
+    import shutil
+
+    from nablab.lab.sweep import open_executor
+
     from nablab.lab import CLAIMS_BY_ID, registry
     from nablab.lab.claims import UnknownClaimError
     from nablab.lab.registry import parse_params, to_jsonable
@@ -393,7 +431,17 @@ def lab_run(
     folder = out if out is not None else Path("runs") / claim_id
     folder.mkdir(parents=True, exist_ok=True)
     use_agg()
-    record, ctx = run_claim(claim_id, folder, quick, seed, params)
+    sweeps = folder / ".sweeps"
+    try:
+        with open_executor(scheduler, workers) as executor:
+            record, ctx = run_claim(claim_id, folder, quick, seed, params, executor=executor,
+                                    sweep_dir=sweeps)
+    except ValueError as exc:  # a bad --scheduler or --workers
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(sweeps)
+    if record["status"] != "error":
+        shutil.rmtree(sweeps, ignore_errors=True)
     (folder / "result.json").write_text(
         json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
