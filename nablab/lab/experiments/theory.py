@@ -3,7 +3,11 @@ the regret lemma, the O(1/sqrt(T)) rate, and non-monotone SGD (seeds 001, 003).
 
 Each experiment draws many random instances from ``ctx.rng()``, states the
 tolerance it judges by, and computes every number it reports; the seeds'
-answers appear only as quotations in ``seed_says``.
+answers appear only as quotations in ``seed_says``. Checks of the library
+itself (hand-written derivatives against autodiff, runs against closed forms)
+go through ``ctx.check``: a failure there is an error, not a verdict. The
+many-start loops of theory.wide-minima and theory.gd-threshold run as sweeps
+(:mod:`nablab.lab.sweep`) on the run's executor, with the same results on any.
 """
 
 from __future__ import annotations
@@ -412,9 +416,10 @@ def wide_minima(ctx: Context) -> Result:
     sweep_starts = ctx.param("sweep_starts", 500 if ctx.quick else 2000)
     n_sweep = ctx.param("n_sweep", 12 if ctx.quick else 30)
     tol = ctx.param("tol", 1e-4)
-    if starts < 1 or max_steps < 1 or not lo < hi or min(lrs) <= 0:
-        raise ValueError(f"need starts >= 1, max_steps >= 1, low < high and positive lrs; got "
-                         f"starts={starts}, max_steps={max_steps}, low={lo}, high={hi}, lrs={lrs}")
+    if starts < 1 or sweep_starts < 1 or max_steps < 1 or not lo < hi or min(lrs) <= 0:
+        raise ValueError(f"need starts >= 1, sweep_starts >= 1, max_steps >= 1, low < high and positive "
+                         f"lrs; got starts={starts}, sweep_starts={sweep_starts}, max_steps={max_steps}, "
+                         f"low={lo}, high={hi}, lrs={lrs}")
 
     # The two minima and their curvatures, by Newton's method on autodiff derivatives.
     f2 = nb.grad(nb.grad(theory.sharp_wide))
