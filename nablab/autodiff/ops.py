@@ -613,8 +613,9 @@ def _matmul_vjp_b(g, ans, a, b):
         return g * a
     if len(a_shape) == 1:  # (n,) @ (..., n, m): db[..., i, j] = a_i g[..., j]
         return unbroadcast(expand_dims(a, -1) * expand_dims(g, -2), b_shape)
-    if len(b_shape) == 1:  # (..., k, n) @ (n,): db_j = sum over batch and k of a[..., k, j] g[..., k]
-        return unbroadcast(sum(a * expand_dims(g, -1), axis=tuple(range(len(a_shape) - 1))), b_shape)
+    if len(b_shape) == 1:  # (..., k, n) @ (n,): db = sum over the batch of a^T g, with no (k, n) temporary
+        per_batch = matmul(swapaxes(a, -1, -2), expand_dims(g, -1))[..., 0]
+        return unbroadcast(per_batch, b_shape)
     return unbroadcast(matmul(swapaxes(a, -1, -2), g), b_shape)
 
 

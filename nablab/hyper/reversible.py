@@ -85,17 +85,24 @@ class FixedPoint:
     def _ceil_div(self, a, b):
         return -((-a) // b)
 
+    def _preimage(self, Y):
+        # X with floor((X n + h) / d) == Y  <=>  Y d - h <= X n < (Y + 1) d - h
+        h = self.d // 2
+        low = self._ceil_div(Y * self.d - h, self.n)
+        return low, self._ceil_div((Y + 1) * self.d - h, self.n) - low
+
     def multiply(self, X):
-        """``floor(X n / d)`` and the packed offsets needed to undo it."""
-        Y = (X * self.n) // self.d
-        low = self._ceil_div(Y * self.d, self.n)
-        count = self._ceil_div((Y + 1) * self.d, self.n) - low
-        offset = X - low
-        return Y, _pack(offset, count)
+        """``X n / d`` rounded to nearest, and the packed offsets needed to undo it.
+
+        Rounding to nearest (not down) gives 0 a single preimage, so a velocity
+        that has settled at zero costs no stored bits.
+        """
+        Y = (X * self.n + self.d // 2) // self.d
+        low, count = self._preimage(Y)
+        return Y, _pack(X - low, count)
 
     def unmultiply(self, Y, packed):
-        low = self._ceil_div(Y * self.d, self.n)
-        count = self._ceil_div((Y + 1) * self.d, self.n) - low
+        low, count = self._preimage(Y)
         return low + _unpack(packed, count)
 
 

@@ -211,6 +211,7 @@ def _checkpointed(run, hyper, w0, every):
 
         _, pull = vjp(segment, hyper, diff)
         gh, cotangent = pull(cotangent)
+        del pull, _  # drop this segment's graph before the next one is recorded
         g_hyper = gh if g_hyper is None else {k: g_hyper[k] + gh[k] for k in gh}
     if g_hyper is None:  # zero steps
         g_hyper = {k: np.zeros_like(np.asarray(v)) for k, v in hyper.items()}

@@ -423,7 +423,9 @@ def memory_vs_steps(ctx: Context) -> Result:
     bits = [f["bits per parameter and step"] for f in extra["reversible"]]
     ratio = s[-1] / s[0]
     ok_reverse = rev_fit[2] >= 0.99 and growth["reverse"] >= 0.5 * ratio
-    ok_forward = growth["forward"] <= 1.10
+    # forward mode is O(1) when it grows no more than plain training does (whose small
+    # fixed overheads dominate at the quick sizes), within 10%
+    ok_forward = growth["forward"] <= 1.10 * max(1.0, growth["plain training"])
     ok = ok_reverse and ok_forward
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -452,7 +454,7 @@ def memory_vs_steps(ctx: Context) -> Result:
             "log2(1/momentum)": math.log2(1 / momentum),
             "dL_t/deta agreement (max rel)": agreement,
             "criteria": {"reverse": "linear fit R^2 >= 0.99 and grows by >= half the step ratio",
-                         "forward": "grows by <= 10% over the step range",
+                         "forward": "grows by <= 10% more than plain training over the step range",
                          "modes": "agree with the closed form to 1e-8 (reversible, fixed point: with forward mode "
                                   "to 1e-6), relative to the largest |dL_t/deta|"},
         },
