@@ -52,6 +52,21 @@ def wide_minima_tasks(scale: int, chunk: int, seed: int = 0) -> list[dict]:
             for lr, theta0, steps in jobs for i in range(0, len(theta0), chunk)]
 
 
+def idle_share(seconds: float = 1.0) -> float | None:
+    """Share of all cores' time spent idle over ``seconds`` (Linux's /proc/stat), or None."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)            # idle + iowait, total
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except OSError:
+        return None
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -79,6 +94,7 @@ def main(argv=None) -> None:
         args.scale, args.rounds = 2, 1
     tasks = wide_minima_tasks(args.scale, args.chunk)
     warm = tasks[-4:]
+    idle_before = idle_share()
 
     figures = {}
     for kind in args.kinds.split(","):
@@ -108,7 +124,10 @@ def main(argv=None) -> None:
         "sweep": f"theory.wide-minima x{args.scale}: {sum(len(t['theta0']) for t in tasks)} GD starts "
                  f"in {len(tasks)} tasks of up to {args.chunk}",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1min": round(os.getloadavg()[0], 2)},
+                    "idle_share_before": None if idle_before is None else round(idle_before, 3)},
+        **({"warning": "other processes kept the cores busy before the start (idle share below "
+                       "0.9): the 2-worker times, and so the efficiencies, are not meaningful"}
+           if idle_before is not None and idle_before < 0.9 else {}),
         "rounds": args.rounds,
         "in_process_s": round(serial, 3),
         "nablab": figures,
