@@ -8,7 +8,9 @@ pickle from a URL and is never called here.
 The first call writes ``mnist1d-<key>.npz`` to the cache folder (see
 :func:`nablab.data.cache.cache_dir`); ``<key>`` hashes the generation
 arguments and the ``mnist1d`` version, so other arguments never read a stale
-file. Later calls read that file (``allow_pickle=False``).
+file. Later calls read that file (``allow_pickle=False``, each array's size
+checked against its header first) and check its keys, shapes and dtypes; a
+file that fails is regenerated and replaced atomically, with a warning.
 
 >>> data = load_mnist1d()                      # doctest: +SKIP
 >>> data["x_train"].shape, data["y_train"].dtype, data["x_test"].shape, data["t"].shape  # doctest: +SKIP
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nablab.data.cache import cache_dir as _cache_dir
-from nablab.data.cache import load_npz, save_npz_atomic
+from nablab.data.cache import BadNpzError, load_npz, save_npz_atomic
 
 __all__ = ["load_mnist1d", "mnist1d_args", "mnist1d_cache_path"]
 
@@ -104,13 +106,48 @@ def _generate(args: dict) -> dict:
     }
 
 
-def _valid(stored: dict, meta: str) -> bool:
-    if any(k not in stored for k in _KEYS + ("meta",)) or str(stored["meta"]) != meta:
-        return False
+_DTYPES = {"x_train": np.float64, "y_train": np.int64, "x_test": np.float64, "y_test": np.int64, "t": np.float64}
+
+
+def _problem(stored: dict, meta: str) -> str | None:
+    """What is wrong with the arrays read from a cache file, or None if they are usable."""
+    missing = [k for k in _KEYS + ("meta",) if k not in stored]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if stored["meta"].shape != () or stored["meta"].dtype.kind != "U" or str(stored["meta"]) != meta:
+        return "it was made with other arguments or another mnist1d version"
+    for key, dtype in _DTYPES.items():
+        if stored[key].dtype != dtype:
+            return f"{key} is {stored[key].dtype}, not {np.dtype(dtype)}"
     xtr, ytr, xte, yte, t = (stored[k] for k in _KEYS)
-    return (xtr.ndim == 2 and xte.ndim == 2 and ytr.shape == (len(xtr),) and yte.shape == (len(xte),)
-            and xtr.shape[1] == xte.shape[1] == t.shape[0] and xtr.dtype == np.float64
-            and ytr.dtype == np.int64)
+    if not (xtr.ndim == xte.ndim == 2 and ytr.shape == (len(xtr),) and yte.shape == (len(xte),)
+            and t.ndim == 1 and xtr.shape[1] == xte.shape[1] == len(t)):
+        return (f"its shapes do not fit together (x_train {xtr.shape}, y_train {ytr.shape}, x_test {xte.shape}, "
+                f"y_test {yte.shape}, t {t.shape})")
+    if ((ytr < 0) | (ytr > 9)).any() or ((yte < 0) | (yte > 9)).any():
+        return "it holds labels outside 0..9"
+    return None
+
+
+def _read_cache(path: Path, meta: str):
+    """``(arrays, None)`` from a usable cache file, else ``(None, why not)``."""
+    if not path.exists() and not path.is_symlink():
+        return None, None
+    try:
+        stored = load_npz(path)
+    except BadNpzError as exc:
+        return None, str(exc)
+    problem = _problem(stored, meta)
+    return (None, f"{path}: {problem}") if problem else ({k: stored[k] for k in _KEYS}, None)
+
+
+def _clear_the_way(path: Path) -> None:
+    """An empty folder where the cache file belongs is removed; anything else in the way stays."""
+    if path.is_dir() and not path.is_symlink():
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty: the write below fails and says so; nothing of the user's is deleted
 
 
 def load_mnist1d(cache_dir=None, seed: int = 42) -> dict:
@@ -118,29 +155,26 @@ def load_mnist1d(cache_dir=None, seed: int = 42) -> dict:
 
     Keys: ``x_train`` (4000, 40) float64, ``y_train`` (4000,) int64,
     ``x_test`` (1000, 40), ``y_test`` (1000,), ``t`` (40,) the sample
-    positions. A cache file that cannot be read is regenerated with a
-    warning; a cache folder that cannot be written only warns.
+    positions. A cache file that cannot be used (truncated, not an ``.npz``,
+    other keys, shapes or dtypes, an empty folder in its place) is
+    regenerated and atomically replaced, with a one-line warning. When the
+    cache cannot be written (a read-only folder, a non-empty folder in the
+    file's place), the data is still returned, with a warning saying so.
     """
     args = mnist1d_args(seed)
     meta, key = _key(args)
     path = _cache_dir(cache_dir) / f"mnist1d-{key}.npz"
-    if path.is_file():
-        try:
-            stored = load_npz(path)
-        except (OSError, ValueError, EOFError) as exc:  # truncated or not an npz
-            stored = None
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            reason = "its arrays or arguments do not match"
-        if stored is not None and _valid(stored, meta):
-            return {k: stored[k] for k in _KEYS}
-        warnings.warn(f"MNIST-1D cache file {path} is unusable ({reason}); regenerating it",
-                      RuntimeWarning, stacklevel=2)
+    data, problem = _read_cache(path, meta)
+    if data is not None:
+        return data
+    if problem is not None:
+        warnings.warn(f"MNIST-1D cache is unusable, regenerating it: {problem}", RuntimeWarning, stacklevel=2)
+        _clear_the_way(path)
     data = _generate(args)
     try:
         save_npz_atomic(path, {**data, "meta": np.array(meta)})
     except OSError as exc:
-        warnings.warn(f"could not write the MNIST-1D cache {path} ({exc}); the data set will be "
-                      "generated again next time. Set NABLAB_CACHE to a writable folder.",
+        warnings.warn(f"could not write the MNIST-1D cache {path} ({type(exc).__name__}: {exc}); the data set "
+                      "is in memory and will be generated again next time. Set NABLAB_CACHE to a writable folder.",
                       RuntimeWarning, stacklevel=2)
     return data
