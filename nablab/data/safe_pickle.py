@@ -7,9 +7,15 @@ pickled as a call to NumPy's ``_reconstruct`` with ``ndarray`` and a
 Any other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``,
 ...) is refused *before* anything is called, so a malicious file raises
 :class:`UnsafePickleError` and executes nothing. Persistent ids are refused
-too. Even the allowed callables are wrapped: ``_reconstruct`` builds only
-plain ``ndarray`` objects and ``dtype`` only numeric types (no object
-arrays, whose elements would be arbitrary Python objects).
+too, and so are the opcodes that build class instances (INST, OBJ, NEWOBJ,
+NEWOBJ_EX). Even the allowed globals are wrapped: ``_reconstruct`` builds
+only an empty plain ``ndarray``, ``dtype`` only plain numeric types
+(bool, int and uint of 1-8 bytes, float of 2-8, complex of 8-16; never
+object, void, structured, string or datetime types), and ``ndarray`` itself
+cannot be called. The state a pickle then sets (its BUILD opcode) is checked
+before NumPy sees it: a dtype may only get its byte order (never flags such
+as ``hasobject``, fields or a subarray), and an array only a plain numeric
+dtype and exactly ``shape * itemsize`` bytes of data.
 
 >>> import io, pickle, numpy as np
 >>> blob = pickle.dumps({b"data": np.arange(4, dtype=np.uint8), b"labels": [1, 2]}, protocol=3)
@@ -29,6 +35,7 @@ nablab.data.safe_pickle.UnsafePickleError: refused to load the global _codecs.en
 from __future__ import annotations
 
 import io
+import math
 import pickle
 
 import numpy as np
@@ -44,7 +51,8 @@ ALLOWED_GLOBALS = frozenset({
     ("numpy", "dtype"),
 })
 
-_NUMERIC_KINDS = "biufc"
+#: Plain dtypes by kind: the item sizes allowed.
+_PLAIN_SIZES = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8), "c": (8, 16)}
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -62,21 +70,46 @@ def _numpy_reconstruct():
 _RECONSTRUCT = _numpy_reconstruct()
 
 
-def _numeric_dtype(spec, who: str) -> np.dtype:
-    if isinstance(spec, bytes):
-        spec = spec.decode("ascii")
-    if not isinstance(spec, (str, np.dtype)):
-        raise UnsafePickleError(f"{who}: dtype spec {spec!r} ({type(spec).__name__}) is not a string")
-    dtype = np.dtype(spec)
-    if dtype.kind not in _NUMERIC_KINDS or dtype.hasobject or dtype.fields is not None:
-        raise UnsafePickleError(f"{who}: refused dtype {dtype!r}; only numeric dtypes are allowed")
+def _check_plain(dtype: np.dtype, who: str) -> np.dtype:
+    """``dtype`` if it is a plain number type with no flags, fields or subarray."""
+    if (dtype.itemsize not in _PLAIN_SIZES.get(dtype.kind, ()) or dtype.hasobject or dtype.flags
+            or dtype.fields is not None or dtype.subdtype is not None or dtype.metadata):
+        raise UnsafePickleError(f"{who}: refused dtype {dtype!r}; only plain bool, int, uint, float and "
+                                "complex dtypes are allowed")
     return dtype
 
 
+def _numeric_dtype(spec, who: str) -> np.dtype:
+    if isinstance(spec, bytes):
+        spec = spec.decode("ascii")
+    if not isinstance(spec, str):
+        raise UnsafePickleError(f"{who}: dtype spec {spec!r} ({type(spec).__name__}) is not a string")
+    try:
+        dtype = np.dtype(spec)
+    except (TypeError, ValueError) as exc:
+        raise UnsafePickleError(f"{who}: dtype spec {spec!r} is not understood ({exc})") from None
+    return _check_plain(dtype, who)
+
+
+class _NdarrayName:
+    """What the global ``numpy.ndarray`` resolves to: a name for ``_reconstruct``, never callable."""
+
+    def __call__(self, *args, **kwargs):
+        raise UnsafePickleError("refused a call to numpy.ndarray; arrays are only rebuilt by _reconstruct")
+
+    def __repr__(self):
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayName()
+
+
 def _safe_reconstruct(subtype, shape, dtype_spec):
-    """``numpy``'s ``_reconstruct``, for plain ndarrays of numeric dtype only."""
-    if subtype is not np.ndarray:
+    """``numpy``'s ``_reconstruct``: an empty plain ndarray of numeric dtype, filled later by BUILD."""
+    if subtype is not _NDARRAY:
         raise UnsafePickleError(f"_reconstruct: refused array subtype {subtype!r}; only numpy.ndarray")
+    if not _is_shape(shape) or math.prod(shape) != 0:
+        raise UnsafePickleError(f"_reconstruct: refused shape {shape!r}; NumPy pickles start from an empty array")
     return _RECONSTRUCT(np.ndarray, shape, _numeric_dtype(dtype_spec, "_reconstruct"))
 
 
@@ -89,20 +122,68 @@ def _safe_dtype(spec, align=False, copy=True):
     return np.dtype(_numeric_dtype(spec, "dtype"), bool(align), True)
 
 
+def _is_shape(shape) -> bool:
+    return isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+
+
+def _check_dtype_state(dtype: np.dtype, state) -> None:
+    """A dtype's pickled state may set its byte order, and nothing else."""
+    if not isinstance(state, tuple) or len(state) not in (8, 9):
+        raise UnsafePickleError(f"refused dtype state {state!r}: not a version 3 or 4 NumPy dtype state")
+    version, order, subarray, names, fields, elsize, alignment, flags = state[:8]
+    metadata = state[8] if len(state) == 9 else None
+    if isinstance(order, bytes):
+        order = order.decode("latin-1")
+    problems = [f"{what} {value!r}" for what, value, ok in [
+        ("version", version, version in (3, 4)),
+        ("byte order", order, order in ("<", ">", "|", "=")),
+        ("subarray", subarray, subarray is None),
+        ("field names", names, names is None),
+        ("fields", fields, fields is None),
+        ("item size", elsize, elsize in (-1, dtype.itemsize)),
+        ("alignment", alignment, alignment in (-1, dtype.alignment)),
+        ("flags", flags, flags == 0 and type(flags) is int),  # 0 for plain types; object dtypes carry 63
+        ("metadata", metadata, metadata is None),
+    ] if not ok]
+    if problems:
+        raise UnsafePickleError(f"refused dtype state for {dtype}: it sets {', '.join(problems)}")
+
+
+def _check_array_state(state) -> None:
+    """An array's pickled state: a plain dtype and exactly shape * itemsize bytes."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5) or (len(state) == 5 and state[0] != 1):
+        raise UnsafePickleError(f"refused array state of type {type(state).__name__}: not a NumPy array state")
+    shape, dtype, fortran, raw = state[-4:]
+    if not isinstance(dtype, np.dtype):
+        raise UnsafePickleError(f"refused array state: its dtype is a {type(dtype).__name__}")
+    _check_plain(dtype, "array state")
+    if not _is_shape(shape):
+        raise UnsafePickleError(f"refused array state: shape {shape!r} is not a tuple of non-negative ints")
+    if not isinstance(raw, (bytes, str)):  # object arrays carry a list here
+        raise UnsafePickleError(f"refused array state: its data is a {type(raw).__name__}, not bytes")
+    if len(raw) != math.prod(shape) * dtype.itemsize:
+        raise UnsafePickleError(f"refused array state: shape {shape} of {dtype} needs "
+                                f"{math.prod(shape) * dtype.itemsize} bytes, the pickle holds {len(raw)}")
+    if fortran not in (0, 1):
+        raise UnsafePickleError(f"refused array state: Fortran flag {fortran!r}")
+
+
 _RESOLVED = {
     ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _safe_dtype,
 }
 assert set(_RESOLVED) == ALLOWED_GLOBALS
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler whose ``find_class`` resolves only :data:`ALLOWED_GLOBALS`.
 
-    Use ``encoding="bytes"`` for pickles written by Python 2 (their ``str``
-    objects arrive as ``bytes``); that is the default here.
+    It is the pure-Python unpickler, so that the BUILD opcode (which calls
+    ``__setstate__``) can be checked before it runs; the C unpickler calls
+    it directly. Use ``encoding="bytes"`` for pickles written by Python 2
+    (their ``str`` objects arrive as ``bytes``); that is the default here.
     """
 
     def __init__(self, file, *, encoding: str = "bytes", source: str = "<pickle>"):
@@ -121,6 +202,33 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         raise UnsafePickleError(f"refused persistent id {pid!r} in {self.source}")
+
+    def _load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        try:
+            if isinstance(inst, np.dtype):
+                _check_dtype_state(inst, state)
+            elif type(inst) is np.ndarray:
+                _check_array_state(state)
+            else:
+                raise UnsafePickleError(f"refused to set the state of a {type(inst).__name__} (BUILD)")
+        except UnsafePickleError as exc:
+            raise UnsafePickleError(f"{exc} (in {self.source})") from None
+        pickle._Unpickler.load_build(self)
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _load_build
+
+
+def _refuser(opcode: str):
+    def refuse(self):
+        raise UnsafePickleError(f"refused opcode {opcode} in {self.source}: it builds class instances")
+    return refuse
+
+
+for _name in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
+    RestrictedUnpickler.dispatch[getattr(pickle, _name)[0]] = _refuser(_name)
+del _name
 
 
 def restricted_load(file, *, encoding: str = "bytes", source: str = "<pickle>"):
