@@ -9,7 +9,12 @@ Give :func:`load_cifar10` one of (or set ``$NABLAB_DATA`` to it):
 Integrity: the archive is checked against the MD5 published on the CIFAR-10
 page, and each batch file against the MD5 of the official file (the
 checksums torchvision publishes), whenever the file carries its official
-name. The batches are pickles; they are read by
+name. The archive is read as a stream, never extracted: a member is refused
+before any of its bytes are read when it is larger than the official file of
+that name, when it is a link or a device, or when its path is absolute or
+climbs out with ``..``; and reading stops once more bytes have been
+decompressed than the official archive holds (a small archive that inflates
+to gigabytes is refused early, naming the member). The batches are pickles; they are read by
 :class:`nablab.data.safe_pickle.RestrictedUnpickler`, which builds only
 dicts, lists, bytes, ints and NumPy numeric arrays and refuses every other
 global before anything runs. Anything missing, corrupt or malformed raises
@@ -24,18 +29,23 @@ nablab.data.errors.DataNotFoundError: CIFAR-10 not found: /no/such/place does no
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import lzma
 import os
+import stat
 import tarfile
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from nablab.data.errors import DataNotFoundError
 from nablab.data.safe_pickle import UnsafePickleError, restricted_loads
 
-__all__ = ["load_cifar10", "find_cifar10", "ARCHIVE_NAME", "FOLDER_NAME", "KNOWN_MD5", "HOW_TO_GET"]
+__all__ = ["load_cifar10", "find_cifar10", "ARCHIVE_NAME", "FOLDER_NAME", "KNOWN_MD5", "KNOWN_SIZE",
+           "HOW_TO_GET"]
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 FOLDER_NAME = "cifar-10-batches-py"
@@ -56,6 +66,17 @@ KNOWN_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
     "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
 }
+
+#: Size in bytes of each official file: no member or file of that name may be larger.
+KNOWN_SIZE = {
+    "data_batch_1": 31035704, "data_batch_2": 31035320, "data_batch_3": 31035999,
+    "data_batch_4": 31035696, "data_batch_5": 31035623, "test_batch": 31035526,
+    "batches.meta": 158,
+}
+_OTHER_MAX = 1 << 20  # other regular members (the official readme.html has 88 bytes)
+# Everything the official tar holds, with room for its headers: decompressing more is refused.
+_ARCHIVE_MAX = sum(KNOWN_SIZE.values()) + (1 << 20)
+_CHUNK = 1 << 20
 
 HOW_TO_GET = (
     f"To supply CIFAR-10, download the python version ({ARCHIVE_NAME}, about 163 MB) from the "
@@ -116,8 +137,8 @@ def _check_md5(name: str, digest: str, where: str) -> None:
         )
 
 
-def _unpickle(blob: bytes, name: str, where: str):
-    _check_md5(name, hashlib.md5(blob).hexdigest(), where)
+def _unpickle(blob: bytes, digest: str, name: str, where: str):
+    _check_md5(name, digest, where)
     try:
         return restricted_loads(blob, encoding="bytes", source=where)
     except UnsafePickleError as exc:
@@ -128,6 +149,21 @@ def _unpickle(blob: bytes, name: str, where: str):
                                 f"({type(exc).__name__}: {exc}). " + HOW_TO_GET) from exc
 
 
+def _size_limit(name: str) -> int:
+    return KNOWN_SIZE.get(name, _OTHER_MAX)
+
+
+def _read_bounded(f, size: int, where: str) -> tuple[bytes, str]:
+    """``size`` bytes from ``f`` and their MD5, read in chunks."""
+    digest, parts, left = hashlib.md5(), [], size
+    while left > 0:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:
+            raise DataNotFoundError(f"CIFAR-10 file {where} is truncated: it ends {left} bytes early. " + HOW_TO_GET)
+        digest.update(chunk)
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts), digest.hexdigest()
 def _batch(obj, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
         keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
@@ -160,20 +196,97 @@ def _classes(obj, where: str) -> list[str]:
     return [n.decode("ascii") if isinstance(n, bytes) else n for n in names]
 
 
+class _Capped:
+    """A file's ``read`` that refuses to return more than ``limit`` bytes in total."""
+
+    def __init__(self, f, limit: int, archive: Path):
+        self.f, self.left, self.archive, self.member = f, limit, archive, None
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1))
+        self.left -= len(data)
+        if self.left < 0:
+            at = f" while reading {self.member}" if self.member else ""
+            raise DataNotFoundError(f"CIFAR-10 archive {self.archive} decompresses to more than {_ARCHIVE_MAX} "
+                                    f"bytes{at}, more than the official archive holds; refused. " + HOW_TO_GET)
+        return data
+
+
+def _decompressed(raw):
+    """The decompressed stream of an opened archive (gzip, bzip2, xz, or a plain tar)."""
+    magic = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+class _HugeHeader(Exception):
+    pass
+
+
+class _TarInfo(tarfile.TarInfo):
+    """Refuses an extended header (pax, GNU long name) too large to be one, before tarfile reads it into memory."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in _EXTENDED_HEADERS and self.size > _HEADER_MAX:
+            raise _HugeHeader(f"an extended tar header (type {self.type!r}) of {self.size} bytes")
+        return super()._proc_member(tarfile_)
+
+
+_EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                     tarfile.GNUTYPE_LONGLINK)
+_HEADER_MAX = 1 << 16
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse a member we must never follow or read much of, before any of its bytes are read."""
+    where = f"CIFAR-10 archive {archive}: member {member.name!r}"
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts:
+        raise DataNotFoundError(f"{where} has a path outside the archive's folder; refused. " + HOW_TO_GET)
+    if not (member.isfile() or member.isdir()):
+        kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
+                else "a device" if member.isdev() else f"of tar type {member.type!r}")
+        target = f" to {member.linkname!r}" if member.issym() or member.islnk() else ""
+        raise DataNotFoundError(f"{where} is {kind}{target}; the official archive holds only files and "
+                                "folders, so it was refused. " + HOW_TO_GET)
+    limit = _size_limit(path.name)
+    if member.isfile() and member.size > limit:
+        official = "the official file of that name has" if path.name in KNOWN_SIZE else "other members have at most"
+        raise DataNotFoundError(f"{where} is {member.size} bytes, but {official} {limit}; refused before "
+                                "reading it. " + HOW_TO_GET)
+
+
 def _read_members(archive: Path):
-    """Yield (name, bytes) for the batch files in the archive, in archive order."""
+    """Yield (name, bytes, md5) for the batch files in the archive, in archive order, as a stream."""
     _check_md5(archive.name, _md5_file(archive), str(archive))
     seen = set()
     try:
-        with tarfile.open(archive, mode="r:*") as tar:
-            for member in tar:
-                name = Path(member.name).name
-                if member.isfile() and name in BATCH_FILES and name not in seen:
+        with open(archive, "rb") as raw, _decompressed(raw) as stream:
+            capped = _Capped(stream, _ARCHIVE_MAX, archive)
+            with tarfile.open(fileobj=capped, mode="r|", tarinfo=_TarInfo) as tar:
+                for member in tar:
+                    _check_member(member, archive)
+                    name = PurePosixPath(member.name).name
+                    if not member.isfile() or name not in BATCH_FILES:
+                        continue
+                    if name in seen:
+                        raise DataNotFoundError(f"CIFAR-10 archive {archive} holds {name} twice ({member.name}); "
+                                                "refused. " + HOW_TO_GET)
                     seen.add(name)
-                    yield name, tar.extractfile(member).read()
+                    capped.member = member.name
+                    blob, digest = _read_bounded(tar.extractfile(member), member.size, f"{archive}:{name}")
+                    yield name, blob, digest
     except DataNotFoundError:
         raise
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+    except _HugeHeader as exc:
+        raise DataNotFoundError(f"CIFAR-10 archive {archive} holds {exc}; refused before reading it. "
+                                + HOW_TO_GET) from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
         raise DataNotFoundError(f"CIFAR-10 archive {archive} is corrupt or truncated: it cannot be read "
                                 f"as a .tar.gz archive ({type(exc).__name__}: {exc}). " + HOW_TO_GET) from exc
     missing = [n for n in BATCH_FILES if n not in seen]
@@ -184,7 +297,16 @@ def _read_members(archive: Path):
 
 def _read_folder(folder: Path):
     for name in BATCH_FILES:
-        yield name, (folder / name).read_bytes()
+        where = f"{folder / name}"
+        with open(folder / name, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DataNotFoundError(f"CIFAR-10 file {where} is not a regular file. " + HOW_TO_GET)
+            if info.st_size > _size_limit(name):
+                raise DataNotFoundError(f"CIFAR-10 file {where} is {info.st_size} bytes, but the official "
+                                        f"{name} has {_size_limit(name)}; refused before reading it. " + HOW_TO_GET)
+            blob, digest = _read_bounded(f, info.st_size, where)
+        yield name, blob, digest
 
 
 def load_cifar10(path=None) -> dict:
@@ -198,9 +320,9 @@ def load_cifar10(path=None) -> dict:
     source = find_cifar10(path)
     members = _read_folder(source) if source.is_dir() else _read_members(source)
     batches, classes = {}, None
-    for name, blob in members:
+    for name, blob, digest in members:
         where = f"{source}/{name}" if source.is_dir() else f"{source}:{name}"
-        obj = _unpickle(blob, name, where)
+        obj = _unpickle(blob, digest, name, where)
         if name == META_FILE:
             classes = _classes(obj, where)
         else:
