@@ -113,7 +113,7 @@ def find_cifar10(path=None) -> Path:
     if partial is not None:
         missing = [n for n in BATCH_FILES if not (partial / n).is_file()]
         raise DataNotFoundError(f"CIFAR-10 folder {partial} is incomplete: {', '.join(missing)} "
-                                f"missing. " + HOW_TO_GET)
+                                f"missing (or not regular files). " + HOW_TO_GET)
     raise DataNotFoundError(
         f"CIFAR-10 not found in {p}: expected {ARCHIVE_NAME}, a {FOLDER_NAME} folder, or the files "
         f"{', '.join(BATCH_FILES)} there. " + HOW_TO_GET

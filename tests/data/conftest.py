@@ -9,9 +9,11 @@ rebuilder ``numpy.core.multiarray._reconstruct``. Python 3's pickler writes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import pickle
+import signal
 import struct
 import tarfile
 from pathlib import Path
@@ -104,3 +106,24 @@ def fake_cifar():
     """The builder functions, for tests that assemble their own fakes."""
     return SimpleNamespace(files=fake_cifar_files, folder=write_folder, archive=write_archive,
                            md5=md5_table, dumps=py2_dumps)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Fail the test (instead of hanging it) when the block runs longer than ``seconds``."""
+    def expire(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def deadline():
+    """``with deadline(5): ...`` fails the block after 5 seconds."""
+    return time_limit
