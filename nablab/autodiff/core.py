@@ -34,6 +34,21 @@ IMPERATIVE = 0
 
 _level_counter = itertools.count(1)
 _forward_levels: set[int] = set()
+_live_levels: set[int] = set()
+
+
+class _Epoch:
+    """Counts in-place changes to tensors (see ``Tensor._bump_version``).
+
+    A node remembers the count when it is recorded; a tensor remembers the
+    count of its last in-place change.  A tensor changed after a node saved it
+    has the larger number, so the backward pass can refuse to use it.
+    """
+
+    now = 0
+
+
+_epoch = _Epoch()
 
 
 class _GradMode(threading.local):
@@ -46,12 +61,14 @@ _grad_mode = _GradMode()
 def new_level(forward: bool = False) -> int:
     """Open a trace level above every level alive."""
     level = next(_level_counter)
+    _live_levels.add(level)
     if forward:
         _forward_levels.add(level)
     return level
 
 
 def close_level(level: int) -> None:
+    _live_levels.discard(level)
     _forward_levels.discard(level)
 
 
@@ -61,17 +78,25 @@ class Node:
     ``parents`` holds ``(argnum, parent_node)`` pairs for the arguments that
     were boxed at this level; ``args`` holds the unboxed argument values the
     VJP rules need.  A leaf node (``prim is None``) stands for an input.
+    ``inputs`` are the arguments as given (tensors included) and ``epoch`` the
+    in-place count when the node was recorded: the backward pass uses them to
+    refuse values that were changed in place since (see :func:`check_versions`).
+    ``changed`` names the in-place change made to the node's own output, if any.
     """
 
-    __slots__ = ("prim", "args", "kwargs", "ans", "parents", "grad", "__weakref__")
+    __slots__ = ("prim", "args", "kwargs", "ans", "parents", "grad", "inputs", "epoch",
+                 "changed", "__weakref__")
 
-    def __init__(self, prim, args, kwargs, ans, parents):
+    def __init__(self, prim, args, kwargs, ans, parents, inputs=()):
         self.prim = prim
         self.args = args
         self.kwargs = kwargs
         self.ans = ans
         self.parents = parents
         self.grad = None
+        self.inputs = inputs
+        self.epoch = _epoch.now
+        self.changed = None
 
     @classmethod
     def leaf(cls, value=None):
@@ -86,16 +111,27 @@ class Primitive:
     returns the output tangent caused by the tangent ``t`` of argument ``i``.
     A linear primitive with many inputs may instead set ``jvp_all(tangents,
     ans, *args, **kwargs)`` with ``None`` for arguments without a tangent.
+
+    ``saves_values`` is False for primitives whose rules use only the shapes of
+    their arguments (add, sum, reshape, indexing): changing such an argument in
+    place after the call cannot spoil their backward pass.  With
+    ``lists_are_arrays`` (the default) a list or tuple argument that holds
+    traced values is turned into one array first, as NumPy turns a list of
+    numbers into an array; primitives whose tuple arguments are not arrays
+    (an index) turn it off.
     """
 
-    __slots__ = ("name", "fn", "vjps", "jvps", "jvp_all", "__wrapped__", "__dict__")
+    __slots__ = ("name", "fn", "vjps", "jvps", "jvp_all", "saves_values", "lists_are_arrays",
+                 "__wrapped__", "__dict__")
 
-    def __init__(self, fn, name=None):
+    def __init__(self, fn, name=None, saves_values=True, lists_are_arrays=True):
         self.fn = fn
         self.name = name or fn.__name__
         self.vjps = {}
         self.jvps = {}
         self.jvp_all = None
+        self.saves_values = saves_values
+        self.lists_are_arrays = lists_are_arrays
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -118,7 +154,7 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
-def primitive(fn=None, *, name=None):
+def primitive(fn=None, *, name=None, saves_values=True, lists_are_arrays=True):
     """Decorator turning a NumPy function into a :class:`Primitive`.
 
     >>> import numpy as np
@@ -133,8 +169,8 @@ def primitive(fn=None, *, name=None):
     12.0
     """
     if fn is None:
-        return lambda f: Primitive(f, name)
-    return Primitive(fn, name)
+        return lambda f: Primitive(f, name, saves_values, lists_are_arrays)
+    return Primitive(fn, name, saves_values, lists_are_arrays)
 
 
 class ShapeError(ValueError):
@@ -175,12 +211,29 @@ def _apply_numpy(prim, args, kwargs):
         raise
 
 
+def _holds_tensor(obj):
+    for o in obj:
+        if isinstance(o, Tensor) or (type(o) in (list, tuple) and _holds_tensor(o)):
+            return True
+    return False
+
+
+def _lists_to_arrays(args):
+    """Turn each list/tuple argument that holds tensors into one array (as NumPy would)."""
+    return tuple(
+        _ops.array(a) if type(a) in (list, tuple) and _holds_tensor(a) else a for a in args
+    )
+
+
 def bind(prim, args, kwargs):
     """Apply ``prim`` to ``args``, recording it on the highest trace level present."""
     top = -2
     for a in args:
-        if isinstance(a, Tensor) and a._level > top:
-            top = a._level
+        if isinstance(a, Tensor):
+            if a._level > top:
+                top = a._level
+        elif type(a) in (list, tuple) and prim.lists_are_arrays and _holds_tensor(a):
+            return bind(prim, _lists_to_arrays(args), kwargs)
     if top == -2:
         return _apply_numpy(prim, args, kwargs)
     if top == CONSTANT or (top == IMPERATIVE and not _grad_mode.enabled):
@@ -213,7 +266,7 @@ def bind(prim, args, kwargs):
                 f"{prim.name}: no VJP rule for argument {i}; it cannot be differentiated"
             )
         parents.append((i, args[i]._node))
-    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple(parents)))
+    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple(parents), args))
 
 
 def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
@@ -312,12 +365,42 @@ def _backward_pass(roots, grads, kept, keep_all, add):
         prim = node.prim
         if prim is None:
             continue
+        if node.epoch != _epoch.now:
+            check_versions(node)
         args = node.args
         kwargs = node.kwargs
         for argnum, parent in node.parents:
             contribution = prim.vjps[argnum](g, node.ans, *args, **kwargs)
             previous = grads.get(parent)
             grads[parent] = contribution if previous is None else add(previous, contribution)
+
+
+def check_versions(node):
+    """Refuse to run a node's VJP with values changed in place since it was recorded.
+
+    nablab's own in-place operations copy before writing, so a recorded value
+    is never overwritten; but the derivative of a computation whose inputs or
+    output were changed afterwards is not the derivative of anything the user
+    now holds, so (as PyTorch does) the backward pass stops with the names.
+    """
+    prim = node.prim
+    if node.changed is not None:
+        raise RuntimeError(
+            f"backward of {prim.name}: its output (shape {shape_of(node.ans)}) was changed in "
+            f"place ({node.changed}) after it was computed, so its gradient would ignore the "
+            "change. Change a copy, or compute again from the changed value."
+        )
+    if not prim.saves_values:
+        return
+    for i, a in enumerate(node.inputs):
+        version = getattr(a, "_version", None) if isinstance(a, Tensor) else None
+        if version is not None and version[0] > node.epoch:
+            raise RuntimeError(
+                f"backward of {prim.name}: its argument {i}, a tensor of shape {a.shape}, was "
+                f"changed in place ({version[1]}) after {prim.name} used "
+                "it, and its derivative needs the value it had. Compute the forward pass again "
+                "after changing it (or change a copy)."
+            )
 
 
 class no_grad:
@@ -380,18 +463,26 @@ class Tensor:
     """A value the engine can differentiate.
 
     Inside a function given to a transform (``grad``, ``jvp``, ...) the
-    arguments arrive as tensors; use the operators and ``nablab``'s functions
-    on them.  Built by hand with :func:`nablab.tensor`, a tensor with
-    ``requires_grad=True`` records the operations applied to it, and
-    :meth:`backward` fills ``.grad`` of such leaves, as in PyTorch.
+    arguments arrive as tensors; use the operators, ``nablab``'s functions or
+    ``nablab.numpy`` on them (NumPy's own functions dispatch to
+    ``nablab.numpy`` too, and refuse what nablab cannot differentiate).  Built
+    by hand with :func:`nablab.tensor`, a tensor with ``requires_grad=True``
+    records the operations applied to it, and :meth:`backward` fills ``.grad``
+    of such leaves, as in PyTorch.
 
     ``.grad`` accumulates across ``backward`` calls (as in PyTorch): set it
     to ``None`` or call ``.grad.zero_()`` between steps.
+
+    A traced tensor never becomes a plain array unasked: ``np.asarray(t)`` and
+    ``float(t)`` raise :class:`~nablab.autodiff.dispatch.TracedValueError`;
+    ``t.detach()``, ``t.item()``, ``t.numpy()`` and ``t.data`` are the ways to
+    ask (the last two give read-only views).  In-place changes (``t[i] = v``,
+    ``t -= u`` under ``no_grad``, ``t.data = a``) never overwrite a value that
+    a recorded operation saved; a backward pass that would need the old value
+    raises instead (PyTorch's version counters).
     """
 
-    __slots__ = ("_value", "_level", "_node", "_tangent", "__weakref__")
-    # Make NumPy defer to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
-    __array_ufunc__ = None
+    __slots__ = ("_value", "_level", "_node", "_tangent", "_version", "__weakref__")
     __array_priority__ = 1000.0
 
     def __init__(self, value, level=CONSTANT, node=None, tangent=None):
@@ -399,6 +490,28 @@ class Tensor:
         self._level = level
         self._node = node
         self._tangent = tangent
+
+    # ----- NumPy's protocols (NEP 13, NEP 18): see nablab.autodiff.dispatch
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _ops.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _ops.array_function(func, types, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None or np.dtype(dtype).kind in "fc":
+            if _ops.is_traced(self):
+                raise _ops.traced_value_error(self, "conversion to a NumPy array")
+        arr = self._readonly()
+        if dtype is not None and arr.dtype != dtype:
+            return arr.astype(dtype)
+        return arr.copy() if copy else arr
+
+    def _readonly(self):
+        arr = np.asarray(value_of(self))
+        view = arr.view()
+        view.flags.writeable = False
+        return view
 
     # ----- what it holds
     @property
@@ -418,12 +531,31 @@ class Tensor:
         return np.asarray(value_of(self._value)).dtype
 
     @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.size * self.itemsize
+
+    @property
     def data(self):
-        """The plain NumPy array underneath (no graph)."""
-        return np.asarray(value_of(self))
+        """The NumPy array underneath, without the graph, as a read-only view.
+
+        Assign to it (``t.data = new``) to replace the value outside the graph;
+        write into a copy (``np.array(t.data)``) otherwise.
+        """
+        return self._readonly()
+
+    @data.setter
+    def data(self, value):
+        if self._level > IMPERATIVE:
+            raise RuntimeError("t.data = ... on a tensor traced by a transform; compute a new value instead")
+        self._set_value(np.array(value_of(value), dtype=self.dtype, copy=True), "t.data = ...")
 
     def numpy(self):
-        return np.asarray(value_of(self))
+        """The value as a read-only NumPy array (``np.array(t.numpy())`` for a writable copy)."""
+        return self._readonly()
 
     def item(self):
         return np.asarray(value_of(self)).item()
@@ -446,17 +578,21 @@ class Tensor:
             yield self[i]
 
     def __float__(self):
+        if _ops.is_traced(self):
+            raise _ops.traced_value_error(self, "float()")
         return float(value_of(self))
 
+    def __complex__(self):
+        if _ops.is_traced(self):
+            raise _ops.traced_value_error(self, "complex()")
+        return complex(value_of(self))
+
     def __int__(self):
+        # An integer has no derivative to lose: int(t) is an explicit request.
         return int(value_of(self))
 
     def __bool__(self):
         return bool(value_of(self))
-
-    def __array__(self, dtype=None, copy=None):
-        arr = np.asarray(value_of(self))
-        return arr.astype(dtype) if dtype is not None else arr
 
     def __repr__(self):
         body = np.array2string(np.asarray(value_of(self)), separator=", ", prefix="tensor(")
@@ -491,12 +627,6 @@ class Tensor:
             raise RuntimeError("this tensor does not require grad; it has no .grad to set")
         self._node.grad = None if value is None else Tensor(_float_array(value_of(value)))
 
-    def zero_(self):
-        """Fill with zeros in place (for ``.grad.zero_()``)."""
-        self._check_inplace("zero_")
-        self._value = np.zeros_like(self._value)
-        return self
-
     def backward(self, gradient=None):
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
 
@@ -529,6 +659,7 @@ class Tensor:
             else:
                 leaf.grad._value = leaf.grad._value + g
 
+    # ----- in-place changes: copy, then write, then count (see check_versions)
     def _check_inplace(self, what):
         if self._level > IMPERATIVE or (
             self._level == IMPERATIVE and self._node is not None and _grad_mode.enabled
@@ -538,9 +669,28 @@ class Tensor:
                 "parameters inside `with nablab.no_grad():`, or write y = x + ... instead"
             )
 
+    def _set_value(self, new, what):
+        """Replace the value and count the change, so a graph that saved the old one can tell."""
+        self._value = new
+        _epoch.now += 1
+        self._version = (_epoch.now, what)
+        node = self._node
+        if node is not None and node.prim is not None:
+            node.changed = what
+
+    def _inplace_operand(self, other, what):
+        if _ops.holds_traced(other if isinstance(other, (list, tuple)) else [other]):
+            raise RuntimeError(
+                f"in-place {what} with a traced value: writing it into this tensor would lose "
+                "its derivative; build a new tensor instead (nablab.where, nablab.concatenate)"
+            )
+        return _ops.unbox_all(other)
+
     def _inplace(self, op, other, name):
         self._check_inplace(name)
-        self._value = np.asarray(op(self._value, value_of(other)), dtype=np.asarray(self._value).dtype)
+        other = self._inplace_operand(other, name)
+        dtype = np.asarray(self._value).dtype
+        self._set_value(np.asarray(op(self._value, other), dtype=dtype), name)
         return self
 
     def __iadd__(self, other):
@@ -555,9 +705,30 @@ class Tensor:
     def __itruediv__(self, other):
         return self._inplace(np.true_divide, other, "/=")
 
+    def __ipow__(self, other):
+        return self._inplace(np.power, other, "**=")
+
     def __setitem__(self, index, value):
         self._check_inplace("item assignment")
-        self._value[index] = value_of(value)
+        value = self._inplace_operand(value, "item assignment")
+        new = np.array(self._value, copy=True)  # copy-on-write: saved values stay as recorded
+        new[_ops.unbox_all(index)] = value
+        self._set_value(new, "item assignment")
+
+    def zero_(self):
+        """Fill with zeros in place (for ``.grad.zero_()``)."""
+        self._check_inplace("zero_")
+        self._set_value(np.zeros_like(self._value), "zero_")
+        return self
+
+    def copy_(self, other):
+        """Overwrite the value with ``other``'s (broadcast to this shape), in place."""
+        self._check_inplace("copy_")
+        other = self._inplace_operand(other, "copy_")
+        new = np.empty_like(np.asarray(self._value))
+        new[...] = other
+        self._set_value(new, "copy_")
+        return self
 
     # ----- operators
     def __add__(self, other):
@@ -584,6 +755,21 @@ class Tensor:
     def __rtruediv__(self, other):
         return _ops.divide(other, self)
 
+    def __floordiv__(self, other):
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops.mod(self, other)
+
+    def __rmod__(self, other):
+        return _ops.mod(other, self)
+
+    def __divmod__(self, other):
+        return _ops.floor_divide(self, other), _ops.mod(self, other)
+
     def __pow__(self, other):
         return _ops.power(self, other)
 
@@ -591,7 +777,7 @@ class Tensor:
         return _ops.power(other, self)
 
     def __matmul__(self, other):
-        if not isinstance(other, (Tensor, np.ndarray, np.generic, int, float, list, tuple)):
+        if not isinstance(other, (Tensor, np.ndarray, np.generic, int, float, complex, list, tuple)):
             return NotImplemented  # let operators of other libraries (a LinearOperator) take x @ A
         return _ops.matmul(self, other)
 
@@ -610,66 +796,72 @@ class Tensor:
     def __getitem__(self, index):
         return _ops.getitem(self, index)
 
-    # Comparisons give plain boolean arrays: they have no derivative.
+    # Comparisons and logic give plain boolean arrays: they have no derivative.
     def __lt__(self, other):
-        return value_of(self) < value_of(other)
+        return value_of(self) < _ops.unbox_all(other)
 
     def __le__(self, other):
-        return value_of(self) <= value_of(other)
+        return value_of(self) <= _ops.unbox_all(other)
 
     def __gt__(self, other):
-        return value_of(self) > value_of(other)
+        return value_of(self) > _ops.unbox_all(other)
 
     def __ge__(self, other):
-        return value_of(self) >= value_of(other)
+        return value_of(self) >= _ops.unbox_all(other)
 
     def __eq__(self, other):
-        return value_of(self) == value_of(other)
+        return value_of(self) == _ops.unbox_all(other)
 
     def __ne__(self, other):
-        return value_of(self) != value_of(other)
+        return value_of(self) != _ops.unbox_all(other)
 
-    # ----- method forms of common functions
+    def __and__(self, other):
+        return value_of(self) & _ops.unbox_all(other)
+
+    def __rand__(self, other):
+        return _ops.unbox_all(other) & value_of(self)
+
+    def __or__(self, other):
+        return value_of(self) | _ops.unbox_all(other)
+
+    def __ror__(self, other):
+        return _ops.unbox_all(other) | value_of(self)
+
+    def __xor__(self, other):
+        return value_of(self) ^ _ops.unbox_all(other)
+
+    def __invert__(self):
+        return ~value_of(self)
+
+    # ----- NumPy's array methods and properties (filled below from nablab.numpy)
     @property
     def T(self):
         return _ops.transpose(self)
 
-    def sum(self, axis=None, keepdims=False):
-        return _ops.sum(self, axis=axis, keepdims=keepdims)
+    @property
+    def mT(self):
+        return _ops.swapaxes(self, -1, -2)
 
-    def mean(self, axis=None, keepdims=False):
-        return _ops.mean(self, axis=axis, keepdims=keepdims)
+    @property
+    def real(self):
+        return _ops.real(self)
 
-    def max(self, axis=None, keepdims=False):
-        return _ops.max(self, axis=axis, keepdims=keepdims)
+    @property
+    def imag(self):
+        return _ops.imag(self)
 
-    def min(self, axis=None, keepdims=False):
-        return _ops.min(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape):
+    def reshape(self, *shape, order="C"):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops.reshape(self, shape)
+        return _ops.reshape(self, shape, order=order)
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return _ops.transpose(self, axes or None)
 
-    def astype(self, dtype):
-        return _ops.astype(self, dtype)
-
-    def exp(self):
-        return _ops.exp(self)
-
-    def log(self):
-        return _ops.log(self)
-
-    def tanh(self):
-        return _ops.tanh(self)
-
-    def sqrt(self):
-        return _ops.sqrt(self)
+    def flatten(self, order="C"):
+        return _ops.ravel(self, order=order)
 
     def relu(self):
         return _ops.relu(self)
@@ -677,5 +869,23 @@ class Tensor:
     def sigmoid(self):
         return _ops.sigmoid(self)
 
-    def dot(self, other):
-        return _ops.dot(self, other)
+
+def _array_method(name):
+    def method(self, *args, **kwargs):
+        return getattr(_ops, name)(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"Tensor.{name}"
+    method.__doc__ = f"``nablab.numpy.{name}(self, ...)``, as ``ndarray.{name}``."
+    return method
+
+
+#: ndarray methods that are the NumPy function of the same name with the array first.
+ARRAY_METHODS = (
+    "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "conj", "conjugate", "copy",
+    "cumprod", "cumsum", "diagonal", "dot", "max", "mean", "min", "nonzero", "prod", "ptp",
+    "ravel", "repeat", "round", "squeeze", "std", "sum", "swapaxes", "take", "trace", "var",
+    "exp", "log", "tanh", "sqrt",
+)
+for _name in ARRAY_METHODS:
+    setattr(Tensor, _name, _array_method(_name))

@@ -134,7 +134,7 @@ class Module:
             if value.shape != current.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {value.shape} in the state but {current.shape} in the model")
             if target is not None:
-                target._value = value.astype(current.dtype, copy=True)
+                target._set_value(value.astype(current.dtype, copy=True), "load_state_dict")
             else:
                 current[...] = value
 

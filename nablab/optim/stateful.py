@@ -47,7 +47,7 @@ class StatefulOptimizer:
                 if p.grad is None:
                     continue
                 updates, self.state[i] = self._opt.update(p.grad.data, self.state[i], p.data)
-                p._value = p._value + updates
+                p._set_value(p._value + updates, "optimizer step")
 
     def state_dict(self):
         """A flat dict of NumPy arrays and numbers (safe for ``np.savez``)."""

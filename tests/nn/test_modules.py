@@ -26,7 +26,7 @@ def test_named_parameters_state_dict_and_load():
     other = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
     other.load_state_dict(state)
     x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))
-    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(other(x)))
+    np.testing.assert_array_equal(model(x).numpy(), other(x).numpy())
     state["4.weight"] = np.zeros((3, 5))
     with pytest.raises(ValueError, match=r"4.weight has shape \(3, 5\) in the state but \(3, 32\)"):
         other.load_state_dict(state)
@@ -53,14 +53,14 @@ def test_layers_match_torch_modules_with_the_same_weights():
     xt = torch.tensor(x)
     ref = theirs(xt)
     ref.sum().backward()
-    np.testing.assert_allclose(np.asarray(out), ref.detach().numpy(), **TOL)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), **TOL)
     for (name, p), (tname, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert name == tname
         np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), **TOL)
     np.testing.assert_allclose(ours[1].running_var, theirs[1].running_var.numpy(), **TOL)
     ours.eval()
     theirs.eval()
-    np.testing.assert_allclose(np.asarray(ours(x)), theirs(xt).detach().numpy(), **TOL)
+    np.testing.assert_allclose(ours(x).numpy(), theirs(xt).detach().numpy(), **TOL)
 
 
 def test_conv1d_module_and_default_init_ranges():
