@@ -6,6 +6,13 @@ It is written to a temporary file in the same folder, flushed to disk and then
 renamed over the old one with :func:`os.replace`: a crash or an error while
 saving leaves the previous checkpoint whole.
 
+Reading trusts nothing in the file: every array's ``.npy`` header is checked
+against the bytes the file really holds before anything is allocated (see
+:func:`nablab.data.cache.load_npz`), the metadata must be a JSON object, and
+an array holding NaN or infinity is refused, so a checkpoint that loads is
+one worth resuming from. Every problem raises :class:`CheckpointError`
+naming the file and what is wrong.
+
 >>> import numpy as np, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.npz"
 >>> save_checkpoint(path, {"w": np.arange(3.0)}, {"epoch": 1})
@@ -18,10 +25,11 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from nablab.data.cache import BadNpzError, load_npz
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "META_KEY"]
 
@@ -47,6 +55,9 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
         arr = np.asarray(value)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"save_checkpoint: array {name!r} has dtype {arr.dtype}; only numbers can be saved")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"save_checkpoint: array {name!r} holds NaN or infinity; the previous checkpoint "
+                             f"at {path} is kept")
         payload[name] = arr
     payload[META_KEY] = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,17 +87,36 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path):
-    """``(arrays, meta)`` from a file written by :func:`save_checkpoint`."""
+def load_checkpoint(path, *, finite: bool = True):
+    """``(arrays, meta)`` from a file written by :func:`save_checkpoint`.
+
+    With ``finite`` (the default) an array holding NaN or infinity is refused.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        what = "a folder" if path.is_dir() else "nothing"
+        raise CheckpointError(f"no checkpoint at {path} ({what} there)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
-    if META_KEY not in arrays:
-        raise CheckpointError(f"{path} has no {META_KEY} entry; it was not written by nablab.train")
-    meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+        arrays = load_npz(path)
+    except BadNpzError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from None
+    raw = arrays.pop(META_KEY, None)
+    if raw is None:
+        raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry; it was not written by nablab.train")
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"checkpoint {path}: {META_KEY} is a {raw.dtype} array of shape {raw.shape}, "
+                              "not the uint8 bytes of a JSON document")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both are ValueErrors
+        raise CheckpointError(f"checkpoint {path}: {META_KEY} is not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path}: its metadata is a JSON {type(meta).__name__}, not an object")
+    for name, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise CheckpointError(f"checkpoint {path}: array {name!r} has dtype {value.dtype}, not a number type")
+        if finite and value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(np.count_nonzero(~np.isfinite(value)))
+            raise CheckpointError(f"checkpoint {path}: array {name!r} holds {bad} NaN or infinite value(s) of "
+                                  f"{value.size}; a diverged run's weights are not a checkpoint to resume from")
     return arrays, meta

@@ -72,6 +72,16 @@ class _RichReporter(_PlainReporter):
         self.progress.stop()
 
 
+def _divergence_factor(text: str):
+    """``--divergence-factor``: a number, or ``off`` for None."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        _fail(f"--divergence-factor must be a number > 1 or 'off', got {text!r}")
+
+
 def _num(x):
     return f"{x:.4f}" if abs(x) < 1000 else f"{x:.3e}"
 
@@ -98,6 +108,10 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N training and N test examples."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    divergence_factor: str = typer.Option(
+        "1e4", "--divergence-factor",
+        help="Stop when a step's loss exceeds this many times the first step's loss (NaN or infinity always "
+             "stops); 'off' keeps only the NaN/infinity rule."),
 ) -> None:
     """Train a classifier; write per-epoch metrics, plots and checkpoints to --out.
 
@@ -108,18 +122,21 @@ def train_command(
     With --backend torch the same model, initial weights and batches run in PyTorch.
 
     Stop a run with Ctrl-C and continue it with --resume: the result is the same as an uninterrupted run.
+
+    A run that diverges (a loss above --divergence-factor times the first step's, or NaN) stops with exit status 1, naming the step; its last checkpoint is kept.
     """
     from nablab.data import DataNotFoundError
     from nablab.train.checkpoint import CheckpointError
     from nablab.train.loop import CHECKPOINT, METRICS, TrainConfig, TrainingDiverged, train
 
+    factor = _divergence_factor(divergence_factor)
     config = TrainConfig(dataset=dataset, model=model, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                         epochs=epochs, seed=seed,
-                         batch_size=batch_size, backend=backend, dtype=dtype, limit=limit, data=data)
+                         epochs=epochs, seed=seed, batch_size=batch_size, backend=backend, dtype=dtype, limit=limit,
+                         divergence_factor=factor, data=data)
     try:
         config.validate()
     except ValueError as exc:
-        _fail(str(exc))
+        _fail(str(exc).replace("divergence_factor", "--divergence-factor").replace("None", "off"))
     if backend == "torch":
         try:
             import torch  # noqa: F401
