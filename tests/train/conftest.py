@@ -1,5 +1,8 @@
 """Shared fixtures: a small learnable data set shaped like MNIST-1D (and a tiny image one)."""
 
+import contextlib
+import signal
+
 import numpy as np
 import pytest
 
@@ -40,3 +43,24 @@ def fake_cifar(monkeypatch):
     monkeypatch.setattr(nablab.data, "load_cifar10", load)
     monkeypatch.setattr(nablab.data, "find_cifar10", lambda path=None: "/fake/cifar-10-batches-py")
     return seen
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Fail the block (instead of hanging the test) when it runs longer than ``seconds``."""
+    def expire(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def deadline():
+    """``with deadline(5): ...`` fails the block after 5 seconds."""
+    return time_limit
