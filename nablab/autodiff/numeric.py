@@ -14,6 +14,7 @@ import numpy as np
 
 from nablab.autodiff.core import value_of
 from nablab.autodiff.transforms import _as_input, jvp, vjp
+from nablab.autodiff.tree import tree_flatten, tree_unflatten
 
 SCHEMES = ("central", "forward", "backward")
 
@@ -53,10 +54,27 @@ class GradcheckError(AssertionError):
     """A derivative disagreed with finite differences."""
 
 
+def _random_like(rng, x):
+    """A standard normal array shaped like ``x`` (complex if ``x`` is)."""
+    shape = np.shape(x)
+    if np.iscomplexobj(x):
+        return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return rng.standard_normal(shape)
+
+
+def _leaf_values(tree):
+    return [np.asarray(value_of(leaf)) for leaf in tree_flatten(tree)[0]]
+
+
+def _differentiable(value):
+    return value.dtype.kind in "fc"
+
+
 def _directional(f, args, tangents, eps):
-    plus = f(*[a + eps * t for a, t in zip(args, tangents)])
-    minus = f(*[a - eps * t for a, t in zip(args, tangents)])
-    return (np.asarray(value_of(plus)) - np.asarray(value_of(minus))) / (2 * eps)
+    """Central differences of every output leaf along ``tangents``."""
+    plus = _leaf_values(f(*[a + eps * t for a, t in zip(args, tangents)]))
+    minus = _leaf_values(f(*[a - eps * t for a, t in zip(args, tangents)]))
+    return [(p - m) / (2 * eps) if _differentiable(p) else np.zeros(p.shape) for p, m in zip(plus, minus)]
 
 
 def _close(computed, expected, rtol, atol, what):
@@ -71,6 +89,11 @@ def _close(computed, expected, rtol, atol, what):
         )
 
 
+def _pairing(a_leaves, b_leaves):
+    """``Re sum(a * b)`` over matching leaves: the pairing of HIPS autograd's complex convention."""
+    return float(sum(np.real(np.sum(np.asarray(value_of(a)) * b)) for a, b in zip(a_leaves, b_leaves)))
+
+
 def gradcheck(f, *args, modes=("fwd", "rev"), order=2, eps=1e-6, rtol=1e-5, atol=1e-6, seed=0):
     """Check forward and reverse derivatives of ``f`` against central differences, to ``order``.
 
@@ -78,47 +101,69 @@ def gradcheck(f, *args, modes=("fwd", "rev"), order=2, eps=1e-6, rtol=1e-5, atol
     differences along random directions.  Order ``k`` then checks, at order
     ``k - 1``, the functions ``(x, v) -> J(x) v`` and ``(x, u) -> u^T J(x)``:
     so order 2 exercises forward-over-forward, forward-over-reverse,
-    reverse-over-forward and reverse-over-reverse.  Returns ``True`` or raises
+    reverse-over-forward and reverse-over-reverse.  Arguments and outputs may
+    be trees (dicts, lists, tuples) of real or complex arrays; for complex
+    values the check pairs ``u`` and ``J v`` by ``Re sum(u * J v)``, the pairing
+    of HIPS autograd's convention.  Returns ``True`` or raises
     :class:`GradcheckError` naming the mode and order.
+
+    Called with ``f`` alone it returns a checker to call on the arguments,
+    as ``autograd.test_util.check_grads`` does:
+    ``gradcheck(f, modes=["rev"])(x)``.
     """
     for mode in modes:
         if mode not in ("fwd", "rev"):
             raise ValueError(f"gradcheck: unknown mode {mode!r}; use 'fwd' and/or 'rev'")
     if order < 1:
         raise ValueError(f"gradcheck: order must be >= 1, got {order}")
+    if not args:
+        return lambda *a: gradcheck(f, *a, modes=modes, order=order, eps=eps, rtol=rtol, atol=atol, seed=seed)
     rng = np.random.default_rng(seed)
-    args = [np.array(_as_input(a, f"gradcheck: argument {i}"), dtype=np.float64) for i, a in enumerate(args)]
-    _check(f, args, modes, order, eps, rtol, atol, rng, path="f")
+    leaves, spec = tree_flatten(list(args))
+    inputs = []
+    for i, leaf in enumerate(leaves):
+        v = np.asarray(_as_input(leaf, f"gradcheck: argument leaf {i}"))
+        inputs.append(np.array(v, dtype=np.complex128 if v.dtype.kind == "c" else np.float64))
+
+    def flat_f(*xs):
+        return f(*tree_unflatten(spec, list(xs)))
+
+    _check(flat_f, inputs, tuple(modes), order, eps, rtol, atol, rng, path="f")
     return True
 
 
 def _check(f, args, modes, order, eps, rtol, atol, rng, path):
-    tangents = [rng.standard_normal(np.shape(a)) for a in args]
+    tangents = [_random_like(rng, a) for a in args]
     numeric = _directional(f, args, tangents, eps)
+    n = len(args)
     if "fwd" in modes:
         _, jv = jvp(f, tuple(args), tuple(tangents))
-        _close(jv, numeric, rtol, atol, f"forward mode of {path} (order 1 of this level)")
+        for k, (got, want) in enumerate(zip(_leaf_values(jv), numeric)):
+            _close(got, want, rtol, atol, f"forward mode of {path}, output {k} (order 1 of this level)")
     if "rev" in modes:
         out, vjp_fn = vjp(f, *args)
-        u = rng.standard_normal(np.shape(value_of(out)))
-        ut_j = vjp_fn(u)
-        lhs = sum(float(np.sum(np.asarray(value_of(g)) * t)) for g, t in zip(ut_j, tangents))
-        rhs = float(np.sum(u * numeric))
+        out_leaves, out_spec = tree_flatten(out)
+        us = [_random_like(rng, value_of(o)) if _differentiable(np.asarray(value_of(o)))
+              else np.zeros(np.shape(value_of(o))) for o in out_leaves]
+        cts = vjp_fn(tree_unflatten(out_spec, us))
+        lhs = _pairing(cts, tangents)
+        rhs = _pairing(us, numeric)
         _close(lhs, rhs, rtol, atol, f"reverse mode of {path} (<u, J v> against finite differences)")
     if order > 1:
-        n = len(args)
         if "fwd" in modes:
             def jv_fn(*xv):
                 return jvp(f, tuple(xv[:n]), tuple(xv[n:]))[1]
 
             _check(jv_fn, args + tangents, modes, order - 1, eps, rtol, atol, rng, f"jvp({path})")
         if "rev" in modes:
-            out = f(*args)
-            u = rng.standard_normal(np.shape(value_of(out)))
+            out_leaves, out_spec = tree_flatten(f(*args))
+            diff = [i for i, o in enumerate(out_leaves) if _differentiable(np.asarray(value_of(o)))]
+            us = [_random_like(rng, value_of(out_leaves[i])) for i in diff]
 
             def ujt_fn(*xu):
-                from nablab.autodiff.ops import concatenate, ravel
-                grads = vjp(f, *xu[:n])[1](xu[n])
-                return concatenate([ravel(g) for g in grads])
+                full = [np.zeros(np.shape(value_of(o))) for o in out_leaves]
+                for i, u in zip(diff, xu[n:]):
+                    full[i] = u
+                return list(vjp(f, *xu[:n])[1](tree_unflatten(out_spec, full)))
 
-            _check(ujt_fn, args + [u], modes, order - 1, eps, rtol, atol, rng, f"vjp({path})")
+            _check(ujt_fn, args + us, modes, order - 1, eps, rtol, atol, rng, f"vjp({path})")

@@ -46,14 +46,23 @@ def _as_input(x, who):
         raise TypeError(f"{who} is a bool ({x}); derivatives need a floating-point value")
     if isinstance(x, (int, float)):
         return np.float64(x)
+    if isinstance(x, complex):
+        return np.complex128(x)
+    if isinstance(x, np.generic) and x.dtype.kind in "fc":
+        return x
     arr = np.asarray(x)
     if arr.dtype.kind in "iub":
         raise TypeError(
             f"{who} is an array of dtype {arr.dtype} (shape {arr.shape}); a derivative with "
             "respect to integers is not defined. Pass floats, e.g. x.astype(np.float64)"
         )
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{who} has dtype {arr.dtype}; derivatives need float32 or float64 input")
+    if arr.dtype.kind not in "fc":
+        raise TypeError(f"{who} has dtype {arr.dtype}; derivatives need floating-point or complex input")
+    # A snapshot: the rules read these values when the VJP runs, perhaps after the caller
+    # changed its own array; a read-only copy can't change under them.
+    if arr.flags.writeable:
+        arr = arr.copy()
+        arr.flags.writeable = False
     return arr
 
 
@@ -64,8 +73,15 @@ def _exit(x):
     return x
 
 
+def _pick_argnums(argnums, argnum):
+    """``argnums`` (JAX's name) or ``argnum`` (HIPS autograd's); a list means a tuple."""
+    if argnum is not None:
+        argnums = argnum
+    return tuple(argnums) if isinstance(argnums, list) else argnums
+
+
 def _argnums_tuple(argnums, nargs, who):
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     for n in nums:
         if not -nargs <= n < nargs:
             raise IndexError(f"{who}: argnums={argnums} but the function was called with {nargs} arguments")
@@ -169,17 +185,48 @@ def jvp(f, primals, tangents):
     return tree_unflatten(out_spec, values), tree_unflatten(out_spec, tangents_out)
 
 
-def value_and_grad(f, argnums=0):
-    """``f`` and its gradient in one reverse pass; ``f`` must return a scalar.
+def _check_scalar_output(out, who, allow_complex=False):
+    if isinstance(out, (dict, list, tuple)):
+        raise TypeError(
+            f"{who}: the function must return a scalar, but it returned a container; "
+            "use jacrev / jacfwd / vjp for several outputs, or sum them"
+        )
+    value = np.asarray(ops.value_of(out))
+    if value.dtype.kind == "b":
+        raise TypeError(f"{who}: the function returned a boolean ({value}), which has no derivative")
+    if value.size != 1:
+        raise TypeError(
+            f"{who}: the function must return a scalar (or one value of any shape), but it "
+            f"returned shape {value.shape}; use jacrev / jacfwd / vjp for vector outputs, or sum the output"
+        )
+    if value.dtype.kind == "c" and not allow_complex:
+        raise TypeError(
+            f"{who}: the function returned a complex value; grad needs a real one. Take "
+            "nablab.numpy.real or abs of it, or use holomorphic_grad for a holomorphic function"
+        )
 
-    >>> import nablab as nb
-    >>> nb.value_and_grad(lambda x, y: x * y, argnums=(0, 1))(2.0, 5.0)
-    (np.float64(10.0), (np.float64(5.0), np.float64(2.0)))
-    """
 
-    @functools.wraps(f)
+def _name_after(prefix, f, argnums):
+    name = getattr(f, "__name__", type(f).__name__)
+    nums = "_".join(str(n) for n in ((argnums,) if isinstance(argnums, int) else argnums))
+    return f"{prefix}_of_{name}_wrt_argnum_{nums}"
+
+
+def _wraps(f, name):
+    def decorate(wrapper):
+        try:
+            functools.update_wrapper(wrapper, f)
+        except (AttributeError, TypeError):  # functools.partial and other callables
+            pass
+        wrapper.__name__ = wrapper.__qualname__ = name
+        return wrapper
+
+    return decorate
+
+
+def _value_and_grad(f, argnums, who, allow_complex=False):
     def wrapped(*args, **kwargs):
-        nums = _argnums_tuple(argnums, len(args), "grad")
+        nums = _argnums_tuple(argnums, len(args), who)
 
         def restricted(*diff):
             full = list(args)
@@ -188,28 +235,42 @@ def value_and_grad(f, argnums=0):
             return f(*full, **kwargs)
 
         out, vjp_fn = vjp(restricted, *[args[n] for n in nums])
-        if isinstance(out, (dict, list, tuple)) or shape_of(out) != ():
-            shape = "a container" if isinstance(out, (dict, list, tuple)) else f"shape {shape_of(out)}"
-            raise TypeError(
-                f"grad: the function must return a scalar, but it returned {shape}; "
-                "use jacrev / jacfwd / vjp for vector outputs, or sum the output"
-            )
+        _check_scalar_output(out, who, allow_complex)
         grads = vjp_fn(ops.ones_like(out))
-        return out, grads[0] if isinstance(argnums, int) else grads
+        return out, grads[0] if isinstance(argnums, (int, np.integer)) else grads
 
     return wrapped
 
 
-def grad(f, argnums=0):
-    """The gradient of a scalar function, as a function.
+def value_and_grad(f, argnums=0, *, argnum=None):
+    """``f`` and its gradient in one reverse pass; ``f`` must return one real value.
+
+    ``argnums`` (or ``argnum``) picks the arguments: an int gives one gradient,
+    a tuple or list gives a tuple.
+
+    >>> import nablab as nb
+    >>> nb.value_and_grad(lambda x, y: x * y, argnums=(0, 1))(2.0, 5.0)
+    (np.float64(10.0), (np.float64(5.0), np.float64(2.0)))
+    """
+    argnums = _pick_argnums(argnums, argnum)
+    return _wraps(f, _name_after("value_and_grad", f, argnums))(_value_and_grad(f, argnums, "grad"))
+
+
+def grad(f, argnums=0, *, argnum=None):
+    """The gradient of a function with one real output, as a function.
+
+    The output may have any shape of size 1; a complex output is refused (use
+    :func:`holomorphic_grad`).  For complex inputs the result follows HIPS
+    autograd's convention: ``df/dx - i df/dy`` for a real ``f`` of ``z = x + iy``.
 
     >>> import nablab as nb
     >>> float(nb.grad(nb.grad(nb.tanh))(0.5))  # second derivative
     -0.7268...
     """
-    vg = value_and_grad(f, argnums)
+    argnums = _pick_argnums(argnums, argnum)
+    vg = _value_and_grad(f, argnums, "grad")
 
-    @functools.wraps(f)
+    @_wraps(f, _name_after("grad", f, argnums))
     def wrapped(*args, **kwargs):
         return vg(*args, **kwargs)[1]
 
@@ -220,13 +281,14 @@ def _flat_basis(n, dtype):
     return np.eye(n, dtype=dtype)
 
 
-def jacrev(f, argnums=0):
+def jacrev(f, argnums=0, *, argnum=None):
     """The Jacobian by reverse mode, one VJP per output entry.
 
     The result has shape ``out.shape + x.shape``.
     """
+    argnums = _pick_argnums(argnums, argnum)
 
-    @functools.wraps(f)
+    @_wraps(f, _name_after("jacrev", f, argnums))
     def wrapped(*args):
         (num,) = _argnums_tuple(argnums, len(args), "jacrev")
 
@@ -248,10 +310,11 @@ def jacrev(f, argnums=0):
     return wrapped
 
 
-def jacfwd(f, argnums=0):
+def jacfwd(f, argnums=0, *, argnum=None):
     """The Jacobian by forward mode, one JVP per input entry (shape ``out.shape + x.shape``)."""
+    argnums = _pick_argnums(argnums, argnum)
 
-    @functools.wraps(f)
+    @_wraps(f, _name_after("jacfwd", f, argnums))
     def wrapped(*args):
         (num,) = _argnums_tuple(argnums, len(args), "jacfwd")
 
@@ -285,7 +348,7 @@ _HESSIAN_MODES = {
 }
 
 
-def hessian(f, argnums=0, mode="fwd-over-rev"):
+def hessian(f, argnums=0, mode="fwd-over-rev", *, argnum=None):
     """The matrix of second derivatives (shape ``x.shape + x.shape`` for scalar f).
 
     ``mode`` picks how the two differentiations nest; all four give the same
@@ -293,7 +356,7 @@ def hessian(f, argnums=0, mode="fwd-over-rev"):
     """
     if mode not in _HESSIAN_MODES:
         raise ValueError(f"hessian: mode={mode!r}; choose one of {sorted(_HESSIAN_MODES)}")
-    return _HESSIAN_MODES[mode](f, argnums)
+    return _HESSIAN_MODES[mode](f, _pick_argnums(argnums, argnum))
 
 
 def hvp(f, x, v):

@@ -1,0 +1,282 @@
+"""More differential operators, under the names HIPS autograd gives them.
+
+They are thin compositions of :func:`~nablab.autodiff.transforms.vjp` and
+:func:`~nablab.autodiff.transforms.jvp`, so code written for autograd runs
+unchanged with ``import nablab.numpy as np`` and these imported from
+``nablab``.  Each takes ``argnum`` (an int, or a tuple/list for several
+arguments packed into one tuple).
+
+>>> import numpy as np, nablab as nb
+>>> nb.elementwise_grad(nb.sin)(np.array([0.0, np.pi]))
+array([ 1., -1.])
+>>> nb.deriv(lambda x: x ** 3)(2.0)
+np.float64(12.0)
+>>> vjp_fn, value = nb.make_vjp(lambda x: x * x)(3.0)
+>>> value, vjp_fn(1.0)
+(np.float64(9.0), np.float64(6.0))
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from nablab.autodiff import ops
+from nablab.autodiff.core import Primitive, bind, shape_of, value_of
+from nablab.autodiff.transforms import (
+    _argnums_tuple,
+    _check_scalar_output,
+    _name_after,
+    _value_and_grad,
+    _wraps,
+    grad,
+    jacrev,
+    jvp,
+    vjp,
+)
+
+__all__ = [
+    "elementwise_grad", "jacobian", "holomorphic_grad", "deriv", "make_vjp", "make_jvp",
+    "make_hvp", "make_ggnvp", "hessian_tensor_product", "hessian_vector_product",
+    "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "multigrad_dict",
+    "grad_named", "checkpoint",
+]
+
+
+def _unary(f, argnum, args, kwargs, who):
+    """``f`` as a function of the chosen argument(s) alone (a tuple for several)."""
+    nums = _argnums_tuple(argnum, len(args), who)
+    several = not isinstance(argnum, (int, np.integer))
+
+    def restricted(x):
+        full = list(args)
+        for n, v in zip(nums, x if several else (x,)):
+            full[n] = v
+        return f(*full, **kwargs)
+
+    x = tuple(args[n] for n in nums) if several else args[nums[0]]
+    return restricted, x
+
+
+def make_vjp(f, argnum=0):
+    """``make_vjp(f)(*args) -> (vjp_fn, value)``: the value and a function of the cotangent."""
+    argnum = tuple(argnum) if isinstance(argnum, list) else argnum
+
+    @_wraps(f, _name_after("make_vjp", f, argnum))
+    def wrapped(*args, **kwargs):
+        fx, x = _unary(f, argnum, args, kwargs, "make_vjp")
+        out, vjp_fn = vjp(fx, x)
+        return (lambda g: vjp_fn(g)[0]), out
+
+    return wrapped
+
+
+def make_jvp(f, argnum=0):
+    """``make_jvp(f)(*args)(v) -> (value, J v)``."""
+    argnum = tuple(argnum) if isinstance(argnum, list) else argnum
+
+    @_wraps(f, _name_after("make_jvp", f, argnum))
+    def wrapped(*args, **kwargs):
+        fx, x = _unary(f, argnum, args, kwargs, "make_jvp")
+        return lambda v: jvp(fx, (x,), (v,))
+
+    return wrapped
+
+
+def elementwise_grad(f, argnum=0):
+    """The sum of the Jacobian's rows: the derivative of each output entry for elementwise ``f``."""
+    argnum = tuple(argnum) if isinstance(argnum, list) else argnum
+
+    @_wraps(f, _name_after("elementwise_grad", f, argnum))
+    def wrapped(*args, **kwargs):
+        fx, x = _unary(f, argnum, args, kwargs, "elementwise_grad")
+        out, vjp_fn = vjp(fx, x)
+        if np.iscomplexobj(value_of(out)):
+            raise TypeError("elementwise_grad: the function returned complex values; take their real part first")
+        return vjp_fn(ops.ones_like(out))[0]
+
+    return wrapped
+
+
+def deriv(f, argnum=0):
+    """Forward mode with a tangent of ones: ``f'(x)`` for a function of one number (elementwise)."""
+    argnum = tuple(argnum) if isinstance(argnum, list) else argnum
+
+    @_wraps(f, _name_after("deriv", f, argnum))
+    def wrapped(*args, **kwargs):
+        fx, x = _unary(f, argnum, args, kwargs, "deriv")
+        ones = [ops.ones_like(v) for v in x] if isinstance(x, tuple) else ops.ones_like(x)
+        return jvp(fx, (x,), (tuple(ones) if isinstance(x, tuple) else ones,))[1]
+
+    return wrapped
+
+
+def jacobian(f, argnum=0):
+    """The Jacobian of shape ``out.shape + x.shape`` (reverse mode, like :func:`jacrev`)."""
+    return jacrev(f, argnum)
+
+
+def holomorphic_grad(f, argnum=0):
+    """The complex derivative ``f'(z)`` of a holomorphic ``f`` with one complex output.
+
+    By autograd's convention it is the gradient of ``real(f)``: ``u_x - i u_y``,
+    which for a holomorphic ``f = u + i v`` is ``f'(z)``.
+    """
+    argnum = tuple(argnum) if isinstance(argnum, list) else argnum
+    vg = _value_and_grad(f, argnum, "holomorphic_grad", allow_complex=True)
+
+    @_wraps(f, _name_after("holomorphic_grad", f, argnum))
+    def wrapped(*args, **kwargs):
+        return vg(*args, **kwargs)[1]
+
+    return wrapped
+
+
+def make_hvp(f, argnum=0):
+    """``make_hvp(f)(*args) -> (hvp_fn, grad)``: Hessian-vector products at one point, reusing its forward pass."""
+
+    def wrapped(*args, **kwargs):
+        fx, x = _unary(f, argnum, args, kwargs, "make_hvp")
+        g, vjp_fn = vjp(grad(fx), x)
+        return (lambda v: vjp_fn(v)[0]), g
+
+    return wrapped
+
+
+def hessian_tensor_product(f, argnum=0):
+    """``hessian_tensor_product(f)(*args, v)``: ``H v``, with ``v`` shaped like the argument."""
+
+    def wrapped(*args, **kwargs):
+        *primal, v = args
+        fx, x = _unary(f, argnum, primal, kwargs, "hessian_tensor_product")
+        return jvp(grad(fx), (x,), (v,))[1]
+
+    return wrapped
+
+
+hessian_vector_product = hessian_tensor_product
+
+
+def tensor_jacobian_product(f, argnum=0):
+    """``tensor_jacobian_product(f)(*args, v)``: ``v^T J``, with ``v`` shaped like the output."""
+
+    def wrapped(*args, **kwargs):
+        *primal, v = args
+        fx, x = _unary(f, argnum, primal, kwargs, "tensor_jacobian_product")
+        return vjp(fx, x)[1](v)[0]
+
+    return wrapped
+
+
+vector_jacobian_product = tensor_jacobian_product
+
+
+def make_ggnvp(f, g=None, f_argnum=0):
+    """Generalized Gauss-Newton products ``J^T H_g J v`` for ``g(f(x))`` (``g`` defaults to half the squared norm)."""
+    if g is None:
+        def g(y):
+            return 0.5 * ops.sum(y * y, axis=-1)
+
+    def ggnvp_maker(*args, **kwargs):
+        fx, x = _unary(f, f_argnum, args, kwargs, "make_ggnvp")
+        y, f_vjp = vjp(fx, x)
+        _, g_hvp_grad = vjp(grad(g), y)
+
+        def ggnvp(v):
+            jv = jvp(fx, (x,), (v,))[1]
+            return f_vjp(g_hvp_grad(jv)[0])[0]
+
+        return ggnvp
+
+    return ggnvp_maker
+
+
+def grad_and_aux(f, argnum=0):
+    """For ``f`` returning ``(value, aux)``: ``(gradient of value, aux)``."""
+
+    def wrapped(*args, **kwargs):
+        fx, x = _unary(f, argnum, args, kwargs, "grad_and_aux")
+        box = {}
+
+        def value_only(v):
+            value, box["aux"] = fx(v)
+            return value
+
+        out, vjp_fn = vjp(value_only, x)
+        _check_scalar_output(out, "grad_and_aux")
+        aux = box["aux"]
+        return vjp_fn(ops.ones_like(out))[0], _plain(aux)
+
+    return wrapped
+
+
+def _plain(tree):
+    from nablab.autodiff.tree import tree_map
+    return tree_map(lambda v: value_of(v) if getattr(v, "_level", -1) > 0 else v, tree)
+
+
+def multigrad_dict(f):
+    """``multigrad_dict(f)(*args, **kwargs)``: a dict of gradients, one per named argument."""
+    signature = inspect.signature(f)
+
+    def wrapped(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        names = list(bound.arguments)
+
+        def of_dict(values):
+            bound_values = signature.bind_partial()
+            bound_values.arguments.update(values)
+            return f(*bound_values.args, **bound_values.kwargs)
+
+        return grad(of_dict)(dict(bound.arguments)) if names else {}
+
+    return wrapped
+
+
+def grad_named(f, argname):
+    """The gradient with respect to the argument called ``argname``."""
+    position = list(inspect.signature(f).parameters).index(argname)
+    return grad(f, position)
+
+
+def checkpoint(f):
+    """``f`` that keeps only its inputs for the backward pass and recomputes the rest there.
+
+    Memory falls from everything ``f`` computes to its inputs and output; time
+    rises by one more forward pass of ``f`` per backward.  It nests with every
+    transform: the recomputation is itself differentiated as usual.
+    """
+    prim = Primitive(lambda *args, **kwargs: _plain_call(f, args, kwargs),
+                     name=f"checkpoint({getattr(f, '__name__', 'f')})")
+
+    class _Rules(dict):
+        def __missing__(self, i):
+            def rule(g, ans, *args, **kwargs):
+                return vjp(lambda *xs: f(*xs, **kwargs), *args)[1](g)[i]
+
+            self[i] = rule
+            return rule
+
+        def __contains__(self, i):
+            return isinstance(i, int) and i >= 0
+
+    prim.vjps = _Rules()
+
+    def jvp_all(tangents, ans, *args, **kwargs):
+        zeros = [ops.zeros_like(a) if t is None else t for t, a in zip(tangents, args)]
+        return jvp(lambda *xs: f(*xs, **kwargs), tuple(args), tuple(zeros))[1]
+
+    prim.jvp_all = jvp_all
+
+    @_wraps(f, f"checkpointed_{getattr(f, '__name__', 'f')}")
+    def wrapped(*args, **kwargs):
+        return bind(prim, args, kwargs)
+
+    return wrapped
+
+
+def _plain_call(f, args, kwargs):
+    # The forward pass of a checkpointed function runs on plain values: nothing is recorded.
+    return f(*args, **kwargs)
