@@ -136,7 +136,10 @@ def train_command(
     try:
         config.validate()
     except ValueError as exc:
-        _fail(str(exc).replace("divergence_factor", "--divergence-factor").replace("None", "off"))
+        message = str(exc)
+        if message.startswith("divergence_factor"):  # say it in the option's words
+            message = "--" + message.replace("_", "-", 1).replace("None", "off")
+        _fail(message)
     if backend == "torch":
         try:
             import torch  # noqa: F401
