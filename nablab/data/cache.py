@@ -71,36 +71,6 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict) -> Path:
     return path
 
 
-def load_npz(path: str | os.PathLike, *, max_bytes: int | None = None) -> dict:
-    """Every array of an ``.npz`` file, checked before anything is allocated.
-
-    Each member's ``.npy`` header is read first; its shape times its item size
-    must equal the bytes the zip member holds, and the member must fit in the
-    file (a stored member byte for byte, a deflated one within deflate's
-    largest ratio). So a small file cannot make us allocate a huge array.
-    Only plain dtypes (numbers, bools, fixed-length strings) are accepted,
-    never pickled objects. ``max_bytes`` caps the total size of the arrays.
-    Anything wrong raises :class:`BadNpzError` naming the file and the problem.
-    """
-    path = Path(path)
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise BadNpzError(f"{path} is not a regular file")
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            _check_members(path, infos, info.st_size, max_bytes)
-            out = {}
-            for info in infos:
-                with zf.open(info) as member:
-                    out[info.filename[:-4]] = _read_npy(path, info, member)
-            return out
-    except BadNpzError:
-        raise
-    except _READ_ERRORS as exc:
-        raise BadNpzError(f"{path} is not a readable .npz file ({_one_line(exc)})") from None
-
-
 class BadNpzError(ValueError):
     """An ``.npz`` file that is unreadable, inconsistent or not plain arrays."""
 
@@ -112,13 +82,42 @@ _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than 1032-fold
 _PLAIN_KINDS = "biufcSU"
 
 
+def load_npz(path: str | os.PathLike) -> dict:
+    """Every array of an ``.npz`` file, checked before anything is allocated.
+
+    Each member's ``.npy`` header is read first; its shape times its item size
+    must equal the bytes the zip member holds, and the member must fit in the
+    file (a stored member byte for byte, a deflated one within deflate's
+    largest ratio). So a small file cannot make us allocate a huge array.
+    Only plain dtypes (numbers, bools, fixed-length strings) are accepted,
+    never pickled objects. Anything wrong raises :class:`BadNpzError` naming the file and the problem.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadNpzError(f"{path} is not a regular file")
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            _check_members(path, infos, st.st_size)
+            out = {}
+            for info in infos:
+                with zf.open(info) as member:
+                    out[info.filename[:-4]] = _read_npy(path, info, member)
+            return out
+    except BadNpzError:
+        raise
+    except _READ_ERRORS as exc:
+        raise BadNpzError(f"{path} is not a readable .npz file ({_one_line(exc)})") from None
+
+
 def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def _check_members(path: Path, infos, size: int, max_bytes) -> None:
+def _check_members(path: Path, infos, size: int) -> None:
     """Refuse a member whose declared sizes this file cannot back, before reading any data."""
-    names, total = set(), 0
+    names = set()
     for info in infos:
         where = f"{path}: member {info.filename!r}"
         if not info.filename.endswith(".npy") or info.filename in names:
@@ -136,9 +135,6 @@ def _check_members(path: Path, infos, size: int, max_bytes) -> None:
             raise BadNpzError(f"{where} uses compression method {info.compress_type}, not stored or deflate")
         if info.file_size > limit:
             raise BadNpzError(f"{where} claims {info.file_size} bytes from {info.compress_size} stored ones")
-        total += info.file_size
-        if max_bytes is not None and total > max_bytes:
-            raise BadNpzError(f"{where}: the arrays exceed the limit of {max_bytes} bytes")
 
 
 def _read_npy(path: Path, info, member) -> np.ndarray:

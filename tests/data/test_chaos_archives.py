@@ -9,7 +9,6 @@ member, with nothing extracted anywhere.
 """
 
 import gzip
-import io
 import random
 import tarfile
 import tracemalloc
