@@ -164,6 +164,8 @@ def _read_bounded(f, size: int, where: str) -> tuple[bytes, str]:
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts), digest.hexdigest()
+
+
 def _batch(obj, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
         keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
@@ -224,6 +226,11 @@ def _decompressed(raw):
     return raw
 
 
+_EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                     tarfile.GNUTYPE_LONGLINK)
+_HEADER_MAX = 1 << 16  # a pax header or GNU long name is a few hundred bytes
+
+
 class _HugeHeader(Exception):
     pass
 
@@ -235,11 +242,6 @@ class _TarInfo(tarfile.TarInfo):
         if self.type in _EXTENDED_HEADERS and self.size > _HEADER_MAX:
             raise _HugeHeader(f"an extended tar header (type {self.type!r}) of {self.size} bytes")
         return super()._proc_member(tarfile_)
-
-
-_EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                     tarfile.GNUTYPE_LONGLINK)
-_HEADER_MAX = 1 << 16
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
