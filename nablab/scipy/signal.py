@@ -1,11 +1,293 @@
-"""``scipy.signal`` with derivative rules (functions without rules refuse traced values by name)."""
+"""``scipy.signal`` with derivative rules (functions without rules refuse traced values by name).
+
+``convolve`` (and ``correlate``, a convolution with the second input reversed
+and conjugated) are bilinear, so both inputs are differentiable:
+
+- the JVP is ``convolve(tA, B) + convolve(A, tB)``;
+- the VJP of ``A`` places the output cotangent ``g`` in the "full" output
+  (zeros where the mode cropped it) and correlates it with ``B``, which is a
+  "valid" convolution with ``B`` reversed; likewise for ``B``.  No
+  conjugation enters (HIPS autograd's convention).
+
+Since the VJP is again a convolution, derivatives nest to any order.
+
+Beyond SciPy's signature, ``convolve`` takes HIPS autograd's ``axes`` and
+``dot_axes`` keywords: ``axes=(axes_of_A, axes_of_B)`` pairs the axes to
+convolve, ``dot_axes`` pairs axes to sum over (a tensor product), and every
+other axis is kept; the output axes are A's kept axes, then B's, then the
+convolved ones.  That general form is computed directly (sliding windows and
+``einsum``, whatever ``method`` says); SciPy's own form uses SciPy.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import scipy.signal as _scipy_signal
+from numpy.lib.stride_tricks import sliding_window_view
 
+from nablab.autodiff.core import primitive, shape_of, value_of
+from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy import _namespace
+from nablab.numpy.shape import as_array, getitem, pad, transpose
+from nablab.numpy.ufuncs import _is_complex, _match_complex, conj
 
-__all__: list[str] = []
+_MODES = ("full", "valid", "same")
+_METHODS = ("auto", "direct", "fft")
+
+
+class _Spec(tuple):
+    """How two arrays are convolved: ``(conv_a, conv_b, dot_a, dot_b, mode, method)``.
+
+    Axes are non-negative; ``ignore_a``/``ignore_b`` are the remaining axes in order.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, conv_a, conv_b, dot_a, dot_b, mode, method):
+        return super().__new__(cls, (tuple(conv_a), tuple(conv_b), tuple(dot_a), tuple(dot_b), mode, method))
+
+    conv_a = property(lambda self: self[0])
+    conv_b = property(lambda self: self[1])
+    dot_a = property(lambda self: self[2])
+    dot_b = property(lambda self: self[3])
+    mode = property(lambda self: self[4])
+    method = property(lambda self: self[5])
+
+
+def _ignored(ndim, *used):
+    taken = set().union(*used)
+    return tuple(ax for ax in range(ndim) if ax not in taken)
+
+
+def _geometry(shape_a, shape_b, spec):
+    """Per convolved axis: the output length and its offset in the "full" output."""
+    lengths, offsets = [], []
+    for ax_a, ax_b in zip(spec.conv_a, spec.conv_b):
+        na, nb = shape_a[ax_a], shape_b[ax_b]
+        if spec.mode == "full":
+            lengths.append(na + nb - 1)
+            offsets.append(0)
+        elif spec.mode == "same":
+            lengths.append(na)
+            offsets.append((nb - 1) // 2)
+        else:  # valid: where one input lies wholly inside the other
+            lengths.append(abs(na - nb) + 1)
+            offsets.append(min(na, nb) - 1)
+    return lengths, offsets
+
+
+def _is_plain(nd_a, nd_b, spec):
+    everything = tuple(range(nd_a))
+    return (nd_a == nd_b and not spec.dot_a and spec.conv_a == everything
+            and spec.conv_b == everything)
+
+
+def _direct(a, b, spec):
+    """The general convolution, computed by sliding windows of one input over the other."""
+    a, b = np.asarray(a), np.asarray(b)
+    conv_a, conv_b, dot_a, dot_b = spec.conv_a, spec.conv_b, spec.dot_a, spec.dot_b
+    ignore_a = _ignored(a.ndim, conv_a, dot_a)
+    ignore_b = _ignored(b.ndim, conv_b, dot_b)
+    lengths, offsets = _geometry(a.shape, b.shape, spec)
+    k = len(conv_a)
+    # einsum labels: A's kept axes, B's kept axes, dot pairs, output positions, window offsets.
+    lab = iter(range(52))
+    lab_ia = {ax: next(lab) for ax in ignore_a}
+    lab_ib = {ax: next(lab) for ax in ignore_b}
+    lab_dot = [next(lab) for _ in dot_a]
+    lab_out = [next(lab) for _ in range(k)]
+    lab_win = [next(lab) for _ in range(k)]
+
+    # Slide the input with the smaller convolved extent (the window) over the other one (x),
+    # zero-filled or cropped to exactly the region the output reads: x[o - (n_w - 1) : o + L].
+    a_is_window = np.prod([a.shape[i] for i in conv_a]) < np.prod([b.shape[i] for i in conv_b])
+    x, conv_x, w, conv_w = (b, conv_b, a, conv_a) if a_is_window else (a, conv_a, b, conv_b)
+    region = []
+    for i in range(k):
+        nw = w.shape[conv_w[i]]
+        start = offsets[i] - (nw - 1)
+        region.append((conv_x[i], start, start + lengths[i] + nw - 1))
+    widths = [(0, 0)] * x.ndim
+    crop = [slice(None)] * x.ndim
+    for ax, start, stop in region:
+        lo, hi = max(0, -start), max(0, stop - x.shape[ax])
+        widths[ax] = (lo, hi)
+        crop[ax] = slice(start + lo, stop + lo)
+    x = np.pad(x, widths)[tuple(crop)]
+    windows = sliding_window_view(x, [w.shape[ax] for ax in conv_w], axis=list(conv_x)) if k else x
+    flipped = w[tuple(slice(None, None, -1) if ax in conv_w else slice(None) for ax in range(w.ndim))]
+
+    def labels(ndim, ignore_map, dots, convs, conv_labels):
+        out = []
+        for ax in range(ndim):
+            if ax in ignore_map:
+                out.append(ignore_map[ax])
+            elif ax in dots:
+                out.append(lab_dot[dots.index(ax)])
+            else:
+                out.append(conv_labels[convs.index(ax)])
+        return out
+
+    if a_is_window:
+        x_labels = labels(b.ndim, lab_ib, dot_b, conv_b, lab_out) + lab_win
+        w_labels = labels(a.ndim, lab_ia, dot_a, conv_a, lab_win)
+    else:
+        x_labels = labels(a.ndim, lab_ia, dot_a, conv_a, lab_out) + lab_win
+        w_labels = labels(b.ndim, lab_ib, dot_b, conv_b, lab_win)
+    out_labels = list(lab_ia.values()) + list(lab_ib.values()) + lab_out
+    return np.einsum(windows, x_labels, flipped, w_labels, out_labels, optimize=True)
+
+
+def _convolve_value(a, b, spec):
+    if _is_plain(np.ndim(a), np.ndim(b), spec):
+        return _scipy_signal.convolve(a, b, spec.mode, spec.method)
+    return _direct(a, b, spec)
+
+
+def _flip(x, axes):
+    ndim = len(shape_of(x))
+    return getitem(x, tuple(slice(None, None, -1) if ax in axes else slice(None) for ax in range(ndim)))
+
+
+def _vjp(which):
+    """The cotangent of argument ``which`` (0 for A, 1 for B): a valid convolution of ``g``."""
+
+    def rule(g, ans, a, b, spec):
+        shape_a, shape_b = shape_of(a), shape_of(b)
+        me, other = (a, b) if which == 0 else (b, a)
+        nd_a, nd_b = len(shape_a), len(shape_b)
+        ignore_a = _ignored(nd_a, spec.conv_a, spec.dot_a)
+        ignore_b = _ignored(nd_b, spec.conv_b, spec.dot_b)
+        lengths, offsets = _geometry(shape_a, shape_b, spec)
+        n_ia, n_ib, k = len(ignore_a), len(ignore_b), len(spec.conv_a)
+        g_conv = tuple(range(n_ia + n_ib, n_ia + n_ib + k))
+        # g sits at `offset` inside the full output; the rest of the full output got no cotangent.
+        widths = [(0, 0)] * (n_ia + n_ib + k)
+        for i, pos in enumerate(g_conv):
+            full = shape_a[spec.conv_a[i]] + shape_b[spec.conv_b[i]] - 1
+            widths[pos] = (offsets[i], full - lengths[i] - offsets[i])
+        g_full = pad(g, widths) if any(w != (0, 0) for w in widths) else g
+        if which == 0:
+            my_ignore, my_dot, my_conv = ignore_a, spec.dot_a, spec.conv_a
+            o_ignore, o_dot, o_conv = ignore_b, spec.dot_b, spec.conv_b
+            g_other = tuple(range(n_ia, n_ia + n_ib))
+        else:
+            my_ignore, my_dot, my_conv = ignore_b, spec.dot_b, spec.conv_b
+            o_ignore, o_dot, o_conv = ignore_a, spec.dot_a, spec.conv_a
+            g_other = tuple(range(n_ia))
+        # Sum over the other input's kept axes (in g and in it) and over the convolved offsets.
+        inner = _Spec(g_conv, o_conv, g_other, o_ignore, "valid", spec.method)
+        result = _convolve_p(g_full, _flip(other, o_conv), inner)
+        # result axes: my kept axes, then the other's dot axes (ascending), then my convolved ones.
+        mine = list(my_ignore) + [my_dot[o_dot.index(ax)] for ax in sorted(o_dot)] + list(my_conv)
+        order = tuple(int(i) for i in np.argsort(mine))
+        if order != tuple(range(len(order))):
+            result = transpose(result, order)
+        return _match_complex(result, me)
+
+    return rule
+
+
+_convolve_p = primitive(_convolve_value, name="convolve")
+_convolve_p.defvjp(_vjp(0), _vjp(1))
+_convolve_p.defjvp(
+    lambda t, ans, a, b, spec: _convolve_p(t, b, spec),
+    lambda t, ans, a, b, spec: _convolve_p(a, t, spec),
+)
+
+
+def _axis_list(name, what, axes, ndim):
+    try:
+        axes = [int(ax) for ax in axes]
+    except TypeError:
+        raise TypeError(f"{name}: {what} must be a sequence of integers, got {axes!r}") from None
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"{name}: axis {ax} in {what} is out of bounds for an array of dimension {ndim}")
+    return [ax % ndim for ax in axes]
+
+
+def _pair(name, what, value):
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: {what} must be a pair (axes of in1, axes of in2), got {value!r}") from None
+    return first, second
+
+
+def _make_spec(name, a, b, mode, method, axes, dot_axes):
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"{name}: mode must be 'full', 'valid' or 'same', got {mode!r} "
+                         "(pass axes=... and dot_axes=... by keyword)")
+    if method not in _METHODS:
+        raise ValueError(f"{name}: method must be 'auto', 'direct' or 'fft', got {method!r}")
+    shape_a, shape_b = shape_of(a), shape_of(b)
+    nd_a, nd_b = len(shape_a), len(shape_b)
+    for arr, shape in ((a, shape_a), (b, shape_b)):
+        if np.asarray(value_of(arr)).dtype.kind not in "biufc":
+            raise TypeError(f"{name}: expected numeric arrays, got dtype {np.asarray(value_of(arr)).dtype}")
+        if 0 in shape:
+            raise ValueError(f"{name}: inputs must not be empty; got shapes {shape_a} and {shape_b}")
+    if axes is None and dot_axes is None:
+        if nd_a != nd_b:
+            raise ValueError(f"{name}: in1 and in2 must have the same number of dimensions; "
+                             f"got shapes {shape_a} and {shape_b} (or pass axes=...)")
+        conv_a = conv_b = list(range(nd_a))
+        dot_a = dot_b = []
+    else:
+        dot_a, dot_b = _pair(name, "dot_axes", dot_axes if dot_axes is not None else ((), ()))
+        dot_a = _axis_list(name, "dot_axes[0]", dot_a, nd_a)
+        dot_b = _axis_list(name, "dot_axes[1]", dot_b, nd_b)
+        if axes is None:
+            if nd_a != nd_b:
+                raise ValueError(f"{name}: without axes=..., in1 and in2 need the same number of "
+                                 f"dimensions; got shapes {shape_a} and {shape_b}")
+            conv_a = [ax for ax in range(nd_a) if ax not in dot_a]
+            conv_b = [ax for ax in range(nd_b) if ax not in dot_b]
+        else:
+            conv_a, conv_b = _pair(name, "axes", axes)
+            conv_a = _axis_list(name, "axes[0]", conv_a, nd_a)
+            conv_b = _axis_list(name, "axes[1]", conv_b, nd_b)
+        if len(conv_a) != len(conv_b):
+            raise ValueError(f"{name}: axes pairs {len(conv_a)} axes of in1 with {len(conv_b)} of in2")
+        if len(dot_a) != len(dot_b):
+            raise ValueError(f"{name}: dot_axes pairs {len(dot_a)} axes of in1 with {len(dot_b)} of in2")
+        for label, used in (("in1", conv_a + dot_a), ("in2", conv_b + dot_b)):
+            if len(set(used)) != len(used):
+                raise ValueError(f"{name}: an axis of {label} appears twice in axes/dot_axes ({used})")
+        for i, j in zip(dot_a, dot_b):
+            if shape_a[i] != shape_b[j]:
+                raise ValueError(f"{name}: dot axis {i} of in1 (length {shape_a[i]}) does not match "
+                                 f"axis {j} of in2 (length {shape_b[j]})")
+    if mode == "valid":
+        a_bigger = all(shape_a[i] >= shape_b[j] for i, j in zip(conv_a, conv_b))
+        b_bigger = all(shape_a[i] <= shape_b[j] for i, j in zip(conv_a, conv_b))
+        if not (a_bigger or b_bigger):
+            raise ValueError(f"{name}: for 'valid' mode one input must be at least as large as the "
+                             f"other along every convolved axis; got shapes {shape_a} and {shape_b}")
+    return _Spec(conv_a, conv_b, dot_a, dot_b, mode, method)
+
+
+def convolve(in1, in2, mode="full", method="auto", *, axes=None, dot_axes=None):
+    """N-D convolution of ``in1`` and ``in2`` (``scipy.signal.convolve``), both differentiable.
+
+    ``mode``: "full", "valid" (one input inside the other, either may be the
+    larger) or "same" (the size of ``in1``, centred).  ``axes`` and
+    ``dot_axes`` are HIPS autograd's extension (see the module docstring).
+    """
+    in1, in2 = as_array(in1), as_array(in2)
+    spec = _make_spec("convolve", in1, in2, mode, method, axes, dot_axes)
+    return _convolve_p(in1, in2, spec)
+
+
+def correlate(in1, in2, mode="full", method="auto"):
+    """N-D cross-correlation (``scipy.signal.correlate``): ``convolve`` with ``in2`` reversed and conjugated."""
+    in1, in2 = as_array(in1), as_array(in2)
+    spec = _make_spec("correlate", in1, in2, mode, method, None, None)
+    reversed2 = _flip(in2, spec.conv_b)
+    return _convolve_p(in1, conj(reversed2) if _is_complex(in2) else reversed2, spec)
+
+
+__all__: list[str] = ["convolve", "correlate"]
 
 _namespace.fill(globals(), _scipy_signal, {n: globals()[n] for n in __all__}, prefix="scipy.signal")
