@@ -37,18 +37,11 @@ _forward_levels: set[int] = set()
 _live_levels: set[int] = set()
 
 
-class _Epoch:
-    """Counts in-place changes to tensors (see ``Tensor._bump_version``).
-
-    A node remembers the count when it is recorded; a tensor remembers the
-    count of its last in-place change.  A tensor changed after a node saved it
-    has the larger number, so the backward pass can refuse to use it.
-    """
-
-    now = 0
-
-
-_epoch = _Epoch()
+#: Counts in-place changes to tensors (see ``Tensor._set_value``).  A node remembers
+#: the count when it is recorded; a tensor remembers the count of its last in-place
+#: change.  A tensor changed after a node saved it has the larger number, so the
+#: backward pass can refuse to use it.
+_epoch = 0
 
 
 class _GradMode(threading.local):
@@ -88,19 +81,20 @@ class Node:
                  "changed", "__weakref__")
 
     def __init__(self, prim, args, kwargs, ans, parents, inputs=()):
+        # ``grad`` (leaves) and ``changed`` (rare) are set only when needed: read them with getattr.
         self.prim = prim
         self.args = args
         self.kwargs = kwargs
         self.ans = ans
         self.parents = parents
-        self.grad = None
         self.inputs = inputs
-        self.epoch = _epoch.now
-        self.changed = None
+        self.epoch = _epoch
 
     @classmethod
     def leaf(cls, value=None):
-        return cls(None, (), None, value, ())
+        node = cls(None, (), None, value, ())
+        node.grad = None
+        return node
 
 
 class Primitive:
@@ -134,6 +128,7 @@ class Primitive:
         self.lists_are_arrays = lists_are_arrays
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        self.__name__ = self.name
 
     def defvjp(self, *rules, argnums=None):
         for i, rule in zip(argnums or range(len(rules)), rules):
@@ -175,6 +170,11 @@ def primitive(fn=None, *, name=None, saves_values=True, lists_are_arrays=True):
 
 class ShapeError(ValueError):
     """Raised when the shapes given to an operation do not fit together."""
+
+
+class InPlaceError(RuntimeError, TypeError):
+    """An in-place change that would corrupt or escape a derivative (a RuntimeError, as in
+    PyTorch, and a TypeError, as assigning into a traced array is in HIPS autograd)."""
 
 
 def shape_of(x):
@@ -230,15 +230,17 @@ def bind(prim, args, kwargs):
     top = -2
     for a in args:
         if isinstance(a, Tensor):
-            if a._level > top:
-                top = a._level
+            level = a._level
+            if level > top:
+                top = level
         elif type(a) in (list, tuple) and prim.lists_are_arrays and _holds_tensor(a):
             return bind(prim, _lists_to_arrays(args), kwargs)
-    if top == -2:
-        return _apply_numpy(prim, args, kwargs)
-    if top == CONSTANT or (top == IMPERATIVE and not _grad_mode.enabled):
-        vals = [value_of(a) if isinstance(a, Tensor) else a for a in args]
-        return Tensor(_apply_numpy(prim, vals, kwargs))
+    if top <= IMPERATIVE:
+        if top == -2:
+            return _apply_numpy(prim, args, kwargs)
+        if top == CONSTANT or not _grad_mode.enabled:
+            vals = [value_of(a) if isinstance(a, Tensor) else a for a in args]
+            return Tensor(_apply_numpy(prim, vals, kwargs))
 
     vals = list(args)
     boxed = []
@@ -259,14 +261,8 @@ def bind(prim, args, kwargs):
 
     if top in _forward_levels:
         return Tensor(ans, top, None, _forward_tangent(prim, args, boxed, ans, vals, kwargs))
-    parents = []
-    for i in boxed:
-        if i not in prim.vjps:
-            raise NotImplementedError(
-                f"{prim.name}: no VJP rule for argument {i}; it cannot be differentiated"
-            )
-        parents.append((i, args[i]._node))
-    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple(parents), args))
+    # A missing VJP rule is reported by the backward pass, which is the first to need it.
+    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple([(i, args[i]._node) for i in boxed]), args))
 
 
 def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
@@ -365,12 +361,19 @@ def _backward_pass(roots, grads, kept, keep_all, add):
         prim = node.prim
         if prim is None:
             continue
-        if node.epoch != _epoch.now:
+        if node.epoch != _epoch:
             check_versions(node)
         args = node.args
         kwargs = node.kwargs
         for argnum, parent in node.parents:
-            contribution = prim.vjps[argnum](g, node.ans, *args, **kwargs)
+            try:
+                rule = prim.vjps[argnum]
+            except KeyError:
+                raise NotImplementedError(
+                    f"{prim.name}: no VJP rule for argument {argnum}; it cannot be differentiated "
+                    "in reverse mode"
+                ) from None
+            contribution = rule(g, node.ans, *args, **kwargs)
             previous = grads.get(parent)
             grads[parent] = contribution if previous is None else add(previous, contribution)
 
@@ -384,7 +387,7 @@ def check_versions(node):
     now holds, so (as PyTorch does) the backward pass stops with the names.
     """
     prim = node.prim
-    if node.changed is not None:
+    if getattr(node, "changed", None) is not None:
         raise RuntimeError(
             f"backward of {prim.name}: its output (shape {shape_of(node.ans)}) was changed in "
             f"place ({node.changed}) after it was computed, so its gradient would ignore the "
@@ -619,7 +622,7 @@ class Tensor:
     def grad(self):
         """Accumulated gradient of a leaf after ``backward()`` (``None`` before)."""
         node = self._node
-        return None if node is None else node.grad
+        return None if node is None else getattr(node, "grad", None)
 
     @grad.setter
     def grad(self, value):
@@ -654,7 +657,7 @@ class Tensor:
                 )
         for leaf, g in backward([self._node], [gradient]).items():
             g = value_of(g)
-            if leaf.grad is None:
+            if getattr(leaf, "grad", None) is None:
                 leaf.grad = Tensor(np.array(g, dtype=self.dtype, copy=True))
             else:
                 leaf.grad._value = leaf.grad._value + g
@@ -664,23 +667,24 @@ class Tensor:
         if self._level > IMPERATIVE or (
             self._level == IMPERATIVE and self._node is not None and _grad_mode.enabled
         ):
-            raise RuntimeError(
+            raise InPlaceError(
                 f"in-place {what} on a tensor that is being differentiated; update "
                 "parameters inside `with nablab.no_grad():`, or write y = x + ... instead"
             )
 
     def _set_value(self, new, what):
         """Replace the value and count the change, so a graph that saved the old one can tell."""
+        global _epoch
         self._value = new
-        _epoch.now += 1
-        self._version = (_epoch.now, what)
+        _epoch += 1
+        self._version = (_epoch, what)
         node = self._node
         if node is not None and node.prim is not None:
             node.changed = what
 
     def _inplace_operand(self, other, what):
         if _ops.holds_traced(other if isinstance(other, (list, tuple)) else [other]):
-            raise RuntimeError(
+            raise InPlaceError(
                 f"in-place {what} with a traced value: writing it into this tensor would lose "
                 "its derivative; build a new tensor instead (nablab.where, nablab.concatenate)"
             )

@@ -128,7 +128,8 @@ def gradcheck(f, *args, modes=("fwd", "rev"), order=2, eps=1e-6, rtol=1e-5, atol
     def flat_f(*xs):
         return f(*tree_unflatten(spec, list(xs)))
 
-    _check(flat_f, inputs, tuple(modes), order, eps, rtol, atol, rng, path="f")
+    name = getattr(f, "__name__", type(f).__name__)
+    _check(flat_f, inputs, tuple(modes), order, eps, rtol, atol, rng, path=name)
     return True
 
 
@@ -139,7 +140,7 @@ def _check(f, args, modes, order, eps, rtol, atol, rng, path):
     if "fwd" in modes:
         _, jv = jvp(f, tuple(args), tuple(tangents))
         for k, (got, want) in enumerate(zip(_leaf_values(jv), numeric)):
-            _close(got, want, rtol, atol, f"forward mode of {path}, output {k} (order 1 of this level)")
+            _close(got, want, rtol, atol, f"Derivative (JVP) check of {path} failed (output {k})")
     if "rev" in modes:
         out, vjp_fn = vjp(f, *args)
         out_leaves, out_spec = tree_flatten(out)
@@ -148,13 +149,13 @@ def _check(f, args, modes, order, eps, rtol, atol, rng, path):
         cts = vjp_fn(tree_unflatten(out_spec, us))
         lhs = _pairing(cts, tangents)
         rhs = _pairing(us, numeric)
-        _close(lhs, rhs, rtol, atol, f"reverse mode of {path} (<u, J v> against finite differences)")
+        _close(lhs, rhs, rtol, atol, f"Derivative (VJP) check of {path} failed (<u, J v> against finite differences)")
     if order > 1:
         if "fwd" in modes:
             def jv_fn(*xv):
                 return jvp(f, tuple(xv[:n]), tuple(xv[n:]))[1]
 
-            _check(jv_fn, args + tangents, modes, order - 1, eps, rtol, atol, rng, f"jvp({path})")
+            _check(jv_fn, args + tangents, modes, order - 1, eps, rtol, atol, rng, f"jvp_{path}")
         if "rev" in modes:
             out_leaves, out_spec = tree_flatten(f(*args))
             diff = [i for i, o in enumerate(out_leaves) if _differentiable(np.asarray(value_of(o)))]
@@ -166,4 +167,4 @@ def _check(f, args, modes, order, eps, rtol, atol, rng, path):
                     full[i] = u
                 return list(vjp(f, *xu[:n])[1](tree_unflatten(out_spec, full)))
 
-            _check(ujt_fn, args + us, modes, order - 1, eps, rtol, atol, rng, f"vjp({path})")
+            _check(ujt_fn, args + us, modes, order - 1, eps, rtol, atol, rng, f"vjp_{path}")

@@ -69,3 +69,38 @@ def tree_leaves(tree):
 
 def _is_namedtuple(x):
     return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def ravel_tree(tree):
+    """One flat vector of every leaf, and the function that rebuilds the tree from such a vector.
+
+    Differentiable both ways (traced leaves give a traced vector), so an
+    optimizer written for vectors can train a dict of parameters.
+
+    >>> import numpy as np
+    >>> vec, unravel = ravel_tree({"w": np.array([[1.0, 2.0]]), "b": 3.0})
+    >>> vec
+    array([3., 1., 2.])
+    >>> unravel(vec * 10)
+    {'b': np.float64(30.0), 'w': array([[10., 20.]])}
+    """
+    import numpy as np
+
+    from nablab.numpy import concatenate, ravel, reshape
+    from nablab.autodiff.core import shape_of
+
+    leaves, spec = tree_flatten(tree)
+    shapes = [shape_of(leaf) for leaf in leaves]
+    sizes = [int(np.prod(s)) for s in shapes]
+    if leaves:
+        flat = concatenate([ravel(leaf) for leaf in leaves])
+    else:
+        flat = np.zeros(0)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+    def unravel(vector):
+        parts = [reshape(vector[offsets[i]:offsets[i + 1]], shape) if shape else vector[offsets[i]]
+                 for i, shape in enumerate(shapes)]
+        return tree_unflatten(spec, parts)
+
+    return flat, unravel

@@ -95,7 +95,7 @@ def test_gradcheck_catches_a_wrong_rule():
     wrong = nb.primitive(np.sin, name="wrong_sin")
     wrong.defvjp(lambda g, ans, x: g * nb.sin(x))  # should be cos
     wrong.defjvp(lambda t, ans, x: t * nb.cos(x))
-    with pytest.raises(GradcheckError, match="reverse mode"):
+    with pytest.raises(GradcheckError, match=r"\(VJP\) check of wrong_sin failed"):
         nb.gradcheck(wrong, np.array([0.3, 1.0]), modes=("rev",), order=1)
     assert nb.gradcheck(wrong, np.array([0.3, 1.0]), modes=("fwd",), order=1)
 
