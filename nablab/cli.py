@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import os
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -74,6 +77,12 @@ _WORKERS = typer.Option(None, "--workers", min=1,
                         help="Workers for local and local-dask (default: one per core).")
 
 
+def _os_reason(exc: OSError) -> str:
+    """An OSError in words: its reason and the path it concerns."""
+    reason = exc.strerror or str(exc)
+    return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
 def _interrupted(saved: Path) -> None:
     """Say what an interrupted run kept, then exit with the status of Ctrl-C."""
     kept = saved.is_dir() and any(saved.rglob("*.npz"))
@@ -114,8 +123,8 @@ def reproduce(
     An interrupted run resumes its sweeps when started again.
     """
     from nablab.lab.claims import UnknownClaimError
+    from nablab.lab.report import OutChangedError, sweep_folder
     from nablab.lab.report import reproduce as run_report
-    from nablab.lab.report import sweep_folder
 
     ids = [s.strip() for s in only.split(",") if s.strip()] if only else None
 
@@ -127,9 +136,14 @@ def reproduce(
     start = time.perf_counter()
     try:
         records = run_report(out, only=ids, quick=quick, seed=seed, progress=progress,
-                             scheduler=scheduler, workers=workers)
-    except (UnknownClaimError, FileExistsError, ValueError) as exc:
+                             scheduler=scheduler, workers=workers,
+                             notice=lambda text: err_console.print(text, markup=False, highlight=False))
+    except OutChangedError as exc:
+        _fail(str(exc), code=1)
+    except (UnknownClaimError, FileExistsError, NotADirectoryError, ValueError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write the report to {out}: {_os_reason(exc)}", code=1)
     except KeyboardInterrupt:
         _interrupted(sweep_folder(out))
     total = time.perf_counter() - start
@@ -155,9 +169,22 @@ def reproduce(
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     console.print(f"{len(records)} claims ({summary}); report: {Path(out) / 'index.html'}",
                   highlight=False)
+    _say_cross_checks_not_run(records)
     console.print(f"total time {total:.1f} s", highlight=False)
     if counts.get("error"):
         raise typer.Exit(1)
+
+
+def _say_cross_checks_not_run(records: list[dict]) -> None:
+    """One line for the claims whose cross-check against another library could not run."""
+    reasons: dict[str, int] = {}
+    for r in records:
+        for state in set(r.get("cross_checks", {}).values()) - {"ran"}:
+            reasons[state] = reasons.get(state, 0) + 1
+    for state, n in reasons.items():
+        hint = " (pip install 'nablab[torch]')" if "PyTorch" in state else ""
+        console.print(f"cross-check {state} in {n} claim{'s' if n > 1 else ''}; their verdicts come from "
+                      f"nablab alone{hint}", highlight=False)
 
 
 # -- jacobian ---------------------------------------------------------------------
@@ -408,15 +435,16 @@ def lab_run(
     Sweeps save their tasks' results in OUT/.sweeps until the run ends.
 
     An interrupted run resumes from them when started again with the same options.
+
+    OUT must be new, empty or made by an earlier `nablab lab run`.
     """
     import shutil
 
-    from nablab.lab.sweep import open_executor
-
     from nablab.lab import CLAIMS_BY_ID, registry
     from nablab.lab.claims import UnknownClaimError
-    from nablab.lab.registry import parse_params, to_jsonable
+    from nablab.lab.registry import ParamError, parse_params, to_jsonable
     from nablab.lab.report import run_claim, use_agg
+    from nablab.lab.sweep import open_executor
 
     if claim_id not in CLAIMS_BY_ID:
         _fail(str(UnknownClaimError([claim_id])))
@@ -428,22 +456,28 @@ def lab_run(
         params = parse_params(param)
     except ValueError as exc:
         _fail(str(exc))
+    _check_params(claim_id, params, registry.params_of(claim_id))
     folder = out if out is not None else Path("runs") / claim_id
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_run_folder(folder)
     use_agg()
     sweeps = folder / ".sweeps"
     try:
         with open_executor(scheduler, workers) as executor:
             record, ctx = run_claim(claim_id, folder, quick, seed, params, executor=executor,
                                     sweep_dir=sweeps)
+    except ParamError as exc:
+        _fail(f"--param {exc}")
     except ValueError as exc:  # a bad --scheduler or --workers
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(sweeps)
     if record["status"] != "error":
         shutil.rmtree(sweeps, ignore_errors=True)
-    (folder / "result.json").write_text(
-        json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    try:
+        (folder / "result.json").write_text(
+            json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {folder / 'result.json'}: {_os_reason(exc)}", code=1)
 
     style = _STATUS_STYLE.get(record["status"], "")
     console.print(f"[bold]{claim_id}[/] ({record['seed']}): [{style}]{record['status']}[/] "
@@ -462,13 +496,63 @@ def lab_run(
         console.print(f"figure: {folder / fig}", highlight=False)
     if record["details"]:
         console.print(record["details"], markup=False, highlight=False)
+    _say_cross_checks_not_run([record])
     unused = sorted(set(params) - ctx.used_params)
     if unused:
-        err_console.print(f"warning: parameter(s) {', '.join(unused)} not used by {claim_id}",
+        err_console.print(f"warning: parameter(s) {', '.join(unused)} not used in this run of {claim_id}",
                           markup=False)
     console.print(f"result: {folder / 'result.json'}", highlight=False)
     if record["status"] == "error":
         raise typer.Exit(1)
+
+
+#: A file in every folder `lab run` made; it writes into no other non-empty folder.
+RUN_MARKER = ".nablab-run"
+
+
+def _check_params(claim_id: str, params: dict, accepted: dict | None) -> None:
+    """Refuse a --param the experiment does not read, listing those it does."""
+    unknown = sorted(set(params) - set(accepted)) if accepted is not None else []
+    if not unknown:
+        return
+    listing = "; ".join(f"{k} (default: {v})" for k, v in accepted.items())
+    close = difflib.get_close_matches(unknown[0], list(accepted), n=1)
+    _fail(f"--param {unknown[0]}: {claim_id} has no parameter {unknown[0]!r}"
+          + (f" (did you mean {close[0]!r}?)" if close else "")
+          + (f". It accepts: {listing}" if accepted else ". It takes no parameters"))
+
+
+def _made_by_lab_run(folder: Path) -> bool:
+    """The marker, or (runs from before it existed) a result.json that `lab run` wrote."""
+    if (folder / RUN_MARKER).is_file():
+        return True
+    try:
+        result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        return str(result.get("command", "")).startswith("nablab lab run ")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _make_run_folder(folder: Path) -> None:
+    """Create ``folder`` for `lab run`, or refuse one it did not make (its files would be overwritten)."""
+    if os.path.lexists(folder):
+        if not folder.is_dir():
+            _fail(f"--out {folder} exists and is not a folder")
+        if any(folder.iterdir()) and not _made_by_lab_run(folder):
+            _fail(f"--out {folder} exists and was not made by nablab lab run (no {RUN_MARKER} file); "
+                  "its result.json, figures and .sweeps would be overwritten: choose another folder "
+                  "or remove it first")
+    for parent in folder.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                _fail(f"--out {folder}: {parent} is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RUN_MARKER).write_text("made by nablab lab run: it may overwrite its own files here\n",
+                                         encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write to --out {folder}: {_os_reason(exc)}", code=1)
 
 
 # -- arch (provided by nablab.arch when present) -----------------------------------

@@ -194,13 +194,28 @@ def test_lab_list_shows_every_claim(fake_registry):
 
 def test_lab_run_with_params(tmp_path, fake_registry):
     out = tmp_path / "run"
-    result = invoke("lab", "run", "data.one-hot", "--param", "steps=4", "-p", "typo=1",
-                    "--out", str(out))
+    result = invoke("lab", "run", "data.one-hot", "--param", "steps=4", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "agrees" in result.output and "Ran 4 steps." in result.output
-    assert "parameter(s) typo not used" in result.output
     saved = json.loads((out / "result.json").read_text())
     assert saved["computed"] == {"steps": 4, "twice": 8}
+
+
+def test_lab_run_refuses_an_unknown_param_and_lists_the_known_ones(tmp_path, fake_registry):
+    out = tmp_path / "run"
+    r = invoke("lab", "run", "data.one-hot", "--param", "steps=4", "-p", "stpes=1", "--out", str(out))
+    assert r.exit_code == 2
+    assert "data.one-hot has no parameter 'stpes' (did you mean 'steps'?)" in r.output
+    assert "It accepts: steps (default: 10)" in r.output
+    assert not out.exists()                                   # refused before running anything
+
+
+def test_lab_run_lists_the_parameters_of_a_real_experiment():
+    r = invoke("lab", "run", "theory.gd-1d-divergence", "--param", "step=3")
+    assert r.exit_code == 2
+    assert "(did you mean 'steps'?)" in r.output
+    for name in ("lr_max", "n_lr", "starts", "steps"):
+        assert f"{name} (default: " in r.output
 
 
 def test_lab_run_errors(tmp_path, fake_registry):
@@ -211,7 +226,9 @@ def test_lab_run_errors(tmp_path, fake_registry):
     r = invoke("lab", "run", "data.one-hot", "--param", "steps", "--out", str(tmp_path))
     assert r.exit_code == 2 and "key=value" in r.output
     r = invoke("lab", "run", "data.one-hot", "--param", "steps=x", "--out", str(tmp_path))
-    assert r.exit_code == 1 and "steps='x': expected an integer" in r.output
+    assert r.exit_code == 2, r.output
+    assert "error: --param steps=x: steps expects an integer (its default is 10)" in r.output
+    assert "Traceback" not in r.output
     r = invoke("lab", "run", "theory.gd-rate", "--out", str(tmp_path))
     assert r.exit_code == 1 and "bad input 17" in r.output
 

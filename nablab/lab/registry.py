@@ -13,10 +13,17 @@ An experiment is a plain function ``fn(ctx) -> Result`` in a module of
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
+import inspect
 import math
+import os
 import pkgutil
 import re
+import signal
+import sys
 import traceback
 import zlib
 from collections.abc import Callable
@@ -28,8 +35,9 @@ import numpy as np
 
 from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
 
-__all__ = ["Result", "Context", "SelfCheckError", "experiment", "registered", "run", "load_errors",
-           "parse_params", "parse_value", "to_jsonable", "STATUSES", "RESULT_STATUSES"]
+__all__ = ["Result", "Context", "SelfCheckError", "ParamError", "experiment", "registered", "run",
+           "load_errors", "params_of", "parse_params", "parse_value", "to_jsonable", "fault_point",
+           "STATUSES", "RESULT_STATUSES", "NOT_INSTALLED"]
 
 #: Statuses an experiment may return.
 RESULT_STATUSES = ("agrees", "disagrees", "reproduced", "needs-data")
@@ -40,6 +48,14 @@ STATUSES = RESULT_STATUSES + ("error", "not-implemented")
 
 class SelfCheckError(AssertionError):
     """An experiment's internal consistency check failed (see :meth:`Context.check`)."""
+
+
+class ParamError(ValueError):
+    """A ``--param`` value that does not fit its parameter: the user's error, not the experiment's."""
+
+
+#: What a cross-check that could not run says, per library (see :meth:`Context.cross_check`).
+NOT_INSTALLED = {"torch": "not run: PyTorch is not installed", "scipy": "not run: SciPy is not installed"}
 
 
 @dataclass
@@ -76,6 +92,10 @@ class Context:
     claim_id: str = ""
     figures: list[str] = field(default_factory=list)
     used_params: set = field(default_factory=set)
+    #: Cross-checks against another library: name -> "ran" or why not (see :meth:`cross_check`).
+    cross_checks: dict = field(default_factory=dict)
+    #: The parameter names the experiment reads (see :func:`params_of`); None: not checked.
+    accepts: frozenset | None = None
     #: A ``concurrent.futures.Executor`` for :mod:`nablab.lab.sweep`; None runs sweeps in-process.
     executor: Any = field(default=None, repr=False)
     #: Where sweeps save each task's result (so a rerun resumes); None keeps them in memory.
@@ -94,11 +114,35 @@ class Context:
         return self._rng
 
     def param(self, name: str, default: Any) -> Any:
-        """``params[name]`` converted to the type of ``default``, or ``default``."""
+        """``params[name]`` converted to the type of ``default``, or ``default``.
+
+        ``name`` must be a string literal in the experiment's code: that is how
+        :func:`params_of` finds the parameters an experiment accepts, and a name
+        it did not find is refused here, so the list cannot drift from the code.
+        """
+        if self.accepts is not None and name not in self.accepts:
+            raise LookupError(f"ctx.param({name!r}): not among the parameters found in the "
+                              f"experiment's code ({', '.join(sorted(self.accepts)) or 'none'}); "
+                              "write the name as a string literal in ctx.param")
         self.used_params.add(name)
         if name not in self.params:
             return default
         return _convert(name, self.params[name], default)
+
+    def cross_check(self, name: str, module: str = "torch"):
+        """The module a cross-check needs, or None when it is not installed.
+
+        Without it the check ``name`` is recorded as "not run: PyTorch is not
+        installed" (shown in the report and claims.json) and the experiment goes
+        on with nablab alone: a verdict never depends on a cross-check. A module
+        that is installed but fails to import raises, so a broken install shows
+        as an error rather than as a skipped check.
+        """
+        if importlib.util.find_spec(module) is None:
+            self.cross_checks[name] = NOT_INSTALLED.get(module, f"not run: {module} is not installed")
+            return None
+        self.cross_checks.setdefault(name, "ran")
+        return importlib.import_module(module)
 
     def check(self, condition, message: str) -> None:
         """Assert one of the experiment's own consistency checks.
@@ -135,8 +179,9 @@ class Context:
 
 def _convert(name: str, value: Any, default: Any) -> Any:
     def bad(expected):
-        return ValueError(f"parameter {name}={value!r}: expected {expected} "
-                          f"(like the default {default!r})")
+        shown = ",".join(map(str, value)) if isinstance(value, list) else value
+        return ParamError(f"{name}={shown}: {name} expects {expected} "
+                          f"(its default is {default!r})")
 
     if default is None:
         return value
@@ -305,10 +350,92 @@ def title(claim_id: str) -> str | None:
     return _TITLES.get(claim_id)
 
 
+def params_of(claim_id: str) -> dict[str, str] | None:
+    """The parameters an experiment accepts: name -> its default, as written in the code.
+
+    Found by reading the code, not by running it: every ``*.param("name", default)``
+    call in the experiment's function and in the module-level functions it calls.
+    None if the function's source cannot be read or it is not a module-level function
+    (then parameters are not checked).
+
+    >>> params_of("data.one-hot")
+    {'sentence': 'SENTENCE'}
+    """
+    fn = registered().get(claim_id)
+    module = sys.modules.get(getattr(fn, "__module__", ""), None)
+    funcs = _module_functions(module) if module is not None else None
+    if not funcs or fn.__name__ not in funcs:
+        return None
+    found: dict[str, str] = {}
+    seen, todo = set(), [fn.__name__]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in funcs:
+            continue
+        seen.add(name)
+        params, calls = funcs[name]
+        for key, default in params.items():
+            found.setdefault(key, default)
+        todo.extend(calls)
+    return dict(sorted(found.items()))
+
+
+@functools.lru_cache(maxsize=None)
+def _module_functions(module) -> dict[str, tuple[dict, set]] | None:
+    """Per module-level function: the ``.param("literal", default)`` calls and the names it calls."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    funcs = {}
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        params, calls = {}, set()
+        for sub in ast.walk(node):
+            if not isinstance(sub, ast.Call):
+                continue
+            f, args = sub.func, sub.args
+            if (isinstance(f, ast.Attribute) and f.attr == "param" and args
+                    and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)):
+                params.setdefault(args[0].value, ast.unparse(args[1]) if len(args) > 1 else "")
+            elif isinstance(f, ast.Name):
+                calls.add(f.id)
+        funcs[node.name] = (params, calls)
+    return funcs
+
+
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """A named point where the tests make this process die, to check that nothing is lost.
+
+    With ``NABLAB_FAULT=NAME`` the process kills itself (SIGKILL) the first time it
+    gets here; ``NAME@N`` waits for the N-th time, and ``NAME:stop`` stops it
+    (SIGSTOP) instead, so a test can act at that moment and let it continue.
+    Without the variable this does nothing.
+    """
+    spec = os.environ.get("NABLAB_FAULT")
+    if not spec:
+        return
+    target, _, action = spec.partition(":")
+    point, _, nth = target.partition("@")
+    if point != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if _FAULT_COUNTS[name] == int(nth or 1):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSTOP if action == "stop" else signal.SIGKILL)
+
+
 def run(claim_id: str, ctx: Context) -> Result:
     """Run one experiment; exceptions and invalid results become status "error".
 
-    The traceback goes into ``details`` so the report can show it.
+    The traceback goes into ``details`` so the report can show it. A
+    :class:`ParamError` (a ``--param`` value of the wrong type) is the user's
+    error and is raised instead.
     """
     fns = registered()
     if claim_id not in fns:
@@ -317,9 +444,14 @@ def run(claim_id: str, ctx: Context) -> Result:
         return Result("not-implemented", {}, "No experiment is registered for this claim yet.")
     if not ctx.claim_id:
         ctx.claim_id = claim_id
+    if ctx.accepts is None:
+        accepted = params_of(claim_id)
+        ctx.accepts = frozenset(accepted) if accepted is not None else None
     try:
         result = fns[claim_id](ctx)
         return _validated(result, ctx)
+    except ParamError:
+        raise
     except Exception as exc:
         return Result("error", {}, f"The experiment failed: {type(exc).__name__}: {exc}",
                       figures=list(ctx.figures), details=traceback.format_exc())

@@ -2,7 +2,12 @@
 
 The report is built in a temporary folder beside the destination and swapped in
 at the end, so an interrupted or failing run never leaves a half-written report
-and keeps the previous one.
+and keeps the previous one. Only an empty folder or an earlier report (nothing
+in it but the files that report wrote) is replaced; that is checked at the start
+and again at the swap. A run killed while swapping leaves the previous report
+beside the destination, and the next run puts it back; temporary folders of
+killed runs are removed by the next run (a lock held while a run is alive tells
+them apart from those of runs still going).
 
 >>> from pathlib import Path
 >>> records = reproduce(Path("report"), only=["data.one-hot"], quick=True)  # doctest: +SKIP
@@ -20,10 +25,10 @@ again with the same options, computes only the tasks that are missing.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
-import secrets
 import shutil
 import sys
 import tempfile
@@ -35,14 +40,28 @@ from pathlib import Path
 
 from nablab.lab import registry
 from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID, UnknownClaimError
-from nablab.lab.registry import STATUSES, Context
+from nablab.lab.registry import STATUSES, Context, fault_point
 from nablab.lab.sweep import open_executor
 
-__all__ = ["reproduce", "select_claims", "write_report", "claim_command", "sweep_folder", "MARKER"]
+try:
+    import fcntl
+except ImportError:  # not POSIX: temporary folders of killed runs are then left alone
+    fcntl = None
 
-#: A file every report folder holds; an existing --out folder is only replaced if it has it.
+__all__ = ["reproduce", "select_claims", "write_report", "claim_command", "sweep_folder", "MARKER",
+           "OutChangedError"]
+
+#: A file every report folder holds, listing the files the report wrote; an existing
+#: --out folder is only replaced if it holds nothing else.
 MARKER = ".nablab-report"
+#: Locked (flock) by the run that builds a folder, for as long as that run lives.
+_LOCK = ".nablab-lock"
+_REPORT_FILES = ("index.html", "claims.json", "run.json")
 _TEMPLATES = Path(__file__).parent / "templates"
+
+
+class OutChangedError(FileExistsError):
+    """``--out`` was given files nablab did not write during the run; the new report was put beside it."""
 
 
 def use_agg() -> None:
@@ -82,8 +101,14 @@ def claim_command(claim_id: str, seed: int, quick: bool, params: dict | None = N
 
 def sweep_folder(out: Path) -> Path:
     """Where a report's sweeps save task results until it is written: ``.<name>.sweeps`` beside it."""
-    out = Path(out).expanduser().absolute()
+    out = _target(out)
     return out.parent / f".{out.name}.sweeps"
+
+
+def _target(out: Path) -> Path:
+    """The absolute folder to write; a symbolic link is followed, so the link keeps pointing at the report."""
+    out = Path(out).expanduser().absolute()
+    return out.resolve() if out.is_symlink() else out
 
 
 def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
@@ -108,26 +133,33 @@ def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
         "figures": list(result.figures), "summary": result.summary,
         "details": result.details, "seconds": round(seconds, 4),
         "command": claim_command(claim_id, seed, quick, params),
+        "cross_checks": dict(ctx.cross_checks),
     }
     return record, ctx
 
 
 def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, seed: int = 0,
               *, progress: Callable[[dict], None] | None = None, scheduler: str | None = "local",
-              workers: int | None = None) -> list[dict]:
+              workers: int | None = None, notice: Callable[[str], None] | None = None) -> list[dict]:
     """Run the selected claims and write the report to ``out``; return the records.
 
-    ``progress`` is called with each record as soon as its claim finishes.
+    ``progress`` is called with each record as soon as its claim finishes, and
+    ``notice`` (default: print to stderr) with what was recovered from a killed run.
     ``scheduler`` and ``workers`` choose where sweeps run (see the module's docstring).
+    Raises :class:`OutChangedError` if files nablab did not write appeared in ``out``
+    during the run: they are left as they are and the new report is put beside them.
     """
     ids = select_claims(only)
-    out = Path(out).expanduser().absolute()
+    out = _target(out)
+    notice = notice or (lambda text: print(text, file=sys.stderr))
+    _check_parent(out)
+    _recover(out, notice)
     _check_replaceable(out)
     use_agg()
     out.parent.mkdir(parents=True, exist_ok=True)
     sweeps = sweep_folder(out)
     saved = sum(1 for _ in sweeps.rglob("*.npz")) if sweeps.is_dir() else 0
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp, lock = _build_folder(out)
     try:
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
@@ -140,18 +172,26 @@ def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, see
                 records.append(record)
                 if progress is not None:
                     progress(record)
+                fault_point("claim-done")
         meta = run_metadata(seed=seed, quick=quick, only=only, started=started,
                             seconds=time.perf_counter() - t0)
         meta.update(scheduler=scheduler or "local", workers=workers, saved_task_results_found=saved,
                     command=reproduce_command(only, quick, seed))
         write_report(tmp, records, meta)
         tmp.chmod(0o755)  # mkdtemp makes it private; a report is meant to be read
+        fault_point("report-written")
         _swap_in(tmp, out)
+        (out / _LOCK).unlink(missing_ok=True)
+    except OutChangedError:
+        shutil.rmtree(sweeps, ignore_errors=True)  # the report is complete, kept beside --out
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         with contextlib.suppress(OSError):
             sweeps.rmdir()             # only if no sweep saved anything: those are kept to resume
         raise
+    finally:
+        os.close(lock)
     shutil.rmtree(sweeps, ignore_errors=True)
     return records
 
@@ -189,7 +229,8 @@ def write_report(folder: Path, records: list[dict], meta: dict) -> None:
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     counts = {s: n for s, n in counts.items() if n}
     claims_json = [{k: r.get(k) for k in ("id", "seed", "status", "computed", "seed_says", "figures",
-                                          "summary", "seconds", "statement", "title", "command")}
+                                          "summary", "seconds", "statement", "title", "command",
+                                          "cross_checks")}
                    for r in records]
     (folder / "claims.json").write_text(
         json.dumps(claims_json, indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -197,7 +238,11 @@ def write_report(folder: Path, records: list[dict], meta: dict) -> None:
         json.dumps({**meta, "counts": counts}, indent=2) + "\n", encoding="utf-8")
     html = _render(records=records, meta=meta, counts=counts, load_errors=meta["load_errors"])
     (folder / "index.html").write_text(html, encoding="utf-8")
-    (folder / MARKER).write_text("written by nablab reproduce\n", encoding="utf-8")
+    # Last, so a folder with the marker is complete; it lists every file, so a file
+    # someone adds later is known not to be the report's (and is never replaced).
+    files = sorted(n for n in os.listdir(folder) if n not in (MARKER, _LOCK))
+    (folder / MARKER).write_text(json.dumps({"written_by": "nablab reproduce", "files": files}, indent=1)
+                                 + "\n", encoding="utf-8")
 
 
 def _render(**context) -> str:
@@ -236,28 +281,175 @@ def _pretty(value, indent: int = 0, width: int = 100) -> str:
     return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
 
 
+def _check_parent(out: Path) -> None:
+    """Refuse an ``out`` below a file (mkdir would fail with a confusing 'File exists')."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"--out {out}: {parent} is a file, not a folder")
+            return
+
+
+def _own_files(folder: Path) -> set[str] | None:
+    """Names of the files the report in ``folder`` wrote; None if it holds no report."""
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        files = set(json.loads(text)["files"])
+    except (ValueError, KeyError, TypeError):  # a report from before the marker listed its files
+        files = {n for n in os.listdir(folder) if n in _REPORT_FILES or (n.endswith(".png") and "--" in n)}
+    return files | {MARKER, _LOCK}
+
+
+def _not_ours(path: Path) -> list[str]:
+    """What in the folder ``path`` no nablab report wrote: [] for an empty folder or a report alone."""
+    entries = os.listdir(path)
+    own = _own_files(path) if entries else set()
+    if own is None:
+        return sorted(entries)
+    return sorted(e for e in entries if e not in own or not (path / e).is_file())
+
+
 def _check_replaceable(out: Path) -> None:
     """Refuse to replace anything that is not an earlier report (or an empty folder)."""
-    if not out.exists():
+    if not os.path.lexists(out):
         return
     if not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a folder")
-    if (out / MARKER).exists() or not any(out.iterdir()):
+    foreign = _not_ours(out)
+    if not foreign:
         return
-    raise FileExistsError(f"--out {out} exists and is not a nablab report (no {MARKER} "
-                          "file); choose another folder or remove it first")
+    if not (out / MARKER).exists():
+        raise FileExistsError(f"--out {out} exists and is not a nablab report (no {MARKER} "
+                              "file); choose another folder or remove it first")
+    raise FileExistsError(f"--out {out} holds files the report did not write ({_names(foreign)}); "
+                          "move them out of it or choose another folder")
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _build_folder(out: Path) -> tuple[Path, int]:
+    """A new ``.OUT.tmp-*`` folder beside ``out`` and an open, locked file inside it.
+
+    The lock lasts as long as this process (the kernel drops it when the process
+    dies, however it dies), which is how a later run tells a folder being built
+    from one a killed run left behind.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    fd = os.open(tmp / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    fault_point("build-folder-made")
+    return tmp, fd
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether ``folder`` (a ``.OUT.tmp-*`` folder) belongs to no live run."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(folder / _LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        # Killed between making the folder and its lock: only an empty folder, after a minute.
+        with contextlib.suppress(OSError):
+            return not any(folder.iterdir()) and time.time() - folder.stat().st_mtime > 60
+        return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:  # held: its run is alive
+        return False
+    finally:
+        os.close(fd)
+
+
+def _recover(out: Path, notice: Callable[[str], None]) -> None:
+    """Clean up after runs that were killed: put back a report moved aside, remove their folders."""
+    if not out.parent.is_dir():
+        return
+    tmp_prefix, old_prefix = f".{out.name}.tmp-", f".{out.name}.old-"
+    entries = sorted(out.parent.iterdir())
+    for old in (e for e in entries if e.name.startswith(old_prefix)):
+        tmp = out.parent / (tmp_prefix + old.name[len(old_prefix):])
+        if tmp.is_dir() and not _abandoned(tmp):
+            continue                                   # its run is swapping right now
+        if not os.path.lexists(out):
+            os.rename(old, out)
+            notice(f"restored the previous report {out} (a run was killed while replacing it)")
+        elif _change(old) is None and _change(out) is None:
+            shutil.rmtree(old, ignore_errors=True)     # the swap had finished: an old copy
+        else:
+            notice(f"note: {old} holds an earlier report that a killed run moved aside; "
+                   f"{out} has been replaced since, so it was left for you to check")
+    for tmp in (e for e in entries if e.name.startswith(tmp_prefix) and e.is_dir()):
+        if _abandoned(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with renames; on failure the old report is restored."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    backup = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-    os.rename(out, backup)
+    """Replace ``out`` by ``tmp`` with two renames, unless ``out`` now holds files nablab did not write.
+
+    ``out`` is moved aside first and then checked, so a file written into it up to
+    the last moment is seen; it is then put back untouched and the new report is
+    kept beside it (:class:`OutChangedError`). A run killed between the renames
+    leaves the old report as ``.OUT.old-*``; the next run puts it back.
+    """
+    backup = out.parent / f".{out.name}.old-{tmp.name.rsplit('.tmp-', 1)[1]}"
+    fault_point("swap-start")
     try:
-        os.rename(tmp, out)
-    except BaseException:
+        os.rename(out, backup)
+        moved = True
+    except FileNotFoundError:
+        moved = False
+    fault_point("swap-between-renames")
+    change = _change(backup) if moved else None
+    if change is None:
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not os.path.lexists(out):   # a failure, not something new at out
+                if moved:
+                    os.rename(backup, out)
+                raise
+            change = _change(out) or "another run wrote a report there"
+        else:
+            fault_point("swap-done")
+            if moved:
+                shutil.rmtree(backup, ignore_errors=True)
+            return
+    if moved and not os.path.lexists(out):
         os.rename(backup, out)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
+    aside = _keep_aside(tmp, out)
+    kept = backup if os.path.lexists(backup) else out
+    raise OutChangedError(f"--out {out} changed during the run: {change}. Nothing in it was touched"
+                          + (f" (it is in {kept})" if kept != out else "")
+                          + f"; the new report is in {aside}")
+
+
+def _change(path: Path) -> str | None:
+    """Why ``path`` may not be replaced by a report, or None if it may."""
+    if path.is_symlink() or not path.is_dir():
+        return "it is no longer a folder"
+    foreign = _not_ours(path)
+    return f"it now holds {_names(foreign)}, which nablab did not write" if foreign else None
+
+
+def _keep_aside(tmp: Path, out: Path) -> Path:
+    """Move the finished report ``tmp`` to a new visible folder ``OUT.new`` (or ``OUT.new-2``, ...)."""
+    for i in itertools.count(1):
+        aside = out.parent / (f"{out.name}.new" if i == 1 else f"{out.name}.new-{i}")
+        try:
+            aside.mkdir()   # claims the name; the rename below replaces this empty folder
+        except FileExistsError:
+            continue
+        os.rename(tmp, aside)
+        (aside / _LOCK).unlink(missing_ok=True)
+        return aside
+    raise AssertionError("unreachable")

@@ -22,9 +22,21 @@ import numpy as np
 
 from nablab import nn
 
-__all__ = ["to_torch", "copy_weights", "torch_dtype", "SUPPORTED_LAYERS"]
+__all__ = ["to_torch", "copy_weights", "torch_dtype", "require_torch", "SUPPORTED_LAYERS"]
 
 SUPPORTED_LAYERS = ("Linear", "Conv1d", "Conv2d", "ReLU", "MaxPool1d", "MaxPool2d", "Flatten", "Residual")
+
+
+def require_torch():
+    """``import torch``, or a ModuleNotFoundError that says how to install it."""
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise ModuleNotFoundError("PyTorch is not installed; the torch backend needs it: "
+                                  "pip install 'nablab[torch]'", name="torch") from None
+    return torch
 
 
 def _residual_class():
@@ -82,7 +94,7 @@ def to_torch(model: nn.Sequential, dtype=None):
 
     ``dtype`` defaults to the dtype of the model's parameters.
     """
-    import torch
+    torch = require_torch()
 
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"to_torch: expected a nablab.nn.Sequential, got {type(model).__name__}")

@@ -80,9 +80,9 @@ def test_context_params_are_typed(tmp_path):
     assert ctx.param("name", "sgd") == "adam"
     assert ctx.param("sizes", (1, 2)) == (3, 4)
     assert ctx.param("absent", 5) == 5
-    with pytest.raises(ValueError, match=r"steps=20: expected true or false"):
+    with pytest.raises(registry.ParamError, match=r"steps=20: steps expects true or false \(its default is True\)"):
         ctx.param("steps", True)
-    with pytest.raises(ValueError, match=r"name='adam': expected an integer"):
+    with pytest.raises(registry.ParamError, match=r"name=adam: name expects an integer"):
         ctx.param("name", 1)
     assert ctx.used_params >= {"steps", "lr", "plot", "name", "sizes", "absent"}
 

@@ -13,24 +13,22 @@ from nablab.arch import summary  # noqa: E402
 from nablab.lab.registry import Context, Result, experiment  # noqa: E402
 
 
-def _torch_params(spec: str):
+def _torch_params(ctx: Context, spec: str):
     """PyTorch's parameter count of the same network, or None without PyTorch."""
-    try:
-        from nablab.arch.to_torch import to_torch
-
-        return int(sum(p.numel() for p in to_torch(spec).parameters()))
-    except ImportError:
+    if ctx.cross_check("PyTorch counting the parameters") is None:
         return None
+    from nablab.arch.to_torch import to_torch
+
+    return int(sum(p.numel() for p in to_torch(spec).parameters()))
 
 
-def _torch_shapes(spec: str):
+def _torch_shapes(ctx: Context, spec: str):
     """Every layer's output shape when PyTorch runs the spec's network, or None without PyTorch."""
-    try:
-        import torch
-
-        from nablab.arch.to_torch import to_torch
-    except ImportError:
+    torch = ctx.cross_check("PyTorch computing the shapes")
+    if torch is None:
         return None
+    from nablab.arch.to_torch import to_torch
+
     s = summary(spec)
     with torch.no_grad():
         outs = to_torch(spec).eval()(torch.zeros(s.input_shape), return_all=True)
@@ -59,7 +57,7 @@ def convnet_size(ctx: Context) -> Result:
     s = summary(spec)
     layers = s.rows[1:]
     weighted = [r for r in layers if r["params"]]
-    torch_total = _torch_params(spec)
+    torch_total = _torch_params(ctx, spec)
     ctx.check(torch_total is None or torch_total == s.totals["params"],
               f"PyTorch counts {torch_total} parameters for the same net, nablab {s.totals['params']}")
     ours = {
@@ -115,7 +113,7 @@ def convnet_size(ctx: Context) -> Result:
         f"{d['fan_in_implied_by_seed_002']:g} inputs per unit, the layer has {d['computed_fan_in']:,})"
         for d in diagnosis)
     check = (f"PyTorch counts {torch_total:,} parameters for the same net" if torch_total is not None
-             else "PyTorch is not installed, so its independent count was skipped")
+             else "the PyTorch cross-check was not run: PyTorch is not installed")
     if ok_000 and not ok_002:
         verdict = (f"Answer set 000 is right: {s.totals['params']:,} parameters, "
                    f"{s.totals['neurons']:,} neurons and all ten connection counts agree; {check}. "
@@ -302,7 +300,7 @@ def conv_output_shape(ctx: Context) -> Result:
     c_in = ctx.param("in_channels", 1)  # the answer does not depend on it
     specs = [f"input 32x{c_in}x28x28, conv3-128/s1/p0", f"input 32x{c_in}x28x28, conv4-128/s2/p1"]
     shapes = [list(summary(sp).rows[-1]["output_shape"]) for sp in specs]
-    torch_shapes = [_torch_shapes(sp) for sp in specs]
+    torch_shapes = [_torch_shapes(ctx, sp) for sp in specs]
     torch_shapes = None if None in torch_shapes else [t[-1] for t in torch_shapes]
     ctx.check(torch_shapes is None or torch_shapes == shapes,
               f"PyTorch's Conv2d gives {torch_shapes}, nablab {shapes}")
@@ -340,7 +338,7 @@ def shape_propagation(ctx: Context) -> Result:
     s = summary(spec)
     named = {"input": list(s.rows[0]["output_shape"])}
     named.update({r["name"]: list(r["output_shape"]) for r in s.rows[1:] if r["name"] in SEED_SHAPES})
-    torch_shapes = _torch_shapes(spec)
+    torch_shapes = _torch_shapes(ctx, spec)
     ours = [list(r["output_shape"]) for r in s.rows[1:]]
     ctx.check(torch_shapes is None or torch_shapes == ours,
               f"PyTorch's layer output shapes {torch_shapes} differ from nablab's {ours}")

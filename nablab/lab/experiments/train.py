@@ -29,11 +29,17 @@ LABELS = {"logistic": "softmax classifier", "mlp": "two-layer MLP", "convnet": "
           "cnn1d": "MNIST-1D CNN"}
 
 
-@contextmanager
-def _torch_threads(n):
-    """Tiny models: run PyTorch on ``n`` threads (its pool only adds contention here), then restore."""
-    import torch
+#: The cross-checks these claims run when PyTorch is installed (see Context.cross_check).
+TORCH_TRAINING = "PyTorch training from the same weights and batches"
+TORCH_LOOP = "PyTorch running the same loops"
 
+
+@contextmanager
+def _torch_threads(torch, n):
+    """Tiny models: run PyTorch on ``n`` threads (its pool only adds contention here), then restore."""
+    if torch is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -48,29 +54,27 @@ def _log_axis(ax):
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
 
 
-def _train_both(config_kw, dataset, models):
-    """Train every model in both backends from the same weights and batches; per-model numbers."""
+def _train_both(config_kw, dataset, models, backends=("nablab", "torch")):
+    """Train every model in each backend from the same weights and batches; per-model numbers."""
     from nablab.train import TrainConfig, train
 
     out = {}
     for name in models:
         runs = {}
-        for backend in ("nablab", "torch"):
+        for backend in backends:
             start = time.perf_counter()
             result = train(TrainConfig(model=name, backend=backend, **config_kw), dataset=dataset)
             runs[backend] = (result, time.perf_counter() - start)
-        a, b = runs["nablab"][0], runs["torch"][0]
-        gap = np.abs(np.array(a.step_losses) - np.array(b.step_losses))
-        out[name] = {
-            "nablab": a, "torch": b,
-            "row": {
-                "nablab test accuracy": a.final["test_acc"], "torch test accuracy": b.final["test_acc"],
-                "nablab final train loss": a.final["train_loss"], "torch final train loss": b.final["train_loss"],
-                "max |loss difference| over all steps": float(gap.max()),
-                "nablab s per epoch": float(np.mean(a.epoch_seconds)),
-                "torch s per epoch": float(np.mean(b.epoch_seconds)),
-            },
-        }
+        a = runs["nablab"][0]
+        row = {"nablab test accuracy": a.final["test_acc"], "nablab final train loss": a.final["train_loss"],
+               "nablab s per epoch": float(np.mean(a.epoch_seconds))}
+        b = runs["torch"][0] if "torch" in runs else None
+        if b is not None:
+            gap = np.abs(np.array(a.step_losses) - np.array(b.step_losses))
+            row.update({"torch test accuracy": b.final["test_acc"], "torch final train loss": b.final["train_loss"],
+                        "max |loss difference| over all steps": float(gap.max()),
+                        "torch s per epoch": float(np.mean(b.epoch_seconds))})
+        out[name] = {"nablab": a, "torch": b, "row": row}
     return out
 
 
@@ -80,7 +84,8 @@ def _figure(ctx, runs, dataset_name, name):
     for ax, m in zip(axes, models):
         a, b = runs[m]["nablab"], runs[m]["torch"]
         ax.plot(np.arange(1, len(a.step_losses) + 1), a.step_losses, lw=1.6, label="nablab")
-        ax.plot(np.arange(1, len(b.step_losses) + 1), b.step_losses, "--", lw=1.0, label="PyTorch")
+        if b is not None:
+            ax.plot(np.arange(1, len(b.step_losses) + 1), b.step_losses, "--", lw=1.0, label="PyTorch")
         ax.set_title(LABELS.get(m, m))
         ax.set_xlabel("step")
         _log_axis(ax)
@@ -88,8 +93,12 @@ def _figure(ctx, runs, dataset_name, name):
     axes[0].set_ylabel("training loss (batch)")
     ax = axes[-1]
     xs = np.arange(len(models))
-    ax.bar(xs - 0.2, [100 * runs[m]["row"]["nablab test accuracy"] for m in models], 0.4, label="nablab")
-    ax.bar(xs + 0.2, [100 * runs[m]["row"]["torch test accuracy"] for m in models], 0.4, label="PyTorch")
+    with_torch = all(runs[m]["torch"] is not None for m in models)
+    width = 0.4 if with_torch else 0.6
+    ax.bar(xs - (0.2 if with_torch else 0), [100 * runs[m]["row"]["nablab test accuracy"] for m in models],
+           width, label="nablab")
+    if with_torch:
+        ax.bar(xs + 0.2, [100 * runs[m]["row"]["torch test accuracy"] for m in models], width, label="PyTorch")
     ax.set_xticks(xs, [LABELS.get(m, m).replace(" ", "\n", 1) for m in models], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{dataset_name}: test accuracy")
@@ -112,21 +121,24 @@ def train_cifar10(ctx: Context) -> Result:
     lr = ctx.param("lr", 1e-2)
     models = list(ctx.param("models", list(SEED_MODELS) + ["cnn1d"]))
     kw = dict(optimizer="adam", lr=lr, epochs=epochs, batch_size=100, seed=ctx.seed, dtype="float64")
+    torch = ctx.cross_check(TORCH_TRAINING)
+    backends = ("nablab", "torch") if torch is not None else ("nablab",)
 
-    with _torch_threads(ctx.param("torch_threads", 1)):
+    with _torch_threads(torch, ctx.param("torch_threads", 1)):
         mnist = load_dataset("mnist1d", dtype=np.float64).limited(limit)
-        runs = _train_both(dict(kw, dataset="mnist1d"), mnist, models)
+        runs = _train_both(dict(kw, dataset="mnist1d"), mnist, models, backends)
         figures = [_figure(ctx, runs, "MNIST-1D", "mnist1d")]
         computed = {
             "MNIST-1D": {"train examples": len(mnist.x_train), "test examples": len(mnist.x_test),
                          "recipe": f"Adam lr={lr:g}, batch 100, {epochs} epochs, float64, seed {ctx.seed}",
                          "models": _summary_rows(runs)},
         }
-        worst_gap = max(r["row"]["max |loss difference| over all steps"] for r in runs.values())
-        ctx.check(worst_gap < 1e-8, "from the same weights and batches the float64 loss curves of nablab and "
-                                    "PyTorch differ by up to " + ", ".join(
-                                        f"{m} {r['row']['max |loss difference| over all steps']:.3g}"
-                                        for m, r in runs.items()) + " (limit 1e-8)")
+        if torch is not None:
+            worst_gap = max(r["row"]["max |loss difference| over all steps"] for r in runs.values())
+            ctx.check(worst_gap < 1e-8, "from the same weights and batches the float64 loss curves of nablab "
+                                        "and PyTorch differ by up to " + ", ".join(
+                                            f"{m} {r['row']['max |loss difference| over all steps']:.3g}"
+                                            for m, r in runs.items()) + " (limit 1e-8)")
 
         try:
             where = find_cifar10(ctx.param("data", "") or None)
@@ -140,7 +152,7 @@ def train_cifar10(ctx: Context) -> Result:
             cifar = load_dataset("cifar10", where, limit=c_limit, dtype=np.float32)
             c_runs = _train_both(dict(optimizer="adam", lr=ctx.param("cifar_lr", 1e-3), epochs=c_epochs,
                                       batch_size=100, seed=ctx.seed, dtype="float32", dataset="cifar10"),
-                                 cifar, list(SEED_MODELS))
+                                 cifar, list(SEED_MODELS), backends)
             figures.append(_figure(ctx, c_runs, "CIFAR-10", "cifar10"))
             computed["CIFAR-10"] = {"data": str(where), "train examples": len(cifar.x_train),
                                     "test examples": len(cifar.x_test),
@@ -150,16 +162,18 @@ def train_cifar10(ctx: Context) -> Result:
         else:
             computed["CIFAR-10"] = "not found: " + cifar_error
 
-    accs = ", ".join(f"{LABELS[m]} {100 * runs[m]['row']['nablab test accuracy']:.1f}% "
-                     f"(PyTorch {100 * runs[m]['row']['torch test accuracy']:.1f}%)" for m in models)
+    def accuracies(rows):
+        return ", ".join(f"{LABELS[m]} {100 * r['nablab test accuracy']:.1f}%"
+                         + (f" (PyTorch {100 * r['torch test accuracy']:.1f}%)" if torch is not None else "")
+                         for m, r in rows.items())
+
     summary = (f"On MNIST-1D ({len(mnist.x_train)} training signals, {epochs} epochs of Adam) nablab's "
-               f"models reach {accs}; from the same weights and batches the float64 loss curves of nablab and "
-               f"PyTorch differ by at most {worst_gap:.1e} over all steps.")
+               f"models reach {accuracies(_summary_rows(runs))}; "
+               + (f"from the same weights and batches the float64 loss curves of nablab and PyTorch differ by "
+                  f"at most {worst_gap:.1e} over all steps." if torch is not None else
+                  "the PyTorch cross-check was not run: PyTorch is not installed."))
     if where is not None:
-        c = computed["CIFAR-10"]["models"]
-        summary += " On CIFAR-10: " + ", ".join(
-            f"{LABELS[m]} {100 * c[m]['nablab test accuracy']:.1f}% (PyTorch {100 * c[m]['torch test accuracy']:.1f}%)"
-            for m in c) + "."
+        summary += " On CIFAR-10: " + accuracies(computed["CIFAR-10"]["models"]) + "."
         status = "reproduced"
     else:
         summary += " CIFAR-10 is not on this machine, so only the MNIST-1D run is shown."
@@ -259,19 +273,24 @@ def train_diagnostics(ctx: Context) -> Result:
     high = max(lrs)
     too_high = high != best and (not np.all(np.isfinite(curves[high])) or tail(curves[high]) > tail(curves[best]) + 0.1)
 
-    # (b) the loop of the seed with and without zero_grad, in nablab and in PyTorch (float64)
-    with _torch_threads(ctx.param("torch_threads", 1)):
+    # (b) the loop of the seed with and without zero_grad, in nablab and (a cross-check) in PyTorch, float64
+    torch = ctx.cross_check(TORCH_LOOP)
+    backends = (("nablab", NablabBackend),) + ((("torch", TorchBackend),) if torch is not None else ())
+    with _torch_threads(torch, ctx.param("torch_threads", 1)):
         runs = {}
         for zero in (True, False):
-            for name, cls in (("nablab", NablabBackend), ("torch", TorchBackend)):
+            for name, cls in backends:
                 runs[(name, zero)] = _losses(cls(model(), "sgd", zero_lr, zero_grad=zero), loader(), steps)
-    gaps = {zero: float(np.max(np.abs(runs[("nablab", zero)] - runs[("torch", zero)]))) for zero in (True, False)}
-    same_effect = all(len(runs[("nablab", z)]) == len(runs[("torch", z)]) for z in (True, False)) and \
-        max(gaps.values()) < 1e-8
-    ctx.check(same_effect, "nablab and PyTorch give different losses for the same loop: "
-                           f"{len(runs[('nablab', True)])} and {len(runs[('torch', True)])} steps with zero_grad, "
-                           f"{len(runs[('nablab', False)])} and {len(runs[('torch', False)])} without; max difference "
-                           f"{gaps[True]:.3g} with zero_grad, {gaps[False]:.3g} without (limit 1e-8)")
+    gaps = {True: None, False: None}
+    if torch is not None:
+        gaps = {z: float(np.max(np.abs(runs[("nablab", z)] - runs[("torch", z)]))) for z in (True, False)}
+        same_effect = all(len(runs[("nablab", z)]) == len(runs[("torch", z)]) for z in (True, False)) and \
+            max(gaps.values()) < 1e-8
+        ctx.check(same_effect, "nablab and PyTorch give different losses for the same loop: "
+                               f"{len(runs[('nablab', True)])} and {len(runs[('torch', True)])} steps with "
+                               f"zero_grad, {len(runs[('nablab', False)])} and {len(runs[('torch', False)])} "
+                               f"without; max difference {gaps[True]:.3g} with zero_grad, {gaps[False]:.3g} "
+                               "without (limit 1e-8)")
     accumulation_error, grad_norms = _accumulation_check(data, zero_lr, min(steps, 60), seed)
     ctx.check(accumulation_error < 1e-10, "without zero_grad, .grad after backward minus .grad before differs from the "
                                           f"fresh gradient by {accumulation_error:.3g} (limit 1e-10)")
@@ -320,18 +339,23 @@ def train_diagnostics(ctx: Context) -> Result:
         f"(b) Without zero_grad() every backward adds the new gradient to .grad (checked to "
         f"{accumulation_error:.1e}), so the step uses the sum of all gradients so far; the loss then "
         + ("diverges" if not np.all(np.isfinite(buggy)) else f"ends at {tail(buggy):.3f} instead of {tail(fixed):.3f}")
-        + f". nablab and PyTorch give the same losses step by step (max difference {gaps[True]:.1e} with "
-          f"zero_grad, {gaps[False]:.1e} without)."
+        + (f". nablab and PyTorch give the same losses step by step (max difference {gaps[True]:.1e} with "
+           f"zero_grad, {gaps[False]:.1e} without)." if torch is not None else
+           ". The PyTorch cross-check was not run: PyTorch is not installed.")
     )
+
+    def torch_tail(zero):
+        return tail(runs[("torch", zero)]) if torch is not None else None
+
     return Result(
         status="agrees" if ok else "disagrees",
         computed={
             "(a) learning rates (SGD, momentum 0.9, batch 100)": lr_rows,
             "(a) too high": high if too_high else None,
             "(b) final mean loss with zero_grad before backward (nablab, PyTorch)":
-                [tail(runs[("nablab", True)]), tail(runs[("torch", True)])],
+                [tail(runs[("nablab", True)]), torch_tail(True)],
             "(b) final mean loss never zeroing (nablab, PyTorch)":
-                [tail(runs[("nablab", False)]), tail(runs[("torch", False)])],
+                [tail(runs[("nablab", False)]), torch_tail(False)],
             "(b) max |nablab - PyTorch| loss per step, with / without zero_grad": [gaps[True], gaps[False]],
             "(b) max |(.grad after backward - before) - fresh gradient|": accumulation_error,
             "(b) ||.grad|| at steps 1, 10, last, never zeroed": [grad_norms[0], grad_norms[min(9, len(grad_norms) - 1)],
