@@ -239,15 +239,11 @@ def _make_spec(name, a, b, mode, method, axes, dot_axes):
         dot_a = _axis_list(name, "dot_axes[0]", dot_a, nd_a)
         dot_b = _axis_list(name, "dot_axes[1]", dot_b, nd_b)
         if axes is None:
-            if nd_a != nd_b:
-                raise ValueError(f"{name}: without axes=..., in1 and in2 need the same number of "
-                                 f"dimensions; got shapes {shape_a} and {shape_b}")
-            conv_a = [ax for ax in range(nd_a) if ax not in dot_a]
-            conv_b = [ax for ax in range(nd_b) if ax not in dot_b]
-        else:
-            conv_a, conv_b = _pair(name, "axes", axes)
-            conv_a = _axis_list(name, "axes[0]", conv_a, nd_a)
-            conv_b = _axis_list(name, "axes[1]", conv_b, nd_b)
+            # autograd's default (every axis of in1) would overlap the dot axes: ask instead.
+            raise ValueError(f"{name}: dot_axes needs axes=(axes of in1, axes of in2) to convolve along")
+        conv_a, conv_b = _pair(name, "axes", axes)
+        conv_a = _axis_list(name, "axes[0]", conv_a, nd_a)
+        conv_b = _axis_list(name, "axes[1]", conv_b, nd_b)
         if len(conv_a) != len(conv_b):
             raise ValueError(f"{name}: axes pairs {len(conv_a)} axes of in1 with {len(conv_b)} of in2")
         if len(dot_a) != len(dot_b):
