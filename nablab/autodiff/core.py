@@ -179,9 +179,12 @@ class InPlaceError(RuntimeError, TypeError):
 
 def shape_of(x):
     """The shape of a box, an array or a Python number."""
-    if isinstance(x, Tensor):
-        return shape_of(x._value)
-    return np.shape(x)
+    while isinstance(x, Tensor):
+        x = x._value
+    try:
+        return x.shape
+    except AttributeError:
+        return np.shape(x)
 
 
 def value_of(x):
@@ -204,11 +207,15 @@ def _apply_numpy(prim, args, kwargs):
     try:
         return prim.fn(*args, **kwargs)
     except ValueError as err:
-        if "shape" in str(err) or "broadcast" in str(err) or "dimension" in str(err):
-            raise ShapeError(
-                f"{prim.name}: operands do not fit: {_describe_args(args)} ({err})"
-            ) from None
-        raise
+        _raise_shape_error(prim, args, err)
+
+
+def _raise_shape_error(prim, args, err):
+    if "shape" in str(err) or "broadcast" in str(err) or "dimension" in str(err):
+        raise ShapeError(
+            f"{prim.name}: operands do not fit: {_describe_args(args)} ({err})"
+        ) from None
+    raise err
 
 
 def _holds_tensor(obj):
@@ -257,7 +264,13 @@ def bind(prim, args, kwargs):
                 vals[i] = value_of(a)
             else:
                 lower = True
-    ans = bind(prim, vals, kwargs) if lower else _apply_numpy(prim, vals, kwargs)
+    if lower:
+        ans = bind(prim, vals, kwargs)
+    else:
+        try:  # _apply_numpy, inlined: this is the hot path of every recorded op
+            ans = prim.fn(*vals, **kwargs)
+        except ValueError as err:
+            _raise_shape_error(prim, vals, err)
 
     if top in _forward_levels:
         return Tensor(ans, top, None, _forward_tangent(prim, args, boxed, ans, vals, kwargs))
@@ -442,6 +455,10 @@ class no_grad:
 
 def is_grad_enabled() -> bool:
     return _grad_mode.enabled
+
+
+#: The keyword arguments of an operator call: none, shared (primitives never change them).
+_NO_KWARGS: dict = {}
 
 
 class _Ops:
@@ -736,28 +753,28 @@ class Tensor:
 
     # ----- operators
     def __add__(self, other):
-        return _ops.add(self, other)
+        return bind(_ops.add_p, (self, other), _NO_KWARGS)
 
     def __radd__(self, other):
-        return _ops.add(other, self)
+        return bind(_ops.add_p, (other, self), _NO_KWARGS)
 
     def __sub__(self, other):
-        return _ops.subtract(self, other)
+        return bind(_ops.subtract_p, (self, other), _NO_KWARGS)
 
     def __rsub__(self, other):
-        return _ops.subtract(other, self)
+        return bind(_ops.subtract_p, (other, self), _NO_KWARGS)
 
     def __mul__(self, other):
-        return _ops.multiply(self, other)
+        return bind(_ops.multiply_p, (self, other), _NO_KWARGS)
 
     def __rmul__(self, other):
-        return _ops.multiply(other, self)
+        return bind(_ops.multiply_p, (other, self), _NO_KWARGS)
 
     def __truediv__(self, other):
-        return _ops.divide(self, other)
+        return bind(_ops.divide_p, (self, other), _NO_KWARGS)
 
     def __rtruediv__(self, other):
-        return _ops.divide(other, self)
+        return bind(_ops.divide_p, (other, self), _NO_KWARGS)
 
     def __floordiv__(self, other):
         return _ops.floor_divide(self, other)
@@ -775,10 +792,10 @@ class Tensor:
         return _ops.floor_divide(self, other), _ops.mod(self, other)
 
     def __pow__(self, other):
-        return _ops.power(self, other)
+        return bind(_ops.power_p, (self, other), _NO_KWARGS)
 
     def __rpow__(self, other):
-        return _ops.power(other, self)
+        return bind(_ops.power_p, (other, self), _NO_KWARGS)
 
     def __matmul__(self, other):
         if not isinstance(other, (Tensor, np.ndarray, np.generic, int, float, complex, list, tuple)):
@@ -789,7 +806,7 @@ class Tensor:
         return _ops.matmul(other, self)
 
     def __neg__(self):
-        return _ops.negative(self)
+        return bind(_ops.negative_p, (self,), _NO_KWARGS)
 
     def __pos__(self):
         return self

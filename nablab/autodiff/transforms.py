@@ -213,12 +213,20 @@ def _name_after(prefix, f, argnums):
 
 
 def _wraps(f, name):
+    """Name the transformed function after what it computes, and say so in its docstring."""
+
     def decorate(wrapper):
         try:
             functools.update_wrapper(wrapper, f)
         except (AttributeError, TypeError):  # functools.partial and other callables
             pass
         wrapper.__name__ = wrapper.__qualname__ = name
+        what, _, rest = name.partition("_of_")
+        fname, _, nums = rest.rpartition("_wrt_argnum_")
+        if fname:
+            own = getattr(f, "__doc__", None)
+            wrapper.__doc__ = (f"    {what} of function {fname} with respect to argument number "
+                               f"{nums.replace('_', ', ')}." + (f" Docstring of {fname}:\n{own}" if own else ""))
         return wrapper
 
     return decorate
@@ -257,7 +265,9 @@ def value_and_grad(f, argnums=0, *, argnum=None):
 
 
 def grad(f, argnums=0, *, argnum=None):
-    """The gradient of a function with one real output, as a function.
+    """
+    Returns a function which computes the gradient of ``f`` with respect to the
+    argument(s) ``argnums``; ``f`` must return one real value.
 
     The output may have any shape of size 1; a complex output is refused (use
     :func:`holomorphic_grad`).  For complex inputs the result follows HIPS

@@ -159,12 +159,26 @@ hessian_vector_product = hessian_tensor_product
 
 
 def tensor_jacobian_product(f, argnum=0):
-    """``tensor_jacobian_product(f)(*args, v)``: ``v^T J``, with ``v`` shaped like the output."""
+    """``tensor_jacobian_product(f)(*args, v)``: ``v`` contracted with the output axes of the Jacobian.
+
+    With ``v`` shaped like the output it is the VJP ``v^T J``; with ``v`` shaped
+    like the output's leading axes it is ``tensordot(v, J, v.ndim)``, one VJP
+    per entry of the remaining output axes.
+    """
 
     def wrapped(*args, **kwargs):
         *primal, v = args
         fx, x = _unary(f, argnum, primal, kwargs, "tensor_jacobian_product")
-        return vjp(fx, x)[1](v)[0]
+        out, vjp_fn = vjp(fx, x)
+        k = np.ndim(value_of(v))
+        if shape_of(out) == shape_of(v):
+            return vjp_fn(v)[0]
+        if shape_of(out)[:k] != shape_of(v):
+            raise ValueError(
+                f"tensor_jacobian_product: v has shape {shape_of(v)}, which is neither the output's "
+                f"shape {shape_of(out)} nor its leading axes"
+            )
+        return jacrev(lambda y: ops.tensordot(v, fx(y), k))(x)
 
     return wrapped
 

@@ -26,6 +26,8 @@ from nablab.autodiff import core as _core
 from nablab.autodiff import dispatch as _dispatch
 from nablab.numpy import _namespace
 from nablab.numpy import fft, linalg, random  # noqa: F401
+from nablab.numpy import grids as _grids
+from nablab.numpy import indexing as _indexing
 from nablab.numpy import products as _products
 from nablab.numpy import reductions as _reductions
 from nablab.numpy import shape as _shape
@@ -33,7 +35,7 @@ from nablab.numpy import ufuncs as _ufuncs
 
 __version__ = _np.__version__
 
-_FAMILIES = (_ufuncs, _reductions, _shape, _products)
+_FAMILIES = (_ufuncs, _reductions, _shape, _products, _indexing, _grids)
 _implemented = {}
 for _family in _FAMILIES:
     for _name in _family.__all__:
@@ -67,6 +69,12 @@ for _name in _core.ARRAY_METHODS + (
     if _name in globals() and not _name.startswith("_"):
         setattr(_core._ops, _name, globals()[_name])
 _core._ops.getitem = _shape.getitem
+# The operators bind these primitives directly (one call less per operator on the hot path).
+for _name in ("add", "subtract", "multiply", "divide", "power", "negative"):
+    _prim = getattr(_ufuncs, _name)
+    if not isinstance(_prim, _core.Primitive):
+        raise TypeError(f"nablab.numpy.ufuncs.{_name} must be a primitive: Tensor's operators bind it")
+    setattr(_core._ops, f"{_name}_p", _prim)
 _core._ops.astype = _astype_method
 for _name in ("array_ufunc", "array_function", "is_traced", "traced_value_error",
               "holds_traced", "unbox_all"):
