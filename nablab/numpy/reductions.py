@@ -1,7 +1,20 @@
-"""Reductions: sums, means, variances, extremes along axes.
+"""Reductions: sums, products, means, variances, extremes and cumulative sums along axes.
 
-``max`` / ``min`` split the gradient equally among all entries that attain the
-extreme value (so a tie of two gives each half), as PyTorch's ``amax`` does.
+Conventions where the derivative is not unique:
+
+- ``max`` / ``min`` split the gradient equally among the entries that attain
+  the extreme (so a tie of two gives each half), as PyTorch's ``amax`` does; a
+  NaN is the extreme of its slice and gets the whole gradient.
+- ``prod`` and ``cumprod`` are exact at zeros, to every order: the derivative
+  with respect to a zero entry is the product of the others, and it vanishes
+  when two or more entries are zero.  (They compute ``prod(x)`` as the product
+  over the nonzero entries, whose rule ``prod / x`` is safe, times a product
+  tree over the zero entries built from multiplications.)
+- ``std`` has derivative 0 where the variance is exactly 0 (a single entry,
+  or all entries equal): the subgradient of smallest norm, and the exact
+  derivative in the single-entry case, where ``std`` is identically 0.
+
+Complex inputs follow :mod:`nablab.numpy.ufuncs` (no conjugation in a VJP).
 """
 
 from __future__ import annotations
@@ -10,10 +23,12 @@ import builtins
 
 import numpy as np
 
-from nablab.autodiff.core import primitive, shape_of, value_of
+from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
-from nablab.numpy.shape import as_array, broadcast_to, reshape
-from nablab.numpy.ufuncs import negative
+from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, flip, getitem_p,
+                                moveaxis, ravel, reshape, transpose)
+from nablab.numpy.ufuncs import (_astype_entry, _is_complex, conj, maximum, minimum, negative,
+                                 real, sqrt, where)
 
 
 def normalize_axis(axis, ndim):
@@ -28,6 +43,8 @@ def normalize_axis(axis, ndim):
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise np.exceptions.AxisError(a, ndim)
         out.append(a % ndim if ndim else a)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate value in axis {tuple(axis)}")
     return tuple(out)
 
 
@@ -40,6 +57,12 @@ def expand_reduced(g, shape, axis, keepdims):
     return reshape(g, tuple(kept))
 
 
+def _spread(g, x, axis, keepdims):
+    """A reduced value broadcast back to the full shape of ``x``."""
+    shape = shape_of(x)
+    return broadcast_to(expand_reduced(g, shape, axis, keepdims), shape)
+
+
 def _count(shape, axis):
     return int(np.prod([shape[a] for a in normalize_axis(axis, len(shape))]))
 
@@ -49,67 +72,138 @@ def _no_out(name, out):
         raise TypeError(f"{name}(..., out=...) is not supported; use the returned value")
 
 
-def _sum(x, axis=None, keepdims=False):
-    return np.sum(x, axis=axis, keepdims=keepdims)
-
-
-_sum_p = primitive(_sum, name="sum", saves_values=False)
-_sum_p.defvjp(
-    lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
-        expand_reduced(g, shape_of(x), axis, keepdims), shape_of(x)
-    )
-)
-_sum_p.defjvp(lambda t, ans, x, axis=None, keepdims=False: _sum_p(t, axis=axis, keepdims=keepdims))
-
-
 def _axis_arg(axis):
     if isinstance(axis, list):
         return tuple(axis)
     return axis
 
 
-def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
-    """``np.sum``; ``dtype`` casts the input first, ``initial`` is added."""
-    _no_out("sum", out)
-    if where is not None:
-        raise NotImplementedError("sum(..., where=...) is not supported; multiply by the mask")
+def _prepare(a, dtype, where_mask, fill):
+    """``a`` as an array, cast to ``dtype``, with the entries outside ``where`` set to ``fill``."""
     a = as_array(a)
     if dtype is not None:
-        from nablab.numpy.ufuncs import _astype_entry
         a = _astype_entry(a, dtype)
+    if where_mask is not None and where_mask is not True:
+        mask = np.asarray(unbox_all(where_mask), dtype=bool)
+        a = where(mask, a, fill)
+    return a
+
+
+# --------------------------------------------------------------------------- sum and mean
+
+def _sum(x, axis=None, keepdims=False):
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+_sum_p = primitive(_sum, name="sum", saves_values=False)
+_sum_p.defvjp(lambda g, ans, x, axis=None, keepdims=False: _spread(g, x, axis, keepdims))
+_sum_p.defjvp(lambda t, ans, x, axis=None, keepdims=False: _sum_p(t, axis=axis, keepdims=keepdims))
+
+
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
+    """``np.sum``; ``dtype`` casts the input first, ``initial`` is added, ``where`` masks entries."""
+    _no_out("sum", out)
+    a = _prepare(a, dtype, where, 0)
     result = _sum_p(a, axis=_axis_arg(axis), keepdims=bool(keepdims))
     return result if initial is None else result + initial
 
 
-def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+def _mask_count(shape, axis, where_mask, keepdims):
+    if where_mask is None or where_mask is True:
+        return _count(shape, axis)
+    mask = np.broadcast_to(np.asarray(unbox_all(where_mask), dtype=bool), shape)
+    return np.sum(mask, axis=axis, keepdims=keepdims)
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    """``np.mean``; ``where`` averages over the selected entries only."""
     _no_out("mean", out)
     a = as_array(a)
-    return sum(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where) / _count(shape_of(a), _axis_arg(axis))
+    axis = _axis_arg(axis)
+    count = _mask_count(shape_of(a), axis, where, keepdims)
+    return sum(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where) / count
 
 
-def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None):
-    """Variance with ``ddof`` (``|x - mean|^2`` for complex input, as NumPy)."""
-    _no_out("var", out)
+def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """``np.average``: differentiable in ``a`` and in ``weights``; ``returned`` adds the sum of weights."""
     a = as_array(a)
     axis = _axis_arg(axis)
-    centred = a - mean(a, axis=axis, dtype=dtype, keepdims=True)
-    from nablab.numpy.ufuncs import _is_complex, conj, real
+    shape = shape_of(a)
+    if weights is None:
+        avg = mean(a, axis=axis, keepdims=keepdims)
+        scale = np.asarray(_count(shape, axis), dtype=np.result_type(value_of(avg), np.float64))
+        return (avg, np.broadcast_to(scale, shape_of(avg))) if returned else avg
+    w = as_array(weights)
+    wshape = shape_of(w)
+    if wshape != shape:
+        if axis is None:
+            raise TypeError("average: axis must be given when the shapes of a and weights differ")
+        axes = normalize_axis(axis, len(shape))
+        if wshape != tuple(shape[ax] for ax in axes):
+            raise ValueError(f"average: weights of shape {wshape} do not fit a of shape {shape} "
+                             f"along axis {axis}")
+        # The weights' axes in the order of a's axes, broadcast against a.
+        w = transpose(w, tuple(np.argsort(axes))) if len(axes) > 1 else w
+        w = reshape(w, tuple(d if i in axes else 1 for i, d in enumerate(shape)))
+    scale = sum(broadcast_to(w, shape), axis=axis, keepdims=keepdims)
+    if np.any(np.asarray(value_of(scale)) == 0):
+        raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
+    avg = sum(a * w, axis=axis, keepdims=keepdims) / scale
+    if returned:
+        return avg, broadcast_to(scale, shape_of(avg)) if shape_of(scale) != shape_of(avg) else scale
+    return avg
+
+
+# --------------------------------------------------------------------------- variance
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None):
+    """Variance with ``ddof`` (``|x - mean|^2`` for complex input, as NumPy); ``where`` masks entries."""
+    _no_out("var", out)
+    if mean is not None:
+        raise NotImplementedError("var(..., mean=...) is not supported; let var compute the mean")
+    if correction is not None:
+        ddof = correction
+    a = as_array(a)
+    if dtype is not None:
+        a = _astype_entry(a, dtype)
+    axis = _axis_arg(axis)
+    count = _mask_count(shape_of(a), axis, where, True)
+    centre = sum(a, axis=axis, keepdims=True, where=where) / count
+    centred = a - centre
     sq = real(centred * conj(centred)) if _is_complex(centred) else centred * centred
-    return sum(sq, axis=axis, keepdims=keepdims, where=where) / (_count(shape_of(a), axis) - ddof)
+    total = sum(sq, axis=axis, keepdims=keepdims, where=where)
+    if not keepdims and not np.isscalar(count):
+        count = np.reshape(count, shape_of(total))
+    return total / (count - ddof)
 
 
-def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None):
-    from nablab.numpy.ufuncs import sqrt
-    return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=where))
+def _safe_sqrt(v):
+    # sqrt with derivative 0 (to every order) where v is exactly 0.
+    zero = np.asarray(value_of(v)) == 0
+    if not zero.any():
+        return sqrt(v)
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
+
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None):
+    """Standard deviation, ``sqrt(var)``; derivative 0 where the variance is exactly 0."""
+    return _safe_sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+                          where=where, mean=mean, correction=correction))
+
+
+# --------------------------------------------------------------------------- extremes
 
 def _extreme_mask(x, ans, axis, keepdims):
+    """Weights sharing the gradient among the entries equal to the extreme (or NaN in a NaN slice)."""
     xv = np.asarray(value_of(x))
     av = np.asarray(value_of(ans))
     if not keepdims:
         axes = normalize_axis(axis, xv.ndim)
         av = av.reshape([1 if i in axes else d for i, d in enumerate(xv.shape)])
-    mask = (xv == av).astype(xv.dtype if xv.dtype.kind == "f" else np.float64)
+    mask = (xv == av) | (np.isnan(xv) & np.isnan(av))
+    mask = mask.astype(xv.dtype if xv.dtype.kind == "f" else np.float64)
     return mask / mask.sum(axis=axis, keepdims=True)
 
 
@@ -130,19 +224,322 @@ _max_p.defjvp(
 
 
 def max(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
-    """``np.max``; ties share the gradient equally."""
+    """``np.max``; ties share the gradient equally (a tie with ``initial`` gives the entries half)."""
     _no_out("max", out)
-    if initial is not None or where is not None:
-        raise NotImplementedError("max(..., initial=/where=) is not supported")
-    return _max_p(as_array(a), axis=_axis_arg(axis), keepdims=bool(keepdims))
+    a = as_array(a)
+    if where is not None and where is not True:
+        if initial is None:
+            raise ValueError("max: reduction with where= needs an initial value")
+        a = where_fill(a, where, -np.inf)
+    result = _max_p(a, axis=_axis_arg(axis), keepdims=bool(keepdims))
+    return result if initial is None else maximum(result, unbox_all(initial))
 
 
 def min(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
-    """``np.min``; ties share the gradient equally."""
+    """``np.min``; ties share the gradient equally (a tie with ``initial`` gives the entries half)."""
     _no_out("min", out)
-    return negative(max(negative(as_array(a)), axis=axis, keepdims=keepdims, initial=initial, where=where))
+    a = as_array(a)
+    if where is not None and where is not True:
+        if initial is None:
+            raise ValueError("min: reduction with where= needs an initial value")
+        a = where_fill(a, where, np.inf)
+    result = negative(_max_p(negative(a), axis=_axis_arg(axis), keepdims=bool(keepdims)))
+    return result if initial is None else minimum(result, unbox_all(initial))
 
 
 amax, amin = max, min
 
-__all__ = ["sum", "mean", "var", "std", "max", "min", "amax", "amin"]
+
+def where_fill(a, mask, fill):
+    """``a`` with the entries outside the (constant) ``mask`` replaced by ``fill``."""
+    return where(np.asarray(unbox_all(mask), dtype=bool), a, fill)
+
+
+def ptp(a, axis=None, out=None, keepdims=False):
+    """``np.ptp``: ``max - min`` along ``axis``."""
+    _no_out("ptp", out)
+    a = as_array(a)
+    return max(a, axis=axis, keepdims=keepdims) - min(a, axis=axis, keepdims=keepdims)
+
+
+# --------------------------------------------------------------------------- products
+
+def _prod(x, axis=None, keepdims=False):
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+# Used only where no reduced slice holds a zero (see prod): there d prod / dx_i = prod / x_i.
+_prod_p = primitive(_prod, name="prod")
+_prod_p.defvjp(lambda g, ans, x, axis=None, keepdims=False: _spread(g * ans, x, axis, keepdims) / x)
+_prod_p.defjvp(lambda t, ans, x, axis=None, keepdims=False:
+               ans * _sum_p(t / x, axis=axis, keepdims=keepdims))
+
+
+def _to_last(x, axis):
+    """``x`` with the axes ``axis`` moved to the end and merged into one."""
+    shape = shape_of(x)
+    axes = normalize_axis(axis, len(shape))
+    rest = [i for i in range(len(shape)) if i not in axes]
+    x = transpose(x, tuple(rest + list(axes))) if rest + list(axes) != list(range(len(shape))) else x
+    return reshape(x, tuple(shape[i] for i in rest) + (_count(shape, axes),))
+
+
+def _reduced_shape(shape, axis, keepdims):
+    axes = normalize_axis(axis, len(shape))
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _tree_prod(x, axis, keepdims):
+    """The product along ``axis`` as a tree of multiplications (polynomial, so exact to every order)."""
+    out_shape = _reduced_shape(shape_of(x), axis, keepdims)
+    y = _to_last(x, axis)
+    while shape_of(y)[-1] > 1:
+        last = len(shape_of(y)) - 1
+        if shape_of(y)[-1] % 2:
+            y = concatenate([y, np.ones(shape_of(y)[:-1] + (1,))], axis=last)
+        y = _slice(y, last, 0, None, 2) * _slice(y, last, 1, None, 2)
+    return reshape(y, out_shape)
+
+
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """``np.prod``; exact derivatives at zeros (see the module's notes)."""
+    _no_out("prod", out)
+    a = _prepare(a, dtype, where, 1)
+    axis = _axis_arg(axis)
+    keepdims = bool(keepdims)
+    zero = np.asarray(value_of(a)) == 0
+    if isinstance(a, Tensor) and zero.any():
+        nonzero_part = _prod_p(where_fill(a, ~zero, 1), axis=axis, keepdims=keepdims)
+        result = nonzero_part * _tree_prod(where_fill(a, zero, 1), axis, keepdims)
+    else:
+        result = _prod_p(a, axis=axis, keepdims=keepdims)
+    return result if initial is None else result * initial
+
+
+# --------------------------------------------------------------------------- cumulative
+
+def _cumsum(x, axis):
+    return np.cumsum(x, axis=axis)
+
+
+def _reverse_cumsum(g, axis):
+    return flip(_cumsum_p(flip(g, axis), axis), axis)
+
+
+_cumsum_p = primitive(_cumsum, name="cumsum", saves_values=False)
+_cumsum_p.defvjp(lambda g, ans, x, axis: _reverse_cumsum(g, axis))
+_cumsum_p.defjvp(lambda t, ans, x, axis: _cumsum_p(t, axis))
+
+
+def _cumulative_input(a, axis, dtype, who):
+    a = as_array(a)
+    if dtype is not None:
+        a = _astype_entry(a, dtype)
+    if axis is None:
+        return ravel(a), 0
+    n = len(shape_of(a))
+    if n == 0:
+        a, n = reshape(a, (1,)), 1
+    return a, normalize_axis(axis, n)[0]
+
+
+def cumsum(a, axis=None, dtype=None, out=None):
+    """``np.cumsum`` (of the flattened array when ``axis`` is None)."""
+    _no_out("cumsum", out)
+    a, axis = _cumulative_input(a, axis, dtype, "cumsum")
+    return _cumsum_p(a, axis)
+
+
+def _cumprod(x, axis):
+    return np.cumprod(x, axis=axis)
+
+
+# Used only where x has no zero (see cumprod): d ans_k / dx_i = ans_k / x_i for i <= k.
+_cumprod_p = primitive(_cumprod, name="cumprod")
+_cumprod_p.defvjp(lambda g, ans, x, axis: _reverse_cumsum(g * ans, axis) / x)
+_cumprod_p.defjvp(lambda t, ans, x, axis: ans * _cumsum_p(t / x, axis))
+
+
+def _scan_prod(x, axis):
+    """Cumulative product along ``axis`` by doubling shifts of multiplications (exact to every order)."""
+    n = shape_of(x)[axis]
+    shift = 1
+    while shift < n:
+        ones = np.ones(tuple(shift if i == axis else d for i, d in enumerate(shape_of(x))))
+        x = x * concatenate([ones, _slice(x, axis, 0, n - shift)], axis=axis)
+        shift *= 2
+    return x
+
+
+def cumprod(a, axis=None, dtype=None, out=None):
+    """``np.cumprod``; exact derivatives at zeros (see the module's notes)."""
+    _no_out("cumprod", out)
+    a, axis = _cumulative_input(a, axis, dtype, "cumprod")
+    zero = np.asarray(value_of(a)) == 0
+    if isinstance(a, Tensor) and zero.any():
+        return _cumprod_p(where_fill(a, ~zero, 1), axis) * _scan_prod(where_fill(a, zero, 1), axis)
+    return _cumprod_p(a, axis)
+
+
+def _with_initial(result, axis, value):
+    shape = list(shape_of(result))
+    shape[axis] = 1
+    return concatenate([np.full(shape, value, dtype=np.asarray(value_of(result)).dtype), result], axis=axis)
+
+
+def cumulative_sum(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    """``np.cumulative_sum``: ``cumsum`` with an optional leading 0."""
+    x = as_array(x)
+    if axis is None and len(shape_of(x)) > 1:
+        raise ValueError("cumulative_sum: axis must be given for arrays of more than one dimension")
+    result = cumsum(x, axis=axis, dtype=dtype, out=out)
+    if include_initial:
+        result = _with_initial(result, 0 if axis is None else normalize_axis(axis, len(shape_of(result)))[0], 0)
+    return result
+
+
+def cumulative_prod(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    """``np.cumulative_prod``: ``cumprod`` with an optional leading 1."""
+    x = as_array(x)
+    if axis is None and len(shape_of(x)) > 1:
+        raise ValueError("cumulative_prod: axis must be given for arrays of more than one dimension")
+    result = cumprod(x, axis=axis, dtype=dtype, out=out)
+    if include_initial:
+        result = _with_initial(result, 0 if axis is None else normalize_axis(axis, len(shape_of(result)))[0], 1)
+    return result
+
+
+# --------------------------------------------------------------------------- ignoring NaNs
+
+def _nan_mask(a):
+    return np.isnan(np.asarray(value_of(a)))
+
+
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """``np.nansum``: NaNs count as 0 (and get no gradient)."""
+    a = as_array(a)
+    return sum(where_fill(a, ~_nan_mask(a), 0), axis=axis, dtype=dtype, out=out, keepdims=keepdims,
+               initial=initial, where=where)
+
+
+def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """``np.nanprod``: NaNs count as 1 (and get no gradient)."""
+    a = as_array(a)
+    return prod(where_fill(a, ~_nan_mask(a), 1), axis=axis, dtype=dtype, out=out, keepdims=keepdims,
+                initial=initial, where=where)
+
+
+def nancumsum(a, axis=None, dtype=None, out=None):
+    """``np.nancumsum``: NaNs count as 0."""
+    a = as_array(a)
+    return cumsum(where_fill(a, ~_nan_mask(a), 0), axis=axis, dtype=dtype, out=out)
+
+
+def nancumprod(a, axis=None, dtype=None, out=None):
+    """``np.nancumprod``: NaNs count as 1."""
+    a = as_array(a)
+    return cumprod(where_fill(a, ~_nan_mask(a), 1), axis=axis, dtype=dtype, out=out)
+
+
+def _and_where(a, where_mask):
+    keep = ~_nan_mask(a)
+    if where_mask is not None and where_mask is not True:
+        keep = keep & np.asarray(unbox_all(where_mask), dtype=bool)
+    return keep
+
+
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    """``np.nanmean``: the mean over the entries that are not NaN (NaN for an all-NaN slice)."""
+    a = as_array(a)
+    return mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=_and_where(a, where))
+
+
+def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+           correction=None):
+    """``np.nanvar``: the variance over the entries that are not NaN."""
+    a = as_array(a)
+    return var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+               where=_and_where(a, where), mean=mean, correction=correction)
+
+
+def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+           correction=None):
+    """``np.nanstd``: ``sqrt(nanvar)``."""
+    return _safe_sqrt(nanvar(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+                             where=where, mean=mean, correction=correction))
+
+
+def _nan_extreme(fn, fill, a, axis, out, keepdims, initial, where_mask):
+    a = as_array(a)
+    nan = _nan_mask(a)
+    result = fn(where_fill(a, ~nan, fill), axis=axis, out=out, keepdims=keepdims, initial=initial,
+                where=where_mask)
+    all_nan = np.all(nan, axis=_axis_arg(axis), keepdims=keepdims)
+    return where(all_nan, np.nan, result) if np.any(all_nan) else result
+
+
+def nanmax(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    """``np.nanmax``: the maximum over the entries that are not NaN (NaN for an all-NaN slice)."""
+    return _nan_extreme(max, -np.inf, a, axis, out, keepdims, initial, where)
+
+
+def nanmin(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    """``np.nanmin``: the minimum over the entries that are not NaN (NaN for an all-NaN slice)."""
+    return _nan_extreme(min, np.inf, a, axis, out, keepdims, initial, where)
+
+
+# --------------------------------------------------------------------------- ufunc methods
+
+def _reduce_method(fn, name):
+    def reduce(array, axis=0, dtype=None, out=None, keepdims=False, initial=None, where=True):
+        _no_out(name, out)
+        kwargs = {} if where is True else {"where": where}
+        return fn(array, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial, **kwargs)
+
+    reduce.__name__ = name
+    reduce.__doc__ = f"``{name}`` on tensors (``axis=0`` by default, as the ufunc method)."
+    return reduce
+
+
+def _extreme_reduce(fn, name):
+    def reduce(array, axis=0, dtype=None, out=None, keepdims=False, initial=None, where=True):
+        _no_out(name, out)
+        a = as_array(array)
+        if dtype is not None:
+            a = _astype_entry(a, dtype)
+        kwargs = {} if where is True else {"where": where}
+        return fn(a, axis=axis, keepdims=keepdims, initial=initial, **kwargs)
+
+    reduce.__name__ = name
+    reduce.__doc__ = f"``{name}`` on tensors (``axis=0`` by default, as the ufunc method)."
+    return reduce
+
+
+def _accumulate_method(fn, name):
+    def accumulate(array, axis=0, dtype=None, out=None):
+        return fn(array, axis=axis, dtype=dtype, out=out)
+
+    accumulate.__name__ = name
+    accumulate.__doc__ = f"``{name}`` on tensors (``axis=0`` by default, as the ufunc method)."
+    return accumulate
+
+
+#: ``ufunc.reduce`` / ``.accumulate`` on tensors, with the ufunc methods' signature (note ``axis=0``),
+#: for :func:`nablab.numpy._namespace.register_ufunc_method`.
+UFUNC_METHODS = {
+    (np.add, "reduce"): _reduce_method(sum, "add.reduce"),
+    (np.multiply, "reduce"): _reduce_method(prod, "multiply.reduce"),
+    (np.maximum, "reduce"): _extreme_reduce(max, "maximum.reduce"),
+    (np.minimum, "reduce"): _extreme_reduce(min, "minimum.reduce"),
+    (np.add, "accumulate"): _accumulate_method(cumsum, "add.accumulate"),
+    (np.multiply, "accumulate"): _accumulate_method(cumprod, "multiply.accumulate"),
+}
+
+
+__all__ = [
+    "sum", "mean", "average", "var", "std", "max", "min", "amax", "amin", "ptp", "prod",
+    "cumsum", "cumprod", "cumulative_sum", "cumulative_prod", "nansum", "nanprod", "nancumsum",
+    "nancumprod", "nanmean", "nanvar", "nanstd", "nanmax", "nanmin",
+]

@@ -1,18 +1,34 @@
-"""Shapes, indexing and assembly: reshape, transpose, getitem, concatenate, stack, array.
+"""Shapes and assembly: reshape, transpose, getitem, concatenate, stack, split, flip, roll, tile, pad.
 
-Most of these are linear and use only their arguments' shapes, so they are
-primitives with ``saves_values=False``: changing an input in place after the
-call cannot spoil their backward pass.
+Every function here moves or copies entries without combining them, so each is
+linear and the derivative of a rearrangement is the reverse rearrangement.
+Most are built on a handful of primitives (``reshape``, ``transpose``,
+``broadcast_to``, ``getitem``/``untake``, ``concatenate``, ``stack``, ``pad``)
+whose rules use only their arguments' shapes (``saves_values=False``): changing
+an input in place after the call cannot spoil their backward pass.  The
+others (``flip``, ``roll``, ``tile``, ``split``, ...) are compositions of
+these, so they nest to any order for free.
+
+A real argument of a primitive whose output is complex (stacking a real and a
+complex array) receives the real part of the cotangent, as in
+:mod:`nablab.numpy.ufuncs`.
 """
 
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
 from nablab.autodiff.core import Primitive, Tensor, primitive, shape_of, value_of
-from nablab.autodiff.dispatch import unbox_all
+from nablab.autodiff.dispatch import holds_traced, unbox_all
+
+
+def _ufuncs():
+    # Imported late: nablab.numpy.ufuncs uses this module's functions in its rules.
+    from nablab.numpy import ufuncs
+    return ufuncs
 
 
 def _ndim(x):
@@ -33,11 +49,40 @@ def as_array(x):
     return x
 
 
+def _index_int(value, what):
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {value!r}") from None
+
+
+def _axis(axis, ndim, what="axis"):
+    """One axis as a non-negative int; NumPy's AxisError when it is out of range."""
+    axis = _index_int(axis, what)
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis % ndim
+
+
+def _axes(axis, ndim, what="axis"):
+    """An int or a sequence of ints as a tuple of distinct non-negative axes."""
+    items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = tuple(_axis(a, ndim, what) for a in items)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {what}={axis!r}")
+    return out
+
+
 def _zeros_for(t, like):
     if t is not None:
         return t
     v = np.asarray(value_of(like))
     return np.zeros(v.shape, dtype=v.dtype if v.dtype.kind in "fc" else np.float64)
+
+
+def _as_cotangent(g, x):
+    """``g`` as the cotangent of ``x``: its real part when ``x`` is real and ``g`` complex."""
+    return _ufuncs()._match_complex(g, x)
 
 
 class VariadicRules(dict):
@@ -66,36 +111,42 @@ _reshape_p.defvjp(lambda g, ans, x, shape, order="C": _reshape_p(g, shape_of(x),
 _reshape_p.defjvp(lambda t, ans, x, shape, order="C": _reshape_p(t, shape, order=order))
 
 
-def reshape(a, shape=None, order="C", *, newshape=None):
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     """``np.reshape``; one entry of ``shape`` may be -1."""
     if shape is None:
+        if newshape is None:
+            raise TypeError("reshape: missing the new shape")
         shape = newshape
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
-    return _reshape_p(as_array(a), tuple(int(d) for d in shape), order=order)
+    if order not in ("C", "F", "A"):
+        raise ValueError(f"reshape: order must be 'C', 'F' or 'A', got {order!r}")
+    return _reshape_p(as_array(a), tuple(_index_int(d, "reshape: a dimension") for d in shape),
+                      order="C" if order == "A" else order)
 
 
 def ravel(a, order="C"):
-    return reshape(a, (-1,), order=order)
+    """``np.ravel``: the entries as a 1-D array."""
+    return reshape(a, (-1,), order="C" if order == "K" else order)
 
 
 def expand_dims(a, axis):
+    """``np.expand_dims``: insert axes of length 1 at the positions ``axis`` of the result."""
     a = as_array(a)
-    shape = list(shape_of(a))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    ndim = len(shape) + len(axes)
-    for ax in sorted(int(x) % ndim for x in axes):
-        shape.insert(ax, 1)
-    return reshape(a, tuple(shape))
+    shape = shape_of(a)
+    count = 1 if isinstance(axis, (int, np.integer)) else len(tuple(axis))
+    new = _axes(axis, len(shape) + count, "expand_dims: axis")
+    rest = iter(shape)
+    return reshape(a, tuple(1 if i in new else next(rest) for i in range(len(shape) + count)))
 
 
 def squeeze(a, axis=None):
+    """``np.squeeze``: drop axes of length 1 (all of them, or those named by ``axis``)."""
     a = as_array(a)
     shape = shape_of(a)
     if axis is None:
         return reshape(a, tuple(d for d in shape if d != 1))
-    from nablab.numpy.reductions import normalize_axis
-    axes = normalize_axis(axis, len(shape))
+    axes = _axes(axis, builtins.max(len(shape), 1), "squeeze: axis") if shape else ()
     for ax in axes:
         if shape[ax] != 1:
             raise ValueError(f"squeeze: axis {ax} has length {shape[ax]}, not 1 (shape {shape})")
@@ -114,27 +165,69 @@ transpose_p.defjvp(lambda t, ans, x, axes=None: transpose_p(t, axes))
 
 
 def transpose(a, axes=None):
+    """``np.transpose``: reverse the axes, or order them as ``axes`` says."""
     a = as_array(a)
-    if axes is not None:
-        axes = tuple(int(ax) % builtins.max(_ndim(a), 1) for ax in axes)
+    if axes is None:
+        return transpose_p(a, None)
+    n = _ndim(a)
+    axes = _axes(axes, n, "transpose: axes")
+    if len(axes) != n:
+        raise ValueError(f"transpose: axes {axes} do not match an array of {n} dimensions")
     return transpose_p(a, axes)
 
 
+permute_dims = transpose
+
+
 def swapaxes(a, axis1, axis2):
+    """``np.swapaxes``: exchange two axes."""
     a = as_array(a)
-    axes = list(range(_ndim(a)))
-    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    n = _ndim(a)
+    axes = list(range(n))
+    i, j = _axis(axis1, n, "swapaxes: axis1"), _axis(axis2, n, "swapaxes: axis2")
+    axes[i], axes[j] = axes[j], axes[i]
     return transpose_p(a, tuple(axes))
 
 
+def matrix_transpose(x):
+    """``np.matrix_transpose``: swap the last two axes."""
+    x = as_array(x)
+    if _ndim(x) < 2:
+        raise ValueError(f"matrix_transpose: needs at least 2 dimensions, got shape {shape_of(x)}")
+    return swapaxes(x, -1, -2)
+
+
 def moveaxis(a, source, destination):
+    """``np.moveaxis``: move axes to new positions, the others keeping their order."""
     a = as_array(a)
     n = _ndim(a)
-    src = [int(s) % n for s in np.atleast_1d(source)]
-    dst = [int(d) % n for d in np.atleast_1d(destination)]
+    src = _axes(source, n, "moveaxis: source")
+    dst = _axes(destination, n, "moveaxis: destination")
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source!r} and destination {destination!r} need the "
+                         "same number of axes")
     order = [i for i in range(n) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
+    return transpose_p(a, tuple(order))
+
+
+def rollaxis(a, axis, start=0):
+    """``np.rollaxis``: move ``axis`` to stand before position ``start``."""
+    a = as_array(a)
+    n = _ndim(a)
+    axis = _axis(axis, n, "rollaxis: axis")
+    start = _index_int(start, "rollaxis: start")
+    if start < 0:
+        start += n
+    if not 0 <= start <= n:
+        raise np.exceptions.AxisError(f"rollaxis: start={start} must be in [{-n}, {n}]")
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    order = [i for i in range(n) if i != axis]
+    order.insert(start, axis)
     return transpose_p(a, tuple(order))
 
 
@@ -143,21 +236,26 @@ def _broadcast_to(x, shape):
 
 
 broadcast_to_p = primitive(_broadcast_to, name="broadcast_to", saves_values=False)
-
-
-def _unbroadcast(g, x):
-    from nablab.numpy.ufuncs import unbroadcast
-    return unbroadcast(g, x)
-
-
-broadcast_to_p.defvjp(lambda g, ans, x, shape: _unbroadcast(g, x))
+broadcast_to_p.defvjp(lambda g, ans, x, shape: _ufuncs().unbroadcast(g, x))
 broadcast_to_p.defjvp(lambda t, ans, x, shape: broadcast_to_p(t, shape))
 
 
-def broadcast_to(array, shape):
+def broadcast_to(array, shape, subok=False):
+    """``np.broadcast_to``: a read-only broadcast of ``array`` to ``shape``."""
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
-    return broadcast_to_p(as_array(array), tuple(shape))
+    array = as_array(array)
+    shape = tuple(_index_int(d, "broadcast_to: a dimension") for d in shape)
+    if shape_of(array) == shape and isinstance(array, Tensor):
+        return array
+    return broadcast_to_p(array, shape)
+
+
+def broadcast_arrays(*args, subok=False):
+    """``np.broadcast_arrays``: the arguments broadcast against each other (a tuple)."""
+    args = [as_array(a) for a in args]
+    shape = np.broadcast_shapes(*[shape_of(a) for a in args])
+    return tuple(broadcast_to(a, shape) for a in args)
 
 
 # --------------------------------------------------------------------------- indexing
@@ -201,7 +299,17 @@ def getitem(x, index):
         index = tuple(np.asarray(unbox_all(i)) if isinstance(i, (list, Tensor)) else i for i in index)
     elif isinstance(index, Tensor):
         index = np.asarray(value_of(index))
-    return getitem_p(x, index)
+    return getitem_p(as_array(x), index)
+
+
+def _along(ndim, axis, item):
+    """The index tuple that applies ``item`` to ``axis`` and keeps every other axis whole."""
+    return (slice(None),) * axis + (item,) + (slice(None),) * (ndim - axis - 1)
+
+
+def _slice(x, axis, start=None, stop=None, step=None):
+    """``x`` sliced along one axis (a view, differentiable)."""
+    return getitem_p(x, _along(_ndim(x), axis, slice(start, stop, step)))
 
 
 # --------------------------------------------------------------------------- assembly
@@ -212,9 +320,8 @@ def _concatenate(*arrays, axis=0, offsets=None):
 
 def _concat_vjp(i):
     def rule(g, ans, *arrays, axis=0, offsets=None):
-        index = [slice(None)] * len(shape_of(g))
-        index[axis] = slice(offsets[i], offsets[i + 1])
-        return getitem_p(g, tuple(index))
+        part = getitem_p(g, _along(_ndim(g), axis, slice(offsets[i], offsets[i + 1])))
+        return _as_cotangent(part, arrays[i])
 
     return rule
 
@@ -226,23 +333,31 @@ _concatenate_p.jvp_all = lambda ts, ans, *arrays, axis=0, offsets=None: _concate
 )
 
 
-def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
+def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     """``np.concatenate``; ``axis=None`` flattens first."""
     if out is not None:
         raise TypeError("concatenate(..., out=...) is not supported; use the returned value")
     arrays = [as_array(a) for a in arrays]
     if not arrays:
         raise ValueError("concatenate: needs at least one array")
+    if not builtins.any(isinstance(a, Tensor) for a in arrays):
+        return np.concatenate(arrays, axis=axis, dtype=dtype, casting=casting)
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
     shapes = [shape_of(a) for a in arrays]
-    if builtins.any(len(s) == 0 for s in shapes):
-        raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
-    axis = int(axis) % len(shapes[0])
+    for s in shapes:
+        if len(s) == 0:
+            raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+        if len(s) != len(shapes[0]):
+            raise ValueError(f"concatenate: all arrays need the same number of dimensions; got shapes {shapes}")
+    axis = _axis(axis, len(shapes[0]), "concatenate: axis")
     # Offsets along the axis, computed once: each part's VJP is then one slice.
-    offsets = tuple(np.concatenate([[0], np.cumsum([s[axis] if len(s) > axis else 0 for s in shapes])]).tolist())
+    offsets = tuple(int(o) for o in np.cumsum([0] + [s[axis] for s in shapes]))
     result = _concatenate_p(*arrays, axis=axis, offsets=offsets)
-    return result if dtype is None else result.astype(dtype)
+    return result if dtype is None else _ufuncs()._astype_entry(result, dtype)
+
+
+concat = concatenate
 
 
 def _stack(*arrays, axis=0):
@@ -251,7 +366,7 @@ def _stack(*arrays, axis=0):
 
 def _stack_vjp(i):
     def rule(g, ans, *arrays, axis=0):
-        return getitem_p(g, (slice(None),) * axis + (i,))
+        return _as_cotangent(getitem_p(g, (slice(None),) * axis + (i,)), arrays[i])
 
     return rule
 
@@ -263,107 +378,346 @@ _stack_p.jvp_all = lambda ts, ans, *arrays, axis=0: _stack_p(
 )
 
 
-def stack(arrays, axis=0, out=None, dtype=None):
+def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    """``np.stack``: join arrays of one shape along a new axis."""
     if out is not None:
         raise TypeError("stack(..., out=...) is not supported; use the returned value")
     arrays = [as_array(a) for a in arrays]
     if not arrays:
         raise ValueError("stack: needs at least one array")
+    if not builtins.any(isinstance(a, Tensor) for a in arrays):
+        return np.stack(arrays, axis=axis, dtype=dtype, casting=casting)
     shapes = {shape_of(a) for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"stack: all arrays need the same shape; got {sorted(shapes)}")
-    axis = int(axis) % (len(next(iter(shapes))) + 1)
+    axis = _axis(axis, len(next(iter(shapes))) + 1, "stack: axis")
     result = _stack_p(*arrays, axis=axis)
-    return result if dtype is None else result.astype(dtype)
+    return result if dtype is None else _ufuncs()._astype_entry(result, dtype)
+
+
+def unstack(x, /, *, axis=0):
+    """``np.unstack``: the slices along ``axis``, as a tuple."""
+    x = as_array(x)
+    n = _ndim(x)
+    if n == 0:
+        raise ValueError("unstack: needs an array of at least one dimension")
+    axis = _axis(axis, n, "unstack: axis")
+    return tuple(getitem_p(x, _along(n, axis, i)) for i in range(shape_of(x)[axis]))
+
+
+def _at_least(arys, fn):
+    out = tuple(fn(as_array(a)) for a in arys)
+    return out[0] if len(out) == 1 else out
+
+
+def _atleast_1d(a):
+    return reshape(a, (1,)) if _ndim(a) == 0 else a
+
+
+def _atleast_2d(a):
+    n = _ndim(a)
+    return reshape(a, (1, 1)) if n == 0 else reshape(a, (1,) + shape_of(a)) if n == 1 else a
+
+
+def _atleast_3d(a):
+    s = shape_of(a)
+    if len(s) == 0:
+        return reshape(a, (1, 1, 1))
+    if len(s) == 1:
+        return reshape(a, (1, s[0], 1))
+    if len(s) == 2:
+        return reshape(a, s + (1,))
+    return a
 
 
 def atleast_1d(*arys):
-    out = [reshape(a, (1,)) if _ndim(a) == 0 else a for a in (as_array(x) for x in arys)]
-    return out[0] if len(out) == 1 else out
+    """``np.atleast_1d`` (a tuple for several arguments)."""
+    return _at_least(arys, _atleast_1d)
 
 
 def atleast_2d(*arys):
-    out = []
-    for a in (as_array(x) for x in arys):
-        n = _ndim(a)
-        out.append(reshape(a, (1, 1)) if n == 0 else reshape(a, (1, shape_of(a)[0])) if n == 1 else a)
-    return out[0] if len(out) == 1 else out
+    """``np.atleast_2d``: 1-D arrays become rows."""
+    return _at_least(arys, _atleast_2d)
 
 
 def atleast_3d(*arys):
-    out = []
-    for a in (as_array(x) for x in arys):
-        s = shape_of(a)
-        if len(s) == 0:
-            a = reshape(a, (1, 1, 1))
-        elif len(s) == 1:
-            a = reshape(a, (1, s[0], 1))
-        elif len(s) == 2:
-            a = reshape(a, s + (1,))
-        out.append(a)
-    return out[0] if len(out) == 1 else out
+    """``np.atleast_3d``: ``(n,)`` becomes ``(1, n, 1)``, ``(m, n)`` becomes ``(m, n, 1)``."""
+    return _at_least(arys, _atleast_3d)
 
 
-def hstack(tup, dtype=None):
-    arrs = [atleast_1d(a) for a in tup]
-    return concatenate(arrs, axis=0 if _ndim(arrs[0]) == 1 else 1, dtype=dtype)
+def _items(tup, who):
+    if isinstance(tup, (Tensor, np.ndarray)):
+        return list(tup)
+    if not isinstance(tup, (list, tuple)):
+        raise TypeError(f"{who}: expects a sequence of arrays, got {type(tup).__name__}")
+    return [as_array(a) for a in tup]
 
 
-def vstack(tup, dtype=None):
-    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+def hstack(tup, *, dtype=None, casting="same_kind"):
+    """``np.hstack``: along the second axis (the first for 1-D arrays); 0-d items become 1-D."""
+    arrs = [_atleast_1d(a) for a in _items(tup, "hstack")]
+    if not arrs:
+        raise ValueError("hstack: needs at least one array")
+    return concatenate(arrs, axis=0 if _ndim(arrs[0]) == 1 else 1, dtype=dtype, casting=casting)
+
+
+def vstack(tup, *, dtype=None, casting="same_kind"):
+    """``np.vstack``: along the first axis, after ``atleast_2d``."""
+    return concatenate([_atleast_2d(a) for a in _items(tup, "vstack")], axis=0, dtype=dtype,
+                       casting=casting)
 
 
 row_stack = vstack
 
 
 def dstack(tup):
-    return concatenate([atleast_3d(a) for a in tup], axis=2)
+    """``np.dstack``: along the third axis, after ``atleast_3d``."""
+    return concatenate([_atleast_3d(a) for a in _items(tup, "dstack")], axis=2)
 
 
 def column_stack(tup):
-    arrs = []
-    for a in tup:
-        a = as_array(a)
-        arrs.append(reshape(a, (-1, 1)) if _ndim(a) < 2 else a)
+    """``np.column_stack``: 0-d and 1-D items become columns, then join along the second axis."""
+    arrs = [reshape(a, (-1, 1)) if _ndim(a) < 2 else a for a in _items(tup, "column_stack")]
     return concatenate(arrs, axis=1)
 
 
+def append(arr, values, axis=None):
+    """``np.append``: ``values`` after ``arr`` (both flattened when ``axis`` is None)."""
+    arr, values = as_array(arr), as_array(values)
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)], axis=0)
+    return concatenate([arr, values], axis=axis)
+
+
+def _copy(x):
+    return np.array(x, copy=True)
+
+
+_copy_p = primitive(_copy, name="copy", saves_values=False)
+_copy_p.defvjp(lambda g, ans, x: g)
+_copy_p.defjvp(lambda t, ans, x: t)
+
+
 def array(object, dtype=None, *, copy=True, order="K", subok=False, ndmin=0, like=None):  # noqa: A002
-    """``np.array``: nested lists and tuples may hold tensors (the result then carries them)."""
+    """``np.array``: nested lists and tuples may hold tensors and numbers mixed (the result carries the tensors)."""
     if isinstance(object, Tensor):
-        result = object
+        result = _copy_p(object) if copy else object
     elif type(object) in (list, tuple) and _holds_tensor(object):
-        result = _stack_p(*[array(o) if type(o) in (list, tuple) else o for o in _promote(object)], axis=0)
+        items = [array(o) if type(o) in (list, tuple) else o for o in object]
+        shapes = {np.shape(value_of(o)) for o in items}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"array: the nested sequences are ragged (items of shapes {sorted(shapes)}); "
+                "NumPy needs them of one shape"
+            )
+        result = _stack_p(*items, axis=0)
     else:
-        return np.array(object, dtype=dtype, copy=copy, order=order, subok=subok, ndmin=ndmin)
+        return np.array(unbox_all(object), dtype=dtype, copy=copy, order=order, subok=subok,
+                        ndmin=ndmin)
     if dtype is not None:
-        from nablab.numpy.ufuncs import _astype_entry
-        result = _astype_entry(result, dtype)
+        result = _ufuncs()._astype_entry(result, dtype)
     if ndmin and _ndim(result) < ndmin:
         result = reshape(result, (1,) * (ndmin - _ndim(result)) + shape_of(result))
     return result
 
 
-def _promote(items):
-    # NumPy puts numbers and 0-d tensors side by side; stack needs equal shapes, which they have.
-    return list(items)
-
-
-def asarray(a, dtype=None, order=None, *, like=None, **kwargs):
+def asarray(a, dtype=None, order=None, *, device=None, copy=None, like=None):
+    """``np.asarray``: a tensor stays itself; lists holding tensors become one tensor."""
     if isinstance(a, Tensor) or (type(a) in (list, tuple) and _holds_tensor(a)):
-        return array(a, dtype=dtype)
-    return np.asarray(a, dtype=dtype, order=order, **kwargs)
+        return array(a, dtype=dtype, copy=bool(copy))
+    return np.asarray(unbox_all(a), dtype=dtype, order=order, copy=copy)
 
 
 asanyarray = asarray
 
 
-def copy(a, order="K", subok=False):
-    """A copy; a tensor's value is never changed in place by nablab, so the tensor itself will do."""
-    if isinstance(a, Tensor):
-        return a
-    return np.array(unbox_all(a), order=order, copy=True) if not (type(a) in (list, tuple) and _holds_tensor(a)) else array(a)
+def ascontiguousarray(a, dtype=None, *, like=None):
+    """``np.ascontiguousarray``: at least 1-D (values are never shared in place, so no copy)."""
+    return atleast_1d(asarray(a, dtype=dtype))
 
+
+def copy(a, order="K", subok=False):
+    """``np.copy``: a new tensor (changing it in place leaves ``a`` alone)."""
+    if isinstance(a, Tensor) or (type(a) in (list, tuple) and _holds_tensor(a)):
+        return array(a, copy=True)
+    return np.array(unbox_all(a), order=order, copy=True, subok=subok)
+
+
+# --------------------------------------------------------------------------- splitting
+
+def _split_bounds(n, indices_or_sections, even, who):
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise ValueError(f"{who}: the number of sections must be positive, got {sections}")
+        if even and n % sections:
+            raise ValueError(f"{who}: an axis of length {n} does not split into {sections} equal sections "
+                             "(use array_split)")
+        each, extra = divmod(n, sections)
+        sizes = [each + 1] * extra + [each] * (sections - extra)
+        bounds = np.cumsum([0] + sizes).tolist()
+        return list(zip(bounds[:-1], bounds[1:]))
+    cuts = [_index_int(i, f"{who}: a split index") for i in unbox_all(list(indices_or_sections))]
+    # Python slices, as NumPy uses them: out-of-range or decreasing indices give empty pieces.
+    return list(zip([0] + cuts, cuts + [None]))
+
+
+def _split(ary, indices_or_sections, axis, even, who):
+    ary = as_array(ary)
+    n = _ndim(ary)
+    axis = _axis(axis, n, f"{who}: axis")
+    bounds = _split_bounds(shape_of(ary)[axis], unbox_all(indices_or_sections), even, who)
+    return [getitem_p(ary, _along(n, axis, slice(lo, hi))) for lo, hi in bounds]
+
+
+def split(ary, indices_or_sections, axis=0):
+    """``np.split``: equal sections, or pieces between the given indices."""
+    return _split(ary, indices_or_sections, axis, True, "split")
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """``np.array_split``: like ``split``, but sections may differ in length by one."""
+    return _split(ary, indices_or_sections, axis, False, "array_split")
+
+
+def hsplit(ary, indices_or_sections):
+    """``np.hsplit``: split along the second axis (the first for 1-D arrays)."""
+    ary = as_array(ary)
+    if _ndim(ary) == 0:
+        raise ValueError("hsplit only works on arrays of 1 or more dimensions")
+    return split(ary, indices_or_sections, 1 if _ndim(ary) > 1 else 0)
+
+
+def vsplit(ary, indices_or_sections):
+    """``np.vsplit``: split along the first axis of an array of at least 2 dimensions."""
+    ary = as_array(ary)
+    if _ndim(ary) < 2:
+        raise ValueError("vsplit only works on arrays of 2 or more dimensions")
+    return split(ary, indices_or_sections, 0)
+
+
+def dsplit(ary, indices_or_sections):
+    """``np.dsplit``: split along the third axis of an array of at least 3 dimensions."""
+    ary = as_array(ary)
+    if _ndim(ary) < 3:
+        raise ValueError("dsplit only works on arrays of 3 or more dimensions")
+    return split(ary, indices_or_sections, 2)
+
+
+# --------------------------------------------------------------------------- reordering
+
+def flip(m, axis=None):
+    """``np.flip``: reverse the order along ``axis`` (every axis when None)."""
+    m = as_array(m)
+    n = _ndim(m)
+    axes = range(n) if axis is None else _axes(axis, n, "flip: axis")
+    return getitem_p(m, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(n)))
+
+
+def fliplr(m):
+    """``np.fliplr``: reverse the second axis."""
+    m = as_array(m)
+    if _ndim(m) < 2:
+        raise ValueError(f"fliplr: needs at least 2 dimensions, got shape {shape_of(m)}")
+    return flip(m, 1)
+
+
+def flipud(m):
+    """``np.flipud``: reverse the first axis."""
+    m = as_array(m)
+    if _ndim(m) < 1:
+        raise ValueError("flipud: needs at least 1 dimension, got a 0-d array")
+    return flip(m, 0)
+
+
+def roll(a, shift, axis=None):
+    """``np.roll``: shift entries cyclically along ``axis`` (the flattened array when None)."""
+    a = as_array(a)
+    shift = unbox_all(shift)
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), shape_of(a))
+    n = _ndim(a)
+    pairs = np.broadcast(np.asarray(shift), np.asarray(axis))
+    if pairs.ndim > 1:
+        raise ValueError("roll: shift and axis must be integers or 1-D sequences")
+    total = {}
+    for s, ax in pairs:
+        ax = _axis(ax, n, "roll: axis")
+        total[ax] = total.get(ax, 0) + _index_int(s, "roll: shift")
+    out = a
+    for ax, s in total.items():
+        length = shape_of(a)[ax]
+        s = s % length if length else 0
+        if s:
+            out = concatenate([_slice(out, ax, length - s), _slice(out, ax, 0, length - s)], axis=ax)
+    return out
+
+
+def rot90(m, k=1, axes=(0, 1)):
+    """``np.rot90``: rotate by 90 degrees ``k`` times in the plane of ``axes``."""
+    m = as_array(m)
+    n = _ndim(m)
+    axes = tuple(axes)
+    if len(axes) != 2:
+        raise ValueError("rot90: len(axes) must be 2")
+    a0, a1 = _axis(axes[0], n, "rot90: axes"), _axis(axes[1], n, "rot90: axes")
+    if a0 == a1:
+        raise ValueError("rot90: the two axes must differ")
+    k = _index_int(k, "rot90: k") % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    perm = list(range(n))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return transpose(flip(m, a1), perm)
+    return flip(transpose(m, perm), a1)
+
+
+def repeat(a, repeats, axis=None):
+    """``np.repeat``: each entry ``repeats`` times along ``axis`` (the flattened array when None)."""
+    a = as_array(a)
+    if axis is None:
+        a, axis = ravel(a), 0
+    n = _ndim(a)
+    axis = _axis(axis, builtins.max(n, 1), "repeat: axis")
+    if n == 0:
+        a, n = reshape(a, (1,)), 1
+    counts = np.asarray(unbox_all(repeats))
+    if counts.dtype.kind not in "iub":
+        raise TypeError(f"repeat: repeats must be integers, got {repeats!r}")
+    if (counts < 0).any():
+        raise ValueError(f"repeat: repeats may not be negative, got {repeats!r}")
+    shape = shape_of(a)
+    if counts.size == 1:
+        # Each entry once more along a new axis after `axis`, then merge the two: no index arrays.
+        r = int(counts.reshape(()))
+        wide = broadcast_to(expand_dims(a, axis + 1), shape[:axis + 1] + (r,) + shape[axis + 1:])
+        return reshape(wide, shape[:axis] + (shape[axis] * r,) + shape[axis + 1:])
+    if counts.shape != (shape[axis],):
+        raise ValueError(f"repeat: repeats of shape {counts.shape} do not fit an axis of length {shape[axis]}")
+    return getitem_p(a, _along(n, axis, np.repeat(np.arange(shape[axis]), counts)))
+
+
+def tile(A, reps):
+    """``np.tile``: ``A`` repeated ``reps`` times along each axis."""
+    A = as_array(A)
+    reps = tuple(unbox_all(reps)) if np.ndim(unbox_all(reps)) else (unbox_all(reps),)
+    reps = tuple(_index_int(r, "tile: reps") for r in reps)
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"tile: reps may not be negative, got {reps}")
+    shape = shape_of(A)
+    ndim = builtins.max(len(shape), len(reps))
+    shape = (1,) * (ndim - len(shape)) + shape
+    reps = (1,) * (ndim - len(reps)) + reps
+    # (r0, s0, r1, s1, ...) broadcast from (1, s0, 1, s1, ...), then the pairs merged.
+    inter = reshape(A, tuple(d for s in shape for d in (1, s)))
+    wide = broadcast_to(inter, tuple(d for r, s in zip(reps, shape) for d in (r, s)))
+    return reshape(wide, tuple(r * s for r, s in zip(reps, shape)))
+
+
+# --------------------------------------------------------------------------- padding
 
 def _pad(x, pad_width, constant_values=0.0):
     return np.pad(x, pad_width, mode="constant", constant_values=constant_values)
@@ -375,44 +729,72 @@ _pad_p.defvjp(lambda g, ans, x, pad_width, constant_values=0.0: getitem_p(
 ))
 _pad_p.defjvp(lambda t, ans, x, pad_width, constant_values=0.0: _pad_p(t, pad_width, 0.0))
 
+#: Modes in which every padded entry is a copy of an entry of the array: a gather along each axis.
+_GATHER_MODES = ("edge", "reflect", "symmetric", "wrap")
+
 
 def pad(array, pad_width, mode="constant", **kwargs):
-    """``np.pad`` with ``mode="constant"`` (the constants carry no derivative)."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode={mode!r} is not differentiable in nablab; use mode='constant'")
+    """``np.pad`` in modes ``constant`` (the default), ``edge``, ``reflect``, ``symmetric`` and ``wrap``.
+
+    A traced ``constant_values`` must be one number.  Other modes (and
+    ``reflect_type='odd'``) raise ``NotImplementedError``.
+    """
     array = as_array(array)
     n = _ndim(array)
     # An int, (before, after) or one pair per axis, as np.pad reads it.
-    widths = np.broadcast_to(np.asarray(unbox_all(pad_width), dtype=np.int64), (n, 2))
+    widths = np.asarray(unbox_all(pad_width))
+    if widths.dtype.kind not in "iu":
+        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
+    try:
+        widths = np.broadcast_to(widths, (n, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of {n} dimensions") from None
+    if (widths < 0).any():
+        raise ValueError(f"pad: pad_width may not be negative, got {pad_width!r}")
     widths = tuple((int(lo), int(hi)) for lo, hi in widths)
-    constant = unbox_all(kwargs.pop("constant_values", 0.0))
-    if kwargs:
-        raise TypeError(f"pad: unexpected arguments {sorted(kwargs)}")
-    return _pad_p(array, widths, constant_values=constant)
-
-
-def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
-    """``np.linspace``; ``start`` and ``stop`` may be traced (the points are affine in them)."""
-    from nablab.autodiff.dispatch import holds_traced
-    if not (holds_traced([start, stop])):
-        return np.linspace(unbox_all(start), unbox_all(stop), num, endpoint, retstep, dtype, axis)
-    if axis != 0 or dtype is not None:
-        raise NotImplementedError("linspace with traced ends supports axis=0 and dtype=None")
-    from nablab.numpy.ufuncs import where
-    start, stop = as_array(start), as_array(stop)
-    div = (num - 1) if endpoint else num
-    index = np.arange(num, dtype=np.float64).reshape((-1,) + (1,) * builtins.max(_ndim(start), _ndim(stop)))
-    # As np.linspace computes them: start + i * step, and stop itself at the end.
-    step = (stop - start) / div if div > 0 else (stop - start) * np.nan
-    points = index * step + start
-    if endpoint and num > 1:
-        points = where(index == num - 1, stop, points)
-    return (points, step) if retstep else points
+    if mode == "constant":
+        constant = kwargs.pop("constant_values", 0)
+        if kwargs:
+            raise TypeError(f"pad: unexpected arguments {sorted(kwargs)} for mode 'constant'")
+        if holds_traced([constant]):
+            # pad(x, c) = pad(x, 0) + c * (1 - pad(ones, 0)): differentiable in a scalar c.
+            constant = as_array(constant)
+            if _ndim(constant) != 0:
+                raise NotImplementedError("pad: a traced constant_values must be a single number")
+            border = 1.0 - np.pad(np.ones(shape_of(array)), widths)
+            return _pad_p(array, widths, constant_values=0) + constant * border
+        return _pad_p(array, widths, constant_values=unbox_all(constant))
+    if mode in _GATHER_MODES:
+        reflect_type = kwargs.pop("reflect_type", "even")
+        if kwargs:
+            raise TypeError(f"pad: unexpected arguments {sorted(kwargs)} for mode {mode!r}")
+        if reflect_type != "even":
+            raise NotImplementedError(f"pad: reflect_type={reflect_type!r} is not differentiable in nablab; "
+                                      "use the default 'even'")
+        extra = {} if mode in ("edge", "wrap") else {"reflect_type": "even"}
+        out = array
+        for ax, (lo, hi) in enumerate(widths):
+            if lo or hi:
+                # NumPy pads the positions 0..n-1 exactly as it pads the values: a gather.
+                size = shape_of(out)[ax]
+                if size == 0:
+                    raise ValueError(f"pad: can't extend the empty axis {ax} in mode {mode!r}")
+                index = np.pad(np.arange(size), (lo, hi), mode=mode, **extra)
+                out = getitem_p(out, _along(n, ax, index))
+        return out
+    if callable(mode):
+        raise NotImplementedError("pad: a function as mode is not differentiable in nablab")
+    raise NotImplementedError(
+        f"pad: mode={mode!r} is not differentiable in nablab; use one of "
+        f"{('constant',) + _GATHER_MODES}"
+    )
 
 
 __all__ = [
-    "reshape", "ravel", "expand_dims", "squeeze", "transpose", "swapaxes", "moveaxis",
-    "broadcast_to", "concatenate", "stack", "hstack", "vstack", "row_stack", "dstack",
-    "column_stack", "atleast_1d", "atleast_2d", "atleast_3d", "array", "asarray", "asanyarray",
-    "copy", "pad", "linspace",
+    "reshape", "ravel", "expand_dims", "squeeze", "transpose", "permute_dims", "swapaxes",
+    "matrix_transpose", "moveaxis", "rollaxis", "broadcast_to", "broadcast_arrays",
+    "concatenate", "concat", "stack", "unstack", "hstack", "vstack", "row_stack", "dstack",
+    "column_stack", "append", "atleast_1d", "atleast_2d", "atleast_3d", "array", "asarray",
+    "asanyarray", "ascontiguousarray", "copy", "split", "array_split", "hsplit", "vsplit",
+    "dsplit", "flip", "fliplr", "flipud", "roll", "rot90", "repeat", "tile", "pad",
 ]
