@@ -424,13 +424,15 @@ def _swap_in(tmp: Path, out: Path) -> None:
             if moved:
                 shutil.rmtree(backup, ignore_errors=True)
             return
-    if moved and not os.path.lexists(out):
-        os.rename(backup, out)
-    aside = _keep_aside(tmp, out)
-    kept = backup if os.path.lexists(backup) else out
+    previous = ""
+    if moved:
+        if not os.path.lexists(out):
+            os.rename(backup, out)
+        else:  # a new folder took its place between the renames: keep both in sight
+            previous = f"; the report that was there is in {_keep_aside(backup, out, 'previous')}"
+    aside = _keep_aside(tmp, out, "new")
     raise OutChangedError(f"--out {out} changed during the run: {change}. Nothing in it was touched"
-                          + (f" (it is in {kept})" if kept != out else "")
-                          + f"; the new report is in {aside}")
+                          f"{previous}; the new report is in {aside}")
 
 
 def _change(path: Path) -> str | None:
@@ -441,15 +443,15 @@ def _change(path: Path) -> str | None:
     return f"it now holds {_names(foreign)}, which nablab did not write" if foreign else None
 
 
-def _keep_aside(tmp: Path, out: Path) -> Path:
-    """Move the finished report ``tmp`` to a new visible folder ``OUT.new`` (or ``OUT.new-2``, ...)."""
+def _keep_aside(folder: Path, out: Path, label: str) -> Path:
+    """Move a report ``folder`` to a new visible folder ``OUT.LABEL`` (or ``OUT.LABEL-2``, ...)."""
     for i in itertools.count(1):
-        aside = out.parent / (f"{out.name}.new" if i == 1 else f"{out.name}.new-{i}")
+        aside = out.parent / (f"{out.name}.{label}" if i == 1 else f"{out.name}.{label}-{i}")
         try:
             aside.mkdir()   # claims the name; the rename below replaces this empty folder
         except FileExistsError:
             continue
-        os.rename(tmp, aside)
+        os.rename(folder, aside)
         (aside / _LOCK).unlink(missing_ok=True)
         return aside
     raise AssertionError("unreachable")
