@@ -15,15 +15,14 @@ Beyond SciPy's signature, ``convolve`` takes HIPS autograd's ``axes`` and
 ``dot_axes`` keywords: ``axes=(axes_of_A, axes_of_B)`` pairs the axes to
 convolve, ``dot_axes`` pairs axes to sum over (a tensor product), and every
 other axis is kept; the output axes are A's kept axes, then B's, then the
-convolved ones.  That general form is computed directly (sliding windows and
-``einsum``, whatever ``method`` says); SciPy's own form uses SciPy.
+convolved ones.  That general form is computed directly (one ``tensordot`` per
+window offset or per output position, whatever ``method`` says); SciPy's own form uses SciPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.signal as _scipy_signal
-from numpy.lib.stride_tricks import sliding_window_view
 
 from nablab.autodiff.core import primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
@@ -83,59 +82,71 @@ def _is_plain(nd_a, nd_b, spec):
 
 
 def _direct(a, b, spec):
-    """The general convolution, computed by sliding windows of one input over the other."""
+    """The general convolution, summed directly: ``out[k] = sum_j x[k + j] w_reversed[j]``.
+
+    ``w`` is the input with the smaller convolved extent, ``x`` the other one cut (or
+    zero-padded) to the region the output reads.  One loop runs over the window offsets ``j``
+    or over the output positions ``k``, whichever is shorter, each step one ``tensordot`` over
+    the dot axes (and, looping over ``k``, the window), so no windowed copy of ``x`` is built.
+    """
     a, b = np.asarray(a), np.asarray(b)
-    conv_a, conv_b, dot_a, dot_b = spec.conv_a, spec.conv_b, spec.dot_a, spec.dot_b
-    ignore_a = _ignored(a.ndim, conv_a, dot_a)
-    ignore_b = _ignored(b.ndim, conv_b, dot_b)
     lengths, offsets = _geometry(a.shape, b.shape, spec)
-    k = len(conv_a)
-    # einsum labels: A's kept axes, B's kept axes, dot pairs, output positions, window offsets.
-    lab = iter(range(52))
-    lab_ia = {ax: next(lab) for ax in ignore_a}
-    lab_ib = {ax: next(lab) for ax in ignore_b}
-    lab_dot = [next(lab) for _ in dot_a]
-    lab_out = [next(lab) for _ in range(k)]
-    lab_win = [next(lab) for _ in range(k)]
-
-    # Slide the input with the smaller convolved extent (the window) over the other one (x),
-    # zero-filled or cropped to exactly the region the output reads: x[o - (n_w - 1) : o + L].
-    a_is_window = np.prod([a.shape[i] for i in conv_a]) < np.prod([b.shape[i] for i in conv_b])
-    x, conv_x, w, conv_w = (b, conv_b, a, conv_a) if a_is_window else (a, conv_a, b, conv_b)
-    region = []
-    for i in range(k):
-        nw = w.shape[conv_w[i]]
-        start = offsets[i] - (nw - 1)
-        region.append((conv_x[i], start, start + lengths[i] + nw - 1))
-    widths = [(0, 0)] * x.ndim
-    crop = [slice(None)] * x.ndim
-    for ax, start, stop in region:
-        lo, hi = max(0, -start), max(0, stop - x.shape[ax])
-        widths[ax] = (lo, hi)
-        crop[ax] = slice(start + lo, stop + lo)
-    x = np.pad(x, widths)[tuple(crop)]
-    windows = sliding_window_view(x, [w.shape[ax] for ax in conv_w], axis=list(conv_x)) if k else x
-    flipped = w[tuple(slice(None, None, -1) if ax in conv_w else slice(None) for ax in range(w.ndim))]
-
-    def labels(ndim, ignore_map, dots, convs, conv_labels):
-        out = []
-        for ax in range(ndim):
-            if ax in ignore_map:
-                out.append(ignore_map[ax])
-            elif ax in dots:
-                out.append(lab_dot[dots.index(ax)])
-            else:
-                out.append(conv_labels[convs.index(ax)])
-        return out
-
+    a_is_window = np.prod([a.shape[i] for i in spec.conv_a]) < np.prod([b.shape[i] for i in spec.conv_b])
+    # Each axis is labelled ("a" or "b", axis) for kept axes and ("c", i) for convolved pair i.
     if a_is_window:
-        x_labels = labels(b.ndim, lab_ib, dot_b, conv_b, lab_out) + lab_win
-        w_labels = labels(a.ndim, lab_ia, dot_a, conv_a, lab_win)
+        x, w, names = b, a, ("b", "a")
+        conv_x, conv_w, dot_x, dot_w = spec.conv_b, spec.conv_a, spec.dot_b, spec.dot_a
     else:
-        x_labels = labels(a.ndim, lab_ia, dot_a, conv_a, lab_out) + lab_win
-        w_labels = labels(b.ndim, lab_ib, dot_b, conv_b, lab_win)
-    out_labels = list(lab_ia.values()) + list(lab_ib.values()) + lab_out
-    return np.einsum(windows, x_labels, flipped, w_labels, out_labels, optimize=True)
+        x, w, names = a, b, ("a", "b")
+        conv_x, conv_w, dot_x, dot_w = spec.conv_a, spec.conv_b, spec.dot_a, spec.dot_b
+    windows = [w.shape[ax] for ax in conv_w]
+
+    # x[o - (n_w - 1) : o + L] along each convolved axis, zeros outside x.
+    widths, crop = [(0, 0)] * x.ndim, [slice(None)] * x.ndim
+    for ax, n, length, offset in zip(conv_x, windows, lengths, offsets):
+        start, stop = offset - (n - 1), offset + length
+        lo, hi = max(0, -start), max(0, stop - x.shape[ax])
+        widths[ax], crop[ax] = (lo, hi), slice(start + lo, stop + lo)
+    x = np.pad(x, widths)[tuple(crop)]
+    w = w[tuple(slice(None, None, -1) if ax in conv_w else slice(None) for ax in range(w.ndim))]
+
+    def label(name, ax, convs):
+        return ("c", convs.index(ax)) if ax in convs else (name, ax)
+
+    if np.prod(windows) <= np.prod(lengths):
+        kept_w = [ax for ax in range(w.ndim) if ax not in conv_w]
+        dots_in_wj = [kept_w.index(ax) for ax in dot_w]
+        acc = None
+        for j in np.ndindex(*windows):
+            xs = [slice(None)] * x.ndim
+            wj = [slice(None)] * w.ndim
+            for i, (ax_x, ax_w) in enumerate(zip(conv_x, conv_w)):
+                xs[ax_x] = slice(j[i], j[i] + lengths[i])
+                wj[ax_w] = j[i]
+            term = np.tensordot(x[tuple(xs)], w[tuple(wj)], axes=(list(dot_x), dots_in_wj))
+            if acc is None:
+                acc = np.array(term, copy=True)
+            else:
+                acc += term
+        have = [label(names[0], ax, conv_x) for ax in range(x.ndim) if ax not in dot_x]
+        have += [(names[1], ax) for ax in kept_w if ax not in dot_w]
+    else:
+        kept_x = [ax for ax in range(x.ndim) if ax not in conv_x and ax not in dot_x]
+        kept_w = [ax for ax in range(w.ndim) if ax not in conv_w and ax not in dot_w]
+        acc = np.empty([x.shape[ax] for ax in kept_x] + [w.shape[ax] for ax in kept_w] + lengths,
+                       dtype=np.result_type(x, w))
+        for k in np.ndindex(*lengths):
+            xs = [slice(None)] * x.ndim
+            for i, ax in enumerate(conv_x):
+                xs[ax] = slice(k[i], k[i] + windows[i])
+            acc[(Ellipsis,) + k] = np.tensordot(x[tuple(xs)], w, axes=(list(dot_x) + list(conv_x),
+                                                                       list(dot_w) + list(conv_w)))
+        have = [(names[0], ax) for ax in kept_x] + [(names[1], ax) for ax in kept_w]
+        have += [("c", i) for i in range(len(lengths))]
+    want = [("a", ax) for ax in _ignored(a.ndim, spec.conv_a, spec.dot_a)]
+    want += [("b", ax) for ax in _ignored(b.ndim, spec.conv_b, spec.dot_b)]
+    want += [("c", i) for i in range(len(lengths))]
+    return np.transpose(acc, [have.index(lab) for lab in want])
 
 
 def _convolve_value(a, b, spec):
