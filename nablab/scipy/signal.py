@@ -25,7 +25,6 @@ import numpy as np
 import scipy.signal as _scipy_signal
 
 from nablab.autodiff.core import primitive, shape_of, value_of
-from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy import _namespace
 from nablab.numpy.shape import as_array, getitem, pad, transpose
 from nablab.numpy.ufuncs import _is_complex, _match_complex, conj
