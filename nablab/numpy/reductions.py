@@ -72,9 +72,12 @@ def _no_out(name, out):
         raise TypeError(f"{name}(..., out=...) is not supported; use the returned value")
 
 
-def _axis_arg(axis):
+def _axis_arg(axis, x=None):
+    """``axis`` as NumPy's functions take it (a list becomes a tuple), checked against ``x``'s dimensions."""
     if isinstance(axis, list):
-        return tuple(axis)
+        axis = tuple(axis)
+    if x is not None and axis is not None:
+        normalize_axis(axis, len(shape_of(x)))
     return axis
 
 
@@ -104,7 +107,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     """``np.sum``; ``dtype`` casts the input first, ``initial`` is added, ``where`` masks entries."""
     _no_out("sum", out)
     a = _prepare(a, dtype, where, 0)
-    result = _sum_p(a, axis=_axis_arg(axis), keepdims=bool(keepdims))
+    result = _sum_p(a, axis=_axis_arg(axis, a), keepdims=bool(keepdims))
     return result if initial is None else result + initial
 
 
@@ -169,6 +172,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
         a = _astype_entry(a, dtype)
     axis = _axis_arg(axis)
     count = _mask_count(shape_of(a), axis, where, True)
+    if where is not None and where is not True:
+        # Masked entries set to 0 first, so that a NaN there cannot reach the gradient as 0 * NaN.
+        a = where_fill(a, where, 0)
     centre = sum(a, axis=axis, keepdims=True, where=where) / count
     centred = a - centre
     sq = real(centred * conj(centred)) if _is_complex(centred) else centred * centred
@@ -231,7 +237,7 @@ def max(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # no
         if initial is None:
             raise ValueError("max: reduction with where= needs an initial value")
         a = where_fill(a, where, -np.inf)
-    result = _max_p(a, axis=_axis_arg(axis), keepdims=bool(keepdims))
+    result = _max_p(a, axis=_axis_arg(axis, a), keepdims=bool(keepdims))
     return result if initial is None else maximum(result, unbox_all(initial))
 
 
@@ -243,7 +249,7 @@ def min(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # no
         if initial is None:
             raise ValueError("min: reduction with where= needs an initial value")
         a = where_fill(a, where, np.inf)
-    result = negative(_max_p(negative(a), axis=_axis_arg(axis), keepdims=bool(keepdims)))
+    result = negative(_max_p(negative(a), axis=_axis_arg(axis, a), keepdims=bool(keepdims)))
     return result if initial is None else minimum(result, unbox_all(initial))
 
 
@@ -307,7 +313,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     """``np.prod``; exact derivatives at zeros (see the module's notes)."""
     _no_out("prod", out)
     a = _prepare(a, dtype, where, 1)
-    axis = _axis_arg(axis)
+    axis = _axis_arg(axis, a)
     keepdims = bool(keepdims)
     zero = np.asarray(value_of(a)) == 0
     if isinstance(a, Tensor) and zero.any():
