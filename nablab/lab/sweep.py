@@ -33,6 +33,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -44,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nablab.lab.registry import fault_point
 
 __all__ = ["run_sweep", "sweep", "task_key", "open_executor", "LocalPool", "SweepError",
            "WORKER_ENV", "square_task"]
@@ -238,6 +241,7 @@ def _run_on(executor, fn, todo: dict, finish, retries: int, name: str, store) ->
                 exc = fut.exception()
                 if exc is None:
                     finish(key, fut.result())
+                    fault_point("sweep-task-saved")
                 elif isinstance(exc, BrokenProcessPool) and attempts[key] <= retries and not errors:
                     try:
                         submit(key)          # the worker died, not the task: once more
@@ -275,10 +279,15 @@ def sweep(ctx, name: str, fn: Callable[..., dict], tasks: Sequence[dict]) -> lis
 # -- executors ---------------------------------------------------------------------
 
 
+#: Also set while a LocalPool starts its processes: the resource tracker it starts warns
+#: about the dead main process's semaphores (which it cleans up) after a SIGKILL.
+_POOL_ENV = {"PYTHONWARNINGS": "ignore::UserWarning:multiprocessing.resource_tracker"}
+
+
 @contextlib.contextmanager
 def _worker_env() -> Iterator[None]:
     """Set :data:`WORKER_ENV` (where unset) while worker processes are started."""
-    added = {k: v for k, v in WORKER_ENV.items() if k not in os.environ}
+    added = {k: v for k, v in {**WORKER_ENV, **_POOL_ENV}.items() if k not in os.environ}
     os.environ.update(added)
     try:
         yield
@@ -287,11 +296,31 @@ def _worker_env() -> Iterator[None]:
             os.environ.pop(k, None)
 
 
+def _worker_start(alive) -> None:
+    """Run in each worker as it starts: leave Ctrl-C to the main process, and die with it.
+
+    ``alive`` is the read end of a pipe whose only writer is the main process: the
+    read returns (end of file) the moment that process is gone, however it died,
+    and the worker exits. Without this a worker forked by the fork server outlives
+    a killed main process (and keeps the fork server and resource tracker alive).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch():
+        with contextlib.suppress(EOFError, OSError):
+            alive.recv()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nablab-main-watch", daemon=True).start()
+
+
 class LocalPool(Executor):
     """A process pool on this machine that starts a new pool when a worker dies.
 
     Workers start on first use (a run that sweeps nothing starts none), from a
-    fork server where there is one, with one BLAS thread each.
+    fork server where there is one, with one BLAS thread each. They ignore
+    Ctrl-C (the main process stops them) and exit as soon as the main process
+    is gone, even after a SIGKILL.
 
     >>> with LocalPool(2) as pool:                        # doctest: +SKIP
     ...     pool.submit(pow, 2, 10).result()
@@ -305,6 +334,7 @@ class LocalPool(Executor):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._alive = None              # (read end for the workers, write end kept here)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         with self._lock:
@@ -314,7 +344,11 @@ class LocalPool(Executor):
             with _worker_env():
                 for attempt in (0, 1):
                     if self._pool is None:
-                        self._pool = ProcessPoolExecutor(self.workers, mp_context=self._mp)
+                        if self._alive is None:
+                            self._alive = self._mp.Pipe(duplex=False)
+                        self._pool = ProcessPoolExecutor(self.workers, mp_context=self._mp,
+                                                         initializer=_worker_start,
+                                                         initargs=(self._alive[0],))
                     try:
                         return self._pool.submit(fn, *args, **kwargs)
                     except BrokenProcessPool:
@@ -328,8 +362,12 @@ class LocalPool(Executor):
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+            alive, self._alive = self._alive, None
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if alive is not None:
+            for end in alive:   # without wait, workers still running a task exit now
+                end.close()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the running workers (for tests and diagnostics)."""
