@@ -41,7 +41,6 @@ from nablab.autodiff.dispatch import (
     unbox_all,
 )
 from nablab.autodiff.ops import logsumexp as _logsumexp
-from nablab.autodiff.ops import stop_gradient as _stop_gradient
 from nablab.numpy import _namespace
 from nablab.numpy.shape import as_array
 from nablab.numpy.ufuncs import unbroadcast
@@ -343,6 +342,15 @@ softplus, _softplus_p = _unary("softplus", lambda ans, x: expit(x),
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """``log(sum(b * exp(a)))`` over ``axis`` without overflow; differentiable in a and b."""
     out = _logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
+    if return_sign:
+        return _scalar(out[0]), _scalar(out[1])
+    return _scalar(out)
+
+
+def _scalar(out):
+    """A 0-d plain result as a NumPy scalar, as SciPy returns it."""
+    if isinstance(out, np.ndarray) and out.ndim == 0:
+        return out[()]
     return out
 
 
