@@ -307,20 +307,28 @@ def _phi(x):
     return x * (np.tril(np.ones((n, n), dtype=_real_dtype(x)), -1) + 0.5 * _eye(n, x))
 
 
-def _cholesky_jvp(t, L, h):
+def _cholesky_jvp(t, ans, h, upper=False):
     # dL = L Phi(L^{-1} dH L^{-H})  (Murray 2016, "Differentiation of the Cholesky decomposition")
+    L = _H(ans) if upper else ans
     inner = _solve_p(L, _H(_solve_p(L, _H(t))))
-    return matmul(L, _phi(inner))
+    dL = matmul(L, _phi(inner))
+    return _H(dL) if upper else dL
 
 
-def _cholesky_vjp_std(gL, L, h):
+def _cholesky_vjp_std(gL, L):
     # H_bar = L^{-H} Phi(L^H L_bar) L^{-1}  (Murray 2016, reverse mode)
     y = _phi(matmul(_H(L), gL))
     return _solve_p(_H(L), _H(_solve_p(_H(L), _H(y))))
 
 
-_cholesky_p = primitive(np.linalg.cholesky, name="cholesky")
-_cholesky_p.defvjp(lambda g, ans, h: unbroadcast(_std_vjp(_cholesky_vjp_std)(g, ans, h), h))
+def _cholesky_vjp(g, ans, h, upper=False):
+    # U = L^H: its cotangent reaches L as conj(G_U)^T.
+    L, gL = (_H(ans), _H(g)) if upper else (ans, g)
+    return unbroadcast(_std_vjp(_cholesky_vjp_std)(gL, L), h)
+
+
+_cholesky_p = primitive(lambda h, upper=False: np.linalg.cholesky(h, upper=upper), name="cholesky")
+_cholesky_p.defvjp(_cholesky_vjp)
 _cholesky_p.defjvp(_cholesky_jvp)
 
 
@@ -328,9 +336,7 @@ def cholesky(a, /, *, upper=False):
     """``np.linalg.cholesky``: reads the lower triangle (the upper one with ``upper=True``)."""
     a = as_array(a)
     _square_check("cholesky", a)
-    if upper:
-        return _H(_cholesky_p(_hermitian_from_triangle(a, lower=False)))
-    return _cholesky_p(_hermitian_from_triangle(a, lower=True))
+    return _cholesky_p(_hermitian_from_triangle(a, lower=not upper), upper=bool(upper))
 
 
 # --------------------------------------------------------------------------- eigh, eigvalsh
@@ -341,7 +347,7 @@ def _eigh_layout(shape, **kw):
     return [((n,), True), ((n, n), False)]
 
 
-def _eigh_jvp(t, outs, h):
+def _eigh_jvp(t, outs, h, UPLO="L"):
     w, v = outs
     dp = matmul(matmul(_H(v), t), v)
     dw = real(_diag_part(dp))
@@ -349,7 +355,7 @@ def _eigh_jvp(t, outs, h):
     return [dw, dv]
 
 
-def _eigh_vjp(gs, outs, h):
+def _eigh_vjp(gs, outs, h, UPLO="L"):
     gw, gv = gs
     w, v = outs
     inner = _diag_matrix(gw)
@@ -358,7 +364,9 @@ def _eigh_vjp(gs, outs, h):
     return matmul(matmul(_c(v), inner), T(v))
 
 
-_eigh_packed = _multi_output(lambda x: np.linalg.eigh(x), "eigh", _eigh_layout, _eigh_vjp, _eigh_jvp)
+# NumPy is called with the caller's UPLO on a matrix holding that same triangle, so the
+# eigenvectors' phases are exactly NumPy's.
+_eigh_packed = _multi_output(lambda x, UPLO="L": np.linalg.eigh(x, UPLO), "eigh", _eigh_layout, _eigh_vjp, _eigh_jvp)
 _EighResult = type(np.linalg.eigh(np.eye(1)))
 
 
@@ -369,16 +377,16 @@ def eigh(a, UPLO="L"):
     _square_check("eigh", a)
     if UPLO not in ("L", "U"):
         raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
-    w, v = _eigh_packed(_hermitian_from_triangle(a, lower=UPLO == "L"))
+    w, v = _eigh_packed(_hermitian_from_triangle(a, lower=UPLO == "L"), UPLO=UPLO)
     return _EighResult(w, v)
 
 
-def _eigvalsh_vjp(g, ans, h):
+def _eigvalsh_vjp(g, ans, h, UPLO="L"):
     _, v = _eigh_packed(h)
     return unbroadcast(matmul(_rmul_diag(_c(v), g), T(v)), h)
 
 
-def _eigvalsh_jvp(t, ans, h):
+def _eigvalsh_jvp(t, ans, h, UPLO="L"):
     _, v = _eigh_packed(h)
     return real(einsum("...ji,...jk,...ki->...i", _c(v), t, v))
 
@@ -394,7 +402,7 @@ def eigvalsh(a, UPLO="L"):
     _square_check("eigvalsh", a)
     if UPLO not in ("L", "U"):
         raise ValueError(f"eigvalsh: UPLO must be 'L' or 'U', got {UPLO!r}")
-    return _eigvalsh_p(_hermitian_from_triangle(a, lower=UPLO == "L"))
+    return _eigvalsh_p(_hermitian_from_triangle(a, lower=UPLO == "L"), UPLO=UPLO)
 
 
 # --------------------------------------------------------------------------- eig, eigvals
