@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nablab.expr import ExpressionError, parse
+from nablab.expr import ExpressionError, nonfinite_cause, parse
 
 app = typer.Typer(
     name="nablab",
@@ -287,9 +287,11 @@ def jacobian(
         _fail(f"--eps {eps}: the step must be a positive finite number")
     expr = _parse_or_fail(expressions, names)
     try:
-        res = jacobians(expr, point, eps)
+        with np.errstate(all="ignore"):   # NaN and infinity are named in words below instead
+            res = jacobians(expr, point, eps)
     except ExpressionError as exc:
         _fail(str(exc))
+    notes = _nonfinite_notes(expr, names, point, res)
 
     if as_json:
         from nablab.lab.registry import to_jsonable
@@ -297,6 +299,7 @@ def jacobian(
         doc = {"expressions": list(expr.sources), "variables": names, "at": point, "eps": eps,
                **res}
         typer.echo(json.dumps(to_jsonable(doc, "jacobian"), indent=2))
+        _print_notes(notes)
         return
 
     where = ", ".join(f"{n} = {_num(v)}" for n, v in zip(names, point))
@@ -323,6 +326,40 @@ def jacobian(
     ref = res["reverse_mode"]
     gaps = ", ".join(f"{label}: {np.max(np.abs(res[k] - ref)):.3g}" for k, label in methods[:3])
     console.print(f"max |difference| from reverse mode: {gaps}", highlight=False)
+    _print_notes(notes)
+
+
+def _word(x: float) -> str:
+    return "NaN" if math.isnan(x) else "+infinity" if x > 0 else "-infinity"
+
+
+def _nonfinite_notes(expr, names: list[str], point: np.ndarray, res: dict) -> list[str]:
+    """Which values and derivatives are NaN or infinite, and the operation that made a value so."""
+    where = ", ".join(f"{n} = {_num(v)}" for n, v in zip(names, point))
+    values = dict(zip(names, point))
+    notes = []
+    for i, (src, v) in enumerate(zip(expr.sources, res["value"])):
+        if not math.isfinite(v):
+            cause = nonfinite_cause(expr, i, values)
+            notes.append(f"f{i + 1} = {src} is {_word(v)} at {where}" + (f": {cause}" if cause else ""))
+    labels = {"forward_difference": "forward difference", "central_difference": "central difference",
+              "forward_mode": "forward mode", "reverse_mode": "reverse mode"}
+    m, n = res["reverse_mode"].shape
+    for i in range(m):
+        for j in range(n):
+            bad: dict[str, list[str]] = {}
+            for key, label in labels.items():
+                if not math.isfinite(res[key][i, j]):
+                    bad.setdefault(_word(res[key][i, j]), []).append(label)
+            if bad:
+                notes.append(f"d f{i + 1} / d {names[j]} is " + "; ".join(
+                    f"{word} by {', '.join(how)}" for word, how in bad.items()))
+    return notes
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 # -- graph ------------------------------------------------------------------------
@@ -346,14 +383,22 @@ def graph(
     names = _parse_vars(vars)
     point = _parse_point(at, names)
     suffix = out.suffix.lower()
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name such as {out / ('graph' + (suffix or '.svg'))}")
     if suffix not in (".svg", ".png", ".pdf", ".dot"):
         _fail(f"--out {str(out)!r}: use a name ending in .svg, .png, .pdf or .dot")
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                _fail(f"--out {out}: {parent} is a file, not a folder")
+            break
     expr = _parse_or_fail(expression, names)
     if len(expr) != 1:
         _fail(f"graph draws one expression; got {len(expr)} separated by ';'")
     try:
-        g = nb.trace(lambda *args: expr(*args)[0], *point, names=names)
-        g.backward()
+        with np.errstate(all="ignore"):   # NaN and infinity are named in words below instead
+            g = nb.trace(lambda *args: expr(*args)[0], *point, names=names)
+            g.backward()
     except ExpressionError as exc:
         _fail(str(exc))
     except ValueError as exc:  # e.g. the expression does not depend on the variables
@@ -367,17 +412,30 @@ def graph(
         table.add_row(str(node["id"]), node["op"], _fmt(node["value"]),
                       "" if grad is None else _fmt(grad))
     console.print(table)
+    notes = []
+    for node in g.nodes:
+        for what in ("value", "grad"):
+            v = node[what]
+            if v is not None and not np.all(np.isfinite(np.asarray(v, dtype=float))):
+                word = "NaN" if np.any(np.isnan(np.asarray(v, dtype=float))) else "infinite"
+                notes.append(f"node {node['id']} ({node['op']}): its {'gradient' if what == 'grad' else what} "
+                             f"is {word}")
+    cause = nonfinite_cause(expr, 0, dict(zip(names, point)))
+    _print_notes(notes + ([f"{expr.sources[0]}: {cause}"] if cause else []))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".dot":
-        out.write_text(g.to_dot(), encoding="utf-8")
-    else:
-        try:
-            g.render(out)
-        except RuntimeError as exc:
-            dot_file = out.with_suffix(".dot")
-            dot_file.write_text(g.to_dot(), encoding="utf-8")
-            _fail(f"{exc}\nThe DOT source was written to {dot_file}.", code=1)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".dot":
+            out.write_text(g.to_dot(), encoding="utf-8")
+        else:
+            try:
+                g.render(out)
+            except RuntimeError as exc:
+                dot_file = out.with_suffix(".dot")
+                dot_file.write_text(g.to_dot(), encoding="utf-8")
+                _fail(f"{exc}\nThe DOT source was written to {dot_file}.", code=1)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {_os_reason(exc)}", code=1)
     console.print(f"wrote {out}", highlight=False)
 
 

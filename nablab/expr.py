@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ExpressionError", "Expression", "parse", "FUNCTIONS", "MAX_LENGTH", "NUMPY_FUNCTIONS"]
+__all__ = ["ExpressionError", "Expression", "parse", "FUNCTIONS", "MAX_LENGTH", "NUMPY_FUNCTIONS",
+           "nonfinite_cause"]
 
 MAX_LENGTH = 2000
 
@@ -177,6 +178,54 @@ class Expression:
             raise ExpressionError(f"cannot evaluate {instr.text}: {type(exc).__name__}: {exc}",
                                   self.text, instr.column) from exc
         return stack[0]
+
+
+def nonfinite_cause(expression: Expression, index: int, values: Mapping[str, Any]) -> str | None:
+    """In words, the first operation of expression ``index`` that turns finite numbers into NaN or infinity.
+
+    Evaluated with NumPy (without warnings); None if every step stays finite
+    or the input itself is not finite.
+
+    >>> nonfinite_cause(parse("2 * log(x)", ["x"]), 0, {"x": -1.0})
+    'log() at column 5 gives NaN for -1'
+    >>> nonfinite_cause(parse("x / (y - 1)", ["x", "y"]), 0, {"x": 1.0, "y": 1.0})
+    "'/' at column 3 gives infinity for 1 and 0"
+    """
+    def finite(v):
+        return bool(np.all(np.isfinite(np.asarray(v, dtype=float))))
+
+    stack: list = []
+    with np.errstate(all="ignore"):
+        for instr in expression.programs[index]:
+            if instr.kind in ("const", "var"):   # NumPy numbers: 1/0 is inf, as in the real run
+                stack.append(np.float64(instr.arg) if instr.kind == "const"
+                             else np.asarray(values[instr.arg], dtype=float)[()])
+                continue
+            n = 1 if instr.kind == "unary" else 2 if instr.kind == "binary" else instr.arg[1]
+            args = stack[len(stack) - n:]
+            del stack[len(stack) - n:]
+            try:
+                value = (instr.arg(*args) if instr.kind in ("unary", "binary")
+                         else _call(NUMPY_FUNCTIONS, instr.arg[0], args))
+            except Exception:  # noqa: BLE001 - the evaluation proper reports failures
+                return None
+            if not finite(value) and all(finite(a) for a in args):
+                return f"{instr.text} at column {instr.column} gives {_kind(value)} for " + \
+                    " and ".join(_show(a) for a in args)
+            stack.append(value)
+    return None
+
+
+def _kind(value) -> str:
+    v = np.asarray(value, dtype=float)
+    if np.any(np.isnan(v)):
+        return "NaN"
+    return "infinity" if np.all(v[~np.isfinite(v)] > 0) else "-infinity"
+
+
+def _show(value) -> str:
+    v = np.asarray(value, dtype=float)
+    return f"{float(v):.6g}" if v.size == 1 else np.array2string(v, precision=4)
 
 
 def _call(table, name, args):

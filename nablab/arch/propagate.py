@@ -196,7 +196,11 @@ def propagate(layers: list[Layer], input_shape: tuple[int, ...]):
             if layer.name:
                 named[layer.name] = state
             continue
-        state, counts = apply_layer(layer, state, named)
+        try:
+            state, counts = apply_layer(layer, state, named)
+        except OverflowError:   # receptive-field arithmetic is in floats
+            _fail(layer, state, "its receptive field grows beyond what a float holds (about 1e308 "
+                                "input positions); the strides or kernels are too large")
         if layer.name:
             named[layer.name] = state
         yield layer, state, counts

@@ -34,7 +34,19 @@ from dataclasses import dataclass
 
 from .shapes import same_padding
 
-__all__ = ["Layer", "SpecError", "parse_spec", "parse_shape"]
+__all__ = ["Layer", "SpecError", "parse_spec", "parse_shape", "MAX_SIZE"]
+
+#: The largest size, channel count, kernel, stride, padding or dilation a spec may give:
+#: beyond it a number is a typo, and arithmetic on it only overflows or takes forever.
+MAX_SIZE = 2**31 - 1
+
+
+def _too_large(what: str, digits: str) -> str | None:
+    """Why ``digits`` is refused as ``what``, or None if it is small enough."""
+    if len(digits) <= len(str(MAX_SIZE)) and int(digits) <= MAX_SIZE:
+        return None
+    shown = digits if len(digits) <= 20 else f"{digits[:6]}... ({len(digits)} digits)"
+    return f"{what} {shown} is too large (at most {MAX_SIZE:,})"
 
 ACTIVATIONS = ("relu", "leakyrelu", "sigmoid", "tanh")
 SIMPLE = ACTIVATIONS + ("bn", "dropout", "flatten", "softmax")
@@ -146,6 +158,9 @@ class _Scanner:
         if digits is None:
             got = self.peek() or "the end of the layer"
             self.fail(f"expected {what} (a whole number), got {got!r}")
+        problem = _too_large(what, digits)
+        if problem:
+            self.fail(problem, start)
         value = int(digits)
         if value < minimum:
             self.fail(f"{what} must be at least {minimum}, got {value}", start)
@@ -177,7 +192,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
     """
     s = str(text).strip().lower().replace("×", "x").replace(",", "x").strip("()[] ")
     parts = [p.strip() for p in s.split("x")]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if not parts or not all(p.isdigit() for p in parts):
+        raise SpecError(f"cannot read the shape {text!r}: expected positive sizes such as 3x112x112", str(text), 0)
+    for p in parts:
+        problem = _too_large("the size", p)
+        if problem:
+            raise SpecError(f"in the shape {text!r}: {problem}", str(text), str(text).find(p))
+    if not all(int(p) > 0 for p in parts):
         raise SpecError(f"cannot read the shape {text!r}: expected positive sizes such as 3x112x112", str(text), 0)
     return tuple(int(p) for p in parts)
 

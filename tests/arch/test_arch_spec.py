@@ -60,3 +60,58 @@ def test_errors_point_at_layer_and_column(spec, layer, column, message):
     # the caret line points under the offending column of the quoted line
     caret = text.splitlines()[2]
     assert caret == "  " + " " * (column - 1) + "^"
+
+
+@pytest.mark.parametrize("spec, column, what", [
+    ("input 3x{N}x32, conv3-64", 9, "a size"),
+    ("input 3x32x32, conv3-{N}", 22, "the number of output channels"),
+    ("input 3x32x32, fc-{N}", 19, "the number of outputs"),
+    ("input 3x32x32, conv{N}-3", 20, "the kernel size"),
+    ("input 3x32x32, conv3-3/s{N}", 25, "stride"),
+    ("input 3x32x32, convT3-3/op{N}", 27, "output padding"),
+    ("input 3x32x32, conv3-3/g{N}", 25, "groups"),
+])
+def test_absurd_sizes_are_refused_at_their_layer_and_column(spec, column, what):
+    digits = "9" * 400                      # float() of it overflows; int() of 5000 digits refuses
+    for n in (digits, "9" * 5000, str(2**31)):
+        with pytest.raises(SpecError, match=f"{what} .* is too large \\(at most 2,147,483,647\\)") as info:
+            parse_spec(spec.format(N=n))
+        assert (info.value.layer, info.value.column) == (1 if spec.startswith("input 3x{N}") else 2, column)
+    assert parse_spec(spec.format(N=2**31 - 1))          # the largest allowed size is read
+
+
+def test_an_absurd_input_shape_is_refused():
+    with pytest.raises(SpecError, match=r"the size 999999\.\.\. \(400 digits\) is too large"):
+        parse_shape("3x" + "9" * 400 + "x3")
+
+
+def test_the_largest_sizes_compute_quickly_or_say_which_layer_overflows():
+    import time
+
+    from nablab.arch import summary
+    from nablab.arch.shapes import ShapeError
+
+    big = 2**31 - 1
+    start = time.perf_counter()
+    s = summary(f"input 3x32x32, convT{big}-2/s{big}/d{big}, conv3-4")  # a loop over s or k took forever
+    assert s.rows[1]["params"] == 3 * 2 * big * big + 2
+    with pytest.raises(ShapeError, match=r"layer \d+ 'conv1-1/s2147483647' .* beyond what a float holds"):
+        summary("input 1x1x1, " + ", ".join([f"conv1-1/s{big}"] * 40) + ", fc-3")
+    assert time.perf_counter() - start < 5
+
+
+def test_transposed_conv_receptive_field_closed_form_matches_counting_taps():
+    from nablab.arch.rf import AxisRF, conv_transpose_rf
+
+    def widest_by_counting(k, s, p, d):
+        spans = []
+        for o in range(s):
+            taps = [(o + p - m * d) // s for m in range(k) if (o + p - m * d) % s == 0]
+            spans.append(max(taps) - min(taps) if taps else 0)
+        return max(spans)
+
+    for k in range(1, 8):
+        for s in range(1, 8):
+            for p in range(4):
+                for d in range(1, 5):
+                    assert conv_transpose_rf(AxisRF(), k, s, p, d).size == 1 + widest_by_counting(k, s, p, d)
