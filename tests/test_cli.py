@@ -277,3 +277,85 @@ def test_graph_without_graphviz_writes_dot_and_says_how_to_install(tmp_path, mon
     assert "graphviz" in r.output.lower()
     assert not out.exists()
     assert "grad 6" in (tmp_path / "g.dot").read_text()
+
+
+def test_jacobian_names_nan_in_words_and_leaks_no_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = invoke("jacobian", "log(x)", "--vars", "x", "--at", "-1")
+    assert r.exit_code == 0, r.output
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert "note: f1 = log(x) is NaN at x = -1: log() at column 1 gives NaN for -1" in r.output
+    assert "note: d f1 / d x is NaN by forward difference, central difference" in r.output
+    assert "RuntimeWarning" not in r.output and ".py:" not in r.output
+
+
+def test_graph_names_nan_in_words(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = invoke("graph", "log(x)", "--vars", "x", "--at", "-1", "--out", str(tmp_path / "g.dot"))
+    assert r.exit_code == 0, r.output
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert "note: node 1 (log): its value is NaN" in r.output
+    assert "log() at column 1 gives NaN for -1" in r.output
+
+
+def test_graph_out_that_cannot_be_a_file_is_refused_before_anything(tmp_path):
+    folder = tmp_path / "figs"
+    folder.mkdir()
+    r = invoke("graph", "x * x", "--vars", "x", "--at", "3", "--out", str(folder))
+    assert r.exit_code == 2 and f"--out {folder} is a folder; give a file name such as" in r.output
+    (tmp_path / "notes.txt").write_text("mine")
+    r = invoke("graph", "x * x", "--vars", "x", "--at", "3", "--out", str(tmp_path / "notes.txt" / "g.dot"))
+    assert r.exit_code == 2 and f"{tmp_path / 'notes.txt'} is a file, not a folder" in r.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs", "notes.txt"]
+    assert "Traceback" not in r.output
+
+
+def test_reproduce_out_that_cannot_be_written_is_a_clean_error(tmp_path, fake_registry):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = invoke("reproduce", "--out", str(tmp_path / "notes.txt" / "report"), "--only", "data.one-hot")
+    assert r.exit_code == 2 and f"{tmp_path / 'notes.txt'} is a file, not a folder" in r.output
+    r = invoke("reproduce", "--out", str(tmp_path / "notes.txt"), "--only", "data.one-hot")
+    assert r.exit_code == 2 and "exists and is not a folder" in r.output
+    r = invoke("reproduce", "--out", "/proc/nablab-report", "--only", "data.one-hot")
+    assert r.exit_code == 1 and "error: cannot write the report to /proc/nablab-report:" in r.output
+    assert "Traceback" not in r.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_lab_run_refuses_a_folder_it_did_not_make(tmp_path, fake_registry):
+    mine = tmp_path / "mine"
+    (mine / ".sweeps").mkdir(parents=True)
+    (mine / "result.json").write_text("my own results")
+    r = invoke("lab", "run", "data.one-hot", "--out", str(mine))
+    assert r.exit_code == 2 and "was not made by nablab lab run" in r.output
+    assert (mine / "result.json").read_text() == "my own results" and (mine / ".sweeps").is_dir()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("lab", "run", "data.one-hot", "--out", str(empty)).exit_code == 0
+    (empty / "plot-notes.txt").write_text("kept")       # its own folder: a rerun may write there
+    r = invoke("lab", "run", "data.one-hot", "--param", "steps=5", "--out", str(empty))
+    assert r.exit_code == 0, r.output
+    assert json.loads((empty / "result.json").read_text())["computed"]["steps"] == 5
+    assert (empty / "plot-notes.txt").read_text() == "kept"
+
+
+def test_lab_run_accepts_its_own_folder_from_before_the_marker(tmp_path, fake_registry):
+    old = tmp_path / "runs" / "data.one-hot"
+    old.mkdir(parents=True)
+    (old / "result.json").write_text(json.dumps({"id": "data.one-hot", "command": "nablab lab run data.one-hot"}))
+    r = invoke("lab", "run", "data.one-hot", "--out", str(old))
+    assert r.exit_code == 0, r.output
+
+
+def test_arch_refuses_an_absurd_size_without_a_traceback():
+    r = invoke("arch", "input 3x32x32, conv3-" + "9" * 400)
+    assert r.exit_code == 2
+    assert "layer 2" in r.output and "column 22" in r.output and "is too large" in r.output
+    assert "Traceback" not in r.output and "OverflowError" not in r.output

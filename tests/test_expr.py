@@ -229,3 +229,18 @@ def test_audit_hook_catches_exec():
     finally:
         _WATCHING[0] = False
     assert "exec" in _EVENTS
+
+
+@pytest.mark.parametrize("text, at, cause", [
+    ("2 * log(x)", {"x": -1.0}, "log() at column 5 gives NaN for -1"),
+    ("x / (y - 1)", {"x": 1.0, "y": 1.0}, "'/' at column 3 gives infinity for 1 and 0"),
+    ("sqrt(x) + log(y)", {"x": 4.0, "y": 0.0}, "log() at column 11 gives -infinity for 0"),
+    ("exp(x) - exp(x)", {"x": 1000.0}, "exp() at column 1 gives infinity for 1000"),  # the first one
+    ("x * x + 1", {"x": 3.0}, None),
+    ("x + 1", {"x": float("nan")}, None),                   # NaN given, not made
+])
+def test_nonfinite_cause_names_the_first_operation_in_words(text, at, cause):
+    from nablab.expr import nonfinite_cause
+
+    e = parse(text, list(at))
+    assert nonfinite_cause(e, 0, at) == cause
