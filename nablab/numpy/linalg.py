@@ -347,7 +347,7 @@ def _eigh_layout(shape, **kw):
     return [((n,), True), ((n, n), False)]
 
 
-def _eigh_jvp(t, outs, h, UPLO="L"):
+def _eigh_jvp(t, outs, h, **kw):
     w, v = outs
     dp = matmul(matmul(_H(v), t), v)
     dw = real(_diag_part(dp))
@@ -355,7 +355,7 @@ def _eigh_jvp(t, outs, h, UPLO="L"):
     return [dw, dv]
 
 
-def _eigh_vjp(gs, outs, h, UPLO="L"):
+def _eigh_vjp(gs, outs, h, **kw):
     gw, gv = gs
     w, v = outs
     inner = _diag_matrix(gw)

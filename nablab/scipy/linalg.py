@@ -24,7 +24,8 @@ import scipy.linalg as _scipy_linalg
 from nablab.autodiff.core import primitive, shape_of, value_of
 from nablab.numpy import _namespace
 from nablab.numpy import linalg as _nla
-from nablab.numpy.linalg import T as _T, _H, _c, _hermitian_from_triangle
+from nablab.numpy.linalg import (T as _T, _H, _c, _eigh_jvp, _eigh_layout, _eigh_vjp, _hermitian_from_triangle,
+                                 _multi_output)
 from nablab.numpy.products import matmul
 from nablab.numpy.shape import as_array, concatenate, expand_dims, getitem, untake
 from nablab.numpy.ufuncs import _is_complex, unbroadcast
@@ -327,13 +328,24 @@ def pinv(a, *, atol=None, rtol=None, return_rank=False, check_finite=True):
     return result
 
 
+# SciPy's own eigensolver (its eigenvector signs can differ from NumPy's), with eigh's rules.
+_eigh_packed = _multi_output(lambda x, lower=True: _scipy_linalg.eigh(x, lower=lower), "scipy.linalg.eigh",
+                             _eigh_layout, _eigh_vjp, _eigh_jvp)
+
+
 def eigh(a, b=None, *, lower=True, eigvals_only=False, overwrite_a=False, overwrite_b=False,
          type=1, check_finite=True, subset_by_index=None, subset_by_value=None, driver=None):  # noqa: A002
-    """``scipy.linalg.eigh`` of one matrix (no generalized problem, no subsets)."""
+    """``scipy.linalg.eigh`` of one matrix, read from one triangle (no generalized problem, no subsets)."""
     if b is not None or subset_by_index is not None or subset_by_value is not None:
         raise NotImplementedError("scipy.linalg.eigh: the generalized problem and subsets have no derivative rule")
-    w, v = _nla.eigh(a, UPLO="L" if lower else "U")
-    return w if eigvals_only else (w, v)
+    if driver is not None or type != 1:
+        raise NotImplementedError("scipy.linalg.eigh: driver= and type= are not supported")
+    a = as_array(a)
+    _square_check("eigh", a)
+    if eigvals_only:
+        return _nla.eigvalsh(a, UPLO="L" if lower else "U")
+    w, v = _eigh_packed(_hermitian_from_triangle(a, lower=bool(lower)), lower=bool(lower))
+    return w, v
 
 
 def eigvalsh(a, b=None, *, lower=True, overwrite_a=False, overwrite_b=False, type=1,  # noqa: A002
@@ -376,8 +388,15 @@ def qr(a, overwrite_a=False, lwork=None, mode="full", pivoting=False, check_fini
     modes = {"full": "complete", "economic": "reduced", "r": "r"}
     if mode not in modes:
         raise NotImplementedError(f"scipy.linalg.qr: mode={mode!r} has no derivative rule")
+    a = as_array(a)
     result = _nla.qr(a, mode=modes[mode])
-    return (result,) if mode == "r" else tuple(result)
+    if mode != "r":
+        return tuple(result)
+    m, n = shape_of(a)[-2:]
+    if m > n:  # SciPy's R has the full M rows, the last M - N zero
+        zeros = np.zeros(shape_of(a)[:-2] + (m - n, n), dtype=np.asarray(value_of(result)).dtype)
+        result = concatenate([result, zeros], axis=-2)
+    return (result,)
 
 
 def norm(a, ord=None, axis=None, keepdims=False, check_finite=True):
