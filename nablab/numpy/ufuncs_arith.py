@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from nablab.autodiff.core import value_of
-from nablab.numpy.ufuncs_base import UfuncPrimitive, _is_complex, ufunc_binary, ufunc_unary, where
+from nablab.numpy.ufuncs_base import UfuncPrimitive, _is_complex, astype, ufunc_binary, ufunc_unary, where
 
 _LN2 = float(np.log(2.0))
 _LN10 = float(np.log(10.0))
@@ -73,8 +73,25 @@ _POWER_RULES = (
 )
 power = ufunc_binary(np.power, *_POWER_RULES, "x ** y, broadcasting; real or complex base and exponent.")
 pow = power  # noqa: A001  (NumPy 2's alias)
-float_power = ufunc_binary(np.float_power, *_POWER_RULES,
-                           "x ** y computed in float64 (complex128 for complex input).")
+
+
+def _as_type_of(g, x):
+    # float_power computes in double precision: a float32 argument still gets a float32
+    # cotangent, and the output's tangent is double.
+    own = np.asarray(value_of(x)).dtype
+    if own.kind in "fc" and own != np.asarray(value_of(g)).dtype:
+        return astype(g, own)
+    return g
+
+
+float_power = ufunc_binary(
+    np.float_power,
+    lambda g, ans, x, y: _as_type_of(g * _power_dx(x, y), x),
+    lambda g, ans, x, y: _as_type_of(g * _power_dy(x, ans), y),
+    lambda t, ans, x, y: _as_type_of(t * _power_dx(x, y), ans),
+    lambda t, ans, x, y: _as_type_of(t * _power_dy(x, ans), ans),
+    "x ** y computed in float64 (complex128 for complex input).",
+)
 
 square = ufunc_unary(np.square, lambda ans, x: 2.0 * x, "x * x; derivative 2x.")
 reciprocal = ufunc_unary(np.reciprocal, lambda ans, x: negative(ans * ans), "1 / x; derivative -1/x^2.")

@@ -13,7 +13,7 @@ import numpy as np
 from nablab.autodiff.core import Tensor, primitive, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.shape import as_array
-from nablab.numpy.ufuncs_base import _is_complex, conj, conjugate, imag_part, real_part, where  # noqa: F401
+from nablab.numpy.ufuncs_base import _is_complex, imag_part, real_part, where
 
 
 def real(val):

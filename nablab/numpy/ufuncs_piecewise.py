@@ -99,11 +99,17 @@ def sign(x, **kwargs):
 # --------------------------------------------------------------------------- extremes
 
 
+def _real_dtype(v):
+    """The real floating type matching ``v``'s (float64 for integers), for masks and weights."""
+    dtype = np.asarray(v).dtype
+    return np.finfo(dtype).dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def _selected(x, ans, y):
     # 1 where x is the result, 1/2 where x and y tie, 0 elsewhere (and where the result is a nan
     # from the other argument); the same weights serve maximum, minimum, fmax and fmin.
-    xv, yv = value_of(x), value_of(y)
-    return (xv == value_of(ans)) / (1.0 + (xv == yv))
+    xv, yv, av = value_of(x), value_of(y), value_of(ans)
+    return ((xv == av) / (1.0 + (xv == yv))).astype(_real_dtype(av))
 
 
 def _extreme(np_fn, doc):
@@ -247,16 +253,17 @@ def frexp(x, **kwargs):
     return ldexp(x, -exponent), exponent
 
 
-def _copysign_derivative(x1, x2):
+def _copysign_derivative(x1, x2, ans):
     # |x1| with x2's sign: +-1 by whether the signs agree, 0 at x1 == 0 (the kink of |x1|).
     v1, v2 = value_of(x1), value_of(x2)
-    return np.where(v1 == 0, 0.0, np.where(np.signbit(v1) == np.signbit(v2), 1.0, -1.0))
+    sign = np.where(v1 == 0, 0.0, np.where(np.signbit(v1) == np.signbit(v2), 1.0, -1.0))
+    return sign.astype(_real_dtype(value_of(ans)))
 
 
 copysign = ufunc_binary(
     np.copysign,
-    lambda g, ans, x1, x2: g * _copysign_derivative(x1, x2), _zeros_for_x2,
-    lambda t, ans, x1, x2: t * _copysign_derivative(x1, x2), _zeros_for_x2,
+    lambda g, ans, x1, x2: g * _copysign_derivative(x1, x2, ans), _zeros_for_x2,
+    lambda t, ans, x1, x2: t * _copysign_derivative(x1, x2, ans), _zeros_for_x2,
     "|x1| with the sign of x2; derivative +-1 in x1 (0 at x1 == 0), none in x2.",
 )
 

@@ -19,7 +19,10 @@ from nablab.autodiff.dispatch import UnsupportedFunctionError
 torch = pytest.importorskip("torch")
 import torch.func  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Output seems independent of input:UserWarning"),  # autograd, on linear maps
+]
 
 rng = onp.random.default_rng(0)
 HYP = settings(max_examples=15, deadline=None)
@@ -494,7 +497,17 @@ def test_bad_calls_raise_clear_errors():
         nablab.grad(lambda x: np.sum(np.arctan2(x, onp.ones(2))))(onp.ones(3))
 
 
-def test_float32_stays_float32():
-    x = onp.array([0.5, 1.5], dtype=onp.float32)
-    assert nablab.grad(lambda x: np.sum(np.tan(x) * np.arcsinh(x)))(x).dtype == onp.float32
+@pytest.mark.parametrize("name", sorted(UNARY) + sorted(BINARY))
+def test_float32_stays_float32(name):
+    f = getattr(np, name)
+    if name in BINARY:
+        xlo, xhi, ylo, yhi = BINARY[name][:4]
+        y = points(ylo, yhi, (2,)).astype(onp.float32)
+        f = lambda x, f=f: getattr(np, name)(x, y)  # noqa: E731
+    else:
+        xlo, xhi = UNARY[name][:2]
+    x = points(xlo, xhi, (2,)).astype(onp.float32)
+    assert f(x).dtype == (onp.float64 if name == "float_power" else onp.float32)
+    assert nablab.grad(lambda x: np.sum(f(x)))(x).dtype == onp.float32
+    assert nablab.jvp(f, (x,), (onp.ones(2, onp.float32),))[1].dtype == f(x).dtype
     assert nablab.grad(lambda x: np.sum(np.sin(x.astype("float64"))))(x).dtype == onp.float32
