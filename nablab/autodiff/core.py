@@ -211,7 +211,10 @@ def _apply_numpy(prim, args, kwargs):
 
 
 def _raise_shape_error(prim, args, err):
-    if "shape" in str(err) or "broadcast" in str(err) or "dimension" in str(err):
+    text = str(err)
+    if not isinstance(err, np.exceptions.AxisError) and (
+        "shape" in text or "broadcast" in text or "dimension" in text
+    ):
         raise ShapeError(
             f"{prim.name}: operands do not fit: {_describe_args(args)} ({err})"
         ) from None
