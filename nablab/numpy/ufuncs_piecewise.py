@@ -71,7 +71,7 @@ def _abs_jvp(t, ans, x):
     return real_part(t * _abs_derivative(ans, x))
 
 
-abs = UfuncPrimitive(np.absolute, "absolute")  # noqa: A001  (NumPy's name)
+abs = UfuncPrimitive(np.absolute, "abs")  # noqa: A001  (NumPy's name)
 abs.defvjp(lambda g, ans, x: g * _abs_derivative(ans, x))
 abs.defjvp(_abs_jvp)
 abs.__doc__ = "|x| (the modulus of complex x); derivative sign(x), 0 at 0."
@@ -303,7 +303,7 @@ def _nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
 
-_nan_to_num_p = primitive(_nan_to_num, name="nan_to_num", saves_values=False)
+_nan_to_num_p = primitive(_nan_to_num, name="nan_to_num")
 _nan_to_num_p.defvjp(lambda g, ans, x, **kw: _keep_finite(g, x))
 _nan_to_num_p.defjvp(lambda t, ans, x, **kw: _keep_finite(t, x))
 

@@ -26,6 +26,7 @@ pytestmark = [
 
 rng = onp.random.default_rng(0)
 HYP = settings(max_examples=15, deadline=None)
+TORCH_HYP = settings(max_examples=8, deadline=None)  # torch.func costs milliseconds per call
 TOL = dict(rtol=1e-10, atol=1e-10)
 
 # name: (low, high, accepts complex, torch's name or None).  Points are drawn from [low, high],
@@ -174,7 +175,7 @@ def tn(t):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in UNARY.items() if spec[3]))
-@HYP
+@TORCH_HYP
 @given(data=st.data())
 def test_unary_matches_torch(name, data):
     lo, hi, _, tname = UNARY[name]
@@ -193,7 +194,7 @@ def test_unary_matches_torch(name, data):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in BINARY.items() if spec[5]))
-@HYP
+@TORCH_HYP
 @given(data=st.data(), shapes=st.sampled_from(SHAPES))
 def test_binary_matches_torch(name, data, shapes):
     xlo, xhi, ylo, yhi, _, tname = BINARY[name]
