@@ -408,31 +408,34 @@ def _swap_in(tmp: Path, out: Path) -> None:
         moved = True
     except FileNotFoundError:
         moved = False
-    fault_point("swap-between-renames")
-    change = _change(backup) if moved else None
-    if change is None:
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if not os.path.lexists(out):   # a failure, not something new at out
+    try:
+        fault_point("swap-between-renames")
+        change = _change(backup) if moved else None
+        if change is None:
+            try:
+                os.rename(tmp, out)
+            except OSError:
+                if not os.path.lexists(out):   # a failure, not something new at out
+                    raise
+                change = _change(out) or "another run wrote a report there"
+            else:
+                fault_point("swap-done")
                 if moved:
-                    os.rename(backup, out)
-                raise
-            change = _change(out) or "another run wrote a report there"
-        else:
-            fault_point("swap-done")
-            if moved:
-                shutil.rmtree(backup, ignore_errors=True)
-            return
-    previous = ""
-    if moved:
-        if not os.path.lexists(out):
-            os.rename(backup, out)
-        else:  # a new folder took its place between the renames: keep both in sight
-            previous = f"; the report that was there is in {_keep_aside(backup, out, 'previous')}"
-    aside = _keep_aside(tmp, out, "new")
-    raise OutChangedError(f"--out {out} changed during the run: {change}. Nothing in it was touched"
-                          f"{previous}; the new report is in {aside}")
+                    shutil.rmtree(backup, ignore_errors=True)
+                return
+        previous = ""
+        if moved:
+            if not os.path.lexists(out):
+                os.rename(backup, out)
+            else:  # a new folder took its place between the renames: keep both in sight
+                previous = f"; the report that was there is in {_keep_aside(backup, out, 'previous')}"
+        aside = _keep_aside(tmp, out, "new")
+        raise OutChangedError(f"--out {out} changed during the run: {change}. Nothing in it was touched"
+                              f"{previous}; the new report is in {aside}")
+    except BaseException:
+        if moved and os.path.lexists(backup) and not os.path.lexists(out):
+            os.rename(backup, out)          # failed or interrupted (Ctrl-C) between the renames
+        raise
 
 
 def _change(path: Path) -> str | None:

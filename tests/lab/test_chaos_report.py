@@ -250,3 +250,19 @@ def test_a_record_holds_its_cross_checks(tmp_path, monkeypatch):
     report.reproduce(tmp_path / "r", only=["data.one-hot"], scheduler="serial")
     claims = json.loads((tmp_path / "r" / "claims.json").read_text())
     assert claims[0]["cross_checks"] == {"SciPy agreeing": "ran"}
+
+
+def test_ctrl_c_between_the_renames_puts_the_report_back_at_once(tmp_path, quick_registry, monkeypatch):
+    out = tmp_path / "report"
+    report.reproduce(out, only=["data.one-hot"], scheduler="serial")
+    before = files(out)
+
+    def interrupt(point):
+        if point == "swap-between-renames":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "fault_point", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        report.reproduce(out, only=["data.one-hot"], scheduler="serial")
+    assert files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
