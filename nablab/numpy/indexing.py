@@ -23,7 +23,7 @@ from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import UnsupportedFunctionError, caller_location, holds_traced, unbox_all
 from nablab.numpy.reductions import sum
 from nablab.numpy.shape import (_along, _axis, _index_int, _ndim, array, as_array, broadcast_to,
-                                concatenate, getitem_p, moveaxis, ravel, reshape, stack, transpose)
+                                concatenate, getitem_p, ravel, stack, transpose)
 from nablab.numpy.ufuncs import _astype_entry, where
 
 
@@ -178,6 +178,11 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
         a, axis = ravel(a), 0
     perm = np.argsort(np.asarray(value_of(a)), axis=axis, kind="stable")
     return take_along_axis(a, perm, axis=axis)
+
+
+def msort(a):
+    """Sort along the first axis (NumPy 1's ``msort``, kept for autograd-style code)."""
+    return sort(a, axis=0)
 
 
 def sort_complex(a):
@@ -410,7 +415,7 @@ c_ = _Concatenator(np.c_, axis=-1, ndmin=2, trans1d=0)
 
 __all__ = [
     "take", "take_along_axis", "choose", "select", "compress", "extract", "delete", "sort",
-    "sort_complex", "partition", "unique", "unique_values", "unique_counts", "unique_inverse",
+    "msort", "sort_complex", "partition", "unique", "unique_values", "unique_counts", "unique_inverse",
     "unique_all", "diagonal", "make_diagonal", "trace", "diag", "diagflat", "tril", "triu",
     "r_", "c_",
 ]

@@ -543,6 +543,70 @@ def copy(a, order="K", subok=False):
     return np.array(unbox_all(a), order=order, copy=True, subok=subok)
 
 
+# --------------------------------------------------------------------------- rearranged by NumPy itself
+
+def _rearranged(fn, arrays):
+    """``fn(*arrays)`` for a NumPy function that only moves and copies entries.
+
+    ``fn`` runs on integer ids standing for the entries (so NumPy's own rules
+    of broadcasting and placement decide where each goes), and the result is a
+    gather of the flattened arrays by those ids: linear, differentiable, and
+    exactly NumPy's arrangement.
+    """
+    ids, offset = [], 0
+    for a in arrays:
+        shape = np.shape(value_of(a))
+        size = int(np.prod(shape))
+        ids.append(np.arange(offset, offset + size).reshape(shape))
+        offset += size
+    positions = np.asarray(fn(*ids))
+    source = concatenate([ravel(a) for a in arrays], axis=0) if len(arrays) > 1 else ravel(arrays[0])
+    return getitem_p(source, positions)
+
+
+def insert(arr, obj, values, axis=None):
+    """``np.insert``: ``values`` placed before the positions ``obj``; the result has ``arr``'s dtype."""
+    arr, values = as_array(arr), as_array(values)
+    obj = unbox_all(obj)
+    if not isinstance(arr, Tensor) and not isinstance(values, Tensor):
+        return np.insert(arr, obj, values, axis=axis)
+    result = _rearranged(lambda a, v: np.insert(a, obj, v, axis=axis), [arr, values])
+    dtype = np.asarray(value_of(arr)).dtype
+    return result if np.asarray(value_of(result)).dtype == dtype else _ufuncs()._astype_entry(result, dtype)
+
+
+def resize(a, new_shape):
+    """``np.resize``: the entries repeated (in order) to fill ``new_shape``."""
+    a = as_array(a)
+    if not isinstance(a, Tensor):
+        return np.resize(a, new_shape)
+    return _rearranged(lambda i: np.resize(i, new_shape), [a])
+
+
+def block(arrays):
+    """``np.block``: an array assembled from nested lists of blocks."""
+    leaves = []
+
+    def ids_of(item):
+        if type(item) is list:
+            return [ids_of(i) for i in item]
+        if type(item) is tuple:
+            raise TypeError(f"block: tuples are not allowed in the nested lists (got {item!r})")
+        leaves.append(as_array(item))
+        return len(leaves) - 1
+
+    structure = ids_of(arrays)
+    if not builtins.any(isinstance(a, Tensor) for a in leaves):
+        return np.block(arrays)
+
+    def assemble(*ids):
+        def fill(item):
+            return [fill(i) for i in item] if type(item) is list else ids[item]
+        return np.block(fill(structure))
+
+    return _rearranged(assemble, leaves)
+
+
 # --------------------------------------------------------------------------- splitting
 
 def _split_bounds(n, indices_or_sections, even, who):
@@ -796,5 +860,6 @@ __all__ = [
     "concatenate", "concat", "stack", "unstack", "hstack", "vstack", "row_stack", "dstack",
     "column_stack", "append", "atleast_1d", "atleast_2d", "atleast_3d", "array", "asarray",
     "asanyarray", "ascontiguousarray", "copy", "split", "array_split", "hsplit", "vsplit",
-    "dsplit", "flip", "fliplr", "flipud", "roll", "rot90", "repeat", "tile", "pad",
+    "dsplit", "flip", "fliplr", "flipud", "roll", "rot90", "repeat", "tile", "pad", "insert",
+    "resize", "block",
 ]

@@ -70,6 +70,7 @@ CASES = {
     "sort-axis0": (lambda m, x: m.sort(x, axis=0), [R(4, 3)]),
     "sort-flat": (lambda m, x: m.sort(x, axis=None), [R(2, 3)]),
     "sort-complex": (lambda m, x: m.sort(x), [C(5)]),
+    "msort": (lambda m, x: (m.msort if m is np else lambda y: onp.sort(y, axis=0))(x), [R(4, 3)]),
     "sort_complex": (lambda m, x: m.sort_complex(x), [R(5)]),
     "partition": (lambda m, x: m.partition(x, 2), [R(3, 6)]),
     "partition-kths": (lambda m, x: m.partition(x, (1, 4), axis=0), [R(7, 2)]),
