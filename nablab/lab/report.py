@@ -341,9 +341,19 @@ def _build_folder(out: Path) -> tuple[Path, int]:
     from one a killed run left behind.
     """
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    fd = os.open(tmp / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        # Locked under another name first: whoever finds the lock file finds it locked.
+        fd, path = tempfile.mkstemp(dir=tmp, prefix=f"{_LOCK}.")
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.replace(path, tmp / _LOCK)
+        except BaseException:
+            os.close(fd)
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fault_point("build-folder-made")
     return tmp, fd
 
@@ -355,9 +365,10 @@ def _abandoned(folder: Path) -> bool:
     try:
         fd = os.open(folder / _LOCK, os.O_RDWR)
     except FileNotFoundError:
-        # Killed between making the folder and its lock: only an empty folder, after a minute.
+        # Killed before its lock was in place: nothing else in it, and over a minute old.
         with contextlib.suppress(OSError):
-            return not any(folder.iterdir()) and time.time() - folder.stat().st_mtime > 60
+            return (all(n.startswith(f"{_LOCK}.") for n in os.listdir(folder))
+                    and time.time() - folder.stat().st_mtime > 60)
         return False
     except OSError:
         return False

@@ -200,9 +200,13 @@ def test_folders_that_may_not_be_a_killed_runs_are_left_alone(tmp_path, quick_re
     fresh.mkdir()
     stale = tmp_path / ".report.tmp-longago"            # empty and over a minute old: a killed run's
     stale.mkdir()
-    os.utime(stale, (time.time() - 120, time.time() - 120))
+    halfway = tmp_path / ".report.tmp-halfway"          # killed while putting its lock in place
+    halfway.mkdir()
+    (halfway / ".nablab-lock.x1y2").touch()
+    for folder in (stale, halfway):
+        os.utime(folder, (time.time() - 120, time.time() - 120))
     report.reproduce(out, only=["data.one-hot"], scheduler="serial")
-    assert unlocked.is_dir() and fresh.is_dir() and not stale.exists()
+    assert unlocked.is_dir() and fresh.is_dir() and not stale.exists() and not halfway.exists()
 
 
 def test_a_symlinked_out_keeps_its_link_and_leaves_nothing_behind(tmp_path, quick_registry):
