@@ -12,7 +12,6 @@ import json
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import List, Optional
 
