@@ -28,6 +28,7 @@ from nablab.numpy import _namespace
 from nablab.numpy import fft, linalg, random  # noqa: F401
 from nablab.numpy import grids as _grids
 from nablab.numpy import indexing as _indexing
+from nablab.numpy import statistics as _statistics
 from nablab.numpy import products as _products
 from nablab.numpy import reductions as _reductions
 from nablab.numpy import shape as _shape
@@ -35,7 +36,7 @@ from nablab.numpy import ufuncs as _ufuncs
 
 __version__ = _np.__version__
 
-_FAMILIES = (_ufuncs, _reductions, _shape, _products, _indexing, _grids)
+_FAMILIES = (_ufuncs, _reductions, _shape, _products, _indexing, _grids, _statistics)
 _implemented = {}
 for _family in _FAMILIES:
     for _name in _family.__all__:

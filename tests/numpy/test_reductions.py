@@ -2,6 +2,8 @@
 differences (both modes, second order), the conventions at kinks (zeros of prod/cumprod,
 ties of max, zero variance), HIPS autograd on random inputs, and torch.func."""
 
+import warnings
+
 import autograd
 import autograd.numpy as anp
 import numpy as onp
@@ -322,3 +324,91 @@ def test_jacobians_and_hessians_match_torch(seed, name, zeros):
     loss_nb = lambda y: np.sum(np.sin(nb_f(y)))
     loss_t = lambda y: torch.sum(torch.sin(t_f(y)))
     onp.testing.assert_allclose(nablab.hessian(loss_nb)(x), tfn.hessian(loss_t)(tx).numpy(), rtol=1e-9, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- order statistics and covariances
+
+NAN_GRID = onp.array([[0.0, onp.nan, 0.0, 0.0, 0.0], [onp.nan] * 5, [0.0, 0.0, 0.0, onp.nan, onp.nan]])
+
+STAT_CASES = {
+    "median": (lambda m, x: m.median(x), [R(5)]),
+    "median-even-keepdims": (lambda m, x: m.median(x, axis=1, keepdims=True), [R(3, 4)]),
+    "median-axes": (lambda m, x: m.median(x, axis=(0, 2)), [R(3, 4, 2)]),
+    "median-nan": (lambda m, x: m.median(x + NAN_GRID, axis=1), [R(3, 5)]),
+    "nanmedian": (lambda m, x: m.nanmedian(x + NAN_GRID, axis=1), [R(3, 5)]),
+    "quantile-traced-q": (lambda m, x, q: m.quantile(x, q, axis=0, keepdims=True), [R(4, 3), onp.array([[0.3], [0.75]])]),
+    "percentile": (lambda m, x, q: m.percentile(x, q), [R(4, 3), onp.array(37.0)]),
+    "nanquantile": (lambda m, x, q: m.nanquantile(x + NAN_GRID, q, axis=1), [R(3, 5), onp.array([0.2, 0.8])]),
+    "nanpercentile-midpoint": (lambda m, x: m.nanpercentile(x + NAN_GRID, [20.0, 80.0], axis=1, method="midpoint"), [R(3, 5)]),
+    "cov": (lambda m, x: m.cov(x), [R(3, 5)]),
+    "cov-y-columns": (lambda m, x, y: m.cov(x, y, rowvar=False), [R(5, 2), R(5)]),
+    "cov-bias-1d": (lambda m, x: m.cov(x, bias=True), [R(5)]),
+    "cov-fweights-ddof": (lambda m, x: m.cov(x, ddof=2, fweights=onp.array([1, 2, 0, 3, 1])), [R(2, 5)]),
+    "cov-aweights": (lambda m, x, a: m.cov(x, aweights=a), [R(2, 5), onp.array([0.5, 1.0, 0.7, 0.9, 0.6])]),
+    "cov-both-weights": (lambda m, x, a: m.cov(x, aweights=a, fweights=[1, 2, 1, 1, 3], ddof=0), [R(2, 5), onp.array([0.5, 1.0, 0.7, 0.9, 0.6])]),
+    "corrcoef": (lambda m, x: m.corrcoef(x), [R(3, 5)]),
+    "corrcoef-pair": (lambda m, x, y: m.corrcoef(x, y), [R(5), R(5)]),
+}
+for _method in ("linear", "lower", "higher", "nearest", "midpoint"):
+    STAT_CASES[f"quantile-{_method}"] = (
+        lambda m, x, _method=_method: m.quantile(x, [0.1, 0.5, 0.25, 0.9, 1.0, 0.0], axis=1, method=_method), [R(3, 4)])
+
+
+@pytest.mark.parametrize("name", list(STAT_CASES))
+def test_statistics_values_and_gradcheck(name):
+    f, xs = STAT_CASES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "All-NaN slice encountered"
+        want = f(onp, *xs)
+    got = onp.asarray(nablab.jvp(lambda *ts: f(np, *ts), tuple(xs), tuple(onp.zeros_like(x) for x in xs))[0])
+    assert got.shape == onp.shape(want)
+    onp.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13, equal_nan=True)
+    defined = ~onp.isnan(want)
+    gradcheck(lambda *ts: f(np, *ts)[defined] if not defined.all() else f(np, *ts), *xs)
+
+
+def test_statistics_complex_and_conventions():
+    gradcheck(lambda x: np.cov(x), C(2, 4))
+    gradcheck(lambda x: np.corrcoef(x), C(2, 4))
+    # The median of an even count is the mean of the middle two: half the gradient to each.
+    onp.testing.assert_allclose(nablab.grad(np.median)(onp.array([4.0, 1.0, 3.0, 2.0])), [0, 0, 0.5, 0.5])
+    # A tie goes to the first of the tied entries (stable sort), whole.
+    onp.testing.assert_allclose(nablab.grad(np.median)(onp.array([2.0, 1.0, 2.0])), [1.0, 0.0, 0.0])
+    # d quantile / d q is the slope between the neighbours times (n - 1).
+    x = onp.array([0.0, 1.0, 4.0])
+    onp.testing.assert_allclose(nablab.grad(lambda q: np.quantile(x, q))(0.75), 6.0)
+    with pytest.raises(ValueError, match="range"):
+        np.quantile(nablab.tensor(x), 1.5)
+    with pytest.raises(NotImplementedError, match="method='weibull'"):
+        np.quantile(nablab.tensor(x), 0.5, method="weibull")
+    with pytest.raises(ValueError, match="fweights"):
+        np.cov(nablab.tensor(R(2, 3)), fweights=[1.5, 1, 1])
+
+
+TORCH_STATS = {
+    "quantile-linear": (lambda x: np.quantile(x, [0.2, 0.5, 0.9], axis=1),
+                        lambda x: torch.quantile(x, torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64), dim=1)),
+    "quantile-midpoint": (lambda x: np.quantile(x, [0.2, 0.7], axis=0, method="midpoint"),
+                          lambda x: torch.quantile(x, torch.tensor([0.2, 0.7], dtype=torch.float64), dim=0,
+                                                   interpolation="midpoint")),
+    "nanquantile": (lambda x: np.nanquantile(x, 0.3, axis=1), lambda x: torch.nanquantile(x, 0.3, dim=1)),
+    "cov": (lambda x: np.cov(x, aweights=onp.arange(1.0, 5.0)),
+            lambda x: torch.cov(x, aweights=torch.arange(1.0, 5.0, dtype=torch.float64))),
+    "corrcoef": (lambda x: np.corrcoef(x), torch.corrcoef),
+}
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), name=st.sampled_from(sorted(TORCH_STATS)))
+def test_statistics_match_torch(seed, name):
+    r = onp.random.default_rng(seed)
+    x = r.standard_normal((3, 4))
+    if name == "nanquantile":
+        x[1, 2] = onp.nan
+    nb_f, t_f = TORCH_STATS[name]
+    tx = torch.tensor(x)
+    onp.testing.assert_allclose(nablab.jacrev(nb_f)(x), tfn.jacrev(t_f)(tx).numpy(), rtol=1e-10, atol=1e-12)
+    if name != "nanquantile":
+        loss_nb = lambda y: np.sum(np.sin(nb_f(y)))
+        loss_t = lambda y: torch.sum(torch.sin(t_f(y)))
+        onp.testing.assert_allclose(nablab.hessian(loss_nb)(x), tfn.hessian(loss_t)(tx).numpy(), rtol=1e-9, atol=1e-11)
