@@ -279,15 +279,15 @@ def sweep(ctx, name: str, fn: Callable[..., dict], tasks: Sequence[dict]) -> lis
 # -- executors ---------------------------------------------------------------------
 
 
-#: Also set while a LocalPool starts its processes: the resource tracker it starts warns
-#: about the dead main process's semaphores (which it cleans up) after a SIGKILL.
-_POOL_ENV = {"PYTHONWARNINGS": "ignore::UserWarning:multiprocessing.resource_tracker"}
+#: Also set while a pool or cluster starts its processes: after a SIGKILL of the main
+#: process, the resource tracker started with them warns about the semaphores it cleans up.
+_QUIET_TRACKER = {"PYTHONWARNINGS": "ignore::UserWarning:multiprocessing.resource_tracker"}
 
 
 @contextlib.contextmanager
-def _worker_env() -> Iterator[None]:
-    """Set :data:`WORKER_ENV` (where unset) while worker processes are started."""
-    added = {k: v for k, v in {**WORKER_ENV, **_POOL_ENV}.items() if k not in os.environ}
+def _environ(values: dict) -> Iterator[None]:
+    """Set ``values`` in the environment (where unset) while processes are started."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
     os.environ.update(added)
     try:
         yield
@@ -341,7 +341,7 @@ class LocalPool(Executor):
             if self._closed:
                 raise RuntimeError("cannot submit to a LocalPool after shutdown")
             # Worker processes start inside submit (lazily), so the environment holds for them.
-            with _worker_env():
+            with _environ({**WORKER_ENV, **_QUIET_TRACKER}):
                 for attempt in (0, 1):
                     if self._pool is None:
                         if self._alive is None:
@@ -433,7 +433,7 @@ def _dask_client(scheduler: str, workers: int | None):
         # The workers' statistical profiler (a sample every 10 ms) cost about 5% of efficiency.
         spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **WORKER_ENV}
         with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
-                              "distributed.worker.profile.enabled": False}):
+                              "distributed.worker.profile.enabled": False}), _environ(_QUIET_TRACKER):
             cluster = LocalCluster(n_workers=workers or _cpu_count(), threads_per_worker=1,
                                    processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
         try:
