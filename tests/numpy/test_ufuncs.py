@@ -447,20 +447,35 @@ _NO_DERIVATIVE = {"ceil", "floor", "rint", "trunc", "sign", "signbit", "spacing"
 OTHER_FAMILIES = {"matmul", "vecdot", "matvec", "vecmat"}
 
 
-def _float_ufuncs():
+def _ufuncs_with_loop(code):
     for name in sorted(dir(onp)):
         u = getattr(onp, name)
-        if isinstance(u, onp.ufunc) and u.nout >= 1 and any(t == "d" * u.nin + "->" + "d" * u.nout
-                                                             or t.startswith("d" * u.nin + "->")
-                                                             for t in u.types):
+        if isinstance(u, onp.ufunc) and any(t.startswith(code * u.nin + "->") for t in u.types):
             yield name
 
 
-@pytest.mark.parametrize("name", list(_float_ufuncs()))
+def _check_ufunc(name, args, no_derivative):
+    u = getattr(onp, name)
+    if name in no_derivative:
+        out = nablab.grad(lambda x: onp.sum(onp.real(x) * 0.0) + onp.sum(onp.real(u(x, *args[1:]))))(args[0])
+        onp.testing.assert_array_equal(out, 0.0)
+        return
+    diff = args[:1] if name == "ldexp" else args
+
+    def f(*xs):
+        out = u(*(list(xs) + args[len(xs):]))
+        return out if u.nout == 1 else out[0]
+
+    try:
+        gradcheck(f, *diff, order=2)
+    except UnsupportedFunctionError as err:
+        assert name in OTHER_FAMILIES and name in str(err)
+
+
+@pytest.mark.parametrize("name", list(_ufuncs_with_loop("d")))
 def test_every_float_ufunc_differentiates_or_refuses(name):
     """A traced float value through any NumPy ufunc: a checked derivative, no derivative, or an error."""
-    u = getattr(onp, name)
-    args = [onp.array([0.3, 0.6]), onp.array([0.45, 0.8])][: u.nin]
+    args = [onp.array([0.3, 0.6]), onp.array([0.45, 0.8])][: getattr(onp, name).nin]
     if name == "ldexp":
         args[1] = onp.array([1, 2])
     elif name in ("arccosh", "acosh"):
@@ -469,21 +484,18 @@ def test_every_float_ufunc_differentiates_or_refuses(name):
         args[0] = onp.array([[0.3, 0.6], [0.2, -0.4]])
     elif name == "vecmat":
         args[1] = onp.array([[0.3, 0.6], [0.2, -0.4]])
-    if name in _NO_DERIVATIVE:
-        out = nablab.grad(lambda x: onp.sum(x * 0.0) + onp.sum(u(x, *args[1:])))(args[0])
-        onp.testing.assert_array_equal(out, 0.0)
-        return
-    diff = args[:1] if name == "ldexp" else args
+    _check_ufunc(name, args, _NO_DERIVATIVE)
 
-    def f(*xs):
-        full = list(xs) + args[len(xs):]
-        out = u(*full)
-        return out if u.nout == 1 else out[0]
 
-    try:
-        gradcheck(f, *diff, order=2)
-    except UnsupportedFunctionError as err:
-        assert name in OTHER_FAMILIES and name in str(err)
+@pytest.mark.parametrize("name", list(_ufuncs_with_loop("D")))
+def test_every_complex_ufunc_differentiates_or_refuses(name):
+    """The same for complex values (sign of a complex value is z/|z|, differentiated)."""
+    args = [onp.array([0.3 + 0.2j, -0.6 + 0.1j]), onp.array([0.45 - 0.3j, 0.8 + 0.7j])][: getattr(onp, name).nin]
+    if name == "matvec":
+        args[0] = onp.array([[0.3, 0.6j], [0.2, -0.4]])
+    elif name == "vecmat":
+        args[1] = onp.array([[0.3, 0.6j], [0.2, -0.4]])
+    _check_ufunc(name, args, _NO_DERIVATIVE - {"sign"})
 
 
 # ----------------------------------------------------------------------------- errors
