@@ -7,7 +7,8 @@ composition of primitives.  They live in a few modules:
 ``astype``), :mod:`~nablab.numpy.ufuncs_arith`, :mod:`~nablab.numpy.ufuncs_trig`,
 :mod:`~nablab.numpy.ufuncs_piecewise` and :mod:`~nablab.numpy.ufuncs_complex`.
 
-Conventions at kinks and other special points (PyTorch's where it has one):
+Conventions at kinks and other special points (PyTorch's where it defines one, except
+``hypot``, whose derivative PyTorch leaves nan at the origin):
 
 - ``abs``, ``fabs``: derivative ``sign(x)``, so 0 at 0; for complex ``z``,
   ``conj(z)/|z|``, 0 at 0.  ``hypot``: 0 at the origin.  ``copysign``: 0 where
