@@ -1,5 +1,5 @@
-"""``logsumexp`` where old SciPy (and HIPS autograd) kept it."""
+"""``logsumexp`` where old SciPy (and HIPS autograd) kept it: ``nablab.scipy.special.logsumexp``."""
 
-from nablab.autodiff.ops import logsumexp
+from nablab.scipy.special import logsumexp
 
 __all__ = ["logsumexp"]

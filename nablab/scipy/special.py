@@ -341,6 +341,16 @@ softplus, _softplus_p = _unary("softplus", lambda ans, x: expit(x),
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """``log(sum(b * exp(a)))`` over ``axis`` without overflow; differentiable in a and b."""
+    a = as_array(a)
+    if b is not None:
+        # ops.logsumexp reduces over a's axes only: broadcast first, as SciPy does
+        b = as_array(b)
+        shape = np.broadcast_shapes(shape_of(a), shape_of(b))
+        a, b = _n.broadcast_to(a, shape), _n.broadcast_to(b, shape)
+    if np.size(value_of(a)) == 0:
+        # nothing to sum (SciPy's -inf); an empty input has an empty derivative
+        return _sc.logsumexp(unbox_all(a), axis=axis, b=unbox_all(b), keepdims=keepdims,
+                             return_sign=return_sign)
     out = _logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
     if return_sign:
         return _scalar(out[0]), _scalar(out[1])

@@ -98,6 +98,12 @@ def test_composite_values_match_scipy():
         np.testing.assert_array_equal(got[1], want[1])
     assert sp.logsumexp(np.array([-np.inf, -np.inf])) == -np.inf
     assert isinstance(sp.logsumexp(x), np.float64)
+    assert sp.logsumexp(np.zeros(0)) == -np.inf
+    # weights with more axes than a: both broadcast first, as in SciPy
+    a, w = x[0], np.exp(rng.standard_normal((2, 4)))
+    for axis in (None, 1, -1):
+        np.testing.assert_allclose(sp.logsumexp(a, axis=axis, b=w), sc.logsumexp(a, axis=axis, b=w), rtol=1e-14)
+        nb.gradcheck(lambda a, w: sp.logsumexp(a, axis=axis, b=w), a, w)
 
 
 # --------------------------------------------------------------------------- gradcheck, order 2, both modes
