@@ -26,7 +26,7 @@ import numpy as np
 from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, flip, getitem_p,
-                                moveaxis, ravel, reshape, transpose)
+                                moveaxis, ravel, reshape, transpose, untake)
 from nablab.numpy.ufuncs import (_astype_entry, _is_complex, conj, maximum, minimum, negative,
                                  real, sqrt, where)
 
@@ -309,6 +309,38 @@ def _tree_prod(x, axis, keepdims):
     return reshape(y, out_shape)
 
 
+def _zero_rows(x, zero):
+    """The rows of ``x`` (shape ``(R, N)``) that hold zeros, with those zeros packed to the left.
+
+    Returns ``(rows, packed, z)``: ``packed[i, j]`` is the ``j``-th zero entry of
+    row ``rows[i]`` (traced, so its derivatives are kept), or a constant 1 past
+    that row's zeros; ``z`` is the zero mask of those rows.  Only the zeros need
+    the multiplication trees below, and there are usually few.
+    """
+    n = shape_of(x)[-1]
+    rows = np.flatnonzero(zero.any(axis=1))
+    z = zero[rows]
+    counts = z.sum(axis=1)
+    r, c = np.nonzero(z)  # row by row, each row's zeros in increasing position
+    slot = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
+    pos = np.full((len(rows), int(counts.max())), n)  # n: a column of ones appended to x
+    pos[r, slot] = c
+    padded = concatenate([getitem_p(x, rows), np.ones((len(rows), 1))], axis=1)
+    return rows, getitem_p(padded, (np.arange(len(rows))[:, None], pos)), z
+
+
+def _prod_of_zeros(a, zero, axis, keepdims):
+    """The product along ``axis`` of the zero entries of ``a`` (the others count as 1)."""
+    out_shape = _reduced_shape(shape_of(a), axis, keepdims)
+    x = _to_last(a, axis)
+    n = shape_of(x)[-1]
+    x = reshape(x, (-1, n))
+    rows, packed, _ = _zero_rows(x, np.asarray(_to_last(zero, axis)).reshape(-1, n))
+    part = _tree_prod(packed, 1, False)
+    # Scattered into ones: a slice without zeros contributes the constant 1.
+    return reshape(untake(part - 1.0, rows, (shape_of(x)[0],)) + 1.0, out_shape)
+
+
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     """``np.prod``; exact derivatives at zeros (see the module's notes)."""
     _no_out("prod", out)
@@ -318,7 +350,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     zero = np.asarray(value_of(a)) == 0
     if isinstance(a, Tensor) and zero.any():
         nonzero_part = _prod_p(where_fill(a, ~zero, 1), axis=axis, keepdims=keepdims)
-        result = nonzero_part * _tree_prod(where_fill(a, zero, 1), axis, keepdims)
+        result = nonzero_part * _prod_of_zeros(a, zero, axis, keepdims)
     else:
         result = _prod_p(a, axis=axis, keepdims=keepdims)
     return result if initial is None else result * initial
@@ -379,13 +411,26 @@ def _scan_prod(x, axis):
     return x
 
 
+def _cumprod_of_zeros(a, zero, axis):
+    """The cumulative product along ``axis`` of the zero entries of ``a`` (the others count as 1)."""
+    x = moveaxis(a, axis, -1)
+    shape = shape_of(x)
+    x = reshape(x, (-1, shape[-1]))
+    rows, packed, z = _zero_rows(x, np.moveaxis(zero, axis, -1).reshape(-1, shape[-1]))
+    # products[:, i]: the product of a row's first i zeros; position k has seen cumsum(z)[k] of them.
+    products = concatenate([np.ones((len(rows), 1)), _scan_prod(packed, 1)], axis=1)
+    part = getitem_p(products, (np.arange(len(rows))[:, None], np.cumsum(z, axis=1)))
+    full = untake(part - 1.0, rows, shape_of(x)) + 1.0
+    return moveaxis(reshape(full, shape), -1, axis)
+
+
 def cumprod(a, axis=None, dtype=None, out=None):
     """``np.cumprod``; exact derivatives at zeros (see the module's notes)."""
     _no_out("cumprod", out)
     a, axis = _cumulative_input(a, axis, dtype, "cumprod")
     zero = np.asarray(value_of(a)) == 0
     if isinstance(a, Tensor) and zero.any():
-        return _cumprod_p(where_fill(a, ~zero, 1), axis) * _scan_prod(where_fill(a, zero, 1), axis)
+        return _cumprod_p(where_fill(a, ~zero, 1), axis) * _cumprod_of_zeros(a, zero, axis)
     return _cumprod_p(a, axis)
 
 
