@@ -7,10 +7,10 @@ Conventions and assumptions:
   functions that are not holomorphic (``eigh``, ``svd``, ``cholesky``, ``pinv``)
   are derived for the real pairing ``Re tr(X^H Y)`` and turned into this
   convention by conjugating the cotangent on the way in and out (``_std_vjp``).
-- ``eigh``, ``eigvalsh`` and ``cholesky`` read one triangle of their input, as
-  LAPACK does; their derivative is that of the function NumPy computes, so the
-  other triangle gets a zero gradient (and the imaginary part of the diagonal
-  of a complex input too).  For a symmetric input built from parameters the
+- ``eigh``, ``eigvalsh``, ``cholesky`` and ``svd``/``pinv`` with ``hermitian=True``
+  read one triangle of their input, as LAPACK does; their derivative is that of
+  the function NumPy computes, so the other triangle gets a zero gradient (and
+  the imaginary part of the diagonal of a complex input too).  For a symmetric input built from parameters the
   gradient with respect to the parameters is the usual one.
 - Eigenvector and singular-vector derivatives assume distinct eigenvalues
   (singular values): they divide by their gaps.  A cotangent that is exactly
@@ -580,6 +580,9 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     a = as_array(a)
     if _ndim(a) < 2:
         raise LinAlgError(f"svd: needs at least 2 dimensions, got shape {shape_of(a)}")
+    if hermitian:  # NumPy then reads the lower triangle only (through eigh)
+        _square_check("svd", a)
+        a = _hermitian_from_triangle(a, lower=True)
     if not compute_uv:
         return _svdvals_p(a, hermitian=bool(hermitian))
     m, n = shape_of(a)[-2:]
@@ -631,6 +634,9 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=None):
         rcond = rtol
     if rcond is not None:
         rcond = np.asarray(unbox_all(rcond))
+    if hermitian:  # NumPy then reads the lower triangle only (through eigh)
+        _square_check("pinv", a)
+        a = _hermitian_from_triangle(a, lower=True)
     return _pinv_p(a, rcond=rcond, hermitian=bool(hermitian))
 
 

@@ -174,6 +174,11 @@ GRAD_CASES = {
     "svd_full_wide": (lambda x: (lambda u, s, v: (u, s, v[:2], v[2:].T @ v[2:]))(*np.linalg.svd(x)), [R(2, 5)]),
     "svd_full_complex": (lambda x: (lambda u, s, v: (s, u[:, 3:] @ np.conj(u[:, 3:].T)))(*np.linalg.svd(x)), [C(5, 3)]),
     "pinv": (lambda x: np.linalg.pinv(x), [R(4, 3)]),
+    # hermitian=True reads the lower triangle; singular vectors checked through sign-free products.
+    "svd_hermitian": (lambda x: (lambda u, s, vh: (u * u[:1], s, vh * vh[:, :1]))(*np.linalg.svd(x, hermitian=True)),
+                      [spd(3) - 5 * onp.eye(3) + onp.triu(R(3, 3), 1)]),
+    "svd_values_hermitian": (lambda x: np.linalg.svd(x, compute_uv=False, hermitian=True), [spd(3) + onp.triu(R(3, 3), 1)]),
+    "pinv_hermitian": (lambda x: np.linalg.pinv(x, hermitian=True), [spd(3) + onp.triu(R(3, 3), 1)]),
     "pinv_complex_batched": (lambda x: np.linalg.pinv(x), [C(2, 3, 4)]),
     "pinv_low_rank": (lambda x: np.linalg.pinv(x.T @ x), [R(3, 5)]),
     "lstsq": (lambda a, b: np.linalg.lstsq(a, b)[0], [R(5, 3), R(5, 2)]),
