@@ -56,7 +56,7 @@ __all__: list[str] = []
 
 
 def constant_arg(value, function, argname):
-    """``value`` as a plain array, or an error naming ``function`` and ``argname`` if it is traced.
+    """``value`` without its boxes, or an error naming ``function`` and ``argname`` if it is traced.
 
     Used for the arguments a function has no derivative in (orders, counts, shapes).
     """
@@ -315,7 +315,8 @@ erfc, _erfc_p = _unary("erfc", lambda ans, x: (-2.0 / _SQRT_PI) * _gauss(x),
 erfcx, _erfcx_p = _unary("erfcx", lambda ans, x: 2.0 * x * ans - 2.0 / _SQRT_PI,
                          "Scaled ``exp(x^2) erfc(x)`` (complex allowed); derivative ``2 x erfcx(x) - 2 / sqrt(pi)``.")
 erfi, _erfi_p = _unary("erfi", lambda ans, x: (2.0 / _SQRT_PI) * _n.exp(x * x),
-                       "Imaginary error function ``-i erf(ix)`` (complex allowed); derivative ``2 exp(x^2) / sqrt(pi)``.")
+                       "Imaginary error function ``-i erf(ix)`` (complex allowed); "
+                       "derivative ``2 exp(x^2) / sqrt(pi)``.")
 erfinv, _erfinv_p = _unary("erfinv", lambda ans, x: (_SQRT_PI / 2.0) * _n.exp(ans * ans),
                            "Inverse of ``erf``; derivative ``sqrt(pi) / 2 exp(erfinv(x)^2)``.")
 erfcinv, _erfcinv_p = _unary("erfcinv", lambda ans, x: (-_SQRT_PI / 2.0) * _n.exp(ans * ans),

@@ -8,7 +8,6 @@ form; a traced shape raises an error naming the function).
 
 from __future__ import annotations
 
-import numpy as np
 import scipy.stats as _ss
 
 from nablab.numpy import exp
