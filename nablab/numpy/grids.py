@@ -272,5 +272,52 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
     return sum(d * (_slice(y, axis, 1) + _slice(y, axis, None, -1)) / 2.0, axis=axis)
 
 
+# --------------------------------------------------------------------------- interpolation
+
+def interp(x, xp, fp, left=None, right=None, period=None):
+    """``np.interp``: piecewise-linear interpolation, differentiable in ``x``, ``xp``, ``fp``, ``left``, ``right``.
+
+    At a knot the derivative in ``x`` is the slope of the interval to its right
+    (of the last interval at the last knot); outside ``[xp[0], xp[-1]]`` it is 0.
+    """
+    if not _has_tensor(x, xp, fp, left, right):
+        return np.interp(unbox_all(x), unbox_all(xp), unbox_all(fp), unbox_all(left), unbox_all(right),
+                         unbox_all(period))
+    x, xp, fp = (a if isinstance(a, Tensor) else np.asarray(a) for a in map(as_array, (x, xp, fp)))
+    if _ndim(xp) != 1 or _ndim(fp) != 1 or shape_of(xp) != shape_of(fp):
+        raise ValueError(f"interp: xp and fp must be 1-D of one length, got shapes {shape_of(xp)} and {shape_of(fp)}")
+    if shape_of(xp)[0] == 0:
+        raise ValueError("interp: array of sample points is empty")
+    if period is not None:
+        period = unbox_all(period)
+        if period == 0:
+            raise ValueError("interp: period must be a non-zero value")
+        period = builtins.abs(period)
+        left = right = None
+        x = x % period
+        xp = xp % period
+        order = np.argsort(np.asarray(value_of(xp)), kind="stable")
+        xp, fp = xp[order], fp[order]
+        # One knot beyond each end, as NumPy wraps them.
+        xp = concatenate([xp[-1:] - period, xp, xp[:1] + period])
+        fp = concatenate([fp[-1:], fp, fp[:1]])
+    xv, xpv = np.asarray(value_of(x)), np.asarray(value_of(xp))
+    n = xpv.shape[0]
+    if n == 1:
+        inside = fp[0] + 0.0 * x
+    else:
+        i = np.clip(np.searchsorted(xpv, xv, side="right") - 1, 0, n - 2)
+        at_end = xv == xpv[-1]
+        # Anchored at the left knot, as NumPy computes it; at the last knot at that knot itself.
+        anchor = np.where(at_end, i + 1, i)
+        slope = (fp[i + 1] - fp[i]) / (xp[i + 1] - xp[i])
+        inside = fp[anchor] + (x - xp[anchor]) * slope
+    below = xv < xpv[0]
+    above = xv > xpv[-1]
+    result = where(below, fp[0] if left is None else as_array(left), inside)
+    result = where(above, fp[-1] if right is None else as_array(right), result)
+    return result
+
+
 __all__ = ["full", "full_like", "linspace", "logspace", "meshgrid", "diff", "ediff1d", "gradient",
-           "trapezoid"]
+           "trapezoid", "interp"]

@@ -23,7 +23,7 @@ from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import UnsupportedFunctionError, caller_location, holds_traced, unbox_all
 from nablab.numpy.reductions import sum
 from nablab.numpy.shape import (_along, _axis, _index_int, _ndim, array, as_array, broadcast_to,
-                                concatenate, getitem_p, ravel, stack, transpose)
+                                concatenate, getitem_p, ravel, stack, transpose, untake)
 from nablab.numpy.ufuncs import _astype_entry, where
 
 
@@ -165,6 +165,43 @@ def delete(arr, obj, axis=None):
         else:
             keep[_fix_mode(_indices(drop, "delete"), size, "raise", "delete")] = False
     return getitem_p(arr, _along(n, axis, np.flatnonzero(keep)))
+
+
+def piecewise(x, condlist, funclist, *args, **kw):
+    """``np.piecewise``: ``funclist[k]`` (a function or a constant) where ``condlist[k]`` holds, 0 elsewhere.
+
+    As in NumPy a later condition overrides an earlier one, an extra function
+    applies where no condition holds, and the result has ``x``'s dtype.
+    """
+    x = as_array(x)
+    xv = np.asarray(value_of(x))
+    if not isinstance(x, Tensor) and not holds_traced([args, kw]):
+        return np.piecewise(xv, unbox_all(condlist), funclist, *args, **kw)
+    condlist = unbox_all(condlist)
+    # NumPy's reading: one condition may be given bare (not in a list).
+    if np.isscalar(condlist) or (not isinstance(condlist[0], (list, np.ndarray)) and xv.ndim != 0):
+        condlist = [condlist]
+    conds = [np.asarray(c, dtype=bool) for c in condlist]
+    for c in conds:
+        if c.shape != xv.shape:
+            raise ValueError(f"piecewise: a condition of shape {c.shape} does not match x of shape {xv.shape}")
+    if len(funclist) == len(conds) + 1:
+        conds.append(~np.any(conds, axis=0) if conds else np.ones(xv.shape, bool))
+    elif len(funclist) != len(conds):
+        raise ValueError(f"piecewise: {len(conds)} conditions need {len(conds)} or {len(conds) + 1} functions, "
+                         f"got {len(funclist)}")
+    result = np.zeros(xv.shape, dtype=xv.dtype)
+    taken = np.zeros(xv.shape, dtype=bool)
+    # From the last condition back: each entry belongs to the last condition that holds there.
+    for cond, fn in reversed(list(zip(conds, funclist))):
+        mine = cond & ~taken
+        taken |= cond
+        if not mine.any():
+            continue
+        piece = fn(getitem_p(x, mine), *args, **kw) if callable(fn) else fn
+        piece = broadcast_to(as_array(piece), (int(mine.sum()),))
+        result = result + untake(piece, mine, xv.shape)
+    return result if np.asarray(value_of(result)).dtype == xv.dtype else _astype_entry(result, xv.dtype)
 
 
 # --------------------------------------------------------------------------- sorting
@@ -414,7 +451,7 @@ c_ = _Concatenator(np.c_, axis=-1, ndmin=2, trans1d=0)
 
 
 __all__ = [
-    "take", "take_along_axis", "choose", "select", "compress", "extract", "delete", "sort",
+    "take", "take_along_axis", "choose", "select", "piecewise", "compress", "extract", "delete", "sort",
     "msort", "sort_complex", "partition", "unique", "unique_values", "unique_counts", "unique_inverse",
     "unique_all", "diagonal", "make_diagonal", "trace", "diag", "diagflat", "tril", "triu",
     "r_", "c_",

@@ -607,6 +607,46 @@ def block(arrays):
     return _rearranged(assemble, leaves)
 
 
+def apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """``np.apply_along_axis``: ``func1d`` on every 1-D slice along ``axis``, the results assembled."""
+    arr = as_array(arr)
+    if not isinstance(arr, Tensor) and not holds_traced([args, kwargs]):
+        return np.apply_along_axis(func1d, axis, arr, *args, **kwargs)
+    n = _ndim(arr)
+    axis = _axis(axis, n, "apply_along_axis: axis")
+    moved = moveaxis(arr, axis, -1)
+    outer = shape_of(moved)[:-1]
+    if 0 in outer:
+        raise ValueError("apply_along_axis: cannot apply to an array with an empty dimension")
+    results = [as_array(func1d(getitem_p(moved, index), *args, **kwargs)) for index in np.ndindex(*outer)]
+    result_shape = shape_of(results[0])
+    if builtins.any(shape_of(r) != result_shape for r in results):
+        raise ValueError("apply_along_axis: func1d returned results of different shapes")
+    out = reshape(stack(results), outer + result_shape)
+    # The result's own axes stand where ``axis`` was.
+    k = len(result_shape)
+    order = list(range(axis)) + list(range(len(outer), len(outer) + k)) + list(range(axis, len(outer)))
+    return transpose(out, order) if order != list(range(len(order))) else out
+
+
+def apply_over_axes(func, a, axes):
+    """``np.apply_over_axes``: ``func(a, axis)`` for each axis in turn, keeping the dimensions."""
+    a = as_array(a)
+    if not isinstance(a, Tensor):
+        return np.apply_over_axes(func, a, axes)
+    for axis in np.atleast_1d(axes):
+        n = _ndim(a)
+        axis = int(axis) % n if -n <= int(axis) < n else _axis(axis, n, "apply_over_axes: axes")
+        res = as_array(func(a, axis))
+        if _ndim(res) == n:
+            a = res
+        elif _ndim(res) == n - 1:
+            a = expand_dims(res, axis)
+        else:
+            raise ValueError("apply_over_axes: function is not returning an array of the correct shape")
+    return a
+
+
 # --------------------------------------------------------------------------- splitting
 
 def _split_bounds(n, indices_or_sections, even, who):
@@ -861,5 +901,5 @@ __all__ = [
     "column_stack", "append", "atleast_1d", "atleast_2d", "atleast_3d", "array", "asarray",
     "asanyarray", "ascontiguousarray", "copy", "split", "array_split", "hsplit", "vsplit",
     "dsplit", "flip", "fliplr", "flipud", "roll", "rot90", "repeat", "tile", "pad", "insert",
-    "resize", "block",
+    "resize", "block", "apply_along_axis", "apply_over_axes",
 ]

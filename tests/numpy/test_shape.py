@@ -135,6 +135,16 @@ CASES = {
     "gradient-coordinates": (lambda m, x: m.gradient(x, 2.0, onp.array([0.0, 0.5, 1.5, 1.7, 3.0]), edge_order=2), [R(3, 5)]),
     "gradient-coordinates-order1": (lambda m, x: m.gradient(x, onp.array([0.0, 0.5, 1.5, 1.7]), axis=-1), [R(3, 4)]),
     "trapezoid": (lambda m, y: m.trapezoid(y, dx=0.5, axis=0), [R(4, 3)]),
+    "interp": (lambda m, x, xp, fp: m.interp(x, xp, fp), [onp.array([0.0, 1.3, 2.7, 4.0, 2.2]), onp.array([1.0, 2.0, 3.0]), R(3)]),
+    "interp-left-right": (lambda m, x, fp, v: m.interp(x, onp.array([1.0, 2.0, 3.0]), fp, left=v, right=2.0 * v),
+                          [onp.array([0.5, 3.2, 2.5]), R(3), R()]),
+    "interp-period": (lambda m, x, fp: m.interp(x, onp.array([1.0, 2.0, 3.0]), fp, period=3.5),
+                      [onp.array([-1.0, 3.7, 2.5, 0.2]), R(3)]),
+    "interp-complex-fp": (lambda m, x: m.interp(x, [0.0, 1.0, 2.0], onp.array([1.0, 2j, 3.0])), [onp.array([0.3, 1.6])]),
+    "apply_along_axis": (lambda m, x: m.apply_along_axis(lambda v: m.stack([m.sum(v), m.max(v)]), 1, x), [R(2, 3)]),
+    "apply_along_axis-2d-result": (lambda m, x: m.apply_along_axis(lambda v, w: m.outer(v, v) * w, 0, x, 2.0), [R(2, 3)]),
+    "apply_along_axis-scalar-result": (lambda m, x: m.apply_along_axis(m.prod, -1, x), [R(2, 3, 2)]),
+    "apply_over_axes": (lambda m, x: m.apply_over_axes(m.sum, x, [0, 2]), [R(2, 3, 4)]),
     "trapezoid-x": (lambda m, y, x: m.trapezoid(y, x), [R(3, 4), onp.sort(R(4))]),
 }
 
@@ -180,6 +190,15 @@ def test_copy_is_a_new_tensor():
     a = np.array(t)
     a[1] = 7.0
     assert t.tolist() == [1.0, 2.0]
+
+
+def test_interp_slope_conventions_at_knots():
+    xp, fp = onp.array([1.0, 2.0, 3.0]), onp.array([10.0, 20.0, 40.0])
+    g = nablab.grad(lambda x: np.sum(np.interp(x, xp, fp)))(onp.array([1.0, 2.0, 3.0, 0.0, 5.0]))
+    onp.testing.assert_array_equal(g, [10.0, 20.0, 20.0, 0.0, 0.0])
+    assert onp.isnan(np.interp(nablab.tensor([onp.nan]), xp, fp).item())
+    with pytest.raises(ValueError, match="same length|one length"):
+        np.interp(nablab.tensor(1.0), xp, fp[:2])
 
 
 def test_linspace_gradients_are_affine_weights():
