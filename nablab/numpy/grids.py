@@ -96,6 +96,35 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
     return result if dtype is None else _astype_entry(result, dtype)
 
 
+def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """``np.geomspace``; ``start`` and ``stop`` may be traced (negative and complex ends as NumPy allows)."""
+    if not _has_tensor(start, stop):
+        return np.geomspace(unbox_all(start), unbox_all(stop), num, endpoint, dtype, axis)
+    import nablab.numpy as _n
+    start, stop = broadcast_arrays(as_array(start) * 1.0, as_array(stop) * 1.0)
+    sv, ev = np.asarray(value_of(start)), np.asarray(value_of(stop))
+    if (sv == 0).any() or (ev == 0).any():
+        raise ValueError("Geometric sequence cannot include zero")
+    complex_ = sv.dtype.kind == "c" or ev.dtype.kind == "c"
+    if complex_:
+        start, stop = _astype_entry(start, np.complex128), _astype_entry(stop, np.complex128)
+        sign = start / _n.abs(start)  # start's direction in the plane: traced, like NumPy's sign(start)
+    else:
+        sign = np.sign(sv)
+    # NumPy's route: the sequence of |start| .. stop / sign, through logspace, then the ends exact.
+    base_start, base_stop = start / sign, stop / sign
+    result = logspace(_n.log10(base_start), _n.log10(base_stop), num=num, endpoint=endpoint, base=10.0)
+    index = np.arange(num).reshape((-1,) + (1,) * _ndim(start))
+    if num > 0:
+        result = where(index == 0, base_start, result)
+    if num > 1 and endpoint:
+        result = where(index == num - 1, base_stop, result)
+    result = sign * result
+    if axis != 0:
+        result = moveaxis(result, 0, axis)
+    return result if dtype is None else _astype_entry(result, dtype)
+
+
 def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     """``np.meshgrid``: coordinate arrays from 1-D coordinate vectors (a tuple)."""
     if indexing not in ("xy", "ij"):
@@ -111,6 +140,15 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 
 
 # --------------------------------------------------------------------------- differences
+
+def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
+    """``np.unwrap``: ``p`` plus the multiples of ``period`` NumPy adds at its jumps (constants, so the derivative is 1)."""
+    if not _has_tensor(p):
+        return np.unwrap(unbox_all(p), discont, axis, period=period)
+    p = as_array(p)
+    values = np.asarray(value_of(p))
+    return p + (np.unwrap(values, discont, axis, period=period) - values)
+
 
 def _with_border(value, a, axis):
     """``prepend``/``append`` as an array fitting ``a`` along ``axis`` (a number becomes one slice)."""
@@ -319,5 +357,5 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     return result
 
 
-__all__ = ["full", "full_like", "linspace", "logspace", "meshgrid", "diff", "ediff1d", "gradient",
+__all__ = ["full", "full_like", "linspace", "logspace", "geomspace", "meshgrid", "unwrap", "diff", "ediff1d", "gradient",
            "trapezoid", "interp"]

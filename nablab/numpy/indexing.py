@@ -20,7 +20,8 @@ import builtins
 import numpy as np
 
 from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
-from nablab.autodiff.dispatch import UnsupportedFunctionError, caller_location, holds_traced, unbox_all
+from nablab.autodiff.dispatch import (UnsupportedFunctionError, caller_location, holds_traced,
+                                     nondifferentiable, unbox_all)
 from nablab.numpy.reductions import sum
 from nablab.numpy.shape import (_along, _axis, _index_int, _ndim, array, as_array, broadcast_to,
                                 concatenate, getitem_p, ravel, stack, transpose, untake)
@@ -242,24 +243,79 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
 
 def _refuse_unique(name):
     def refuse(ar, *args, **kwargs):
-        if holds_traced([ar]):
+        if holds_traced([ar, args]):
             raise UnsupportedFunctionError(
                 f"numpy.{name} was given a traced value (at {caller_location()}): which entries it "
                 "keeps depends on which values are equal, and no derivative can follow that. "
                 "Use nablab.numpy.sort for distinct values, or pass x.detach()."
             )
-        return getattr(np, name)(unbox_all(ar), *args, **kwargs)
+        return getattr(np, name)(unbox_all(ar), *unbox_all(args), **kwargs)
 
     refuse.__name__ = name
     refuse.__doc__ = f"``np.{name}`` for constants; refuses traced values."
     return refuse
 
 
+def trim_zeros(filt, trim="fb", axis=None):
+    """``np.trim_zeros``: the smallest box (along ``axis``) holding every nonzero entry; a slice of ``filt``."""
+    filt = as_array(filt)
+    values = np.asarray(value_of(filt))
+    if not isinstance(filt, Tensor):
+        return np.trim_zeros(filt, trim, axis)
+    trim = trim.lower()
+    if trim not in ("fb", "bf", "f", "b"):
+        raise ValueError(f"trim_zeros: unexpected character(s) in trim: {trim!r}")
+    n = values.ndim
+    axes = range(n) if axis is None else [_axis(a, n, "trim_zeros: axis") for a in np.atleast_1d(axis)]
+    nonzero = np.argwhere(values)
+    if nonzero.size == 0:
+        start = stop = np.zeros(n, dtype=np.intp)
+    else:
+        start = nonzero.min(axis=0) if "f" in trim else [None] * n
+        stop = nonzero.max(axis=0) + 1 if "b" in trim else [None] * n
+    return getitem_p(filt, tuple(slice(start[i], stop[i]) if i in axes else slice(None) for i in range(n)))
+
+
+def _refuse_in_place(name):
+    def refuse(*args, **kwargs):
+        if holds_traced([args, kwargs]):
+            raise UnsupportedFunctionError(
+                f"numpy.{name} writes into its first argument in place (at {caller_location()}); nablab never "
+                "changes a traced value in place. Build a new array instead: nablab.numpy.where for masks, "
+                "scatters with nablab.untake, or concatenate the pieces."
+            )
+        if args and isinstance(args[0], Tensor):
+            # Its value may be saved by recorded operations: tensors change only by copy-on-write.
+            raise TypeError(f"numpy.{name} would write into a tensor's array in place; use item assignment "
+                            "(t[index] = value), which copies first")
+        return getattr(np, name)(*args, **unbox_all(kwargs))
+
+    refuse.__name__ = name
+    refuse.__doc__ = f"``np.{name}`` for constants; refuses traced values (it works in place)."
+    return refuse
+
+
+put = _refuse_in_place("put")
+put_along_axis = _refuse_in_place("put_along_axis")
+putmask = _refuse_in_place("putmask")
+place = _refuse_in_place("place")
+copyto = _refuse_in_place("copyto")
+fill_diagonal = _refuse_in_place("fill_diagonal")
+
+#: Integer or boolean results: piecewise constant in the values.
+lexsort = nondifferentiable(np.lexsort, "lexsort")
+isin = nondifferentiable(np.isin, "isin")
+
 unique = _refuse_unique("unique")
 unique_values = _refuse_unique("unique_values")
 unique_counts = _refuse_unique("unique_counts")
 unique_inverse = _refuse_unique("unique_inverse")
 unique_all = _refuse_unique("unique_all")
+# Set operations sort the unique values of their arguments: the same refusal.
+intersect1d = _refuse_unique("intersect1d")
+setdiff1d = _refuse_unique("setdiff1d")
+setxor1d = _refuse_unique("setxor1d")
+union1d = _refuse_unique("union1d")
 
 
 # --------------------------------------------------------------------------- diagonals
@@ -452,7 +508,8 @@ c_ = _Concatenator(np.c_, axis=-1, ndmin=2, trans1d=0)
 
 __all__ = [
     "take", "take_along_axis", "choose", "select", "piecewise", "compress", "extract", "delete", "sort",
-    "msort", "sort_complex", "partition", "unique", "unique_values", "unique_counts", "unique_inverse",
-    "unique_all", "diagonal", "make_diagonal", "trace", "diag", "diagflat", "tril", "triu",
+    "msort", "sort_complex", "partition", "trim_zeros", "put", "put_along_axis", "putmask", "place",
+    "copyto", "fill_diagonal", "lexsort", "isin", "unique", "unique_values", "unique_counts",
+    "unique_inverse", "unique_all", "intersect1d", "setdiff1d", "setxor1d", "union1d", "diagonal", "make_diagonal", "trace", "diag", "diagflat", "tril", "triu",
     "r_", "c_",
 ]

@@ -536,6 +536,27 @@ def ascontiguousarray(a, dtype=None, *, like=None):
     return atleast_1d(asarray(a, dtype=dtype))
 
 
+def asfortranarray(a, dtype=None, *, like=None):
+    """``np.asfortranarray``: memory order is NumPy's business; the values (at least 1-D) are as given."""
+    return atleast_1d(asarray(a, dtype=dtype))
+
+
+def asarray_chkfinite(a, dtype=None, order=None):
+    """``np.asarray_chkfinite``: ``asarray``, refusing NaN and infinite entries."""
+    result = asarray(a, dtype=dtype)
+    values = np.asarray(value_of(result))
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        raise ValueError("array must not contain infs or NaNs")
+    return result
+
+
+def require(a, dtype=None, requirements=None, *, like=None):
+    """``np.require``: ``asarray`` with ``dtype`` (layout requirements do not apply to tensors)."""
+    if not isinstance(as_array(a), Tensor):
+        return np.require(a, dtype, requirements)
+    return asarray(a, dtype=dtype)
+
+
 def copy(a, order="K", subok=False):
     """``np.copy``: a new tensor (changing it in place leaves ``a`` alone)."""
     if isinstance(a, Tensor) or (type(a) in (list, tuple) and _holds_tensor(a)):
@@ -899,7 +920,7 @@ __all__ = [
     "matrix_transpose", "moveaxis", "rollaxis", "broadcast_to", "broadcast_arrays",
     "concatenate", "concat", "stack", "unstack", "hstack", "vstack", "row_stack", "dstack",
     "column_stack", "append", "atleast_1d", "atleast_2d", "atleast_3d", "array", "asarray",
-    "asanyarray", "ascontiguousarray", "copy", "split", "array_split", "hsplit", "vsplit",
+    "asanyarray", "ascontiguousarray", "asfortranarray", "asarray_chkfinite", "require", "copy", "split", "array_split", "hsplit", "vsplit",
     "dsplit", "flip", "fliplr", "flipud", "roll", "rot90", "repeat", "tile", "pad", "insert",
     "resize", "block", "apply_along_axis", "apply_over_axes",
 ]

@@ -78,6 +78,8 @@ CASES = {
     "sort_complex": (lambda m, x: m.sort_complex(x), [R(5)]),
     "partition": (lambda m, x: m.partition(x, 2), [R(3, 6)]),
     "partition-kths": (lambda m, x: m.partition(x, (1, 4), axis=0), [R(7, 2)]),
+    "trim_zeros": (lambda m, x: m.trim_zeros(x * onp.array([0.0, 0.0, 1.0, 1.0, 0.0]), "b"), [R(5)]),
+    "trim_zeros-2d": (lambda m, x: m.trim_zeros(x * onp.array([[0, 0, 1.0], [0, 1.0, 0], [0, 0, 0]])), [R(3, 3)]),
     "diagonal": (lambda m, x: m.diagonal(x), [R(3, 4)]),
     "diagonal-offset-axes": (lambda m, x: m.diagonal(x, 1, 2, 0), [R(3, 2, 4)]),
     "diagonal-beyond": (lambda m, x: m.diagonal(x, -5), [R(3, 4)]),
@@ -211,6 +213,23 @@ def test_bad_arguments_raise_clearly():
     with pytest.raises(nablab.UnsupportedFunctionError, match="numpy.unique.*equal"):
         nablab.grad(lambda x: np.sum(np.unique(x)))(R(3))
     assert np.unique(onp.array([2, 1, 2])).tolist() == [1, 2]
+    with pytest.raises(nablab.UnsupportedFunctionError, match="numpy.union1d"):
+        nablab.grad(lambda x: np.sum(np.union1d(onp.ones(2), x)))(R(3))
+
+
+def test_in_place_functions_refuse_tensors_and_work_on_arrays():
+    for call in (lambda x: onp.put(onp.zeros(3), [0], x), lambda x: np.copyto(onp.zeros(2), x),
+                 lambda x: np.place(onp.zeros(2), [True, False], x)):
+        with pytest.raises(nablab.UnsupportedFunctionError, match="in place"):
+            nablab.grad(lambda x: call(x) or 0.0)(1.0)
+    with pytest.raises(TypeError, match="item assignment"):
+        np.put(nablab.tensor([1.0, 2.0]), [0], 3.0)
+    a = onp.zeros(3)
+    np.put(a, [1], 5.0)
+    assert a.tolist() == [0.0, 5.0, 0.0]
+    # isin and lexsort give integers and booleans: constants, even for traced inputs.
+    g = nablab.grad(lambda x: np.sum(x * np.isin(x, [2.0])) + np.sum(x[np.lexsort((x,))][:1]))(onp.array([1.0, 2.0, 3.0]))
+    onp.testing.assert_array_equal(g, [1.0, 1.0, 0.0])
 
 
 # ----------------------------------------------------------------------------- against HIPS autograd

@@ -124,6 +124,13 @@ CASES = {
     "linspace-arrays-axis": (lambda m, a, b: m.linspace(a, b, 6, axis=1), [R(2, 3), R(3)]),
     "logspace": (lambda m, a, b: m.logspace(a, b, 4, base=2.0), [R(), R()]),
     "logspace-bases": (lambda m, a: m.logspace(a, 1.0, 3, base=onp.array([2.0, 3.0])), [R(2)]),
+    "geomspace": (lambda m, a, b: m.geomspace(a, b, 5), [onp.array(1.5), onp.array(30.0)]),
+    "geomspace-negative": (lambda m, a, b: m.geomspace(a, b, 4, endpoint=False), [onp.array(-1.5), onp.array(-30.0)]),
+    "geomspace-arrays-axis": (lambda m, a, b: m.geomspace(a, b, 4, axis=1), [onp.array([1.5, 2.0]), onp.array([30.0, 0.1])]),
+    "geomspace-complex": (lambda m, a, b: m.geomspace(a + 1j, b * 1j, 3), [onp.array(1.5), onp.array(3.0)]),
+    "unwrap": (lambda m, x: m.unwrap(x * 3.0, axis=0), [R(6, 2)]),
+    "asarray_chkfinite": (lambda m, x: m.asarray_chkfinite([x[0], x[1]]), [R(2)]),
+    "asfortranarray-require": (lambda m, x: m.require(m.asfortranarray(x), dtype=onp.float64), [R(2, 3)]),
     "meshgrid-xy": (lambda m, x, y, z: m.meshgrid(x, y, z), [R(3), R(2), R(4)]),
     "meshgrid-ij-sparse": (lambda m, x, y: m.meshgrid(x, y, indexing="ij", sparse=True), [R(3), R(2)]),
     "diff": (lambda m, x: m.diff(x), [R(3, 5)]),
@@ -263,6 +270,10 @@ def test_bad_arguments_raise_clearly():
         nablab.grad(lambda h: np.sum(np.gradient(onp.arange(4.0) ** 2, h)))(onp.arange(4.0))
     with pytest.raises(TypeError, match="sequence"):
         np.vstack(3.0)
+    with pytest.raises(ValueError, match="infs or NaNs"):
+        np.asarray_chkfinite([t[0, 0], onp.nan])
+    with pytest.raises(ValueError, match="zero"):
+        nablab.grad(lambda a: np.sum(np.geomspace(a, 0.0, 3)))(1.0)
 
 
 # ----------------------------------------------------------------------------- against HIPS autograd
