@@ -357,7 +357,7 @@ def test_vjps_match_autograd(name, f, kind, seed, complex_):
     if not complex_:
         assert not onp.iscomplexobj(got)
         want = onp.real(want)
-    onp.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    onp.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=15, deadline=None)
@@ -385,7 +385,7 @@ def test_eig_vjp_matches_autograd(seed):
         return m.real(m.sum(ge * w) + m.sum(m.abs(v) ** 2 * m.abs(gv)))
 
     onp.testing.assert_allclose(nablab.grad(lambda x: loss(np, x))(a), autograd.grad(lambda x: loss(anp, x))(a),
-                                rtol=1e-9, atol=1e-9)
+                                rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=10, deadline=None)
@@ -401,7 +401,7 @@ def test_hessians_match_autograd(seed):
                 + m.sum(m.linalg.eigh(s)[0] ** 3) + m.sum(m.linalg.cholesky(s)))
 
     onp.testing.assert_allclose(nablab.hessian(lambda a: loss(np, a))(x), autograd.hessian(lambda a: loss(anp, a))(x),
-                                rtol=1e-9, atol=1e-9)
+                                rtol=1e-10, atol=1e-10)
 
 
 # ----------------------------------------------------------------------------- against torch.func

@@ -212,10 +212,10 @@ def test_sylvester_and_sqrtm_vjps_match_autograd(seed):
     got = nb_vjp(g)
     want = autograd.make_vjp(lambda *xs: aspl.solve_sylvester(*xs), (0, 1, 2))(a, b, q)[0](g)
     for x, y in zip(got, want):
-        onp.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9)
+        onp.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-10)
     s = a @ a.T + 3 * onp.eye(3)
     _, nb_vjp = nablab.vjp(sl.sqrtm, s)
-    onp.testing.assert_allclose(nb_vjp(g)[0], autograd.make_vjp(aspl.sqrtm)(s)[0](g), rtol=1e-9, atol=1e-9)
+    onp.testing.assert_allclose(nb_vjp(g)[0], autograd.make_vjp(aspl.sqrtm)(s)[0](g), rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=15, deadline=None)
