@@ -40,8 +40,7 @@ from nablab.autodiff.core import primitive, shape_of, value_of
 from nablab.autodiff.dispatch import nondifferentiable, unbox_all
 from nablab.numpy.products import einsum, matmul, tensordot as _tensordot, cross as _cross
 from nablab.numpy.reductions import max as _max, min as _min, normalize_axis, sum as _sum
-from nablab.numpy.shape import (as_array, broadcast_to, concatenate, expand_dims, moveaxis,
-                                ravel, reshape, swapaxes)
+from nablab.numpy.shape import as_array, concatenate, expand_dims, moveaxis, ravel, reshape, swapaxes
 from nablab.numpy.ufuncs import _is_complex, abs as _abs, conj, exp, imag, real, sqrt, unbroadcast, where
 
 LinAlgError = np.linalg.LinAlgError

@@ -17,9 +17,8 @@ import string
 import numpy as np
 
 from nablab.autodiff.core import Primitive, primitive, shape_of, value_of
-from nablab.numpy.reductions import normalize_axis, sum
-from nablab.numpy.shape import (as_array, broadcast_to, expand_dims, getitem, moveaxis, ravel,
-                                reshape, stack, swapaxes)
+from nablab.numpy.reductions import normalize_axis
+from nablab.numpy.shape import as_array, broadcast_to, expand_dims, moveaxis, ravel, reshape, stack, swapaxes
 from nablab.numpy.ufuncs import _is_complex, conj, unbroadcast
 
 

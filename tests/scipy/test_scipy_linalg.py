@@ -2,7 +2,6 @@
 second order), HIPS autograd's scipy.linalg rules and torch.func."""
 
 import autograd
-import autograd.numpy as anp
 import autograd.scipy.linalg as aspl
 import numpy as onp
 import pytest
