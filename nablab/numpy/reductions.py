@@ -105,6 +105,9 @@ _sum_p.defjvp(lambda t, ans, x, axis=None, keepdims=False: _sum_p(t, axis=axis, 
 
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
     """``np.sum``; ``dtype`` casts the input first, ``initial`` is added, ``where`` masks entries."""
+    if dtype is None and out is None and where is None and initial is None and type(axis) is not list:
+        # The common call (every broadcasting VJP makes one): NumPy itself checks the axes.
+        return _sum_p(as_array(a), axis=axis, keepdims=bool(keepdims))
     _no_out("sum", out)
     a = _prepare(a, dtype, where, 0)
     result = _sum_p(a, axis=_axis_arg(axis, a), keepdims=bool(keepdims))
