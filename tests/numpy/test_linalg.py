@@ -195,6 +195,10 @@ GRAD_CASES = {
     "cond_1": (lambda x: np.linalg.cond(x, 1), [R(3, 3)]),
     "tensorinv": (lambda x: np.linalg.tensorinv(x), [R(2, 3, 6) + 3 * onp.eye(6).reshape(2, 3, 6)]),
     "tensorsolve": (np.linalg.tensorsolve, [R(2, 3, 6) + 3 * onp.eye(6).reshape(2, 3, 6), R(2, 3)]),
+    "array_api_names": (lambda a, b: (np.linalg.vector_norm(a, axis=0, ord=3), np.linalg.matrix_norm(a, ord=2),
+                                       np.linalg.outer(b, b), np.linalg.cross(a, b), np.linalg.matrix_transpose(a),
+                                       np.linalg.svdvals(a), np.linalg.tensordot(a, b, axes=1), np.linalg.matmul(a, b)),
+                        [R(3, 3), R(3)]),
     "diagonal_trace_vecdot": (lambda a, b: (np.linalg.diagonal(a, offset=-1), np.linalg.trace(a),
                                             np.linalg.vecdot(a, b)), [C(3, 3), C(3)]),
 }

@@ -141,6 +141,9 @@ GRAD_CASES.update({
     # SciPy's solver may flip an eigenvector's sign between nearby inputs: check sign-free products.
     "eigh": (lambda a: (lambda w, v: (w, v * v[:1]))(*sl.eigh(a, lower=False)), [R(3, 3)]),
     "qr_r": (lambda a: sl.qr(a, mode="r"), [R(4, 3)]),
+    "numpy_names": (lambda a: (sl.inv(a), sl.det(a), sl.pinv(a[:, :2]), sl.eigvalsh(a), np.abs(sl.eigvals(a)),
+                               sl.svdvals(a), sl.qr(a, mode="economic"), sl.norm(a, 2), sl.solve(a, a[0])),
+                    [R(3, 3) + 3 * onp.eye(3)]),
     "solve_lower_triangular": (lambda a, b: sl.solve(a, b, assume_a="lower triangular"), [L, R(4)]),
 })
 
