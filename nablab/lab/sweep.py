@@ -173,10 +173,20 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
 # -- running -----------------------------------------------------------------------
 
 
+#: In a LocalPool worker: whether a task is running, and whether Ctrl-C stopped the sweep.
+_worker = {"in_task": False, "stopping": False}
+
+
 def _call(fn: Callable, kwargs: dict) -> Any:
     # Keyword arguments travel as one dict: Dask's executor would read some names
     # (key, pure, workers, ...) as its own options.
-    return fn(**kwargs)
+    if _worker["stopping"]:
+        raise KeyboardInterrupt("the sweep was interrupted")
+    _worker["in_task"] = True
+    try:
+        return fn(**kwargs)
+    finally:
+        _worker["in_task"] = False
 
 
 def run_sweep(fn: Callable[..., dict], tasks: Sequence[dict], *, executor: Executor | None = None,
@@ -296,15 +306,27 @@ def _environ(values: dict) -> Iterator[None]:
             os.environ.pop(k, None)
 
 
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C in a worker: stop the running task and refuse later ones; an idle worker waits.
+
+    The pool is then shut down by the main process as usual (an idle worker that
+    raised KeyboardInterrupt would print a traceback; one that died at once would
+    break the pool, which Python 3.11 reports with a traceback of its own).
+    """
+    _worker["stopping"] = True
+    if _worker["in_task"]:
+        raise KeyboardInterrupt
+
+
 def _worker_start(alive) -> None:
-    """Run in each worker as it starts: leave Ctrl-C to the main process, and die with it.
+    """Run in each worker as it starts: quiet Ctrl-C handling, and death with the main process.
 
     ``alive`` is the read end of a pipe whose only writer is the main process: the
     read returns (end of file) the moment that process is gone, however it died,
     and the worker exits. Without this a worker forked by the fork server outlives
     a killed main process (and keeps the fork server and resource tracker alive).
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, _on_interrupt)
 
     def watch():
         with contextlib.suppress(EOFError, OSError):
@@ -318,9 +340,9 @@ class LocalPool(Executor):
     """A process pool on this machine that starts a new pool when a worker dies.
 
     Workers start on first use (a run that sweeps nothing starts none), from a
-    fork server where there is one, with one BLAS thread each. They ignore
-    Ctrl-C (the main process stops them) and exit as soon as the main process
-    is gone, even after a SIGKILL.
+    fork server where there is one, with one BLAS thread each. On Ctrl-C their
+    running tasks stop (quietly) and the pool closes; they exit as soon as the
+    main process is gone, even after a SIGKILL.
 
     >>> with LocalPool(2) as pool:                        # doctest: +SKIP
     ...     pool.submit(pow, 2, 10).result()
@@ -359,20 +381,33 @@ class LocalPool(Executor):
         raise AssertionError("unreachable")
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Close the pool; without ``wait`` (an interrupted run) the workers' tasks are stopped too."""
+        pids = self.worker_pids()
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
             alive, self._alive = self._alive, None
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
-        if alive is not None:
-            for end in alive:   # without wait, workers still running a task exit now
+        if not wait:
+            # As Ctrl-C in a terminal does (when only this process got it): tasks stop, the
+            # pool winds down. The pipe stays open until this process ends, so the workers
+            # are not killed while it still has a pool to close.
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+            _KEEP_OPEN.append(alive)
+        elif alive is not None:
+            for end in alive:
                 end.close()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the running workers (for tests and diagnostics)."""
         pool = self._pool
         return [p.pid for p in (getattr(pool, "_processes", None) or {}).values()] if pool else []
+
+
+_KEEP_OPEN: list = []
 
 
 def _cpu_count() -> int:

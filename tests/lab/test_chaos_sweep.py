@@ -115,9 +115,29 @@ def test_ctrl_c_stops_the_workers_without_their_tracebacks(tmp_path):
     assert not alive, f"still running 10 s after Ctrl-C: {alive}"
 
 
-def test_workers_leave_ctrl_c_to_the_main_process():
-    """An idle worker would print a KeyboardInterrupt traceback on Ctrl-C: they ignore it."""
-    from nablab.lab.sweep import LocalPool
+def test_ctrl_c_in_a_worker_stops_its_task_and_an_idle_worker_just_waits(tmp_path, monkeypatch):
+    """An idle worker that raised KeyboardInterrupt would print a traceback; it waits instead."""
+    from nablab.lab import sweep
 
-    with LocalPool(1) as pool:
-        assert pool.submit(signal.getsignal, signal.SIGINT).result(timeout=60) == signal.SIG_IGN
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import sweep_tasks
+
+    log = tmp_path / "log"
+    log.mkdir()
+    with sweep.LocalPool(1) as pool:
+        pid = pool.submit(os.getpid).result(timeout=60)
+        running = pool.submit(sweep._call, sweep_tasks.logged_task,
+                              {"x": 1.0, "log": str(log), "sleep": 60.0})
+        deadline = time.monotonic() + 60
+        while not sweep_tasks.calls(str(log)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start = time.monotonic()
+        os.kill(pid, signal.SIGINT)                            # busy: its task stops
+        assert isinstance(running.exception(timeout=30), KeyboardInterrupt)
+        assert time.monotonic() - start < 10
+        later = pool.submit(sweep._call, sweep_tasks.logged_task, {"x": 2.0, "log": str(log)})
+        assert isinstance(later.exception(timeout=30), KeyboardInterrupt)   # no new task starts
+        os.kill(pid, signal.SIGINT)                            # idle: it waits for the pool to close
+        time.sleep(0.2)
+        assert pool.submit(os.getpid).result(timeout=60) == pid
+    assert sweep_tasks.calls(str(log)) == [1.0]
