@@ -30,13 +30,14 @@ from nablab.numpy import grids as _grids
 from nablab.numpy import indexing as _indexing
 from nablab.numpy import statistics as _statistics
 from nablab.numpy import products as _products
+from nablab.numpy import rearrange as _rearrange
 from nablab.numpy import reductions as _reductions
 from nablab.numpy import shape as _shape
 from nablab.numpy import ufuncs as _ufuncs
 
 __version__ = _np.__version__
 
-_FAMILIES = (_ufuncs, _reductions, _shape, _products, _indexing, _grids, _statistics)
+_FAMILIES = (_ufuncs, _reductions, _shape, _rearrange, _products, _indexing, _grids, _statistics)
 _implemented = {}
 for _family in _FAMILIES:
     for _name in _family.__all__:

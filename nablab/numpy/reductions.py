@@ -25,8 +25,9 @@ import numpy as np
 
 from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
-from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, flip, getitem_p,
-                                moveaxis, ravel, reshape, transpose, untake)
+from nablab.numpy.rearrange import flip
+from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, getitem_p, moveaxis,
+                                ravel, reshape, transpose, untake)
 from nablab.numpy.ufuncs import (_astype_entry, _is_complex, conj, maximum, minimum, negative,
                                  real, sqrt, where)
 
