@@ -66,6 +66,15 @@ def _as_input(x, who):
     return arr
 
 
+def _in_dtype_of(ct, x):
+    """A cotangent in its input's floating type (float32 in, float32 gradient out, as PyTorch)."""
+    dtype = getattr(ops.value_of(x), "dtype", None)
+    ct_dtype = getattr(ops.value_of(ct), "dtype", None)
+    if dtype is None or ct_dtype is None or ct_dtype == dtype or dtype.kind != ct_dtype.kind:
+        return ct
+    return ct.astype(dtype) if not isinstance(ct, Tensor) else ops.astype(ct, dtype)
+
+
 def _exit(x):
     """What a transform hands back: constants lose their box."""
     if isinstance(x, Tensor) and x._level == CONSTANT:
@@ -136,7 +145,8 @@ def vjp(f, *primals):
         grads = backward(roots, seeds) if roots else {}
         result = []
         for inputs, nodes, spec in zip(leaves_per_primal, leaf_nodes, specs):
-            cts = [_exit(grads[n]) if n in grads else ops.zeros_like(v) for v, n in zip(inputs, nodes)]
+            cts = [_in_dtype_of(_exit(grads[n]), v) if n in grads else ops.zeros_like(v)
+                   for v, n in zip(inputs, nodes)]
             result.append(tree_unflatten(spec, cts))
         return tuple(result)
 
