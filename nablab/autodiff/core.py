@@ -496,8 +496,9 @@ class Tensor:
     ``.grad`` accumulates across ``backward`` calls (as in PyTorch): set it
     to ``None`` or call ``.grad.zero_()`` between steps.
 
-    A traced tensor never becomes a plain array unasked: ``np.asarray(t)`` and
-    ``float(t)`` raise :class:`~nablab.autodiff.dispatch.TracedValueError`;
+    A traced tensor never becomes a plain array unasked: ``np.asarray(t)`` raises
+    :class:`~nablab.autodiff.dispatch.TracedValueError`, and so does ``float(t)``
+    inside a transform (on the imperative tape it is how a loop logs a loss);
     ``t.detach()``, ``t.item()``, ``t.numpy()`` and ``t.data`` are the ways to
     ask (the last two give read-only views).  In-place changes (``t[i] = v``,
     ``t -= u`` under ``no_grad``, ``t.data = a``) never overwrite a value that
@@ -600,13 +601,15 @@ class Tensor:
         for i in range(len(self)):
             yield self[i]
 
+    # float() of a loss is how a training loop logs it, as in PyTorch, so the imperative tape
+    # allows it; inside a transform the number is part of the function being differentiated.
     def __float__(self):
-        if _ops.is_traced(self):
+        if self._level > IMPERATIVE and _ops.is_traced(self):
             raise _ops.traced_value_error(self, "float()")
         return float(value_of(self))
 
     def __complex__(self):
-        if _ops.is_traced(self):
+        if self._level > IMPERATIVE and _ops.is_traced(self):
             raise _ops.traced_value_error(self, "complex()")
         return complex(value_of(self))
 
