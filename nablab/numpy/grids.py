@@ -13,7 +13,7 @@ import builtins
 import numpy as np
 
 from nablab.autodiff.core import Tensor, shape_of, value_of
-from nablab.autodiff.dispatch import unbox_all
+from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.reductions import sum
 from nablab.numpy.shape import (_axis, _index_int, _ndim, _slice, as_array, broadcast_arrays,
                                 broadcast_to, concatenate, moveaxis, ravel, reshape)
@@ -318,6 +318,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     At a knot the derivative in ``x`` is the slope of the interval to its right
     (of the last interval at the last knot); outside ``[xp[0], xp[-1]]`` it is 0.
     """
+    if holds_traced([period]):
+        raise NotImplementedError("interp: a traced period is not supported (the knots wrap at it)")
     if not _has_tensor(x, xp, fp, left, right):
         return np.interp(unbox_all(x), unbox_all(xp), unbox_all(fp), unbox_all(left), unbox_all(right),
                          unbox_all(period))

@@ -242,7 +242,7 @@ def max(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # no
             raise ValueError("max: reduction with where= needs an initial value")
         a = where_fill(a, where, -np.inf)
     result = _max_p(a, axis=_axis_arg(axis, a), keepdims=bool(keepdims))
-    return result if initial is None else maximum(result, unbox_all(initial))
+    return result if initial is None else maximum(result, as_array(initial))
 
 
 def min(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
@@ -254,7 +254,7 @@ def min(a, axis=None, out=None, keepdims=False, initial=None, where=None):  # no
             raise ValueError("min: reduction with where= needs an initial value")
         a = where_fill(a, where, np.inf)
     result = negative(_max_p(negative(a), axis=_axis_arg(axis, a), keepdims=bool(keepdims)))
-    return result if initial is None else minimum(result, unbox_all(initial))
+    return result if initial is None else minimum(result, as_array(initial))
 
 
 amax, amin = max, min

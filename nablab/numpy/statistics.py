@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from nablab.autodiff.core import Tensor, shape_of, value_of
-from nablab.autodiff.dispatch import unbox_all
+from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.indexing import diag, sort, take_along_axis
 from nablab.numpy.reductions import _reduced_shape, _to_last, average, normalize_axis
 from nablab.numpy.shape import _ndim, array, as_array, concatenate, reshape, squeeze, transpose
@@ -195,6 +195,9 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
     n = shape_of(x)[1]
     w = None
     if fweights is not None:
+        if holds_traced([fweights]):
+            raise TypeError("cov: fweights are integer counts and cannot be traced; use aweights for "
+                            "weights to differentiate")
         f = np.asarray(unbox_all(fweights))
         if f.ndim != 1 or f.shape[0] != n or not np.all(f == np.around(f)) or np.any(f < 0):
             raise ValueError(f"cov: fweights must be {n} non-negative integers")

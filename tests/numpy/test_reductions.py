@@ -114,6 +114,14 @@ def test_complex_inputs_gradcheck(name):
     gradcheck(COMPLEX_CASES[name], C(2, 3))
 
 
+def test_max_and_min_differentiate_a_traced_initial():
+    x = onp.array([[1.0, -2.0], [0.5, -1.0]])
+    g = nablab.grad(lambda t, i: np.sum(np.max(t, axis=0, initial=i)), argnums=(0, 1))(x, 0.0)
+    onp.testing.assert_array_equal(g[0], [[1.0, 0.0], [0.0, 0.0]])
+    assert g[1] == 1.0
+    gradcheck(lambda t, i: np.min(t, axis=1, initial=i), x, 0.2)
+
+
 def test_average_differentiates_the_weights():
     gradcheck(lambda x, w: np.average(x, axis=0, weights=w), R(4, 3), onp.abs(R(4)) + 0.5)
     gradcheck(lambda x, w: np.average(x, weights=w, returned=True), R(2, 3), onp.abs(R(2, 3)) + 0.5)
@@ -383,6 +391,8 @@ def test_statistics_complex_and_conventions():
         np.quantile(nablab.tensor(x), 0.5, method="weibull")
     with pytest.raises(ValueError, match="fweights"):
         np.cov(nablab.tensor(R(2, 3)), fweights=[1.5, 1, 1])
+    with pytest.raises(TypeError, match="aweights"):
+        nablab.grad(lambda f: np.sum(np.cov(R(2, 3), fweights=f)))(onp.ones(3))
 
 
 TORCH_STATS = {

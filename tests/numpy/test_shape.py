@@ -204,6 +204,8 @@ def test_interp_slope_conventions_at_knots():
     g = nablab.grad(lambda x: np.sum(np.interp(x, xp, fp)))(onp.array([1.0, 2.0, 3.0, 0.0, 5.0]))
     onp.testing.assert_array_equal(g, [10.0, 20.0, 20.0, 0.0, 0.0])
     assert onp.isnan(np.interp(nablab.tensor([onp.nan]), xp, fp).item())
+    with pytest.raises(NotImplementedError, match="traced period"):
+        nablab.grad(lambda p: np.sum(np.interp(onp.array([0.5]), xp, fp, period=p)))(3.0)
     with pytest.raises(ValueError, match="same length|one length"):
         np.interp(nablab.tensor(1.0), xp, fp[:2])
 
