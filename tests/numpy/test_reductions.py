@@ -122,6 +122,12 @@ def test_max_and_min_differentiate_a_traced_initial():
     gradcheck(lambda t, i: np.min(t, axis=1, initial=i), x, 0.2)
 
 
+def test_traced_initial_values_are_differentiated():
+    gradcheck(lambda x, i: np.sum(x, axis=0, initial=i), R(2, 3), 0.4)
+    gradcheck(lambda x, i: np.prod(x, axis=1, initial=i), R(2, 3), 0.4)
+    gradcheck(lambda x, i: np.nansum(x, initial=i), R(3), 0.4)
+
+
 def test_average_differentiates_the_weights():
     gradcheck(lambda x, w: np.average(x, axis=0, weights=w), R(4, 3), onp.abs(R(4)) + 0.5)
     gradcheck(lambda x, w: np.average(x, weights=w, returned=True), R(2, 3), onp.abs(R(2, 3)) + 0.5)

@@ -180,6 +180,16 @@ def test_complex_and_mixed_inputs():
     assert not onp.iscomplexobj(g[0]) and onp.iscomplexobj(g[1])
 
 
+def test_traced_scalar_arguments_are_differentiated():
+    gradcheck(lambda f, h: np.gradient(f, h, edge_order=2), R(5), 0.7)
+    gradcheck(lambda f, h: np.gradient(f, h, onp.array([0.0, 1.0, 3.0]), axis=(0, 1))[0], R(4, 3), 0.7)
+    gradcheck(lambda y, d: np.trapezoid(y, dx=d), R(5), 0.3)
+    gradcheck(lambda x, b: np.logspace(x, 1.0, 4, base=b), 0.2, 3.0)
+    gradcheck(lambda x, a, b: np.diff(x, prepend=a, append=b), R(3), R(), R())
+    gradcheck(lambda x, a, b: np.ediff1d(x, to_begin=a, to_end=b), R(3), R(), R(2))
+    gradcheck(lambda a, v: np.insert(a, [1, 1], v), R(3), R(2))
+
+
 def test_traced_pad_constant_and_full_fill_values():
     gradcheck(lambda x, c: np.pad(x, ((1, 0), (2, 1)), constant_values=c), R(2, 2), R())
     grad_c = nablab.grad(lambda c: np.sum(np.pad(onp.ones((2, 2)), 1, constant_values=c)))(0.3)
