@@ -59,7 +59,9 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     start, stop = broadcast_arrays(start * 1.0, stop * 1.0)
     div = num - 1 if endpoint else num
     delta = stop - start
-    index = np.arange(num, dtype=np.float64).reshape((-1,) + (1,) * _ndim(delta))
+    # NumPy's dtype: that of the ends and a Python float (so float32 ends give float32 points).
+    dt = np.result_type(np.asarray(value_of(start)).dtype, np.asarray(value_of(stop)).dtype, float(num))
+    index = np.arange(num, dtype=dt if dt.kind == "f" else np.float64).reshape((-1,) + (1,) * _ndim(delta))
     # As NumPy computes them: start + i * step, and stop itself as the last point.
     if div > 0:
         step = delta / div
@@ -356,7 +358,9 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     above = xv > xpv[-1]
     result = where(below, fp[0] if left is None else as_array(left), inside)
     result = where(above, fp[-1] if right is None else as_array(right), result)
-    return result
+    # NumPy's result is float64, or complex128 for complex fp.
+    dtype = np.complex128 if np.asarray(value_of(result)).dtype.kind == "c" else np.float64
+    return result if np.asarray(value_of(result)).dtype == dtype else _astype_entry(result, dtype)
 
 
 __all__ = ["full", "full_like", "linspace", "logspace", "geomspace", "meshgrid", "unwrap", "diff", "ediff1d", "gradient",

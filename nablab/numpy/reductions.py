@@ -68,6 +68,18 @@ def _count(shape, axis):
     return int(np.prod([shape[a] for a in normalize_axis(axis, len(shape))]))
 
 
+def _dtype(x):
+    return np.asarray(value_of(x)).dtype
+
+
+def _as_count(count, total):
+    """An array of counts in the real dtype of ``total`` (so a float32 mean stays float32)."""
+    if type(count) is int:
+        return count  # a Python int takes the dtype of what it divides
+    kind = _dtype(total).kind
+    return np.asarray(count).astype(_dtype(real(total))) if kind in "fc" else count
+
+
 def _no_out(name, out):
     if out is not None:
         raise TypeError(f"{name}(..., out=...) is not supported; use the returned value")
@@ -128,7 +140,8 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     a = as_array(a)
     axis = _axis_arg(axis)
     count = _mask_count(shape_of(a), axis, where, keepdims)
-    return sum(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where) / count
+    total = sum(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where)
+    return total / _as_count(count, total)
 
 
 def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
@@ -179,7 +192,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     if where is not None and where is not True:
         # Masked entries set to 0 first, so that a NaN there cannot reach the gradient as 0 * NaN.
         a = where_fill(a, where, 0)
-    centre = sum(a, axis=axis, keepdims=True, where=where) / count
+    centre = sum(a, axis=axis, keepdims=True, where=where)
+    count = _as_count(count, centre)
+    centre = centre / count
     centred = a - centre
     sq = real(centred * conj(centred)) if _is_complex(centred) else centred * centred
     total = sum(sq, axis=axis, keepdims=keepdims, where=where)
@@ -308,7 +323,7 @@ def _tree_prod(x, axis, keepdims):
     while shape_of(y)[-1] > 1:
         last = len(shape_of(y)) - 1
         if shape_of(y)[-1] % 2:
-            y = concatenate([y, np.ones(shape_of(y)[:-1] + (1,))], axis=last)
+            y = concatenate([y, np.ones(shape_of(y)[:-1] + (1,), _dtype(y))], axis=last)
         y = _slice(y, last, 0, None, 2) * _slice(y, last, 1, None, 2)
     return reshape(y, out_shape)
 
@@ -329,7 +344,7 @@ def _zero_rows(x, zero):
     slot = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
     pos = np.full((len(rows), int(counts.max())), n)  # n: a column of ones appended to x
     pos[r, slot] = c
-    padded = concatenate([getitem_p(x, rows), np.ones((len(rows), 1))], axis=1)
+    padded = concatenate([getitem_p(x, rows), np.ones((len(rows), 1), _dtype(x))], axis=1)
     return rows, getitem_p(padded, (np.arange(len(rows))[:, None], pos)), z
 
 
@@ -409,7 +424,7 @@ def _scan_prod(x, axis):
     n = shape_of(x)[axis]
     shift = 1
     while shift < n:
-        ones = np.ones(tuple(shift if i == axis else d for i, d in enumerate(shape_of(x))))
+        ones = np.ones(tuple(shift if i == axis else d for i, d in enumerate(shape_of(x))), _dtype(x))
         x = x * concatenate([ones, _slice(x, axis, 0, n - shift)], axis=axis)
         shift *= 2
     return x
@@ -422,7 +437,7 @@ def _cumprod_of_zeros(a, zero, axis):
     x = reshape(x, (-1, shape[-1]))
     rows, packed, z = _zero_rows(x, np.moveaxis(zero, axis, -1).reshape(-1, shape[-1]))
     # products[:, i]: the product of a row's first i zeros; position k has seen cumsum(z)[k] of them.
-    products = concatenate([np.ones((len(rows), 1)), _scan_prod(packed, 1)], axis=1)
+    products = concatenate([np.ones((len(rows), 1), _dtype(packed)), _scan_prod(packed, 1)], axis=1)
     part = getitem_p(products, (np.arange(len(rows))[:, None], np.cumsum(z, axis=1)))
     full = untake(part - 1.0, rows, shape_of(x)) + 1.0
     return moveaxis(reshape(full, shape), -1, axis)

@@ -608,7 +608,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
             constant = as_array(constant)
             if _ndim(constant) != 0:
                 raise NotImplementedError("pad: a traced constant_values must be a single number")
-            border = 1.0 - np.pad(np.ones(shape_of(array)), widths)
+            border = 1 - np.pad(np.ones(shape_of(array), np.asarray(value_of(array)).dtype), widths)
             return _pad_p(array, widths, constant_values=0) + constant * border
         return _pad_p(array, widths, constant_values=unbox_all(constant))
     if mode in _GATHER_MODES:

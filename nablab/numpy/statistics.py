@@ -80,7 +80,10 @@ def _quantile(a, q, axis, method, keepdims, ignore_nan, who):
     elif method == "midpoint":
         result = _lerp(_gather(s, lo), _gather(s, hi), np.where(lo == hi, 0.0, 0.5))
     else:
-        result = _lerp(_gather(s, lo), _gather(s, hi), virtual - lo)
+        gamma = virtual - lo
+        if not isinstance(gamma, Tensor):
+            gamma = gamma.astype(np.asarray(value_of(real(s))).dtype)  # NumPy interpolates in a's dtype
+        result = _lerp(_gather(s, lo), _gather(s, hi), gamma)
     # A slice with a NaN (or, ignoring NaNs, with nothing else) has a NaN quantile, as in NumPy.
     undefined = (n == 0) if ignore_nan else nan[..., -1]
     if undefined.any():
@@ -188,8 +191,8 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
     x = _rows(m, rowvar, dtype)
     if y is not None:
         x = concatenate([x, _rows(y, rowvar, dtype)], axis=0)
-    if np.asarray(value_of(x)).dtype.kind not in "fc":
-        x = _astype_entry(x, np.float64)
+    # As NumPy: at least float64 (complex128 for complex input).
+    x = _astype_entry(x, np.result_type(np.asarray(value_of(x)).dtype, np.float64))
     if ddof is None:
         ddof = 0 if bias else 1
     n = shape_of(x)[1]

@@ -199,6 +199,28 @@ def test_traced_pad_constant_and_full_fill_values():
     assert np.full_like(onp.zeros(3, dtype=int), nablab.tensor(2.7)).dtype == onp.int64
 
 
+F32 = onp.array([[1.5, 0.0, 2.0], [0.5, 3.0, -1.0]], dtype=onp.float32)
+DTYPE_CASES = {
+    "prod-zero": lambda m, t: m.prod(t, axis=1), "cumprod-zero": lambda m, t: m.cumprod(t, axis=1),
+    "var": lambda m, t: m.var(t, axis=0), "std": lambda m, t: m.std(t), "nanmean": lambda m, t: m.nanmean(t),
+    "mean-where": lambda m, t: m.mean(t, where=onp.array([True, False, True])),
+    "average": lambda m, t: m.average(t, axis=1, weights=onp.array([1, 2, 3], onp.float32)),
+    "median": lambda m, t: m.median(t, axis=1), "quantile": lambda m, t: m.quantile(t, 0.3),
+    "pad-traced-constant": lambda m, t: m.pad(t, 1, constant_values=t[0, 0]), "pad-reflect": lambda m, t: m.pad(t, 1, mode="reflect"),
+    "insert": lambda m, t: m.insert(t, 1, 5.0), "block": lambda m, t: m.block([t, t]), "gradient": lambda m, t: m.gradient(t, axis=1),
+    "linspace": lambda m, t: m.linspace(t[0, 0], t[0, 2], 3), "r_": lambda m, t: m.r_[t[0], 1.0],
+    "array": lambda m, t: m.array([t[0, 0], 2.0]), "cov": lambda m, t: m.cov(t), "sort": lambda m, t: m.sort(t),
+    "interp": lambda m, t: m.interp(onp.float32(0.5), onp.array([0, 1], onp.float32), t[0, :2]),
+}
+
+
+@pytest.mark.parametrize("name", list(DTYPE_CASES))
+def test_float32_results_keep_numpys_dtype(name):
+    f = DTYPE_CASES[name]
+    got = nablab.jvp(lambda t: f(np, t), (F32,), (onp.ones_like(F32),))[0]
+    assert onp.asarray(got).dtype == onp.asarray(f(onp, F32)).dtype
+
+
 def test_copy_is_a_new_tensor():
     t = nablab.tensor([1.0, 2.0])
     c = np.copy(t)
