@@ -153,6 +153,12 @@ class Expression:
         table = nablab_functions() if functions is None else functions
         return [self._run(program, values, table) for program in self.programs]
 
+    def evaluate_one(self, index: int, values: Mapping[str, Any],
+                     functions: Mapping[str, Callable] | None = None):
+        """Evaluate expression ``index`` alone (as :meth:`evaluate` would, for that one)."""
+        table = nablab_functions() if functions is None else functions
+        return self._run(self.programs[index], values, table)
+
     def _run(self, program, values, table):
         stack: list = []
         instr = None

@@ -359,3 +359,25 @@ def test_arch_refuses_an_absurd_size_without_a_traceback():
     assert r.exit_code == 2
     assert "layer 2" in r.output and "column 22" in r.output and "is too large" in r.output
     assert "Traceback" not in r.output and "OverflowError" not in r.output
+
+
+def test_jacobian_time_is_linear_in_the_number_of_outputs():
+    # Four times the outputs must cost about four times as much (a quadratic method: sixteen).
+    import time
+
+    from nablab.cli import jacobians
+    from nablab.expr import parse
+
+    def seconds(m):
+        expression = parse(";".join(f"x * {k + 1} + sin(y)" for k in range(m)), ["x", "y"])
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            j = jacobians(expression, np.array([0.5, 0.25]), 1e-3)
+            best = min(best, time.perf_counter() - start)
+        np.testing.assert_allclose(j["reverse_mode"][:, 0], np.arange(1, m + 1))
+        np.testing.assert_allclose(j["reverse_mode"], j["forward_mode"], rtol=1e-12)
+        return best
+
+    small, large = seconds(60), seconds(240)
+    assert large / small < 8, f"{small:.3f} s for 60 outputs, {large:.3f} s for 240"
