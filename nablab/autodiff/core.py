@@ -890,6 +890,10 @@ class Tensor:
     def flatten(self, order="C"):
         return _ops.ravel(self, order=order)
 
+    def compress(self, condition, axis=None):
+        # ndarray.compress takes the condition first, np.compress the condition before the array
+        return _ops.compress(condition, self, axis=axis)
+
     def relu(self):
         return _ops.relu(self)
 
@@ -909,7 +913,8 @@ def _array_method(name):
 
 #: ndarray methods that are the NumPy function of the same name with the array first.
 ARRAY_METHODS = (
-    "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "conj", "conjugate", "copy",
+    "all", "any", "argmax", "argmin", "argsort", "astype", "choose", "clip", "conj",
+    "conjugate", "copy",
     "cumprod", "cumsum", "diagonal", "dot", "max", "mean", "min", "nonzero", "prod", "ptp",
     "ravel", "repeat", "round", "squeeze", "std", "sum", "swapaxes", "take", "trace", "var",
     "exp", "log", "tanh", "sqrt",

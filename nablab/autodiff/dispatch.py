@@ -78,6 +78,26 @@ def unbox_all(obj):
     return obj
 
 
+def unbox_readonly(obj):
+    """As :func:`unbox_all`, but a tensor's array comes as a read-only view.
+
+    For NumPy functions nablab hands constants to: one that writes into its
+    argument (``np.put``, ``np.copyto``) then fails loudly instead of changing a
+    tensor behind the version counters' back.
+    """
+    if isinstance(obj, Tensor):
+        value = value_of(obj)
+        if isinstance(value, np.ndarray):
+            value = value.view()
+            value.flags.writeable = False
+        return value
+    if type(obj) in (list, tuple):
+        return type(obj)(unbox_readonly(o) for o in obj)
+    if type(obj) is dict:
+        return {k: unbox_readonly(v) for k, v in obj.items()}
+    return obj
+
+
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
 
@@ -166,7 +186,7 @@ def array_function(func, types, args, kwargs):
     if holds_traced(args) or holds_traced(kwargs):
         raise unsupported_error(_function_name(func))
     # Only constants: plain NumPy on their values is exactly right.
-    return func(*unbox_all(args), **unbox_all(kwargs))
+    return func(*unbox_readonly(args), **unbox_readonly(kwargs))
 
 
 def nondifferentiable(fn, name=None):
@@ -198,7 +218,7 @@ def unsupported(fn, name):
     def wrapped(*args, **kwargs):
         if holds_traced(args) or holds_traced(kwargs):
             raise unsupported_error(name)
-        return fn(*unbox_all(args), **unbox_all(kwargs))
+        return fn(*unbox_readonly(args), **unbox_readonly(kwargs))
 
     wrapped.unsupported = True
     return wrapped

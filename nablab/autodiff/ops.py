@@ -84,7 +84,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     negative) and ``return_sign=True`` it returns ``(log|s|, sign(s))``.
     """
     a = as_array(a)
+    if b is not None:
+        # b may broadcast a to a larger shape: reduce over that shape, as SciPy does
+        a, b = _nnp.broadcast_arrays(a, as_array(b))
     axis = tuple(axis) if isinstance(axis, list) else axis
+    if _nnp.size(a) == 0:
+        out = _nnp.log(_nnp.sum(_nnp.exp(a), axis=axis, keepdims=keepdims))  # log(0) = -inf, SciPy's value
+        return (out, np.ones(np.shape(value_of(out)))) if return_sign else out
     shift = stop_gradient(_nnp.max(a, axis=axis, keepdims=True))
     shift = _nnp.where(np.isfinite(value_of(shift)), shift, 0.0)
     terms = _nnp.exp(a - shift)

@@ -13,8 +13,13 @@ array([0.        , 0.63970001])
 np.float64(2.5)
 
 The families, each with its rules beside its primitives: :mod:`~nablab.numpy.ufuncs`
-(elementwise), :mod:`~nablab.numpy.reductions`, :mod:`~nablab.numpy.shape`
-(shapes, indexing, assembly), :mod:`~nablab.numpy.products`,
+(elementwise, complex parts), :mod:`~nablab.numpy.reductions` (sums, products,
+extremes, nan-reductions), :mod:`~nablab.numpy.statistics` (median, quantiles,
+cov), :mod:`~nablab.numpy.shape` (reshaping, assembly, ``array``),
+:mod:`~nablab.numpy.rearrange` (split, flip, roll, repeat, tile),
+:mod:`~nablab.numpy.indexing` (take, sort, diagonals, triangles, ``r_``),
+:mod:`~nablab.numpy.grids` (full, linspace, meshgrid, diff, gradient, interp),
+:mod:`~nablab.numpy.products` (einsum, tensordot, kron, cross),
 :mod:`~nablab.numpy.linalg`, :mod:`~nablab.numpy.fft`.
 """
 
@@ -50,11 +55,8 @@ _namespace.fill(vars(fft), _np.fft, {n: getattr(fft, n) for n in fft.__all__}, p
 linalg = linalg  # the module, not numpy.linalg (fill left it alone: it was already ours)
 fft = fft
 random = random
-for _ufunc, _method, _ours in (
-    (_np.add, "reduce", sum),
-    (_np.maximum, "reduce", max),
-    (_np.minimum, "reduce", min),
-):
+# ufunc.reduce / .accumulate with NumPy's signatures (axis=0 by default, unlike np.sum).
+for (_ufunc, _method), _ours in _reductions.UFUNC_METHODS.items():
     _namespace.register_ufunc_method(_ufunc, _method, _ours)
 
 
@@ -66,7 +68,7 @@ def _astype_method(self, dtype, *args, **kwargs):
 for _name in _core.ARRAY_METHODS + (
     "add", "subtract", "multiply", "divide", "floor_divide", "mod", "power", "matmul",
     "negative", "abs", "getitem", "transpose", "swapaxes", "real", "imag", "reshape", "ravel",
-    "broadcast_to", "array",
+    "broadcast_to", "array", "compress",
 ):
     if _name in globals() and not _name.startswith("_"):
         setattr(_core._ops, _name, globals()[_name])

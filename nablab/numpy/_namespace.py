@@ -30,7 +30,7 @@ NONDIFFERENTIABLE = frozenset("""
     unravel_index diag_indices_from tril_indices_from triu_indices_from nanargmax nanargmin
     floor ceil round around rint fix trunc signbit digitize bincount bitwise_and bitwise_or
     bitwise_xor bitwise_not invert left_shift right_shift gcd lcm spacing
-    iscomplex_obj issubdtype
+    issubdtype
 """.split())
 
 
