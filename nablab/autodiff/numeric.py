@@ -54,6 +54,17 @@ class GradcheckError(AssertionError):
     """A derivative disagreed with finite differences."""
 
 
+def _is_differentiable_leaf(leaf) -> bool:
+    """Floating-point or complex numbers and arrays are checked; the rest (ints, bools,
+    strings, None, index lists) are passed to ``f`` unchanged, as the constants they are."""
+    if isinstance(leaf, (bool, int, str, bytes)) or leaf is None:
+        return False
+    if isinstance(leaf, (float, complex)):
+        return True
+    dtype = getattr(value_of(leaf), "dtype", None)
+    return dtype is not None and dtype.kind in "fc"
+
+
 def _random_like(rng, x):
     """A standard normal array shaped like ``x`` (complex if ``x`` is)."""
     shape = np.shape(x)
@@ -107,6 +118,10 @@ def gradcheck(f, *args, modes=("fwd", "rev"), order=2, eps=1e-6, rtol=1e-5, atol
     of HIPS autograd's convention.  Returns ``True`` or raises
     :class:`GradcheckError` naming the mode and order.
 
+    Only floating-point and complex arguments are checked; integers, booleans,
+    strings and ``None`` (an einsum subscript, a count, a mask) are passed to
+    ``f`` unchanged.
+
     Called with ``f`` alone it returns a checker to call on the arguments,
     as ``autograd.test_util.check_grads`` does:
     ``gradcheck(f, modes=["rev"])(x)``.
@@ -120,13 +135,19 @@ def gradcheck(f, *args, modes=("fwd", "rev"), order=2, eps=1e-6, rtol=1e-5, atol
         return lambda *a: gradcheck(f, *a, modes=modes, order=order, eps=eps, rtol=rtol, atol=atol, seed=seed)
     rng = np.random.default_rng(seed)
     leaves, spec = tree_flatten(list(args))
+    checked = [i for i, leaf in enumerate(leaves) if _is_differentiable_leaf(leaf)]
+    if not checked:
+        raise TypeError("gradcheck: no argument is floating-point or complex, so there is nothing to check")
     inputs = []
-    for i, leaf in enumerate(leaves):
-        v = np.asarray(_as_input(leaf, f"gradcheck: argument leaf {i}"))
+    for i in checked:
+        v = np.asarray(_as_input(leaves[i], f"gradcheck: argument leaf {i}"))
         inputs.append(np.array(v, dtype=np.complex128 if v.dtype.kind == "c" else np.float64))
 
     def flat_f(*xs):
-        return f(*tree_unflatten(spec, list(xs)))
+        full = list(leaves)
+        for i, x in zip(checked, xs):
+            full[i] = x
+        return f(*tree_unflatten(spec, full))
 
     name = getattr(f, "__name__", type(f).__name__)
     _check(flat_f, inputs, tuple(modes), order, eps, rtol, atol, rng, path=name)
