@@ -252,33 +252,37 @@ def bind(prim, args, kwargs):
             vals = [value_of(a) if isinstance(a, Tensor) else a for a in args]
             return Tensor(_apply_numpy(prim, vals, kwargs))
 
+    # The hot path of every recorded op: plain loops, no helper calls.
     vals = list(args)
-    boxed = []
+    parents = []  # (argnum, node) of the arguments boxed at this level
     lower = False
-    for i, a in enumerate(args):
+    i = 0
+    for a in args:
         if isinstance(a, Tensor):
             level = a._level
             if level == top:
                 v = vals[i] = a._value
-                boxed.append(i)
+                parents.append((i, a._node))
                 if isinstance(v, Tensor):
                     lower = True
             elif level == CONSTANT or (level == IMPERATIVE and not _grad_mode.enabled):
                 vals[i] = value_of(a)
             else:
                 lower = True
+        i += 1
     if lower:
         ans = bind(prim, vals, kwargs)
     else:
-        try:  # _apply_numpy, inlined: this is the hot path of every recorded op
+        try:
             ans = prim.fn(*vals, **kwargs)
         except ValueError as err:
             _raise_shape_error(prim, vals, err)
 
     if top in _forward_levels:
+        boxed = [argnum for argnum, _ in parents]
         return Tensor(ans, top, None, _forward_tangent(prim, args, boxed, ans, vals, kwargs))
     # A missing VJP rule is reported by the backward pass, which is the first to need it.
-    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple([(i, args[i]._node) for i in boxed]), args))
+    return Tensor(ans, top, Node(prim, vals, kwargs, ans, tuple(parents), args))
 
 
 def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
