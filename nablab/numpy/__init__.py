@@ -20,6 +20,7 @@ cov), :mod:`~nablab.numpy.shape` (reshaping, assembly, ``array``),
 :mod:`~nablab.numpy.indexing` (take, sort, diagonals, triangles, ``r_``),
 :mod:`~nablab.numpy.grids` (full, linspace, meshgrid, diff, gradient, interp),
 :mod:`~nablab.numpy.products` (einsum, tensordot, kron, cross),
+:mod:`~nablab.numpy.polynomials` (convolve, correlate, polyval, vecdot),
 :mod:`~nablab.numpy.linalg`, :mod:`~nablab.numpy.fft`.
 """
 
@@ -34,6 +35,7 @@ from nablab.numpy import fft, linalg, random  # noqa: F401
 from nablab.numpy import grids as _grids
 from nablab.numpy import indexing as _indexing
 from nablab.numpy import statistics as _statistics
+from nablab.numpy import polynomials as _polynomials
 from nablab.numpy import products as _products
 from nablab.numpy import rearrange as _rearrange
 from nablab.numpy import reductions as _reductions
@@ -42,7 +44,8 @@ from nablab.numpy import ufuncs as _ufuncs
 
 __version__ = _np.__version__
 
-_FAMILIES = (_ufuncs, _reductions, _shape, _rearrange, _products, _indexing, _grids, _statistics)
+_FAMILIES = (_ufuncs, _reductions, _shape, _rearrange, _products, _indexing, _grids, _statistics,
+             _polynomials)
 _implemented = {}
 for _family in _FAMILIES:
     for _name in _family.__all__:
