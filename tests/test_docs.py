@@ -10,7 +10,7 @@ from pathlib import Path
 from nablab.lab.claims import CLAIMS
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["autodiff", "nn", "optim", "hyper", "arch", "linop", "data", "train", "lab"]
+PAGES = ["autodiff", "numpy", "nn", "optim", "hyper", "arch", "linop", "data", "train", "lab"]
 
 
 def test_a_page_per_capability_each_with_examples_linked_from_the_index():
