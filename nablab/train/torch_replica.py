@@ -121,4 +121,5 @@ def copy_weights(source: nn.Module, replica) -> None:
             if tuple(target.shape) != value.shape:
                 raise ValueError(f"copy_weights: {name} has shape {value.shape} in nablab but "
                                  f"{tuple(target.shape)} in torch")
-            target.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(target.dtype))
+            # torch.tensor copies: nablab's .numpy() is a read-only view, which torch.from_numpy dislikes
+            target.copy_(torch.tensor(value, dtype=target.dtype))
