@@ -149,6 +149,32 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
+class RulesForAnyArgument(dict):
+    """A rule table for primitives that take any number of arguments (concatenate, einsum).
+
+    ``make(i)`` builds the rule of argument ``i`` the first time it is needed;
+    every non-negative index has one.
+
+    >>> table = RulesForAnyArgument(lambda i: f"rule {i}")
+    >>> 7 in table, table[7], table.get(-1)
+    (True, 'rule 7', None)
+    """
+
+    def __init__(self, make):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, i):
+        self[i] = rule = self._make(i)
+        return rule
+
+    def get(self, i, default=None):  # dict.get would skip __missing__
+        return self[i] if i in self else default
+
+    def __contains__(self, i):
+        return isinstance(i, int) and i >= 0
+
+
 def primitive(fn=None, *, name=None, saves_values=True, lists_are_arrays=True):
     """Decorator turning a NumPy function into a :class:`Primitive`.
 

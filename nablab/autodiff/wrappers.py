@@ -23,7 +23,7 @@ import inspect
 import numpy as np
 
 from nablab.autodiff import ops
-from nablab.autodiff.core import Primitive, bind, shape_of, value_of
+from nablab.autodiff.core import Primitive, RulesForAnyArgument, bind, shape_of, value_of
 from nablab.autodiff.transforms import (
     _argnums_tuple,
     _check_scalar_output,
@@ -265,18 +265,13 @@ def checkpoint(f):
     prim = Primitive(lambda *args, **kwargs: _plain_call(f, args, kwargs),
                      name=f"checkpoint({getattr(f, '__name__', 'f')})")
 
-    class _Rules(dict):
-        def __missing__(self, i):
-            def rule(g, ans, *args, **kwargs):
-                return vjp(lambda *xs: f(*xs, **kwargs), *args)[1](g)[i]
+    def vjp_rule(i):
+        def rule(g, ans, *args, **kwargs):
+            return vjp(lambda *xs: f(*xs, **kwargs), *args)[1](g)[i]
 
-            self[i] = rule
-            return rule
+        return rule
 
-        def __contains__(self, i):
-            return isinstance(i, int) and i >= 0
-
-    prim.vjps = _Rules()
+    prim.vjps = RulesForAnyArgument(vjp_rule)
 
     def jvp_all(tangents, ans, *args, **kwargs):
         zeros = [ops.zeros_like(a) if t is None else t for t, a in zip(tangents, args)]

@@ -16,7 +16,6 @@ the first maximum in the window (row-major) takes the gradient, as in PyTorch.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from nablab.autodiff import ops
 from nablab.autodiff.core import ShapeError, primitive, shape_of, value_of

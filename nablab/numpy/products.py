@@ -16,7 +16,7 @@ import string
 
 import numpy as np
 
-from nablab.autodiff.core import Primitive, primitive, shape_of, value_of
+from nablab.autodiff.core import Primitive, RulesForAnyArgument, primitive, shape_of, value_of
 from nablab.numpy.reductions import normalize_axis
 from nablab.numpy.shape import as_array, broadcast_to, expand_dims, moveaxis, ravel, reshape, stack, swapaxes
 from nablab.numpy.ufuncs import _is_complex, conj, unbroadcast
@@ -81,24 +81,6 @@ def matmul(x1, x2, out=None, **kwargs):
 # rearranging letters.
 
 _LETTERS = string.ascii_letters
-
-
-class _AnyArgument(dict):
-    """A rule table that makes the rule for argument ``i`` on demand (einsum takes any number)."""
-
-    def __init__(self, make):
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, i):
-        self[i] = rule = self._make(i)
-        return rule
-
-    def get(self, i, default=None):
-        return self[i] if isinstance(i, int) and i >= 0 else default
-
-    def __contains__(self, i):
-        return isinstance(i, int) and i >= 0
 
 
 def _letter_sizes(operands, ins):
@@ -172,8 +154,8 @@ def _einsum_jvp(k):
 
 
 _einsum_p = Primitive(_einsum, name="einsum")
-_einsum_p.vjps = _AnyArgument(_einsum_vjp)
-_einsum_p.jvps = _AnyArgument(_einsum_jvp)
+_einsum_p.vjps = RulesForAnyArgument(_einsum_vjp)
+_einsum_p.jvps = RulesForAnyArgument(_einsum_jvp)
 
 
 def _sublists_to_subscripts(args):

@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from nablab.autodiff.core import Primitive, Tensor, primitive, shape_of, value_of
+from nablab.autodiff.core import Primitive, RulesForAnyArgument, Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 
 
@@ -83,21 +83,6 @@ def _zeros_for(t, like):
 def _as_cotangent(g, x):
     """``g`` as the cotangent of ``x``: its real part when ``x`` is real and ``g`` complex."""
     return _ufuncs()._match_complex(g, x)
-
-
-class VariadicRules(dict):
-    """A rule table for primitives with any number of arguments (concatenate, stack)."""
-
-    def __init__(self, make):
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, i):
-        self[i] = rule = self._make(i)
-        return rule
-
-    def __contains__(self, i):
-        return isinstance(i, int) and i >= 0
 
 
 # --------------------------------------------------------------------------- reshape and friends
@@ -327,7 +312,7 @@ def _concat_vjp(i):
 
 
 _concatenate_p = Primitive(_concatenate, name="concatenate", saves_values=False)
-_concatenate_p.vjps = VariadicRules(_concat_vjp)
+_concatenate_p.vjps = RulesForAnyArgument(_concat_vjp)
 _concatenate_p.jvp_all = lambda ts, ans, *arrays, axis=0, offsets=None: _concatenate_p(
     *[_zeros_for(t, a) for t, a in zip(ts, arrays)], axis=axis, offsets=offsets
 )
@@ -372,7 +357,7 @@ def _stack_vjp(i):
 
 
 _stack_p = Primitive(_stack, name="stack", saves_values=False)
-_stack_p.vjps = VariadicRules(_stack_vjp)
+_stack_p.vjps = RulesForAnyArgument(_stack_vjp)
 _stack_p.jvp_all = lambda ts, ans, *arrays, axis=0: _stack_p(
     *[_zeros_for(t, a) for t, a in zip(ts, arrays)], axis=axis
 )

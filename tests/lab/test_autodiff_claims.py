@@ -2,7 +2,6 @@
 
 import numpy as np
 
-import nablab as nb
 from nablab.lab.compare import compare_quotes, matches_quote, quote_tolerance
 from nablab.lab.experiments import autodiff as exp
 from nablab.lab.registry import Context

@@ -180,6 +180,8 @@ def test_pairwise_ops_match_autograd(z, w):
     for name in ("add", "subtract", "multiply", "divide", "power"):
         if name in ("divide", "power") and abs(w) < 1e-3 or name == "power" and abs(z) < 1e-3:
             continue
+        if abs(getattr(onp, name)(z, w)) < 1e-6:  # abs has its kink at 0: no derivative to compare
+            continue
         for argnum in (0, 1):
             def loss(m, name=name):
                 return lambda z, w: m.abs(getattr(m, name)(z, w)) + m.real(getattr(m, name)(z, w))

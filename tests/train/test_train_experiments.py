@@ -1,6 +1,5 @@
 """The two training claims run (quick sizes) and report what they computed."""
 
-import pytest
 
 from nablab.lab import registry
 from nablab.lab.registry import Context
