@@ -650,6 +650,11 @@ class Tensor:
     def __bool__(self):
         return bool(value_of(self))
 
+    def __round__(self, ndigits=None):
+        # round() is piecewise constant: its result is a plain number or array, as int() is
+        value = value_of(self)
+        return round(value) if ndigits is None and np.ndim(value) == 0 else np.round(value, ndigits or 0)
+
     def __repr__(self):
         body = np.array2string(np.asarray(value_of(self)), separator=", ", prefix="tensor(")
         extra = ""

@@ -152,25 +152,43 @@ def unsupported_error(name: str) -> UnsupportedFunctionError:
     )
 
 
+def _scipy_special_ufunc(ufunc) -> bool:
+    """Whether ``ufunc`` is one of scipy.special's (only if SciPy is already imported)."""
+    for module in ("scipy.special", "scipy.special._ufuncs"):
+        special = sys.modules.get(module)
+        if special is not None and getattr(special, ufunc.__name__, None) is ufunc:
+            return True
+    return False
+
+
+def _ufunc_name(ufunc) -> str:
+    if _scipy_special_ufunc(ufunc):  # scipy.special.zeta calls the ufunc _zeta
+        return f"scipy.special.{ufunc.__name__.lstrip('_')}"
+    return f"numpy.{ufunc.__name__}"
+
+
 def array_ufunc(ufunc, method, inputs, kwargs):
     """``Tensor.__array_ufunc__``: route a NumPy ufunc call to nablab's version."""
     out = kwargs.pop("out", None)
     if method == "__call__":
         impl = UFUNCS.get(ufunc)
+        if impl is None and _scipy_special_ufunc(ufunc):
+            import nablab.scipy.special  # noqa: F401  (registers its ufuncs on import)
+            impl = UFUNCS.get(ufunc)
     else:
         impl = UFUNC_METHODS.get((ufunc, method))
     traced = holds_traced(inputs) or holds_traced(kwargs)
     if impl is None:
         if traced:
             suffix = "" if method == "__call__" else f".{method}"
-            raise unsupported_error(f"numpy.{ufunc.__name__}{suffix}")
+            raise unsupported_error(f"{_ufunc_name(ufunc)}{suffix}")
         result = getattr(ufunc, method)(*unbox_all(inputs), **unbox_all(kwargs),
                                         **({"out": out} if out is not None else {}))
         return result
     if out is not None:
         if traced:
             raise TypeError(
-                f"numpy.{ufunc.__name__}(..., out=...) on a traced value: writing the result "
+                f"{_ufunc_name(ufunc)}(..., out=...) on a traced value: writing the result "
                 "into an existing array would lose its derivative; use the returned value instead"
             )
         result = getattr(ufunc, method)(*unbox_all(inputs), **unbox_all(kwargs), out=out)

@@ -144,3 +144,27 @@ def test_stacking_zero_dimensional_items_promotes_as_numpy_does():
     assert nb.grad(lambda x: nb.sum(nb.vstack([x, 2 * x])))(1.0) == 3.0
     assert nb.grad(lambda x: nb.sum(nb.hstack([x, 2 * x])))(1.0) == 3.0
     assert nb.vstack([1.0, 2.0]).shape == np.vstack([1.0, 2.0]).shape
+
+
+def test_scipys_own_ufuncs_on_traced_values_reach_nablab_or_name_themselves():
+    special = pytest.importorskip("scipy.special")
+    # scipy.special.gamma is a NumPy ufunc: called on a tensor it dispatches to nablab.scipy.special
+    assert nb.grad(lambda x: special.gamma(x))(1.5) == pytest.approx(special.digamma(1.5) * special.gamma(1.5))
+    with pytest.raises(UnsupportedFunctionError, match=r"scipy\.special\.zeta"):
+        nb.grad(lambda x: special.zeta(x, 1.0))(1.5)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: __import__("math").exp(x),
+    lambda x: np.float64(x) * x,
+    lambda x: nnp.sum(np.asarray([x])),
+    lambda x: np.vectorize(lambda v: v * 2)(x),
+])
+def test_python_and_numpy_conversions_of_traced_values_raise(f):
+    with pytest.raises(TracedValueError):
+        nb.grad(f)(1.5)
+
+
+def test_round_and_int_are_explicit_and_piecewise_constant():
+    assert nb.grad(lambda x: round(x) * x)(1.5) == 2.0
+    assert nb.grad(lambda x: int(x) * x)(2.5) == 2.0
