@@ -36,6 +36,8 @@ import numpy as np
 from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
 
 __all__ = ["Result", "Context", "SelfCheckError", "ParamError", "experiment", "registered", "run",
+           "compute", "figure", "computations", "resolve_params", "compute_claim", "draw_claim",
+           "Computation",
            "load_errors", "params_of", "parse_params", "parse_value", "to_jsonable", "fault_point",
            "STATUSES", "RESULT_STATUSES", "NOT_INSTALLED"]
 
@@ -100,6 +102,8 @@ class Context:
     executor: Any = field(default=None, repr=False)
     #: Where sweeps save each task's result (so a rerun resumes); None keeps them in memory.
     sweep_dir: Path | None = None
+    #: Figure file -> what it shows, in words (its alt text in the report).
+    alts: dict = field(default_factory=dict)
     _rng: np.random.Generator | None = field(default=None, repr=False)
 
     def rng(self) -> np.random.Generator:
@@ -154,11 +158,11 @@ class Context:
         if not bool(condition):
             raise SelfCheckError(message)
 
-    def savefig(self, fig, name: str) -> str:
+    def savefig(self, fig, name: str, alt: str = "") -> str:
         """Save a matplotlib figure as PNG in ``out_dir``, close it, return the file name.
 
         The file name is prefixed with the claim id so experiments never
-        overwrite each other's figures.
+        overwrite each other's figures; ``alt`` says in words what it shows.
         """
         stem = name[:-4] if name.lower().endswith(".png") else name
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", stem):
@@ -174,6 +178,8 @@ class Context:
             plt.close(fig)
         if file not in self.figures:
             self.figures.append(file)
+        if alt:
+            self.alts[file] = alt
         return file
 
 
@@ -333,10 +339,13 @@ def _load_experiments() -> None:
             _LOAD_ERRORS[name] = traceback.format_exc()
 
 
-def registered() -> dict[str, Callable[[Context], Result]]:
-    """Import every module of :mod:`nablab.lab.experiments`; return id -> function."""
+def registered() -> dict[str, Callable]:
+    """Import every module of :mod:`nablab.lab.experiments`; return id -> function.
+
+    For a claim written as compute and figure the function is its compute function.
+    """
     _load_experiments()
-    return dict(_REGISTRY)
+    return {**_REGISTRY, **_COMPUTE}
 
 
 def load_errors() -> dict[str, str]:
@@ -351,17 +360,21 @@ def title(claim_id: str) -> str | None:
 
 
 def params_of(claim_id: str) -> dict[str, str] | None:
-    """The parameters an experiment accepts: name -> its default, as written in the code.
+    """The parameters an experiment accepts: name -> its default, as text.
 
-    Found by reading the code, not by running it: every ``*.param("name", default)``
+    For a claim written as compute and figure they are its catalogue's parameters
+    (full sizes). For the older experiments they are found by reading the code,
+    not by running it: every ``*.param("name", default)``
     call in the experiment's function and in the module-level functions it calls.
     None if the function's source cannot be read or it is not a module-level function
     (then parameters are not checked).
 
     >>> params_of("data.one-hot")
-    {'sentence': 'SENTENCE'}
+    {'sentence': "'This exam is a midterm exam'"}
     """
     fn = registered().get(claim_id)
+    if fn is not None and fn is computations().get(claim_id):  # declared in the catalogue
+        return {name: repr(p.full) for name, p in CLAIMS_BY_ID[claim_id].params.items()}
     module = sys.modules.get(getattr(fn, "__module__", ""), None)
     funcs = _module_functions(module) if module is not None else None
     if not funcs or fn.__name__ not in funcs:
@@ -474,3 +487,135 @@ def _validated(result: Any, ctx: Context) -> Result:
         raise FileNotFoundError(f"figure file(s) {', '.join(missing)} not found in {ctx.out_dir}")
     result.figures = figures
     return result
+
+
+# -- experiments as compute and figure --------------------------------------------
+#
+# A claim's experiment is two functions: ``compute(run) -> result``, where the
+# result is a dataclass whose fields include one per answer slot of the claim
+# (named as the slots) beside the evidence, and ``figure(result, run)``, which
+# draws with ``run.savefig(fig, name, alt=...)``.  ``run`` is a Context whose
+# ``params`` hold the claim's parameters for this run (quick or full, with the
+# user's overrides).  The verdict is not the experiment's business: it comes
+# from grading the claim's answer set against the slots (nablab.lab.grading).
+
+_COMPUTE: dict[str, Callable] = {}
+_FIGURE: dict[str, Callable] = {}
+
+
+def _register(table, kind, claim_id, fn):
+    if claim_id not in CLAIMS_BY_ID:
+        raise UnknownClaimError([claim_id])
+    old = table.get(claim_id) or (_REGISTRY.get(claim_id) if kind == "compute" else None)
+    if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+        raise ValueError(f"claim {claim_id!r} already has a {kind} function: {old.__module__}."
+                         f"{old.__qualname__}; refusing {fn.__module__}.{fn.__qualname__}")
+    table[claim_id] = fn
+    return fn
+
+
+def compute(claim_id: str):
+    """Register ``fn(run) -> result`` as the computation of ``claim_id``."""
+    return lambda fn: _register(_COMPUTE, "compute", claim_id, fn)
+
+
+def figure(claim_id: str):
+    """Register ``fn(result, run)`` as the figure of ``claim_id``."""
+    return lambda fn: _register(_FIGURE, "figure", claim_id, fn)
+
+
+def computations() -> dict[str, Callable]:
+    """Claim id -> compute function, for the claims written as compute and figure."""
+    _load_experiments()
+    return dict(_COMPUTE)
+
+
+def resolve_params(claim_id: str, quick: bool, overrides: dict | None = None) -> dict:
+    """The claim's parameters for a run: quick or full values, with ``overrides`` converted.
+
+    An override the claim does not declare, or of the wrong type, raises
+    :class:`ParamError` naming it and listing the parameters.
+    """
+    claim = CLAIMS_BY_ID[claim_id]
+    values = claim.param_values(quick)
+    for name, raw in (overrides or {}).items():
+        if name not in claim.params:
+            listing = ", ".join(f"{n} (default {p.value(quick)!r})" for n, p in claim.params.items())
+            raise ParamError(f"{claim_id} has no parameter {name!r}; "
+                             + (f"it accepts: {listing}" if listing else "it takes no parameters"))
+        values[name] = _convert(name, raw, claim.params[name].value(quick))
+    return values
+
+
+@dataclass
+class Computation:
+    """What running a claim's computation gave: its result and what the report needs of it."""
+
+    claim_id: str
+    result: Any = None
+    truths: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+    summary: str = ""
+    needs_data: str | None = None
+    error: str | None = None
+    traceback: str = ""
+    seconds: float = 0.0
+
+
+def compute_claim(claim_id: str, ctx: Context) -> Computation:
+    """Run a claim's computation (no figure); a failure becomes ``error`` with its traceback.
+
+    ``ctx.params`` holds the user's overrides; they are resolved against the
+    claim's declared parameters first (a bad one raises :class:`ParamError`).
+    """
+    import time
+
+    fn = computations().get(claim_id)
+    if fn is None:
+        raise KeyError(f"{claim_id} has no compute function")
+    claim = CLAIMS_BY_ID[claim_id]
+    ctx.claim_id = claim_id
+    ctx.params = resolve_params(claim_id, ctx.quick, ctx.params)
+    start = time.perf_counter()
+    out = Computation(claim_id)
+    try:
+        result = fn(ctx)
+        missing = [s for s in claim.slots if not hasattr(result, s)]
+        if missing:
+            raise TypeError(f"{type(result).__name__} has no field for slot(s) {', '.join(missing)}")
+        out.result = result
+        out.truths = {s: getattr(result, s) for s in claim.slots}
+        out.evidence = to_jsonable(_fields(result), "the result")
+        out.summary = result.summary() if hasattr(result, "summary") else ""
+        out.needs_data = getattr(result, "needs_data", None)
+    except ParamError:
+        raise
+    except Exception as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+        out.traceback = traceback.format_exc()
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def _fields(result) -> dict:
+    import dataclasses
+
+    if dataclasses.is_dataclass(result):
+        return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
+                if not f.name.startswith("_") and f.metadata.get("report", True)}
+    return dict(vars(result))
+
+
+def draw_claim(claim_id: str, computation: Computation, ctx: Context) -> str | None:
+    """Draw a computed claim's figures into ``ctx.out_dir``; return an error text or None."""
+    fn = _FIGURE.get(claim_id)
+    if fn is None or computation.result is None:
+        return None
+    try:
+        fn(computation.result, ctx)
+    except Exception as exc:
+        return f"the figure failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    finally:
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+    return None

@@ -121,6 +121,9 @@ def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
     claim = CLAIMS_BY_ID[claim_id]
     ctx = Context(out_dir=out_dir, quick=quick, seed=seed, params=dict(params or {}),
                   claim_id=claim_id, executor=executor, sweep_dir=sweep_dir)
+    fn = registry.registered().get(claim_id)
+    if fn is not None and fn is registry.computations().get(claim_id):
+        return _run_computed(claim, ctx, params), ctx
     start = time.perf_counter()
     result = registry.run(claim_id, ctx)
     seconds = time.perf_counter() - start
@@ -136,6 +139,65 @@ def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
         "cross_checks": dict(ctx.cross_checks),
     }
     return record, ctx
+
+
+def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
+    """A record for a claim written as compute and figure: computed once, graded on its answer sets."""
+    from nablab.lab.grading import grade_claim, verdict
+    from nablab.lab.sheets import answer_sets
+    from nablab.lab.slots import show
+
+    user_params = dict(ctx.params)
+    ctx.used_params = set(user_params)  # declared in the catalogue: resolve_params refuses the rest
+    comp = registry.compute_claim(claim.id, ctx)
+    figure_error = registry.draw_claim(claim.id, comp, ctx) if comp.error is None else None
+    sheets = answer_sets()
+    grades = {}
+    changed = sorted(n for n, p in claim.params.items()
+                     if p.problem and ctx.params.get(n, p.value(ctx.quick)) != p.value(ctx.quick))
+    if comp.error is None and not changed:
+        for answer_set in claim.sets:
+            sheet = sheets.get(answer_set)
+            grades[answer_set] = grade_claim(claim.id, sheet.answers.get(claim.id, {}) if sheet else {},
+                                             comp.truths)
+    main = grades.get(claim.sets[0])
+    details = [claim.notes] if claim.notes else []
+    if comp.error or figure_error:
+        status = "error"
+        summary = f"The experiment failed: {comp.error}" if comp.error else "The figure failed."
+        details.append(comp.traceback or figure_error)
+    elif comp.needs_data:
+        status, summary = "needs-data", comp.summary
+        details.append(comp.needs_data)
+    else:
+        status, reason = verdict(main)
+        summary = comp.summary
+        if changed:
+            details.insert(0, f"With {', '.join(changed)} changed this is another problem than the one "
+                              "the answer sets answer, so they are not graded.")
+        if status == "disagrees":
+            details.insert(0, f"Answer set {claim.sets[0]} is wrong here: {reason}.")
+    for answer_set, grade in grades.items():
+        if answer_set != claim.sets[0] and grade.answered:
+            wrong = grade.wrong()
+            details.append(f"Answer set {answer_set}: " + ("; ".join(s.text() for s in wrong) if wrong
+                           else f"all {grade.answered} answered slots are right") + ".")
+    says = []
+    for answer_set, grade in grades.items():
+        given = [g for g in grade.slots if g.outcome != "unanswered"]
+        if given:
+            says.append(f"Answer set {answer_set}: " + "; ".join(
+                f"{g.slot} = {show(g.given)}" + (f" (\"{g.says}\")" if g.says else "") for g in given))
+    return {
+        "id": claim.id, "seed": claim.seed, "statement": claim.statement, "title": claim.title,
+        "status": status, "computed": comp.evidence, "seed_says": " ".join(says) or None,
+        "figures": list(ctx.figures), "alts": dict(ctx.alts), "summary": summary,
+        "details": "\n\n".join(d for d in details if d), "seconds": round(comp.seconds, 4),
+        "command": claim_command(claim.id, ctx.seed, ctx.quick, user_params),
+        "cross_checks": dict(ctx.cross_checks),
+        "slots": registry.to_jsonable(comp.truths, "the slots") if comp.error is None else {},
+        "grades": {s: [g.as_json() for g in grade.slots] for s, grade in grades.items()},
+    }
 
 
 def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, seed: int = 0,
@@ -230,7 +292,7 @@ def write_report(folder: Path, records: list[dict], meta: dict) -> None:
     counts = {s: n for s, n in counts.items() if n}
     claims_json = [{k: r.get(k) for k in ("id", "seed", "status", "computed", "seed_says", "figures",
                                           "summary", "seconds", "statement", "title", "command",
-                                          "cross_checks")}
+                                          "cross_checks", "slots", "grades")}
                    for r in records]
     (folder / "claims.json").write_text(
         json.dumps(claims_json, indent=2, allow_nan=False) + "\n", encoding="utf-8")

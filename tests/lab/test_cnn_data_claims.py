@@ -26,7 +26,7 @@ def test_the_three_claims_are_registered():
     fns = registry.registered()
     assert fns["cnn.filter-output"] is cnn.filter_output
     assert fns["cnn.filter-design"] is cnn.filter_design
-    assert fns["data.one-hot"] is data_exp.one_hot
+    assert fns["data.one-hot"] is data_exp.one_hot  # its compute function
 
 
 def test_filter_output_matches_a_hand_laplacian_and_both_answer_sets(tmp_path):
@@ -89,28 +89,41 @@ def test_filter_design_notices_a_filter_that_does_not_do_the_job(tmp_path, monke
     assert result.computed["max |response| on step edges (valid)"]["b"]["horizontal edge"] == 0
 
 
-def test_one_hot_claim_finds_the_seed_table_incomplete(tmp_path):
-    result = run(data_exp.one_hot, tmp_path, "data.one-hot")
-    assert result.status == "disagrees"
-    assert result.computed["vocabulary"] == ["This", "exam", "is", "a", "midterm"]
-    assert result.computed["vocabulary size"] == 5
+def record_of(claim_id, tmp_path, **params):
+    """The report's record of a claim written as compute and figure (figures checked on disk)."""
+    from nablab.lab.report import run_claim
+
+    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
+    assert record["status"] != "error", record["details"]
+    for figure in record["figures"]:
+        assert (tmp_path / figure).is_file()
+    return record
+
+
+def test_one_hot_claim_finds_answer_set_004_incomplete(tmp_path):
+    record = record_of("data.one-hot", tmp_path)
+    assert record["status"] == "disagrees"
+    assert record["computed"]["vocabulary"] == ["This", "exam", "is", "a", "midterm"]
+    assert record["slots"]["vocabulary_size"] == 5
     one_hot_rows = np.eye(5, dtype=int)[[0, 1, 2, 3, 4, 1]]  # columns This, exam, is, a, midterm
-    np.testing.assert_array_equal(result.computed["one-hot matrix (tokens x vocabulary)"], one_hot_rows)
-    assert result.computed["seed's table columns"] == 4
-    assert result.computed["seed rows that match"] == [True] * 4 + [False] * 2
-    assert "row 5 (midterm), row 6 (exam)" in result.summary
+    np.testing.assert_array_equal(record["slots"]["one_hot"], one_hot_rows)
+    outcomes = {g["slot"]: g["outcome"] for g in record["grades"]["004"]}
+    assert outcomes == {"vocabulary_size": "wrong", "one_hot": "wrong", "repeats_share_a_row": "wrong"}
 
 
-def test_one_hot_claim_agrees_with_a_complete_table(tmp_path, monkeypatch):
-    words = ["This", "exam", "is", "a", "midterm", "exam"]
-    cols = [0, 1, 2, 3, 4, 1]
-    table = "\n".join(w + "".join("\t1" if j == c else "\t" for j in range(5)) for w, c in zip(words, cols))
-    monkeypatch.setattr(data_exp, "SEED_TABLE", table)
-    assert data_exp.parse_table(table)[1].shape == (6, 5)
-    assert run(data_exp.one_hot, tmp_path, "data.one-hot").status == "agrees"
+def test_one_hot_claim_agrees_with_a_complete_answer(tmp_path):
+    from nablab.lab.grading import grade_claim, verdict
+    from nablab.lab.sheets import parse_sheet
+
+    rows = np.eye(5, dtype=int)[[0, 1, 2, 3, 4, 1]].tolist()
+    sheet = parse_sheet(f'["data.one-hot"]\nvocabulary_size = 5\none_hot = {rows}\n'
+                        'repeats_share_a_row = true\n')
+    truths = record_of("data.one-hot", tmp_path)["slots"]
+    assert verdict(grade_claim("data.one-hot", sheet.answers["data.one-hot"], truths))[0] == "agrees"
 
 
 def test_one_hot_claim_on_another_sentence_is_only_reproduced(tmp_path):
-    result = run(data_exp.one_hot, tmp_path, "data.one-hot", sentence="to be or not to be")
-    assert result.status == "reproduced"
-    assert result.computed["vocabulary"] == ["to", "be", "or", "not"]
+    record = record_of("data.one-hot", tmp_path, sentence="to be or not to be")
+    assert record["status"] == "reproduced"
+    assert record["computed"]["vocabulary"] == ["to", "be", "or", "not"]
+    assert record["grades"] == {}

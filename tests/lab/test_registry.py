@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 import nablab.lab.claims
+import nablab.lab.grading
+import nablab.lab.sheets
+import nablab.lab.slots
 import nablab.lab.registry
 import nablab.lab.report
 from nablab.lab import registry
@@ -159,7 +162,9 @@ def test_registered_experiments_use_known_ids():
         assert claim_id in CLAIMS_BY_ID
 
 
-@pytest.mark.parametrize("module", [nablab.lab.claims, nablab.lab.registry, nablab.lab.report])
+@pytest.mark.parametrize("module", [nablab.lab.claims, nablab.lab.registry, nablab.lab.report,
+                                    nablab.lab.slots, nablab.lab.sheets, nablab.lab.grading],
+                         ids=lambda m: m.__name__)
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 
@@ -171,7 +176,7 @@ def test_a_failed_self_check_is_an_error_not_a_verdict(tmp_path, monkeypatch):
         ctx.check(1 + 1 == 3, "arithmetic is off")
         return registry.Result("agrees", {}, "never reached")
 
-    monkeypatch.setitem(registry._REGISTRY, "data.one-hot", broken)
-    result = registry.run("data.one-hot", registry.Context(out_dir=tmp_path))
+    monkeypatch.setitem(registry._REGISTRY, "autodiff.graph", broken)
+    result = registry.run("autodiff.graph", registry.Context(out_dir=tmp_path))
     assert result.status == "error"
     assert "SelfCheckError: arithmetic is off" in result.summary
