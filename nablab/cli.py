@@ -491,6 +491,113 @@ def lab_list() -> None:
                           highlight=False)
 
 
+@lab_app.command("show")
+def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `nablab lab list`.")) -> None:
+    """Print a claim's statement, answer slots and parameters.
+
+    Example: nablab lab show cnn.conv-output-shape
+    """
+    from nablab.lab import CLAIMS_BY_ID
+    from nablab.lab.claims import UnknownClaimError
+
+    if claim_id not in CLAIMS_BY_ID:
+        _fail(str(UnknownClaimError([claim_id])))
+    claim = CLAIMS_BY_ID[claim_id]
+    console.print(f"[bold]{claim.id}[/]: {claim.title}", highlight=False)
+    console.print(f"{claim.source}", style="dim", highlight=False)
+    console.print(claim.statement, markup=False, highlight=False)
+    if claim.slots:
+        table = Table(title="Answer slots")
+        table.add_column("slot", no_wrap=True)
+        table.add_column("type and rule", overflow="fold")
+        table.add_column("what it is", overflow="fold")
+        for name, slot in claim.slots.items():
+            table.add_row(name, slot.describe(), slot.help)
+        console.print(table)
+    else:
+        console.print("No answer slots: this claim is shown, not graded.", style="dim")
+    if claim.params:
+        table = Table(title="Parameters (--param name=value)")
+        for column in ("name", "quick", "full", "what it is"):
+            table.add_column(column, overflow="fold")
+        for name, p in claim.params.items():
+            table.add_row(name, repr(p.quick), repr(p.full), p.help)
+        console.print(table)
+
+
+@app.command()
+def grade(
+    sheets: Optional[List[Path]] = typer.Argument(None, help="Answer sheets (TOML)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Folder for grades.json and index.html [default: grades]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the grades as JSON."),
+    template: bool = typer.Option(False, "--template", help="Write a blank sheet instead of grading."),
+    claims: Optional[str] = typer.Option(None, "--claims", help="With --template: comma-separated claim ids."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes for the computations."),
+    seed: int = typer.Option(0, "--seed", help="Base random seed of the computations."),
+    scheduler: str = _SCHEDULER,
+    workers: Optional[int] = _WORKERS,
+) -> None:
+    """Grade answer sheets against what nablab computes, slot by slot.
+
+    Example: nablab grade my-answers.toml classmate.toml --out grades/
+
+    Each claim a sheet answers is computed once, however many sheets are graded.
+
+    Start a sheet with: nablab grade --template --claims cnn.conv-output-shape > mine.toml
+    """
+    from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
+    from nablab.lab.grade import grade_sheets, write_grades
+    from nablab.lab.sheets import SheetError, load_sheet
+    from nablab.lab.sheets import template as blank_sheet
+    from nablab.lab.sweep import open_executor
+
+    if template:
+        ids = [s.strip() for s in claims.split(",") if s.strip()] if claims else None
+        unknown = [i for i in ids or [] if i not in CLAIMS_BY_ID]
+        if unknown:
+            _fail(str(UnknownClaimError(unknown)))
+        text = blank_sheet([CLAIMS_BY_ID[i] for i in ids] if ids else None)
+        if out is None:
+            typer.echo(text)
+        else:
+            if out.exists():
+                _fail(f"--out {out} exists; the template is written to a new file only")
+            out.write_text(text + "\n", encoding="utf-8")
+            console.print(f"blank sheet: {out}", highlight=False)
+        return
+    if not sheets:
+        _fail("give one or more answer sheets (TOML), or --template for a blank one")
+    try:
+        loaded = [load_sheet(path) for path in sheets]   # every sheet is checked before computing
+    except SheetError as exc:
+        _fail(str(exc))
+    with err_console.status("computing") as status, open_executor(scheduler, workers) as executor:
+        grades = grade_sheets(loaded, quick=quick, seed=seed, executor=executor,
+                              progress=lambda cid: status.update(f"computing {cid}"))
+    folder = out if out is not None else Path("grades")
+    try:
+        write_grades(folder, grades)
+    except (FileExistsError, OSError) as exc:
+        _fail(str(exc) if isinstance(exc, FileExistsError) else f"cannot write {folder}: {_os_reason(exc)}")
+    if as_json:
+        typer.echo(json.dumps([g.as_json() for g in grades], indent=2, allow_nan=False))
+        return
+    styles = {"correct": "green", "wrong": "red", "unanswered": "dim"}
+    for g in grades:
+        correct, total = g.score
+        console.print(f"[bold]{g.sheet.name}[/] ({g.sheet.path}): {correct} of {total} slots correct",
+                      highlight=False)
+        for claim_id, claim_grade in g.claims.items():
+            if claim_grade.error:
+                console.print(f"  {claim_id}: not graded: {claim_grade.error}", style="dim", highlight=False)
+                continue
+            for s in claim_grade.slots:
+                console.print(f"  [{styles[s.outcome]}]{s.outcome:>10}[/]  {claim_id}.{s.text()}",
+                              highlight=False)
+    console.print(f"report: {folder / 'index.html'}", highlight=False)
+
+
 @lab_app.command("run")
 def lab_run(
     claim_id: str = typer.Argument(..., help="Claim id, as shown by `nablab lab list`."),
