@@ -46,8 +46,9 @@ def _labels(y):
 class NablabBackend:
     """Imperative nablab: ``zero_grad(); loss = cross_entropy(model(x), y); loss.backward(); step()``.
 
-    With ``zero_grad=False`` the gradients are never reset, as in the buggy
-    loop of seed 004 Q2: every step then uses the sum of all gradients so far.
+    With ``zero_grad=False`` the gradients are never reset, the classic bug of a
+    loop that forgets ``zero_grad()``: each ``backward`` adds the new gradient to
+    ``.grad``, so every step then uses the sum of all gradients so far.
     """
 
     name = "nablab"

@@ -25,7 +25,7 @@ the untrained model's loss (about ln 10 = 2.3 for ten classes): it is fixed
 before anything can go wrong, and unlike the best loss so far it does not
 shrink toward zero as the model fits, where one noisy batch would look like an
 explosion. Why ``1e4``: on MNIST-1D (mlp, resmlp and cnn1d with Adam, SGD
-and momentum, three seeds, five epochs), every run that reached 40% test
+and momentum, three random seeds, five epochs), every run that reached 40% test
 accuracy (the best reached 56%; chance is 10%) peaked below 350 times
 its first loss, while the runs that passed ``1e4`` times it ended at chance,
 or with a training loss still 17 to over 1000 times the untrained one, or
@@ -261,7 +261,8 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
 
     ``run_dir`` receives metrics, plots and checkpoints; with ``resume`` the run
     continues from ``run_dir/checkpoint.npz`` up to ``config.epochs`` epochs.
-    ``zero_grad=False`` never resets the gradients (seed 004 Q2's bug).
+    ``zero_grad=False`` never resets the gradients, so each step uses the sum
+    of all gradients so far (the bug of a loop that forgets ``zero_grad()``).
     """
     from nablab.data import DataLoader
 

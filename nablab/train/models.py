@@ -9,7 +9,7 @@ would have; :mod:`nablab.train.torch_replica` relies on that.
 - ``resmlp``: the MNIST-1D paper's reference MLP (its ``MLPBase``): affine - ReLU,
   then a residual block ``h + ReLU(affine(h))``, then affine (``hidden`` units); the
   model behind the dataset's published MLP accuracy.
-- ``convnet``: the shallow ConvNet of CS231n's ``ThreeLayerConvNet`` (seed 003 Q8):
+- ``convnet``: the shallow ConvNet of CS231n's ``ThreeLayerConvNet``:
   conv (32 filters, 7 wide, size-preserving padding) - ReLU - 2x2 max pool -
   affine (``hidden`` units) - ReLU - affine.  On 1-D signals it is the same net
   with 1-D convolution and pooling.
