@@ -1,7 +1,4 @@
-"""autodiff.graph and autodiff.jacobian-three-ways: a traced graph, and a Jacobian three ways.
-
-(``theory.lsq-gradients`` is further down, still written the older way.)
-"""
+"""autodiff.graph and autodiff.jacobian-three-ways: a traced graph, and a Jacobian three ways."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import nablab as nb
-from nablab.lab.registry import Context, Result, compute, experiment, figure
+from nablab.lab.registry import Context, compute, figure
 
 
 # --------------------------------------------------------------------------- autodiff.graph
@@ -177,41 +174,3 @@ def jacobian_figure(result: JacobianResult, run: Context) -> None:
         "error growing like the step above it (truncation) and like 1/step below it (rounding). Right: the four "
         f"Jacobian entries at w = ({result.w[0]:g}, {result.w[1]:g}) by forward differences with step "
         f"{result.step:g} beside forward and reverse mode."))
-
-
-# --------------------------------------------------------------------------- theory.lsq-gradients
-
-
-@experiment("theory.lsq-gradients", title="Least-squares gradients against autodiff")
-def lsq_gradients(ctx: Context) -> Result:
-    rng = ctx.rng()
-    trials = ctx.param("trials", 20 if ctx.quick else 200)
-    worst_single, worst_total, worst_fd = 0.0, 0.0, 0.0
-    for _ in range(trials):
-        n, p = rng.integers(1, 30), rng.integers(1, 30)
-        X, Y, theta = rng.standard_normal((n, p)), rng.standard_normal(n), rng.standard_normal(p)
-        i = rng.integers(n)
-        single = nb.grad(lambda th: 0.5 * (X[i] @ th - Y[i]) ** 2)(theta)
-        total = nb.grad(lambda th: 0.5 * nb.sum((X @ th - Y) ** 2))(theta)
-        formula_single = (X[i] @ theta - Y[i]) * X[i]
-        formula_total = X.T @ (X @ theta - Y)
-        scale = 1 + np.abs(formula_total).max()
-        worst_single = max(worst_single, np.abs(single - formula_single).max() / (1 + np.abs(formula_single).max()))
-        worst_total = max(worst_total, np.abs(total - formula_total).max() / scale)
-        fd = nb.numerical_jacobian(lambda th: 0.5 * np.sum((X @ th - Y) ** 2), theta)
-        worst_fd = max(worst_fd, np.abs(fd - formula_total).max() / scale)
-    ok = worst_single < 1e-12 and worst_total < 1e-12 and worst_fd < 1e-6
-    return Result(
-        status="agrees" if ok else "disagrees",
-        computed={
-            "random problems": trials,
-            "max relative error, per-sample gradient vs (x_i^T theta - y_i) x_i": worst_single,
-            "max relative error, full gradient vs X^T (X theta - Y)": worst_total,
-            "max relative error, central differences vs X^T (X theta - Y)": worst_fd,
-        },
-        summary=(
-            f"On {trials} random problems (N, p up to 29) reverse-mode gradients equal both formulas to "
-            f"{max(worst_single, worst_total):.1e} relative error, and central differences to {worst_fd:.1e}."
-        ),
-        seed_says="(a) grad l_i = (X_i^T theta - Y_i) X_i; (b) grad L = X^T (X theta - Y).",
-    )
