@@ -4,33 +4,41 @@ With more unknowns than equations (d > n) every point of an affine set solves
 ``X w = t``; the optimizer's updates decide which one it reaches. SGD and
 momentum from zero stay in the row space of X and end at the minimum-norm
 point; per-coordinate scaling (Adagrad, RMSprop, Adam, a diagonal
-preconditioner) leaves that subspace and ends elsewhere. Seed 004 Q7 adds
-preconditioned SGD on one equation and SGD with non-uniform sampling, whose
-Lyapunov bound is measured here against the exact expectation.
+preconditioner) leaves that subspace and ends elsewhere. Problem set 004 Q7
+adds preconditioned SGD on one equation and SGD with non-uniform sampling,
+whose Lyapunov bound is measured here against the exact expectation.
+
+Each claim is a compute function returning a result dataclass (one field per
+answer slot of the claim in ``nablab/lab/data/claims.toml``, plus the evidence)
+and a figure function drawing it; the answer sets are graded against the slots
+by the report.
 
 Every run uses :mod:`nablab.optim`'s optimizers. Many random problems run as
 one batch: the parameters are an array of shape (instances, d), one row per
 problem, which the element-wise optimizers treat independently (a diagonal
 preconditioner is flattened to match). The batched gradients are NumPy
 closed forms, since tracing a graph every step would dominate the run time;
-each experiment checks them once against ``nablab.grad`` of the seed's loss.
+each experiment checks them once against ``nablab.grad`` of the loss.
 """
 
 from __future__ import annotations
 
-import matplotlib
+from dataclasses import dataclass, field
 
-matplotlib.use("Agg")
+import numpy as np
+import scipy.linalg
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.linalg  # noqa: E402
+import nablab as nb
+from nablab import optim, theory
+from nablab.lab.registry import Context, ParamError, compute, figure
 
-import nablab as nb  # noqa: E402
-from nablab import optim, theory  # noqa: E402
-from nablab.expr import NUMPY_FUNCTIONS, parse  # noqa: E402
-from nablab.lab.compare import compare_quotes  # noqa: E402
-from nablab.lab.registry import Context, Result, experiment  # noqa: E402
+#: Field metadata of figure data: kept on the result for the figure, left out of claims.json.
+FIGURE_DATA = {"report": False}
+#: An iterate counts as in the row space when its distance to it is below this, relative to ||w*||.
+ROW_SPACE_TOL = 1e-10
+#: A claim that an optimizer reaches a point "typically" needs this share of the runs there.
+TYPICAL = 0.9
+
 
 # -- shared machinery -------------------------------------------------------------
 
@@ -65,12 +73,12 @@ def row_space_distance(P, W):
     return np.linalg.norm(np.matmul(grouped, P), axis=2).reshape(-1)  # P is symmetric
 
 
-def run_optimizer(opt, W0, grad_fn, steps, observe=None):
+def run_optimizer(opt, W0, grad_fn, steps, observe=None, observe_state=None):
     """``steps`` steps of ``opt`` from ``W0`` with gradients ``grad_fn(W, k)``.
 
-    ``observe(k, W)`` sees every iterate, the start included (k = 0). A
-    parameter that stops being finite raises ``optim.DivergenceError`` naming
-    the step.
+    ``observe(k, W)`` sees every iterate, the start included (k = 0), and
+    ``observe_state(k, state)`` the optimizer's state after each step (k = 1..steps).
+    A parameter that stops being finite raises ``optim.DivergenceError`` naming the step.
     """
     W, state = W0, opt.init(W0)
     if observe:
@@ -82,15 +90,17 @@ def run_optimizer(opt, W0, grad_fn, steps, observe=None):
             raise optim.DivergenceError(k, "a parameter")
         if observe:
             observe(k + 1, W)
+        if observe_state:
+            observe_state(k + 1, state)
     return W
 
 
 def sampled_gradient(X, t, idx, weight=None):
     """Per-step gradients of the sampled loss ``weight (x_i^T w - t_i)^2``, one sample per problem.
 
-    ``idx`` (steps, count) holds the sampled rows. Seed 000 writes the loss with
-    the 1/n of the full objective (the default ``weight = 1/n``), so the gradient
-    is ``(2/n) x_i (x_i^T w - t_i)``; seed 004 uses ``weight = 1``.
+    ``idx`` (steps, count) holds the sampled rows. Problem set 000 writes the loss
+    with the 1/n of the full objective (the default ``weight = 1/n``), so the
+    gradient is ``(2/n) x_i (x_i^T w - t_i)``; problem set 004 uses ``weight = 1``.
     """
     count, n, d = X.shape
     factor = 2.0 * (1.0 / n if weight is None else weight)
@@ -112,7 +122,7 @@ def full_gradient(X, t):
 
 
 def engine_gradient_gap(X, t, grad_fn, W, k=0, idx=None, weight=None):
-    """Largest gap between ``grad_fn`` and ``nablab.grad`` of the seed's loss, summed over the batch.
+    """Largest gap between ``grad_fn`` and ``nablab.grad`` of the loss, summed over the batch.
 
     With ``idx`` the loss is the sampled one of step ``k``, ``weight (x_i^T w - t_i)^2``
     (default weight 1/n); without, the full objective ``(1/n)||X w - t||^2``. The
@@ -135,12 +145,18 @@ def engine_gradient_gap(X, t, grad_fn, W, k=0, idx=None, weight=None):
 
 
 def trajectory_2d(loss, w0, opt, steps):
-    """A small run (the seeds' 2-D and 3-D problems) through ``optim.minimize``, gradients by nablab.grad.
+    """A small run (the problem sets' 2-D and 3-D problems) through ``optim.minimize``, gradients by nablab.grad.
 
     Returns the iterates, the start included, as an array (steps + 1, d).
     """
     run = optim.minimize(loss, np.asarray(w0, dtype=float), opt, steps, keep_trajectory=True)
     return np.array(run.trajectory)
+
+
+def single_equation_loss(x, t):
+    """``(x . w - t)^2``: the loss of one equation (n = 1, so the 1/n of the objective is 1)."""
+    x = np.asarray(x, dtype=float)
+    return lambda w: (nb.sum(x * w) - t) ** 2
 
 
 def draw_solution_line(ax, x, t, box=(-1.0, 3.2), label=True):
@@ -172,30 +188,96 @@ def floor(v):
     return np.maximum(v, 1e-18)
 
 
+def spread(values):
+    """``[min, median, max]`` of an array, as floats."""
+    return [float(np.min(values)), float(np.median(values)), float(np.max(values))]
+
+
+def vec(v, precision=6):
+    """An array as text for a summary, e.g. ``[0.6 1.2]``."""
+    return np.array2string(np.asarray(v), precision=precision)
+
+
+def listed(values):
+    """A short list of numbers as text, e.g. ``[1, 0.1, 0.01]``."""
+    return "[" + ", ".join(f"{float(v):g}" for v in values) + "]"
+
+
 # -- SGD and momentum reach the minimum-norm point --------------------------------
 
-SEED_SGD = (
-    "000 §1.1.1: each SGD step moves along x_i, a row of X, so from w_0 = 0 the iterates never "
-    "leave span{X^T}; a solution there is ŵ = X^T (X X^T)^-1 t, the minimum-norm one. "
-    "002 §1.1.1: the same span argument and ŵ = X^T (X X^T)^-1 t."
-)
-SEED_MOMENTUM = (
-    "000 §1.1.2: δ_0 = 0 and δ_{k+1} = -η ∇L_i + α δ_k stay in span{X^T} by induction, so w "
-    "stays there too and converges to the minimum-norm solution: 'the momentum term doesn't "
-    "affect linearity of gradient update'."
-)
+#: The 2-D picture of the figure: x = [1, 2], t = 3, three starts.
+DEMO_X, DEMO_T = np.array([1.0, 2.0]), 3.0
+DEMO_STARTS = ((0.0, 0.0), (-0.5, 0.0), (3.0, 2.5))
 
 
-def _min_norm_claim(ctx: Context, kind: str) -> Result:
-    """SGD (``kind="sgd"``) or heavy ball (``"momentum"``) on many random problems, from 0 and elsewhere."""
-    rng = ctx.rng()
-    count = ctx.param("instances", 30 if ctx.quick else 100)
-    n = ctx.param("n", 5 if ctx.quick else 10)
-    d = ctx.param("d", 15 if ctx.quick else 30)
-    steps = ctx.param("steps", (1500 if ctx.quick else 4000) if kind == "sgd" else (1500 if ctx.quick else 2500))
-    tol = ctx.param("tol", 1e-8)
+@dataclass
+class MinNormRun:
+    """SGD (or momentum) from 0 and from random starts on random underdetermined problems."""
+
+    method: str
+    problems: int
+    n: int
+    d: int
+    steps: int
+    lr: float
+    alpha: float
+    tol: float
+    # slots
+    iterates_stay_in_row_space: bool  # no iterate from 0 is farther than ROW_SPACE_TOL from the row space
+    reaches_min_norm: bool            # at least TYPICAL of the runs from 0 end within tol of w*
+    # evidence (distances are relative to ||w*||)
+    solved: int                       # runs from 0 ending with relative residual < tol
+    ended_at_min_norm: int            # runs from 0 ending within tol of w*
+    max_distance_to_min_norm: float   # of the last iterate, from 0
+    median_distance_to_min_norm: float
+    max_distance_to_row_space: float  # over every iterate from 0
+    random_start_distance_to_min_norm: float  # median, from a random w0
+    random_start_gap_to_prediction: float     # median distance of that limit to w* + (I - Q Q^T) w0
+    random_start_at_prediction: int           # random starts ending within tol of w* + (I - Q Q^T) w0
+    gradient_gap: float               # batched sampled gradient against nablab.grad (relative)
+    # (steps + 1, 2 problems): from 0, then from random w0
+    distance_curves: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    row_space_curves: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    demo_paths: list = field(repr=False, metadata=FIGURE_DATA)               # 2-D runs from DEMO_STARTS
+
+    def summary(self) -> str:
+        farther = ("" if self.ended_at_min_norm == self.problems else
+                   f" (the farthest, {self.max_distance_to_min_norm:.1e} away, is still approaching it)")
+        return (
+            f"{self.method} from w0 = 0 on {self.problems} random problems (n = {self.n}, d = {self.d}, "
+            f"{self.steps} sampled steps, lr = {self.lr:.3g}): {self.ended_at_min_norm} of {self.problems} end "
+            f"within {self.tol:g} (relative) of the minimum-norm point X^+ t{farther}, and no iterate was ever "
+            f"farther than {self.max_distance_to_row_space:.1e} (relative) from the row space of X"
+            + self._velocity_text() +
+            f". The same problems started at a random w0 end a median {self.random_start_distance_to_min_norm:.2f} "
+            f"(relative) away from it, at w* + (I - Q Q^T) w0 (median gap {self.random_start_gap_to_prediction:.1e}): "
+            "the start's null-space part is never touched, so it is the zero start that selects the minimum norm."
+            + ("" if self.reaches_min_norm and self.iterates_stay_in_row_space else
+               " So here the claim fails: see the numbers.")
+        )
+
+    def _velocity_text(self) -> str:
+        return ""
+
+
+@dataclass
+class MomentumMinNormRun(MinNormRun):
+    # slot
+    velocity_stays_in_row_space: bool = False  # no velocity delta from 0 leaves the row space
+    # evidence
+    max_velocity_distance_to_row_space: float = 0.0  # over every step from 0, relative to ||w*||
+
+    def _velocity_text(self) -> str:
+        return (f", nor any velocity delta farther than {self.max_velocity_distance_to_row_space:.1e}")
+
+
+def _min_norm_run(run: Context, momentum: bool) -> MinNormRun:
+    """SGD or heavy ball on many random problems, from 0 (the claim) and from random starts (the control)."""
+    p = run.params
+    rng = run.rng()
+    count, n, d, steps, tol, scale = p["instances"], p["n"], p["d"], p["steps"], p["tol"], p["lr_scale"]
     if d <= n:
-        raise ValueError(f"the claim is about d > n; got n={n}, d={d}")
+        raise ParamError(f"the claim is about d > n; got n={n}, d={d}")
     X, t = random_problems(rng, count, n, d)
     # Each problem runs twice: from 0 (the claim) and from a random start (the control).
     X2, t2 = np.concatenate([X, X]), np.concatenate([t, t])
@@ -203,136 +285,119 @@ def _min_norm_claim(ctx: Context, kind: str) -> Result:
     w_star = min_norm_points(X2, t2)
     P = null_projectors(X2)
     # Step size in units of the largest per-sample curvature (2/n)||x_i||^2 over all problems.
-    biggest = (2.0 / n) * np.max(np.sum(X ** 2, axis=2))
-    if kind == "sgd":
-        scale = ctx.param("lr_scale", 1.0)
-        opt, lr, alpha = optim.sgd(lr=scale / biggest), scale / biggest, 0.0
-        name = "SGD"
+    lr = scale / ((2.0 / n) * np.max(np.sum(X ** 2, axis=2)))
+    if momentum:
+        alpha = p["alpha"]
+        opt, method = optim.heavy_ball(lr=lr, alpha=alpha), f"SGD with momentum (heavy ball, alpha = {alpha:g})"
+        demo = optim.heavy_ball(lr=0.02, alpha=0.8)
     else:
-        alpha = ctx.param("alpha", 0.9)
-        scale = ctx.param("lr_scale", 0.2)
-        opt, lr = optim.heavy_ball(lr=scale / biggest, alpha=alpha), scale / biggest
-        name = f"SGD with momentum (heavy ball, alpha = {alpha:g})"
+        alpha, opt, method = 0.0, optim.sgd(lr=lr), "SGD"
+        demo = optim.sgd(lr=0.05)
     idx = optim.sample_indices(n, steps * 2 * count, seed=int(rng.integers(2 ** 31))).reshape(steps, 2 * count)
     grad_fn = sampled_gradient(X2, t2, idx)
     gap = engine_gradient_gap(X2, t2, grad_fn, W0, idx=idx)
-    ctx.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the seed's loss by {gap:.3g} "
+    run.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the loss by {gap:.3g} "
                            "(relative; limit 1e-12)")
 
     scale_norm = np.linalg.norm(w_star, axis=1)
     to_star = np.empty((steps + 1, 2 * count))
     to_rows = np.empty((steps + 1, 2 * count))
+    zero, other = slice(0, count), slice(count, 2 * count)
+    velocity_off = np.zeros(count)
 
     def observe(k, W):
         to_star[k] = np.linalg.norm(W - w_star, axis=1) / scale_norm
         to_rows[k] = row_space_distance(P, W) / scale_norm
 
-    W = run_optimizer(opt, W0, grad_fn, steps, observe)
+    def observe_velocity(k, state):
+        # delta is the heavy ball's velocity: w_{k+1} = w_k + delta_{k+1}
+        off = row_space_distance(P[zero], state["delta"][zero]) / scale_norm[zero]
+        np.maximum(velocity_off, off, out=velocity_off)
+
+    W = run_optimizer(opt, W0, grad_fn, steps, observe, observe_velocity if momentum else None)
     residual = np.linalg.norm(np.einsum("bnd,bd->bn", X2, W) - t2, axis=1) / np.linalg.norm(t2, axis=1)
-    zero, other = slice(0, count), slice(count, 2 * count)
-    solved = residual[zero] < tol
     at_star = to_star[-1, zero] < tol
     worst_rows = float(to_rows[:, zero].max())
-    worst_limit = float(to_star[-1, zero].max())
     # From w0 the iterates keep w0's null-space part: the limit is w* + (I - Q Q^T) w0.
     predicted = w_star[other] + np.matmul(P[other], W0[other][:, :, None])[..., 0]
     control_error = np.linalg.norm(W[other] - predicted, axis=1) / scale_norm[other]
     control_gap = float(np.median(control_error))
-    control_far = float(np.median(to_star[-1, other]))
-    ctx.check(np.mean(control_error < tol) >= 0.9,
+    run.check(np.mean(control_error < tol) >= TYPICAL,
               f"from a random w0 only {int(np.sum(control_error < tol))} of {count} runs end within {tol:g} of the "
               f"predicted limit w* + (I - Q Q^T) w0 (median gap {control_gap:.3g}; at least 90% expected)")
-    # The row-space invariant must hold at every step; convergence only needs to be typical.
-    ok = at_star.mean() >= 0.9 and worst_rows <= 1e-10
+    demo_paths = [trajectory_2d(single_equation_loss(DEMO_X, DEMO_T), start, demo, 60) for start in DEMO_STARTS]
 
-    # figure: the seed's 2-D picture, then the statistics over steps
+    fields = {
+        "method": method, "problems": count, "n": n, "d": d, "steps": steps, "lr": float(lr),
+        "alpha": float(alpha), "tol": tol,
+        # The row-space invariant must hold at every step; convergence only needs to be typical.
+        "iterates_stay_in_row_space": worst_rows <= ROW_SPACE_TOL,
+        "reaches_min_norm": bool(at_star.mean() >= TYPICAL),
+        "solved": int(np.sum(residual[zero] < tol)), "ended_at_min_norm": int(at_star.sum()),
+        "max_distance_to_min_norm": float(to_star[-1, zero].max()),
+        "median_distance_to_min_norm": float(np.median(to_star[-1, zero])),
+        "max_distance_to_row_space": worst_rows,
+        "random_start_distance_to_min_norm": float(np.median(to_star[-1, other])),
+        "random_start_gap_to_prediction": control_gap,
+        "random_start_at_prediction": int(np.sum(control_error < tol)),
+        "gradient_gap": gap, "distance_curves": to_star, "row_space_curves": to_rows, "demo_paths": demo_paths,
+    }
+    if momentum:
+        worst_velocity = float(velocity_off.max())
+        return MomentumMinNormRun(**fields, velocity_stays_in_row_space=worst_velocity <= ROW_SPACE_TOL,
+                                  max_velocity_distance_to_row_space=worst_velocity)
+    return MinNormRun(**fields)
+
+
+@compute("optim.sgd-min-norm")
+def sgd_min_norm(run: Context) -> MinNormRun:
+    return _min_norm_run(run, momentum=False)
+
+
+@compute("optim.momentum-min-norm")
+def momentum_min_norm(run: Context) -> MomentumMinNormRun:
+    return _min_norm_run(run, momentum=True)
+
+
+@figure("optim.sgd-min-norm")
+@figure("optim.momentum-min-norm")
+def min_norm_figure(result: MinNormRun, run: Context) -> None:
+    import matplotlib.pyplot as plt
+
+    r = result
+    short = r.method.split(" (")[0]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    x2, tt = np.array([1.0, 2.0]), 3.0
-
-    def loss2(w):
-        return (nb.sum(x2 * w) - tt) ** 2
-
-    demo = optim.sgd(lr=0.05) if kind == "sgd" else optim.heavy_ball(lr=0.02, alpha=0.8)
-    draw_solution_line(axes[0], x2, tt)
-    for start, color in (([0.0, 0.0], "C0"), ([-0.5, 0.0], "C1"), ([3.0, 2.5], "C2")):
-        path = trajectory_2d(loss2, start, demo, 60)
+    draw_solution_line(axes[0], DEMO_X, DEMO_T)
+    for path, start, color in zip(r.demo_paths, DEMO_STARTS, ("C0", "C1", "C2")):
         axes[0].plot(path[:, 0], path[:, 1], ".-", color=color, ms=3, lw=0.8,
                      label=f"from ({start[0]:g}, {start[1]:g})")
     axes[0].legend(fontsize=7, loc="upper right")
-    axes[0].set_title(f"{name.split(' (')[0]} in 2-D: only the start at 0\nends at the minimum-norm point")
-    ks = np.arange(steps + 1)
-    band(axes[1], ks, floor(to_star[:, zero]), "C0", "from w0 = 0")
-    band(axes[1], ks, floor(to_star[:, other]), "C1", "from a random w0")
-    axes[1].axhline(tol, color="gray", ls=":", lw=1, label=f"tolerance {tol:g}")
+    axes[0].set_title(f"{short} in 2-D: only the start at 0\nends at the minimum-norm point")
+    zero, other = slice(0, r.problems), slice(r.problems, 2 * r.problems)
+    ks = np.arange(r.steps + 1)
+    band(axes[1], ks, floor(r.distance_curves[:, zero]), "C0", "from w0 = 0")
+    band(axes[1], ks, floor(r.distance_curves[:, other]), "C1", "from a random w0")
+    axes[1].axhline(r.tol, color="gray", ls=":", lw=1, label=f"tolerance {r.tol:g}")
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("||w_k - w*|| / ||w*||")
-    axes[1].set_title(f"Distance to the minimum-norm point\n{count} problems, n = {n}, d = {d} (median, min-max)")
+    axes[1].set_title(f"Distance to the minimum-norm point\n{r.problems} problems, n = {r.n}, d = {r.d} "
+                      "(median, min-max)")
     axes[1].legend(fontsize=8)
-    band(axes[2], ks, floor(to_rows[:, zero]), "C0", "from w0 = 0")
-    band(axes[2], ks, floor(to_rows[:, other]), "C1", "from a random w0")
+    band(axes[2], ks, floor(r.row_space_curves[:, zero]), "C0", "from w0 = 0")
+    band(axes[2], ks, floor(r.row_space_curves[:, other]), "C1", "from a random w0")
     axes[2].set_xlabel("step")
     axes[2].set_ylabel("distance to row space / ||w*||")
     axes[2].set_title("Distance of the iterates to the row space of X")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    figure = ctx.savefig(fig, "min-norm")
-
-    farthest = ("" if at_star.all() else f" (the farthest, {worst_limit:.1e} away, is still approaching it)")
-    summary = (
-        f"{name} from w0 = 0 on {count} random problems (n = {n}, d = {d}, {steps} sampled steps, "
-        f"lr = {lr:.3g}): {at_star.sum()} of {count} end within {tol:g} (relative) of the minimum-norm point "
-        f"X^+ t{farthest}, and no iterate was ever farther than {worst_rows:.1e} (relative) from the row space "
-        f"of X. The same problems started at a random w0 end a median {control_far:.2f} (relative) away from "
-        f"it, at w* + (I - Q Q^T) w0 (median gap {control_gap:.1e}): the start's null-space part is never "
-        "touched, so it is the zero start that selects the minimum norm."
-    )
-    if not ok:
-        summary += " The check failed: see the numbers."
-    return Result(
-        status="agrees" if ok else "disagrees",
-        computed={
-            "problems": count, "n": n, "d": d, "steps": steps, "lr": lr, "alpha": alpha,
-            "tolerance (relative distance to w*)": tol,
-            "reached X w = t (relative residual < tol)": int(solved.sum()),
-            "ended within tol of w*": int(at_star.sum()),
-            "max relative distance of the last iterate to w* (from 0)": worst_limit,
-            "median relative distance of the last iterate to w* (from 0)": float(np.median(to_star[-1, zero])),
-            "max relative distance to the row space over all iterates (from 0)": worst_rows,
-            "median relative distance of the limit to w* (from a random w0)": control_far,
-            "median relative distance of that limit to w* + (I - Q Q^T) w0": control_gap,
-            "random starts ending within tol of w* + (I - Q Q^T) w0": int(np.sum(control_error < tol)),
-            "sampled gradient vs nablab.grad (max relative gap)": gap,
-        },
-        summary=summary,
-        seed_says=SEED_SGD if kind == "sgd" else SEED_MOMENTUM,
-        details=(
-            "w* is computed as X^+ t by nablab.theory (SVD, no inverse of X X^T). The random start is the "
-            "control: the update direction never has a null-space component, so whatever null-space part "
-            "the start has survives to the limit."
-            + (" Seed 002 also sets a single sample's gradient to zero to get 'the unique solution' "
-               "x_i t_i / (x_i^T x_i); that point solves equation i only, but its conclusion rests on the span "
-               "argument, which the run confirms." if kind == "sgd" else
-               " The velocity delta is a combination of past gradients, each a multiple of a row of X, so "
-               "it stays in the row space as well.")
-        ),
-        figures=[figure],
-    )
-
-
-@experiment("optim.sgd-min-norm", title="SGD from zero reaches the minimum-norm solution")
-def sgd_min_norm(ctx: Context) -> Result:
-    return _min_norm_claim(ctx, "sgd")
-
-
-@experiment("optim.momentum-min-norm", title="SGD with momentum from zero reaches the minimum-norm solution")
-def momentum_min_norm(ctx: Context) -> Result:
-    return _min_norm_claim(ctx, "momentum")
+    run.savefig(fig, "min-norm", alt=(
+        f"Left: {short} on x = [1, 2], t = 3 from three starts; only the run from 0 ends at the minimum-norm "
+        f"point. Middle: relative distance to the minimum-norm point over {r.steps} steps on {r.problems} random "
+        f"problems, falling below {r.tol:g} from 0 and levelling off from random starts. Right: the distance to "
+        f"the row space stays at rounding level (at most {r.max_distance_to_row_space:.0e}) from 0."))
 
 
 # -- Adagrad: where its limit lands ------------------------------------------------
-
-# The seed's worked first step (000 §1.2.1, x1 = [1, 2], t = 3, eta = 0.01, eps = 0.1), quoted.
-SEED_ADAGRAD_FIRST_STEP = ["0.009836", "0.009917"]
 
 
 def adagrad_single_equation_limit(x, t):
@@ -347,44 +412,117 @@ def adagrad_single_equation_limit(x, t):
     return t * np.sign(x) / np.sum(np.abs(x), axis=-1, keepdims=True)
 
 
-@experiment("optim.adagrad-not-min-norm", title="Adagrad's limit is not the minimum-norm solution")
-def adagrad_not_min_norm(ctx: Context) -> Result:
-    rng = ctx.rng()
-    lr = ctx.param("lr", 0.5)
-    steps = ctx.param("steps", 300)
-    count = ctx.param("instances", 100 if ctx.quick else 500)
-    d = ctx.param("d", 10)
-    seed_steps = ctx.param("seed_steps", 2000 if ctx.quick else 20000)
-    tol = ctx.param("tol", 1e-8)
-    t = 3.0
+@dataclass
+class AdagradLimits:
+    """Adagrad from 0 on one equation x . w = t: its limit against the minimum-norm point."""
 
-    # The two problems of the seed, run through optim.minimize with gradients by nablab.grad.
-    cases, paths = {}, {}
-    for x in ([1.0, 1.0], [1.0, 2.0]):
-        xa = np.array(x)
-        path = trajectory_2d(lambda w, xa=xa: (nb.sum(xa * w) - t) ** 2, [0.0, 0.0], optim.adagrad(lr=lr), steps)
-        gd_path = trajectory_2d(lambda w, xa=xa: (nb.sum(xa * w) - t) ** 2, [0.0, 0.0],
-                                optim.sgd(lr=0.25 / (xa @ xa)), 40)
-        limit, w_star = path[-1], theory.min_norm_solution(xa[None], np.array([t]))
-        key = f"x1 = [{x[0]:g}, {x[1]:g}]"
-        paths[key] = (xa, path, gd_path)
-        cases[key] = {
-            "Adagrad limit": limit, "norm of the limit": float(np.linalg.norm(limit)),
-            "residual x . w - t": float(xa @ limit - t),
-            "minimum-norm point": w_star, "norm of the minimum-norm point": float(np.linalg.norm(w_star)),
-            "distance limit to minimum-norm point": float(np.linalg.norm(limit - w_star)),
-            "closed form t sign(x) / ||x||_1 (eps -> 0)": adagrad_single_equation_limit(xa, t),
-            "distance limit to closed form": float(np.linalg.norm(limit - adagrad_single_equation_limit(xa, t))),
-        }
-    same, differ = cases["x1 = [1, 1]"], cases["x1 = [1, 2]"]
+    lr: float
+    steps: int
+    target: float
+    x_equal: list
+    x_unequal: list
+    first_lr: float
+    first_eps: float
+    tol: float
+    d: int                              # the dimension of the random equations beside the plane
+    # slots
+    limit_equal: np.ndarray             # Adagrad's limit for x = x_equal
+    limit_unequal: np.ndarray           # ... and for x = x_unequal
+    min_norm_unequal: np.ndarray        # the minimum-norm solution for x_unequal
+    limit_is_min_norm_equal: bool
+    limit_is_min_norm_unequal: bool
+    always_min_norm: bool               # on every equation tried (both above and the random ones)
+    first_gradient: np.ndarray          # at w0 = 0 for x_unequal
+    first_accumulator: np.ndarray       # G_1, with first_lr and first_eps
+    first_step: np.ndarray              # w_1
+    first_step_in_span: bool            # w_1 is a multiple of x_unequal
+    # evidence
+    min_norm_equal: np.ndarray
+    norms: dict                         # case -> [||limit||, ||w*||]
+    distances_to_min_norm: dict         # case -> ||limit - w*||
+    residuals: dict                     # case -> x . limit - t
+    distances_to_closed_form: dict      # case -> ||limit - t sign(x)/||x||_1||
+    first_step_off_span: float          # distance of w_1 to span(x), relative to ||w_1||
+    worked_steps: int
+    worked_iterate: np.ndarray          # after worked_steps steps with first_lr and first_eps
+    worked_residual: float
+    worked_distance_to_min_norm: float
+    random: dict                        # "plane" / "space" (d-D) -> statistics over random single equations
+    random_at_min_norm: int             # random equations whose limit is within tol of w*
+    paths: dict = field(repr=False, metadata=FIGURE_DATA)         # case -> (x, Adagrad path, GD path)
+    angles: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    plane_ratio: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    d_ratio: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    d_predicted: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
 
-    # The seed's own setting: its first step (quoted) and where the run is after seed_steps steps.
-    xs = np.array([1.0, 2.0])
-    seed_opt = optim.adagrad(lr=0.01, eps=0.1)
-    grad_seed = lambda w, k: 2 * xs * (xs @ w - t)  # noqa: E731
-    first = run_optimizer(seed_opt, np.zeros(2), grad_seed, 1)
-    w_seed = run_optimizer(seed_opt, np.zeros(2), grad_seed, seed_steps)
-    quote_rows = compare_quotes(first, SEED_ADAGRAD_FIRST_STEP)
+    def summary(self) -> str:
+        worked = (f"With lr = {self.first_lr:g}, eps = {self.first_eps:g} the first step from 0 on x = "
+                  f"{listed(self.x_unequal)} has gradient {vec(self.first_gradient, 4)}, accumulator "
+                  f"{vec(self.first_accumulator, 4)} and lands at {vec(self.first_step)}, "
+                  f"{'inside' if self.first_step_in_span else 'outside'} span(x); after {self.worked_steps} steps "
+                  f"the iterate is {vec(self.worked_iterate, 5)} (x . w - t = {self.worked_residual:.1e}, still "
+                  "creeping along the same ray).")
+        n_random = sum(r["problems"] for r in self.random.values())
+        return (
+            f"Adagrad (lr = {self.lr:g}, eps = 1e-10) from 0 with t = {self.target:g}: for x = "
+            f"{listed(self.x_equal)} it ends at {vec(self.limit_equal)}, "
+            + ("the minimum-norm point" if self.limit_is_min_norm_equal else
+               f"not the minimum-norm point {vec(self.min_norm_equal)}")
+            + f" (distance {self.distances_to_min_norm['equal']:.1e}); for x = {listed(self.x_unequal)} it ends at "
+            f"{vec(self.limit_unequal)} (norm {self.norms['unequal'][0]:.6f}), while the minimum-norm point is "
+            f"{vec(self.min_norm_unequal)} (norm {self.norms['unequal'][1]:.6f}). "
+            "Why: on one equation every gradient is a multiple of x, so Adagrad divides coordinate i by a "
+            "multiple of |x_i| and steps along sign(x); that is the direction of x (the minimum-norm direction) "
+            "only when all |x_i| are equal. The limit t sign(x)/||x||_1 and the norm ratio "
+            f"sqrt(d) ||x||_2/||x||_1 >= 1 match {n_random} random equations ({self.random_at_min_norm} of them "
+            f"end at the minimum-norm point). So Adagrad does {'' if self.always_min_norm else 'not '}always "
+            f"reach the minimum-norm solution. " + worked
+        )
+
+
+@compute("optim.adagrad-not-min-norm")
+def adagrad_not_min_norm(run: Context) -> AdagradLimits:
+    p = run.params
+    rng = run.rng()
+    lr, steps, count, d, tol, t = p["lr"], p["steps"], p["instances"], p["d"], p["tol"], p["target"]
+    xs = {"equal": np.array(p["x_equal"], dtype=float), "unequal": np.array(p["x_unequal"], dtype=float)}
+    for name, x in xs.items():
+        if x.shape != (2,):
+            raise ParamError(f"x_{name} must have two entries (the 2-D case), got {p['x_' + name]}")
+
+    # The two equations, run through optim.minimize with gradients by nablab.grad.
+    limits, stars, paths, dist, res, closed_dist, norms = {}, {}, {}, {}, {}, {}, {}
+    for key, x in xs.items():
+        loss = single_equation_loss(x, t)
+        path = trajectory_2d(loss, np.zeros(2), optim.adagrad(lr=lr), steps)
+        gd_path = trajectory_2d(loss, np.zeros(2), optim.sgd(lr=0.25 / (x @ x)), 40)
+        limits[key], stars[key] = path[-1], theory.min_norm_solution(x[None], np.array([t]))
+        paths[key] = (x, path, gd_path)
+        dist[key] = float(np.linalg.norm(limits[key] - stars[key]))
+        res[key] = float(x @ limits[key] - t)
+        closed_dist[key] = float(np.linalg.norm(limits[key] - adagrad_single_equation_limit(x, t)))
+        norms[key] = [float(np.linalg.norm(limits[key])), float(np.linalg.norm(stars[key]))]
+    # The question assumes Adagrad converges: a run that did not is the experiment's failure.
+    run.check(all(abs(r) < tol for r in res.values()),
+              f"Adagrad did not reach a solution in {steps} steps (x . w - t: {res})")
+
+    # The worked first step: gradient by nablab.grad, accumulator and step from the optimizer's state.
+    x = xs["unequal"]
+    w0 = np.zeros(2)
+    first_gradient = np.asarray(nb.grad(single_equation_loss(x, t))(w0))
+    first_opt = optim.adagrad(lr=p["first_lr"], eps=p["first_eps"])
+    updates, state = first_opt.update(first_gradient, first_opt.init(w0), w0)
+    first_step = optim.apply_updates(w0, updates)
+    first_accumulator = np.asarray(state["sum"])
+    by_hand = -p["first_lr"] * first_gradient / (np.abs(first_gradient) + p["first_eps"])
+    run.check(np.allclose(first_gradient, 2 * x * (x @ w0 - t), rtol=1e-14, atol=0)
+              and np.allclose(first_accumulator, first_gradient ** 2, rtol=1e-14, atol=0)
+              and np.allclose(first_step, w0 + by_hand, rtol=1e-14, atol=0),
+              f"Adagrad's first step {first_step.tolist()} (accumulator {first_accumulator.tolist()}) differs from "
+              f"g = 2 x (x . w0 - t), G = g^2, w1 = w0 - lr g / (sqrt(G) + eps) = {(w0 + by_hand).tolist()}")
+    along = x / np.linalg.norm(x)
+    off_span = float(np.linalg.norm(first_step - (first_step @ along) * along) / np.linalg.norm(first_step))
+    worked = run_optimizer(first_opt, w0, lambda w, k: 2 * x * (x @ w - t), p["worked_steps"])
 
     # Many random single equations: in the plane (by angle) and in d dimensions.
     def batch_limits(X1, t1):
@@ -397,8 +535,8 @@ def adagrad_not_min_norm(ctx: Context) -> Result:
     t_plane = rng.choice([-1.0, 1.0], count) * rng.uniform(0.5, 3, count)
     X_d = rng.standard_normal((count, d))
     t_d = rng.choice([-1.0, 1.0], count) * rng.uniform(0.5, 3, count)
-    report = {}
-    for label, X1, t1 in (("2-D", X_plane, t_plane), (f"{d}-D", X_d, t_d)):
+    report, ratios, close, at_star = {}, {}, [], 0
+    for label, X1, t1 in (("plane", X_plane, t_plane), ("space", X_d, t_d)):
         W, residual = batch_limits(X1, t1)
         closed = adagrad_single_equation_limit(X1, t1[:, None])
         w_star = t1[:, None] * X1 / np.sum(X1 ** 2, axis=1, keepdims=True)
@@ -407,48 +545,65 @@ def adagrad_not_min_norm(ctx: Context) -> Result:
         error = np.linalg.norm(W - closed, axis=1) / np.linalg.norm(closed, axis=1)
         # eps > 0 tilts coordinate i by about eps / (|x_i| sqrt(S)), and sqrt(S) >= |t|.
         eps_unit = 1e-10 / (np.abs(X1).min(axis=1) * np.abs(t1))
+        at_star += int(np.sum(np.linalg.norm(W - w_star, axis=1) < tol * np.linalg.norm(w_star, axis=1)))
+        close.append(bool(np.all(error <= 10 * eps_unit + 1e-9)) and float(residual.max()) < tol)
+        ratios[label] = ratio
         report[label] = {
-            "problems": count, "max residual |x . w - t| / |t|": float(residual.max()),
-            "max relative distance to the closed form": float(error.max()),
-            "the same in units of eps / (min |x_i| |t|)": float((error / eps_unit).max()),
-            "_close": bool(np.all(error <= 10 * eps_unit + 1e-9)),
-            "norm ratio ||w_adagrad|| / ||w*||: min, median, max": [
-                float(ratio.min()), float(np.median(ratio)), float(ratio.max())],
-            "max gap to sqrt(d) ||x||_2 / ||x||_1": float(np.abs(ratio - predicted).max()),
-            "_ratio": ratio,
+            "problems": count, "max_residual": float(residual.max()),
+            "max_distance_to_closed_form": float(error.max()),
+            "max_distance_to_closed_form_in_eps_units": float((error / eps_unit).max()),
+            "norm_ratio": spread(ratio),
+            "max_gap_to_predicted_ratio": float(np.abs(ratio - predicted).max()),
         }
-    plane_ratio = report["2-D"].pop("_ratio")
-    d_ratio = report[f"{d}-D"].pop("_ratio")
-    closed_ok = all(r.pop("_close") and r["max residual |x . w - t| / |t|"] < tol for r in report.values())
-    ctx.check(closed_ok, "Adagrad on random single equations does not end at t sign(x)/||x||_1 with residual < "
-                         f"{tol:g}: " + "; ".join(
-                             f"{label}: max residual {r['max residual |x . w - t| / |t|']:.3g}, max distance "
-                             f"{r['the same in units of eps / (min |x_i| |t|)']:.3g} eps units (limit about 10)"
-                             for label, r in report.items()))
+    run.check(all(close), "Adagrad on random single equations does not end at t sign(x)/||x||_1 with residual < "
+                          f"{tol:g}: " + "; ".join(
+                              f"{label}: max residual {r['max_residual']:.3g}, max distance "
+                              f"{r['max_distance_to_closed_form_in_eps_units']:.3g} eps units (limit about 10)"
+                              for label, r in report.items()))
 
-    coincide = same["distance limit to minimum-norm point"] < tol
-    differs = differ["distance limit to minimum-norm point"] > 1e3 * tol and abs(differ["residual x . w - t"]) < tol
-    quotes_ok = all(r["match"] for r in quote_rows)
-    ok = coincide and differs and quotes_ok
+    is_min = {key: dist[key] < tol for key in xs}
+    return AdagradLimits(
+        lr=lr, steps=steps, target=t, x_equal=list(p["x_equal"]), x_unequal=list(p["x_unequal"]),
+        first_lr=p["first_lr"], first_eps=p["first_eps"], tol=tol, d=d,
+        limit_equal=limits["equal"], limit_unequal=limits["unequal"], min_norm_unequal=stars["unequal"],
+        limit_is_min_norm_equal=is_min["equal"], limit_is_min_norm_unequal=is_min["unequal"],
+        always_min_norm=all(is_min.values()) and at_star == 2 * count,
+        first_gradient=first_gradient, first_accumulator=first_accumulator, first_step=first_step,
+        first_step_in_span=off_span < tol,
+        min_norm_equal=stars["equal"], norms=norms, distances_to_min_norm=dist, residuals=res,
+        distances_to_closed_form=closed_dist, first_step_off_span=off_span,
+        worked_steps=p["worked_steps"], worked_iterate=worked, worked_residual=float(x @ worked - t),
+        worked_distance_to_min_norm=float(np.linalg.norm(worked - stars["unequal"])),
+        random=report, random_at_min_norm=at_star,
+        paths=paths, angles=angles, plane_ratio=ratios["plane"], d_ratio=ratios["space"],
+        d_predicted=np.sqrt(d) * np.linalg.norm(X_d, axis=1) / np.sum(np.abs(X_d), axis=1),
+    )
 
+
+@figure("optim.adagrad-not-min-norm")
+def adagrad_figure(result: AdagradLimits, run: Context) -> None:
+    import matplotlib.pyplot as plt
+
+    r = result
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     ax = axes[0]
-    for i, (key, (xa, path, gd_path)) in enumerate(paths.items()):
-        draw_solution_line(ax, xa, t, box=(-0.3, 2.6), label=False)
-        ax.plot(path[:, 0], path[:, 1], "o-", color=f"C{i}", ms=2.5, lw=0.8, label=f"Adagrad, {key}")
-        ax.plot(gd_path[:, 0], gd_path[:, 1], "--", color=f"C{i}", lw=0.8, label=f"GD, {key}")
-        ax.annotate(f"w* for {key}", xy=cases[key]["minimum-norm point"], xytext=(6, -12),
-                    textcoords="offset points", fontsize=7)
-    ax.plot(*same["Adagrad limit"], "ks", ms=5, mfc="none", label="Adagrad limits")
-    ax.plot(*differ["Adagrad limit"], "ks", ms=5, mfc="none")
+    for i, (key, (xa, path, gd_path)) in enumerate(r.paths.items()):
+        name = f"x = [{xa[0]:g}, {xa[1]:g}]"
+        draw_solution_line(ax, xa, r.target, box=(-0.3, 2.6), label=False)
+        ax.plot(path[:, 0], path[:, 1], "o-", color=f"C{i}", ms=2.5, lw=0.8, label=f"Adagrad, {name}")
+        ax.plot(gd_path[:, 0], gd_path[:, 1], "--", color=f"C{i}", lw=0.8, label=f"GD, {name}")
+        ax.annotate(f"w* for {name}", xy=theory.min_norm_solution(xa[None], np.array([r.target])),
+                    xytext=(6, -12), textcoords="offset points", fontsize=7)
+    ax.plot(*r.limit_equal, "ks", ms=5, mfc="none", label="Adagrad limits")
+    ax.plot(*r.limit_unequal, "ks", ms=5, mfc="none")
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title("t = 3 from w0 = 0: Adagrad moves along sign(x) = [1, 1],\n"
+    ax.set_title(f"t = {r.target:g} from w0 = 0: Adagrad moves along sign(x),\n"
                  "GD along x (stars: minimum-norm points)")
     ax = axes[1]
     phi = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.degrees(phi), np.sqrt(2) / (np.abs(np.cos(phi)) + np.abs(np.sin(phi))), "k-", lw=1,
             label="sqrt(2) ||x||_2 / ||x||_1")
-    ax.plot(np.degrees(angles % (2 * np.pi)), plane_ratio, "C0.", ms=3, label=f"Adagrad runs ({count})")
+    ax.plot(np.degrees(r.angles % (2 * np.pi)), r.plane_ratio, "C0.", ms=3, label=f"Adagrad runs ({len(r.angles)})")
     for deg in (45, 135, 225, 315):
         ax.axvline(deg, color="0.8", lw=0.8, zorder=0)
     ax.set_xlabel("direction of x (degrees)")
@@ -456,105 +611,109 @@ def adagrad_not_min_norm(ctx: Context) -> Result:
     ax.set_title("Random single equations in 2-D: equal only when |x1| = |x2|")
     ax.legend(fontsize=8)
     ax = axes[2]
-    predicted_d = np.sqrt(d) * np.linalg.norm(X_d, axis=1) / np.sum(np.abs(X_d), axis=1)
-    ax.plot(predicted_d, d_ratio, "C1.", ms=3)
-    lims = [min(predicted_d.min(), d_ratio.min()), max(predicted_d.max(), d_ratio.max())]
+    ax.plot(r.d_predicted, r.d_ratio, "C1.", ms=3)
+    lims = [min(r.d_predicted.min(), r.d_ratio.min()), max(r.d_predicted.max(), r.d_ratio.max())]
     ax.plot(lims, lims, "k-", lw=0.8)
     ax.set_xlabel("sqrt(d) ||x||_2 / ||x||_1")
     ax.set_ylabel("||Adagrad limit|| / ||w*|| (run)")
-    ax.set_title(f"Random single equations in {d}-D ({count})")
+    ax.set_title(f"Random single equations in {r.d}-D ({len(r.d_ratio)})")
     fig.tight_layout()
-    figure = ctx.savefig(fig, "adagrad")
-
-    summary = (
-        f"Adagrad (lr = {lr:g}, eps = 1e-10) from 0 with t = 3: for x1 = [1, 1] it ends at "
-        f"{np.array2string(same['Adagrad limit'], precision=6)}, the minimum-norm point "
-        f"(distance {same['distance limit to minimum-norm point']:.1e}); for x1 = [1, 2] it ends at "
-        f"{np.array2string(differ['Adagrad limit'], precision=6)} (norm {differ['norm of the limit']:.6f}), while the "
-        f"minimum-norm point is {np.array2string(differ['minimum-norm point'], precision=6)} (norm "
-        f"{differ['norm of the minimum-norm point']:.6f}). "
-        "Why: on one equation every gradient is a multiple of x, so Adagrad divides coordinate i by a "
-        "multiple of |x_i| and steps along sign(x); that is the direction of x (the minimum-norm direction) "
-        "only when all |x_i| are equal. The limit t sign(x)/||x||_1 and the norm ratio "
-        f"sqrt(d) ||x||_2/||x||_1 >= 1 match {2 * count} random equations. With the seed's eta = 0.01, "
-        f"eps = 0.1 the first step is {np.array2string(first, precision=6)}"
-        + (", as the seed computes" if quotes_ok else ", not the seed's numbers")
-        + f", and after {seed_steps} steps the iterate is {np.array2string(w_seed, precision=5)} "
-        f"(x . w - 3 = {xs @ w_seed - t:.1e}, still creeping along the same ray)."
-    )
-    return Result(
-        status="agrees" if ok else "disagrees",
-        computed={
-            "lr": lr, "steps": steps, "tolerance": tol, **cases,
-            "seed setting (lr 0.01, eps 0.1), first step": first,
-            "first step against the seed": quote_rows,
-            f"seed setting after {seed_steps} steps": w_seed,
-            "its residual": float(xs @ w_seed - t),
-            "its distance to the minimum-norm point": float(np.linalg.norm(w_seed - differ["minimum-norm point"])),
-            "random single equations": report,
-        },
-        summary=summary,
-        seed_says=(
-            "000 §1.2.1 with x1 = [1, 2], w0 = [0, 0], t = [3], eta = 0.01, eps = 0.1: grad = [-6, -12], "
-            "G_1 = [36, 144], w_1 = [0.009836, 0.009917]; 'this solution is not in the span of [1, 2], thus "
-            "it's not a minimum norm sol.' The question's hint (the other copy of the text) uses x1 = [1, 1]."
-        ),
-        details=(
-            "The seed's answer writes the step as eta / sqrt(G + eps) but computes 0.01 * 6 / (6 + 0.1), i.e. "
-            "eta / (sqrt(G) + eps), which is what torch.optim.Adagrad and nablab.optim.adagrad do; its quoted "
-            "w_1 matches that form. One iterate outside span(x) does not by itself exclude a return to the "
-            "row space; here it cannot return, since every step points along (nearly) sign(x) = [1, 1], so the "
-            "limit sits on that ray: [1, 1] as eps -> 0, slightly tilted by eps = 0.1. For x1 = [1, 1] both "
-            "coordinates are scaled alike and Adagrad is gradient descent with a varying scalar step, which "
-            "keeps the iterates in span(x)."
-        ),
-        figures=[figure],
-    )
+    run.savefig(fig, "adagrad", alt=(
+        f"Left: Adagrad and GD paths from 0 to the lines x . w = {r.target:g} for x = {listed(r.x_equal)} and "
+        f"{listed(r.x_unequal)}; GD ends at the minimum-norm points, Adagrad at {vec(r.limit_equal, 3)} and "
+        f"{vec(r.limit_unequal, 3)}. Middle: the norm ratio of Adagrad's limit to the minimum-norm point against "
+        "the direction of x, on the curve sqrt(2) ||x||_2/||x||_1 and equal to 1 only on the diagonals. Right: "
+        "the same ratio in higher dimension against sqrt(d) ||x||_2/||x||_1, on the identity line."))
 
 
 # -- RMSprop and Adam -----------------------------------------------------------------
 
 
 def adaptive_optimizers(steps, lr_scale=1.0):
-    """The optimizers compared, by name. RMSprop and Adam decay their rate to 0 (cosine).
+    """The optimizers compared, by key: (label, optimizer). RMSprop and Adam decay their rate to 0 (cosine).
 
     With a constant rate they settle into a small oscillation around a solution
     (their step tends to lr * sign(g)), so there would be no limit to compare;
     the decay removes that without changing the direction the updates take.
     """
     return {
-        "Adagrad (lr 0.1)": optim.adagrad(lr=0.1 * lr_scale),
-        "RMSprop (lr 0.01, cosine)": optim.rmsprop(lr=optim.cosine_decay(0.01 * lr_scale, steps)),
-        "Adam (lr 0.03, cosine)": optim.adam(lr=optim.cosine_decay(0.03 * lr_scale, steps)),
+        "adagrad": ("Adagrad (lr 0.1)", optim.adagrad(lr=0.1 * lr_scale)),
+        "rmsprop": ("RMSprop (lr 0.01, cosine)", optim.rmsprop(lr=optim.cosine_decay(0.01 * lr_scale, steps))),
+        "adam": ("Adam (lr 0.03, cosine)", optim.adam(lr=optim.cosine_decay(0.03 * lr_scale, steps))),
     }
 
 
-@experiment("optim.adaptive-not-min-norm", title="RMSprop and Adam do not reach the minimum-norm solution")
-def adaptive_not_min_norm(ctx: Context) -> Result:
-    rng = ctx.rng()
-    count = ctx.param("instances", 30 if ctx.quick else 100)
-    n = ctx.param("n", 5)
-    d = ctx.param("d", 15)
-    steps = ctx.param("steps", 1000 if ctx.quick else 2000)
-    tol = ctx.param("tol", 1e-8)
-    far = ctx.param("far", 1e-3)
-    sweep = ctx.param("adam_lrs", [0.01, 0.3] if ctx.quick else [0.01, 0.03, 0.1, 0.3])
+@dataclass
+class AdaptiveLimits:
+    """GD, Adagrad, RMSprop and Adam, full batch from 0, on random underdetermined problems."""
+
+    problems: int
+    n: int
+    d: int
+    steps: int
+    tol: float
+    far: float
+    # slots
+    rmsprop_always_min_norm: bool      # every converged RMSprop run ends within far of w*
+    adam_always_min_norm: bool
+    adam_limit_depends_on_lr: bool     # Adam's limits at the smallest and largest rate differ by more than far
+    # evidence (distances relative to ||w*||)
+    labels: dict                       # method key -> label with its settings
+    methods: dict                      # method key -> converged, farther, distance, norm_ratio
+    adam_lr_sweep: dict                # "lr 0.01" -> converged, median distance to w*, to the base (lr 0.03) limit
+    adam_lr_ends_apart: float          # median distance between the limits at the first and last rate
+    demo_limits: dict                  # x = [1, 2], t = 3: each method's limit
+    demo_min_norm: np.ndarray
+    gradient_gap: float
+    distances: dict = field(repr=False, metadata=FIGURE_DATA)    # method key -> per-problem distance of the limit to w*
+    # method key -> (steps + 1, problems) distance to the row space
+    curves: dict = field(repr=False, metadata=FIGURE_DATA)
+    demo_paths: dict = field(repr=False, metadata=FIGURE_DATA)
+    # lr -> (median distance to w*, median distance to the lr 0.03 limit)
+    sweep: dict = field(repr=False, metadata=FIGURE_DATA)
+
+    def summary(self) -> str:
+        gd = self.methods["gd"]
+        adaptive = [k for k in self.methods if k != "gd"]
+        parts = ", ".join(f"{self.labels[k].split(' (')[0]} {self.methods[k]['farther']}/{self.problems} "
+                          f"(median distance {self.methods[k]['distance'][1]:.2f})" for k in adaptive)
+        lrs = list(self.adam_lr_sweep)
+        never = [self.labels[k].split(" (")[0] for k, ok in (("rmsprop", self.rmsprop_always_min_norm),
+                                                             ("adam", self.adam_always_min_norm)) if not ok]
+        return (
+            f"Full-batch runs from 0 on {self.problems} random problems (n = {self.n}, d = {self.d}, "
+            f"{self.steps} steps): GD ends at the minimum-norm point on every problem (max relative distance "
+            f"{gd['distance'][2]:.1e}); the adaptive methods reach a solution (residual < {self.tol:g}) but one "
+            f"farther than {self.far:g} (relative) from it: {parts}. Their limits are solutions of larger norm, "
+            f"and they move with the learning rate: Adam's limits at {lrs[0]} and at {lrs[-1]} are a median "
+            f"{self.adam_lr_ends_apart:.2f} apart (relative). "
+            + (f"So no: like Adagrad, {' and '.join(never)} do{'es' if len(never) == 1 else ''} not pick the "
+               "minimum-norm solution in general; per-coordinate rates leave the row space of X." if never else
+               "Here both reached the minimum-norm point on every problem.")
+        )
+
+
+@compute("optim.adaptive-not-min-norm")
+def adaptive_not_min_norm(run: Context) -> AdaptiveLimits:
+    p = run.params
+    rng = run.rng()
+    count, n, d, steps, tol, far, sweep = p["instances"], p["n"], p["d"], p["steps"], p["tol"], p["far"], p["adam_lrs"]
     X, t = random_problems(rng, count, n, d)
     w_star = min_norm_points(X, t)
     P = null_projectors(X)
     grad_fn = full_gradient(X, t)
     gap = engine_gradient_gap(X, t, grad_fn, rng.standard_normal((count, d)))
-    ctx.check(gap < 1e-12, f"the batched full gradient differs from nablab.grad of the seed's loss by {gap:.3g} "
+    run.check(gap < 1e-12, f"the batched full gradient differs from nablab.grad of the loss by {gap:.3g} "
                            "(relative; limit 1e-12)")
     norm_star = np.linalg.norm(w_star, axis=1)
     curvature = max(np.linalg.eigvalsh((2.0 / n) * Xb.T @ Xb).max() for Xb in X)
-    opts = {"GD (lr 1/L)": optim.sgd(lr=1.0 / curvature), **adaptive_optimizers(steps)}
+    opts = {"gd": ("GD (lr 1/L)", optim.sgd(lr=1.0 / curvature)), **adaptive_optimizers(steps)}
 
     def residual(W):
         return np.linalg.norm(np.einsum("bnd,bd->bn", X, W) - t, axis=1) / np.linalg.norm(t, axis=1)
 
-    results, curves, limits = {}, {}, {}
-    for name, opt in opts.items():
+    methods, curves, limits, distances = {}, {}, {}, {}
+    for key, (label, opt) in opts.items():
         rows = np.empty((steps + 1, count))
 
         def observe(k, W, rows=rows):
@@ -562,144 +721,105 @@ def adaptive_not_min_norm(ctx: Context) -> Result:
 
         W = run_optimizer(opt, np.zeros((count, d)), grad_fn, steps, observe)
         dist = np.linalg.norm(W - w_star, axis=1) / norm_star
-        res = residual(W)
-        done = res < tol
-        curves[name], limits[name] = rows, W
-        results[name] = {
-            "converged (residual < tol)": int(done.sum()),
-            "relative distance of the limit to w*: min, median, max": [
-                float(dist.min()), float(np.median(dist)), float(dist.max())],
-            f"converged and farther than {far:g}": int(np.sum(done & (dist > far))),
-            "norm ratio ||limit|| / ||w*||: min, median, max": [
-                float((np.linalg.norm(W, axis=1) / norm_star).min()),
-                float(np.median(np.linalg.norm(W, axis=1) / norm_star)),
-                float((np.linalg.norm(W, axis=1) / norm_star).max())],
-            "_dist": dist,
+        done = residual(W) < tol
+        curves[key], limits[key], distances[key] = rows, W, dist
+        methods[key] = {
+            "converged": int(done.sum()), "farther": int(np.sum(done & (dist > far))),
+            "distance": spread(dist), "norm_ratio": spread(np.linalg.norm(W, axis=1) / norm_star),
         }
     # The limit moves with the learning rate (GD's does not): Adam at several rates.
+    base = limits["adam"]
     lr_runs = {}
     for lr in sweep:
         W = run_optimizer(optim.adam(lr=optim.cosine_decay(lr, steps)), np.zeros((count, d)), grad_fn, steps)
-        lr_runs[lr] = (W, residual(W), np.linalg.norm(W - w_star, axis=1) / norm_star)
-    base = limits["Adam (lr 0.03, cosine)"]
-    ends = np.median(np.linalg.norm(lr_runs[sweep[0]][0] - lr_runs[sweep[-1]][0], axis=1) / norm_star)
-    sweep_report = {
-        f"lr {lr:g}": {
-            "converged": int(np.sum(res < tol)),
-            "median relative distance to w*": float(np.median(dist)),
-            "median relative distance to the lr 0.03 limit": float(np.median(
-                np.linalg.norm(W - base, axis=1) / norm_star)),
-        } for lr, (W, res, dist) in lr_runs.items()
-    }
-
-    gd = results["GD (lr 1/L)"]
-    gd_ok = (gd["converged (residual < tol)"] == count
-             and gd["relative distance of the limit to w*: min, median, max"][2] < tol)
-    ctx.check(gd_ok, f"GD, the control, solved {gd['converged (residual < tol)']} of {count} problems and ended as far "
-                     f"as {gd['relative distance of the limit to w*: min, median, max'][2]:.3g} (relative) from the "
-                     f"minimum-norm point (expected: all, within {tol:g})")
-    adaptive = [k for k in results if not k.startswith("GD")]
-    away = {k: results[k][f"converged and farther than {far:g}"] for k in adaptive}
-    converged = {k: results[k]["converged (residual < tol)"] for k in adaptive}
-    ctx.check(all(converged[k] >= 0.9 * count for k in adaptive),
+        lr_runs[lr] = (W, residual(W), np.linalg.norm(W - w_star, axis=1) / norm_star,
+                       np.linalg.norm(W - base, axis=1) / norm_star)
+    ends = float(np.median(np.linalg.norm(lr_runs[sweep[0]][0] - lr_runs[sweep[-1]][0], axis=1) / norm_star))
+    gd = methods["gd"]
+    run.check(gd["converged"] == count and gd["distance"][2] < tol,
+              f"GD, the control, solved {gd['converged']} of {count} problems and ended as far as "
+              f"{gd['distance'][2]:.3g} (relative) from the minimum-norm point (expected: all, within {tol:g})")
+    adaptive = [k for k in methods if k != "gd"]
+    run.check(all(methods[k]["converged"] >= TYPICAL * count for k in adaptive),
               f"the adaptive runs did not converge (residual < {tol:g}) on 90% of the {count} problems: "
-              + ", ".join(f"{k} {converged[k]}" for k in adaptive))
-    dists = {k: results[k].pop("_dist") for k in results}
+              + ", ".join(f"{opts[k][0]} {methods[k]['converged']}" for k in adaptive))
 
-    # figure
+    # The 2-D picture: x = [1, 2], t = 3, every method from 0.
+    demo_steps = 400
+    demo = {"GD": optim.sgd(lr=0.02), "Adagrad": optim.adagrad(lr=0.3),
+            "RMSprop": optim.rmsprop(lr=optim.cosine_decay(0.05, demo_steps)),
+            "Adam": optim.adam(lr=optim.cosine_decay(0.1, demo_steps))}
+    demo_paths = {name: trajectory_2d(single_equation_loss(DEMO_X, DEMO_T), [0.0, 0.0], opt, demo_steps)
+                  for name, opt in demo.items()}
+    return AdaptiveLimits(
+        problems=count, n=n, d=d, steps=steps, tol=tol, far=far,
+        rmsprop_always_min_norm=methods["rmsprop"]["farther"] == 0,
+        adam_always_min_norm=methods["adam"]["farther"] == 0,
+        adam_limit_depends_on_lr=ends > far,
+        labels={k: label for k, (label, _) in opts.items()}, methods=methods,
+        adam_lr_sweep={f"lr {lr:g}": {"converged": int(np.sum(res < tol)),
+                                      "median_distance_to_min_norm": float(np.median(dist)),
+                                      "median_distance_to_base_limit": float(np.median(to_base))}
+                       for lr, (W, res, dist, to_base) in lr_runs.items()},
+        adam_lr_ends_apart=ends,
+        demo_limits={name: path[-1] for name, path in demo_paths.items()},
+        demo_min_norm=theory.min_norm_solution(DEMO_X[None], np.array([DEMO_T])),
+        gradient_gap=gap, distances=distances, curves=curves, demo_paths=demo_paths,
+        sweep={lr: (float(np.median(dist)), float(np.median(to_base)))
+               for lr, (_, _, dist, to_base) in lr_runs.items()},
+    )
+
+
+@figure("optim.adaptive-not-min-norm")
+def adaptive_figure(result: AdaptiveLimits, run: Context) -> None:
+    import matplotlib.pyplot as plt
+
+    r = result
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     ax = axes[0, 0]
-    names = list(results)
-    for i, name in enumerate(names):
-        ax.plot(np.full(count, i) + rng.uniform(-0.15, 0.15, count), floor(dists[name]), ".", color=f"C{i}", ms=3)
+    keys = list(r.methods)
+    jitter = np.linspace(-0.15, 0.15, r.problems)
+    for i, key in enumerate(keys):
+        ax.plot(np.full(r.problems, i) + jitter, floor(r.distances[key]), ".", color=f"C{i}", ms=3)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(names)), [nm.replace(" (", "\n(") for nm in names], fontsize=8)
-    ax.axhline(far, color="gray", ls=":", lw=1)
+    ax.set_xticks(range(len(keys)), [r.labels[k].replace(" (", "\n(") for k in keys], fontsize=8)
+    ax.axhline(r.far, color="gray", ls=":", lw=1)
     ax.set_ylabel("||limit - w*|| / ||w*||")
-    ax.set_title(f"Limits on {count} random problems (n = {n}, d = {d}), full batch from 0")
+    ax.set_title(f"Limits on {r.problems} random problems (n = {r.n}, d = {r.d}), full batch from 0")
     ax = axes[0, 1]
-    ks = np.arange(steps + 1)
-    for i, name in enumerate(names):
-        band(ax, ks, floor(curves[name]), f"C{i}", name)
+    ks = np.arange(r.steps + 1)
+    for i, key in enumerate(keys):
+        band(ax, ks, floor(r.curves[key]), f"C{i}", r.labels[key])
     ax.set_xlabel("step")
     ax.set_ylabel("distance to the row space / ||w*||")
     ax.set_title("GD stays in the row space; the adaptive methods leave it at once")
     ax.legend(fontsize=8)
     ax = axes[1, 0]
-    x2, t2 = np.array([1.0, 2.0]), 3.0
-    draw_solution_line(ax, x2, t2, box=(-0.3, 2.0))
-    demo_steps = 400
-    demo = {"GD": optim.sgd(lr=0.02), "Adagrad": optim.adagrad(lr=0.3),
-            "RMSprop": optim.rmsprop(lr=optim.cosine_decay(0.05, demo_steps)),
-            "Adam": optim.adam(lr=optim.cosine_decay(0.1, demo_steps))}
-    demo_limits = {}
-    for i, (name, opt) in enumerate(demo.items()):
-        path = trajectory_2d(lambda w: (nb.sum(x2 * w) - t2) ** 2, [0.0, 0.0], opt, demo_steps)
-        demo_limits[name] = path[-1]
+    draw_solution_line(ax, DEMO_X, DEMO_T, box=(-0.3, 2.0))
+    for i, (name, path) in enumerate(r.demo_paths.items()):
         ax.plot(path[:, 0], path[:, 1], ".-", color=f"C{i}", ms=2, lw=0.7, label=name)
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title("x1 = [1, 2], t = 3: the adaptive methods all move along sign(x) = [1, 1]")
     ax = axes[1, 1]
-    meds = [np.median(lr_runs[lr][2]) for lr in sweep]
-    ax.semilogx(sweep, meds, "o-", color="C3", label="Adam: median distance to w*")
-    ax.semilogx(sweep, [np.median(np.linalg.norm(lr_runs[lr][0] - base, axis=1) / norm_star) for lr in sweep],
-                "s--", color="C4", label="Adam: median distance to its lr 0.03 limit")
+    lrs = list(r.sweep)
+    ax.semilogx(lrs, [r.sweep[lr][0] for lr in lrs], "o-", color="C3", label="Adam: median distance to w*")
+    ax.semilogx(lrs, [r.sweep[lr][1] for lr in lrs], "s--", color="C4",
+                label="Adam: median distance to its lr 0.03 limit")
     ax.set_xlabel("Adam's peak learning rate (cosine decay)")
     ax.set_ylabel("relative distance")
     ax.set_title("The adaptive limit depends on the learning rate")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    figure = ctx.savefig(fig, "adaptive")
-
-    parts = [f"{k.split(' (')[0]} {away[k]}/{count} (median distance "
-             f"{results[k]['relative distance of the limit to w*: min, median, max'][1]:.2f})" for k in adaptive]
-    summary = (
-        f"Full-batch runs from 0 on {count} random problems (n = {n}, d = {d}, {steps} steps): GD ends at the "
-        f"minimum-norm point on every problem (max relative distance "
-        f"{gd['relative distance of the limit to w*: min, median, max'][2]:.1e}); the adaptive methods reach a "
-        f"solution (residual < {tol:g}) but one farther than {far:g} (relative) from it: " + ", ".join(parts)
-        + ". Their limits are solutions of larger norm, and they move with the learning rate: Adam's limit at "
-        f"lr {sweep[0]:g} and at lr {sweep[-1]:g} are a median {ends:.2f} apart (relative). So no: like "
-        "Adagrad, RMSprop and Adam do not pick the "
-        "minimum-norm solution in general; per-coordinate rates leave the row space of X."
-    )
-    return Result(
-        status="reproduced",
-        computed={
-            "problems": count, "n": n, "d": d, "steps": steps, "tolerance (residual)": tol,
-            "far (relative distance)": far, **results,
-            "Adam learning-rate sweep": sweep_report,
-            f"median relative distance between Adam's limits at lr {sweep[0]:g} and {sweep[-1]:g}": float(ends),
-            "2-D example x1 = [1, 2], t = 3: limits": demo_limits,
-            "2-D minimum-norm point": theory.min_norm_solution(x2[None], np.array([t2])),
-            "full gradient vs nablab.grad (max relative gap)": gap,
-        },
-        summary=summary,
-        seed_says="000 §1.2.2 (0 points) asks whether the Adagrad result holds for RMSprop and Adam; "
-                  "neither answer set answers it.",
-        details=(
-            "Adagrad runs at a constant rate (its steps shrink by themselves); RMSprop and Adam decay theirs "
-            "to 0 with a cosine schedule over the run so that a limit exists. Distances are relative to ||w*||, "
-            "and w* = X^+ t comes from nablab.theory."
-        ),
-        figures=[figure],
-    )
+    run.savefig(fig, "adaptive", alt=(
+        f"Top left: relative distance of each method's limit to the minimum-norm point on {r.problems} random "
+        f"problems; GD's at rounding level, Adagrad's, RMSprop's and Adam's around "
+        f"{np.median([r.methods[k]['distance'][1] for k in keys if k != 'gd']):.1f}. Top right: distance to the "
+        "row space over the steps; GD stays at zero, the adaptive methods leave it at the first step. Bottom "
+        "left: the paths of the four methods on x = [1, 2], t = 3. Bottom right: Adam's distance to the "
+        "minimum-norm point and to its own limit at lr 0.03, against its learning rate."))
 
 
-# -- preconditioned SGD (seed 004 Q7) ----------------------------------------------
-
-SEED_A = np.array([1.0, 0.1, 0.01])
-# The seed's answers (004 Q7 (a), (b), (c)), quoted as the expressions it writes.
-SEED_PRECONDITIONED = {
-    "(a) M = I": ["1/(1 + 0.1**2 + 0.01**2)", "0.1/(1 + 0.1**2 + 0.01**2)", "0.01/(1 + 0.1**2 + 0.01**2)"],
-    "(b) M = diag(1/|a_i|)": ["1/1.11", "1/1.11", "1/1.11"],
-    "(c) rescaling, M = diag(1/a_i^2)": ["1/3", "100/3", "1000/3"],
-}
-
-
-def quoted_values(quotes):
-    """Evaluate the seed's quoted expressions with nablab's safe expression parser."""
-    return np.array([float(v) for v in parse("; ".join(quotes), []).evaluate({}, functions=NUMPY_FUNCTIONS)])
+# -- preconditioned SGD (problem set 004 Q7) ------------------------------------------
 
 
 def preconditioned_limit(X, t, M):
@@ -714,64 +834,107 @@ def preconditioned_limit(X, t, M):
     return L @ theory.min_norm_solution(np.atleast_2d(X) @ L, np.atleast_1d(t))
 
 
-@experiment("optim.preconditioned-sgd", title="Preconditioned SGD on [1, 0.1, 0.01] theta = 1")
-def preconditioned_sgd_claim(ctx: Context) -> Result:
-    rng = ctx.rng()
-    steps = ctx.param("steps", 80)
-    count = ctx.param("instances", 30 if ctx.quick else 100)
-    count_full = ctx.param("instances_full", 5 if ctx.quick else 20)
-    n = ctx.param("n", 3)
-    d = ctx.param("d", 8)
-    random_steps = ctx.param("random_steps", 3000)  # 1500 left a slow full-M problem short of tol in quick runs
-    tol = ctx.param("tol", 1e-8)
-    a, target = SEED_A, 1.0
+#: The diagonal preconditioners of the claim, by key: (label, M as a function of the row a).
+PRECONDITIONERS = {
+    "identity": ("M = I", lambda a: np.ones_like(a)),
+    "inverse_abs": ("M = diag(1/|a_i|)", lambda a: 1.0 / np.abs(a)),
+    "rescaled": ("rescaling, M = diag(1/a_i^2)", lambda a: 1.0 / a ** 2),
+}
 
-    def loss(theta):  # the seed's f_t(theta) = (1 - a theta)^2
+
+@dataclass
+class PreconditionedLimits:
+    """Preconditioned SGD from 0 on one equation a . theta = target, and on random problems."""
+
+    a: list
+    target: float
+    steps: int
+    tol: float
+    # slots
+    limit_identity: np.ndarray        # M = I
+    limit_inverse_abs: np.ndarray     # M = diag(1/|a_i|), the Adagrad-like one
+    rescaled_solution: np.ndarray     # SGD's limit on the rescaled equation [1 ... 1] theta_bar = target
+    limit_rescaled: np.ndarray        # M = diag(1/a_i^2): theta_i = theta_bar_i / a_i
+    # evidence
+    labels: dict                      # key -> label
+    preconditioned: dict              # key -> M, lr, limit, closed_form, a_dot_limit, norm
+    adaptive: dict                    # adagrad / rmsprop -> limit, a_dot_limit, distance_to_inverse_abs
+    limit_inverse_sqrt_abs: np.ndarray  # the closed-form limit for M = diag(1/sqrt|a_i|)
+    rescaled_mapped_back: np.ndarray  # rescaled_solution / a
+    random_diagonal: dict
+    random_full: dict
+    paths: dict = field(repr=False, metadata=FIGURE_DATA)       # key -> iterates
+    random_errors: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    random_shifts: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    directions: dict = field(repr=False, metadata=FIGURE_DATA)  # key -> the ray M a^T the run stays on
+
+    def summary(self) -> str:
+        per = "; ".join(f"{self.labels[k]}: {vec(self.preconditioned[k]['limit'])} "
+                        f"(a . theta = {self.preconditioned[k]['a_dot_limit']:.6g})" for k in PRECONDITIONERS)
+        ones = np.ones(len(self.a))
+        return (
+            f"Preconditioned SGD from 0 on {listed(self.a)} theta = {self.target:g} ends at M a^T / (a M a^T), the "
+            f"solution of least theta^T M^-1 theta: {per}. Rescaling theta_bar_i = a_i theta_i turns the equation "
+            f"into {listed(ones)} theta_bar = {self.target:g}, whose SGD limit is {vec(self.rescaled_solution)}; "
+            f"mapped back through theta_i = theta_bar_i / a_i it is {vec(self.rescaled_mapped_back, 4)}, the "
+            "M = diag(1/a_i^2) limit. Adagrad and RMSprop, which build M_t = diag(1/RMS gradient) on the fly, "
+            f"end at the diag(1/|a_i|) point too (within "
+            f"{max(v['distance_to_inverse_abs'] for v in self.adaptive.values()):.1e}). On "
+            f"{self.random_diagonal['problems']} random diagonal and {self.random_full['problems']} full "
+            "positive-definite M the runs end at the closed form M X^T (X M X^T)^-1 t (median relative distance "
+            f"{self.random_diagonal['distance'][0]:.1e}) and never leave range(M X^T)."
+        )
+
+
+@compute("optim.preconditioned-sgd")
+def preconditioned_sgd_claim(run: Context) -> PreconditionedLimits:
+    p = run.params
+    rng = run.rng()
+    steps, count, count_full, n, d = p["steps"], p["instances"], p["instances_full"], p["n"], p["d"]
+    random_steps, tol, target = p["random_steps"], p["tol"], p["target"]
+    a = np.array(p["a"], dtype=float)
+    if a.ndim != 1 or np.any(a == 0):
+        raise ParamError(f"a must be a list of non-zero numbers, got {p['a']}")
+
+    def loss(theta):  # f(theta) = (target - a theta)^2
         return (target - nb.sum(a * theta)) ** 2
 
-    preconditioners = {
-        "(a) M = I": np.ones(3),
-        "(b) M = diag(1/|a_i|)": 1.0 / np.abs(a),
-        "(c) rescaling, M = diag(1/a_i^2)": 1.0 / a ** 2,
-    }
-    runs, per_m = {}, {}
-    for name, M in preconditioners.items():
+    paths, per_m, directions = {}, {}, {}
+    for key, (label, make) in PRECONDITIONERS.items():
+        M = make(a)
         lr = 0.25 / (a @ (M * a))  # each step halves the residual
-        path = trajectory_2d(loss, np.zeros(3), optim.preconditioned_sgd(lr=lr, M=M), steps)
-        closed = preconditioned_limit(a, target, M)
-        runs[name] = path
-        said = quoted_values(SEED_PRECONDITIONED[name])
-        agree = bool(np.allclose(path[-1], said, rtol=1e-9, atol=0))
-        per_m[name] = {
-            "M (diagonal)": M, "lr": lr, "limit": path[-1], "closed form M a^T / (a M a^T)": closed,
-            "a . limit": float(a @ path[-1]), "norm": float(np.linalg.norm(path[-1])),
-            "the seed's answer": said, "a . (the seed's answer)": float(a @ said),
-            "agrees with the seed": agree,
-        }
-    # Adaptive optimizers realise the seed's M_t = diag(1 / RMS of the gradient) on the fly.
-    adaptive = {
-        "Adagrad (lr 0.5)": optim.adagrad(lr=0.5),
-        "RMSprop (lr 0.05, cosine)": optim.rmsprop(lr=optim.cosine_decay(0.05, 8 * steps)),
+        path = trajectory_2d(loss, np.zeros(len(a)), optim.preconditioned_sgd(lr=lr, M=M), steps)
+        paths[key], directions[key] = path, M * a
+        per_m[key] = {"M": M, "lr": float(lr), "limit": path[-1],
+                      "closed_form": preconditioned_limit(a, target, M),
+                      "a_dot_limit": float(a @ path[-1]), "norm": float(np.linalg.norm(path[-1]))}
+    run.check(all(np.allclose(v["limit"], v["closed_form"], rtol=1e-12, atol=1e-14) for v in per_m.values()),
+              "preconditioned SGD's limits differ from the closed form M a^T / (a M a^T): " + "; ".join(
+                  f"{k}: run {v['limit'].tolist()}, closed form {v['closed_form'].tolist()}" for k, v in per_m.items()))
+    # Rescaling theta_bar_i = a_i theta_i: plain SGD on [1 ... 1] theta_bar = target, then map back.
+    ones = np.ones(len(a))
+    rescaled_path = trajectory_2d(lambda tb: (target - nb.sum(ones * tb)) ** 2, np.zeros(len(a)),
+                                  optim.sgd(lr=0.25 / len(a)), steps)
+    rescaled, mapped = rescaled_path[-1], rescaled_path[-1] / a
+    run.check(np.allclose(mapped, per_m["rescaled"]["limit"], rtol=1e-12, atol=1e-14),
+              f"SGD on the rescaled equation mapped back, {mapped.tolist()}, is not preconditioned SGD's limit with "
+              f"M = diag(1/a_i^2), {per_m['rescaled']['limit'].tolist()}")
+    # Adaptive optimizers realise M_t = diag(1 / RMS of the gradient) on the fly.
+    adaptive_opts = {
+        "adagrad": ("Adagrad (lr 0.5)", optim.adagrad(lr=0.5)),
+        "rmsprop": ("RMSprop (lr 0.05, cosine)", optim.rmsprop(lr=optim.cosine_decay(0.05, 8 * steps))),
     }
-    for name, opt in adaptive.items():
-        path = trajectory_2d(loss, np.zeros(3), opt, 8 * steps)
-        runs[name] = path
-        per_m[name] = {"limit": path[-1], "a . limit": float(a @ path[-1]), "distance to the (b) limit": float(
-            np.linalg.norm(path[-1] - per_m["(b) M = diag(1/|a_i|)"]["limit"]))}
-    # The M the seed writes on its second line, diag(1, 1/sqrt(0.1), 1/sqrt(0.01)), for the record.
-    second = 1.0 / np.sqrt(np.abs(a))
-    per_m["the seed's second-line M = diag(1/sqrt|a_i|)"] = {
-        "limit (closed form)": preconditioned_limit(a, target, second)}
-    closed_ok = all(np.allclose(per_m[k]["limit"], per_m[k]["closed form M a^T / (a M a^T)"], rtol=1e-12, atol=1e-14)
-                    for k in preconditioners)
-    ctx.check(closed_ok, "preconditioned SGD's limits differ from the closed form M a^T / (a M a^T): " + "; ".join(
-        f"{k}: run {per_m[k]['limit'].tolist()}, closed form {per_m[k]['closed form M a^T / (a M a^T)'].tolist()}"
-        for k in preconditioners))
-    # eps (1e-10 Adagrad, 1e-8 RMSprop) is not small next to the third coordinate's gradient, 0.02 |residual|,
-    # late in the run, so the adaptive limits match (b) only to about eps / 0.02 relative to the late residuals.
-    adaptive_ok = all(per_m[k]["distance to the (b) limit"] < 1e-4 for k in adaptive)
-    ctx.check(adaptive_ok, "the adaptive runs do not end at the (b) limit (distance limit 1e-4): " + ", ".join(
-        f"{k} {per_m[k]['distance to the (b) limit']:.3g}" for k in adaptive))
+    adaptive, labels = {}, {k: v[0] for k, v in PRECONDITIONERS.items()}
+    for key, (label, opt) in adaptive_opts.items():
+        path = trajectory_2d(loss, np.zeros(len(a)), opt, 8 * steps)
+        paths[key], directions[key], labels[key] = path, np.sign(a), label
+        adaptive[key] = {"limit": path[-1], "a_dot_limit": float(a @ path[-1]),
+                         "distance_to_inverse_abs": float(np.linalg.norm(path[-1] - per_m["inverse_abs"]["limit"]))}
+    # eps (1e-10 Adagrad, 1e-8 RMSprop) is not small next to the smallest coordinate's gradient late in the
+    # run, so the adaptive limits match diag(1/|a_i|) only to about eps / (2 min |a_i|) relative to the residuals.
+    run.check(all(v["distance_to_inverse_abs"] < 1e-4 for v in adaptive.values()),
+              "the adaptive runs do not end at the diag(1/|a_i|) limit (distance limit 1e-4): " + ", ".join(
+                  f"{labels[k]} {v['distance_to_inverse_abs']:.3g}" for k, v in adaptive.items()))
 
     # Random problems: diagonal M (batched) and full SPD M (batched as one block-diagonal matrix).
     def random_batch(X, t, M_batch, full):
@@ -798,12 +961,10 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
         plain = min_norm_points(X, t)
         shift = np.linalg.norm(limits - plain, axis=1) / np.linalg.norm(plain, axis=1)
         return {
-            "problems": count_b,
-            "ended within tol of M X^T (X M X^T)^-1 t": int(np.sum(err < tol)),
-            "relative distance to that limit: median, max": [float(np.median(err)), float(err.max())],
-            "max relative distance to range(M X^T) over all iterates": float((worst / scale).max()),
-            "relative distance of the limit to the Euclidean minimum-norm point: min, median": [
-                float(shift.min()), float(np.median(shift))],
+            "problems": count_b, "at_limit": int(np.sum(err < tol)),
+            "distance": [float(np.median(err)), float(err.max())],
+            "max_distance_to_range": float((worst / scale).max()),
+            "distance_of_limit_to_min_norm": [float(shift.min()), float(np.median(shift))],
         }, err, shift
 
     X, t = random_problems(rng, count, n, d)
@@ -813,110 +974,79 @@ def preconditioned_sgd_claim(ctx: Context) -> Result:
     A = rng.standard_normal((count_full, d, d))
     full_M = np.matmul(A, A.transpose(0, 2, 1)) / d + 0.1 * np.eye(d)
     full_report, full_err, full_shift = random_batch(Xf, tf, full_M, True)
-    random_ok = all(r["ended within tol of M X^T (X M X^T)^-1 t"] >= 0.9 * r["problems"]
-                    and r["max relative distance to range(M X^T) over all iterates"] < 1e-10
-                    for r in (diag_report, full_report))
-    ctx.check(random_ok, "on random problems preconditioned SGD does not end at M X^T (X M X^T)^-1 t (90% within "
-                         f"{tol:g}) or leaves range(M X^T) (limit 1e-10): " + "; ".join(
-                             f"{label} M: {r['ended within tol of M X^T (X M X^T)^-1 t']} of {r['problems']} ended "
-                             f"there, max distance to the range "
-                             f"{r['max relative distance to range(M X^T) over all iterates']:.3g}"
-                             for label, r in (("diagonal", diag_report), ("full", full_report))))
+    run.check(all(r["at_limit"] >= TYPICAL * r["problems"] and r["max_distance_to_range"] < ROW_SPACE_TOL
+                  for r in (diag_report, full_report)),
+              f"on random problems preconditioned SGD does not end at M X^T (X M X^T)^-1 t (90% within {tol:g}) or "
+              "leaves range(M X^T) (limit 1e-10): " + "; ".join(
+                  f"{label} M: {r['at_limit']} of {r['problems']} ended there, max distance to the range "
+                  f"{r['max_distance_to_range']:.3g}"
+                  for label, r in (("diagonal", diag_report), ("full", full_report))))
 
-    # figure
+    return PreconditionedLimits(
+        a=list(p["a"]), target=target, steps=steps, tol=tol,
+        limit_identity=per_m["identity"]["limit"], limit_inverse_abs=per_m["inverse_abs"]["limit"],
+        rescaled_solution=rescaled, limit_rescaled=per_m["rescaled"]["limit"],
+        labels=labels, preconditioned=per_m, adaptive=adaptive,
+        limit_inverse_sqrt_abs=preconditioned_limit(a, target, 1.0 / np.sqrt(np.abs(a))),
+        rescaled_mapped_back=mapped, random_diagonal=diag_report, random_full=full_report,
+        paths=paths, random_errors=np.concatenate([diag_err, full_err]),
+        random_shifts=np.concatenate([diag_shift, full_shift]), directions=directions,
+    )
+
+
+@figure("optim.preconditioned-sgd")
+def preconditioned_figure(result: PreconditionedLimits, run: Context) -> None:
+    import matplotlib.pyplot as plt
+
+    r = result
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     ax = axes[0]
     styles = ["o-", "s-", "^-", "--", ":"]
-    for i, (name, path) in enumerate(runs.items()):
-        ray = preconditioners.get(name, preconditioners["(b) M = diag(1/|a_i|)"]) * a
-        ray = ray / np.linalg.norm(ray)
+    for i, (key, path) in enumerate(r.paths.items()):
+        ray = r.directions[key] / np.linalg.norm(r.directions[key])
         moved = path[1:]
         off = np.linalg.norm(moved - np.outer(moved @ ray, ray), axis=1) / np.linalg.norm(moved, axis=1)
         ax.semilogy(np.arange(1, len(path)), floor(off), styles[i % len(styles)], color=f"C{i}", ms=2, lw=1,
-                    markevery=max(1, len(off) // 20), label=name)
+                    markevery=max(1, len(off) // 20), label=r.labels[key])
     ax.set_xlabel("step")
-    ax.set_ylabel("sin(angle between theta_k and M a^T)")
-    ax.set_title("Each run stays on the ray along M a^T\n(adaptive runs: along [1, 1, 1]; eps tilts them slightly)")
+    ax.set_ylabel("sin(angle between theta_k and its ray)")
+    ax.set_title("Each run stays on the ray along M a^T\n(adaptive runs: along sign(a); eps tilts them slightly)")
     ax.legend(fontsize=7)
     ax = axes[1]
-    shown = list(preconditioners) + list(adaptive)
+    shown = list(PRECONDITIONERS) + list(r.adaptive)
+    limits = {**{k: v["limit"] for k, v in r.preconditioned.items()}, **{k: v["limit"] for k, v in r.adaptive.items()}}
     width = 0.8 / len(shown)
-    for i, name in enumerate(shown):
-        ax.bar(np.arange(3) + (i - len(shown) / 2 + 0.5) * width, per_m[name]["limit"], width, color=f"C{i}",
-               label=name)
-    for i, name in enumerate(preconditioners):
-        ax.plot(np.arange(3) + (i - len(shown) / 2 + 0.5) * width, per_m[name]["the seed's answer"], "kx", ms=7,
-                label="the seed's answer" if i == 0 else None)
+    dim = len(r.a)
+    for i, key in enumerate(shown):
+        ax.bar(np.arange(dim) + (i - len(shown) / 2 + 0.5) * width, limits[key], width, color=f"C{i}",
+               label=r.labels[key])
     ax.set_yscale("log")
-    ax.set_xticks(range(3), ["theta_1", "theta_2", "theta_3"])
+    ax.set_xticks(range(dim), [f"theta_{i + 1}" for i in range(dim)])
     ax.set_title("Limits: the preconditioner picks the solution")
     ax.legend(fontsize=7)
     ax = axes[2]
     bins = np.logspace(-17, 1, 37)
-    ax.hist(np.concatenate([diag_err, full_err]).clip(1e-17), bins=bins, alpha=0.7,
-            label="distance to M X^T (X M X^T)^-1 t")
-    ax.hist(np.concatenate([diag_shift, full_shift]), bins=bins, alpha=0.7, label="its distance to X^+ t")
+    ax.hist(r.random_errors.clip(1e-17), bins=bins, alpha=0.7, label="distance to M X^T (X M X^T)^-1 t")
+    ax.hist(r.random_shifts, bins=bins, alpha=0.7, label="its distance to X^+ t")
     ax.set_xscale("log")
     ax.set_xlabel("relative distance")
     ax.set_ylabel("problems")
-    ax.set_title(f"{count} diagonal and {count_full} full random M (n = {n}, d = {d})")
+    ax.set_title(f"{r.random_diagonal['problems']} diagonal and {r.random_full['problems']} full random M")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    figure = ctx.savefig(fig, "preconditioned")
-
-    verdicts = {k: per_m[k]["agrees with the seed"] for k in preconditioners}
-    c_key = "(c) rescaling, M = diag(1/a_i^2)"
-    summary = (
-        "Preconditioned SGD from 0 ends at M a^T / (a M a^T), the solution of least theta^T M^-1 theta: "
-        + "; ".join(f"{k}: {np.array2string(per_m[k]['limit'], precision=6)} "
-                    f"({'as the seed says' if verdicts[k] else 'the seed says otherwise'})" for k in preconditioners)
-        + f". Adagrad and RMSprop, which build M_t = diag(1/RMS gradient) on the fly, end at the (b) point too "
-        f"(within {max(per_m[k]['distance to the (b) limit'] for k in adaptive):.1e}). "
-    )
-    if not verdicts[c_key]:
-        c_said = per_m[c_key]["the seed's answer"]
-        summary += (
-            f"The seed's (c) answer {np.array2string(c_said, precision=4)} does not solve "
-            f"the equation (a . theta = {a @ c_said:.4g}): the rescaled solution "
-            "theta_bar = [1, 1, 1]/3 maps back through theta_i = theta_bar_i / a_i, giving [1, 10, 100]/3. "
-        )
-    summary += (
-        f"On {count} random diagonal and {count_full} full positive-definite M the runs end at the closed form "
-        f"(median relative distance {diag_report['relative distance to that limit: median, max'][0]:.1e}) and "
-        "never leave range(M X^T)."
-    )
-    return Result(
-        status="agrees" if all(verdicts.values()) else "disagrees",
-        computed={
-            "equation": "[1, 0.1, 0.01] theta = 1, theta_0 = 0, f(theta) = (1 - a theta)^2",
-            "steps": steps, **per_m,
-            "random diagonal M": diag_report, "random full M": full_report,
-            "tolerance": tol,
-        },
-        summary=summary,
-        seed_says=(
-            "004 Q7: (a) M = I: theta = [1, 0.1, 0.01] / (1 + 0.1^2 + 0.01^2). (b) M_t = diag(1/sqrt(mean "
-            "squared gradient)) = diag(1/sqrt(1), 1/sqrt(0.1^2), 1/sqrt(0.01^2)), so M grad is a multiple of "
-            "[1, 1, 1] and theta = [1, 1, 1]/1.11. (c) Rescaling gives [1 1 1] theta_bar = 1, solution "
-            "[1, 1, 1]/3, 'final answer' [1, 100, 1000]/3."
-        ),
-        details=(
-            "The seed's (a) and (b) values are right. In (b) it sets the gradient to zero, which only gives "
-            "a . theta = 1; the particular solution comes from the iterates staying on the ray along M a^T "
-            "(here [1, 1, 1]). Its second line writes M = diag(1, 1/sqrt(0.1), 1/sqrt(0.01)), which would not "
-            "give M a^T = [1, 1, 1] (its limit is listed under that name); the first line's diag(1, 10, 100) does. "
-            "Rescaling theta_bar_i = a_i theta_i is SGD with M = diag(1/a_i^2). The seed's answers are "
-            "evaluated from the expressions it writes and compared to 1e-9 relative."
-        ),
-        figures=[figure],
-    )
+    run.savefig(fig, "preconditioned", alt=(
+        f"Left: each run on {listed(r.a)} theta = {r.target:g} stays on its ray (sine of the angle at rounding level). "
+        "Middle: the limits' coordinates on a log scale for M = I, diag(1/|a_i|), diag(1/a_i^2), Adagrad and "
+        f"RMSprop; the rescaled limit is {vec(r.limit_rescaled, 3)}. Right: histograms over random problems of "
+        "the distance to the closed-form limit (at rounding level) and of that limit's distance to the "
+        "minimum-norm point (of order one)."))
 
 
-# -- SGD with non-uniform sampling (seed 004 Q7) ------------------------------------
+# -- SGD with non-uniform sampling (problem set 004 Q7) ------------------------------
 
 
 def lyapunov_terms(X, p, alpha):
-    """The quantities of the seed's Lyapunov argument for ``f_i = (y_i - x_i^T theta)^2`` sampled with ``p``.
+    """The quantities of the Lyapunov argument for ``f_i = (y_i - x_i^T theta)^2`` sampled with ``p``.
 
     ``H = X~^T X~ = sum p_i x_i x_i^T`` (rows of X~ are ``sqrt(p_i) x_i``); ``lambda_min``
     is its smallest non-zero eigenvalue (that of ``X~ X~^T``), ``R2 = max ||x_i||^2``,
@@ -941,15 +1071,79 @@ def worst_one_step_factor(X, H, K):
     return float(scipy.linalg.eigh(B.T @ K @ B, B.T @ H @ B, eigvals_only=True)[-1])
 
 
-@experiment("optim.nonuniform-sgd", title="SGD with non-uniform sampling: minimum norm, and the Lyapunov bound")
-def nonuniform_sgd(ctx: Context) -> Result:
-    rng = ctx.rng()
-    count = ctx.param("instances", 6 if ctx.quick else 12)
-    runs = ctx.param("runs", 50 if ctx.quick else 200)
-    n = ctx.param("n", 4)
-    d = ctx.param("d", 12)
-    steps = ctx.param("steps", 1500 if ctx.quick else 2000)
-    tol = ctx.param("tol", 1e-8)
+@dataclass
+class NonuniformSGD:
+    """SGD with non-uniform sampling: its limit, and the Lyapunov function J's decrease against the bound."""
+
+    instances: int
+    runs: int
+    n: int
+    d: int
+    steps: int
+    tol: float
+    # slots
+    # at alpha = 1/(2 R^2), TYPICAL of the runs end within tol of theta*, none leaves the row space
+    reaches_min_norm: bool
+    lyapunov_identity: bool        # sum p_i (y_i - x_i^T theta)^2 = (theta - theta*)^T X~^T X~ (theta - theta*)
+    a_term_bound: bool             # E[A | theta] <= -4 alpha lambda_min J
+    b_term_bound: bool             # E[B | theta] <= alpha^2 lambda_max R^2 J (no factor 4)
+    b_term_bound_with_4: bool      # E[B | theta] <= 4 alpha^2 lambda_max R^2 J
+    # E[J_{t+1} | theta_t] <= (1 - rho) J_t, rho = 4 alpha lambda_min - 4 alpha^2 lambda_max R^2
+    expected_decrease: bool
+    # evidence
+    sampling_probabilities: np.ndarray
+    runs_at_min_norm: int
+    max_distance_to_min_norm: float      # last iterate, relative
+    max_distance_to_row_space: float     # over all iterates, relative
+    fast_step_q: list                    # exact worst one-step factor at alpha = 1/(2 R^2), per instance
+    fast_step_rho: list                  # rho at that alpha (negative: the bound says nothing)
+    alpha_star: np.ndarray               # lambda_min / (2 lambda_max R^2), per instance
+    rho: np.ndarray
+    exact_decrease: np.ndarray           # 1 - q*, per instance
+    exact_under_bound: bool              # exact E[J_k] <= (1 - rho)^k J_0 at every step
+    runs_under_bound: bool               # run mean <= (1 - rho)^k J_0 + 4 standard errors at every step
+    runs_match_exact: float              # share of steps where the run mean is within 4 SE of the exact E[J_k]
+    exact_final_ratio: np.ndarray        # E[J_steps] / J_0
+    bound_final_ratio: np.ndarray        # (1 - rho)^steps
+    identity_gap: float                  # max relative gap of the J identity on random theta
+    probes: int
+    b_ratio: np.ndarray                  # worst E[B] / (alpha^2 lambda_max R^2 J), per instance
+    b_failures: int                      # instances where E[B] <= alpha^2 lambda_max R^2 J fails
+    gradient_gap: float
+    # (steps + 1, 3): min, median, max over the runs
+    distance_band: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    J_mean: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    J_se: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    J_exact: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    q_star: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+
+    def summary(self) -> str:
+        return (
+            f"Constant-step SGD from 0 with random sampling probabilities p_i on {self.instances} random systems "
+            f"(n = {self.n}, d = {self.d}), {self.runs} runs each: with alpha = 1/(2 max ||x_i||^2), "
+            f"{self.runs_at_min_norm} of {self.instances * self.runs} runs end within {self.tol:g} (relative) of "
+            f"the minimum-norm point X^+ y and no iterate leaves the row space (max "
+            f"{self.max_distance_to_row_space:.1e}). J(theta) = sum p_i (y_i - x_i^T theta)^2 "
+            f"{'=' if self.lyapunov_identity else 'differs from'} ||X~ (theta - theta*)||^2 with rows sqrt(p_i) "
+            f"x_i (largest gap {self.identity_gap:.1e}). With alpha* = lambda_min/(2 lambda_max R^2), rho = "
+            f"4 alpha lambda_min - 4 alpha^2 lambda_max R^2 is between {self.rho.min():.1e} and {self.rho.max():.1e}; "
+            f"the exact E[J_k] and the {self.runs}-run mean "
+            + ("stay under (1 - rho)^k J_0 at every step on every instance, and the exact worst one-step factor q* "
+               "is below 1 - rho. " if self.expected_decrease else "do not stay under (1 - rho)^k J_0. ")
+            + f"E[A] <= -4 alpha lambda_min J {'holds' if self.a_term_bound else 'fails'} on {self.probes} random "
+            f"theta per instance, and E[B] <= 4 alpha^2 lambda_max R^2 J "
+            f"{'holds' if self.b_term_bound_with_4 else 'fails'}; without the factor 4, E[B] <= alpha^2 lambda_max "
+            f"(max ||x_i||^2) J fails on {self.b_failures} of {self.instances} instances (worst ratio "
+            f"{self.b_ratio.max():.2f})."
+        )
+
+
+@compute("optim.nonuniform-sgd")
+def nonuniform_sgd(run: Context) -> NonuniformSGD:
+    p = run.params
+    rng = run.rng()
+    count, runs, n, d, steps, tol, n_probes = (p["instances"], p["runs"], p["n"], p["d"], p["steps"], p["tol"],
+                                               p["probes"])
     X = rng.standard_normal((count, n, d)) / np.sqrt(d)
     y = rng.standard_normal((count, n))
     # Non-uniform but bounded below (p_i >= 1/(2n)), so every row is visited often enough to converge.
@@ -1012,9 +1206,9 @@ def nonuniform_sgd(ctx: Context) -> Result:
     within = np.abs(J_mean - J_exact) <= 4 * J_se + 1e-12 * J0
     q_star = np.array([worst_one_step_factor(X[b], tm["H"], tm["K"]) for b, tm in enumerate(terms)])
 
-    # The seed's derivation, line by line, on each instance.
-    probes = rng.standard_normal((count, 200, d))
-    J_identity, A_ok, B_as_written, B_fixed, witness = [], [], [], [], []
+    # The derivation, line by line, on each instance: exact expectations over the sampled row.
+    probes = rng.standard_normal((count, n_probes, d))
+    J_identity, A_ok, B_as_written, B_with_4, ratio = [], [], [], [], []
     for b, tm in enumerate(terms):
         Xb, pb, H, a = X[b], P[b], tm["H"], alpha_star[b]
         thetas = theta_star[b] + probes[b]
@@ -1026,126 +1220,88 @@ def nonuniform_sgd(ctx: Context) -> Result:
         c = np.einsum("id,de,ie->i", Xb, H, Xb)  # x_i^T H x_i
         EB = 4 * a ** 2 * (xe ** 2 * c) @ pb
         A_ok.append(bool(np.all(EA <= -4 * a * tm["lambda_min"] * J * (1 - 1e-9))))
-        B_fixed.append(bool(np.all(EB <= 4 * a ** 2 * tm["lambda_max"] * tm["R2"] * J * (1 + 1e-9))))
+        B_with_4.append(bool(np.all(EB <= 4 * a ** 2 * tm["lambda_max"] * tm["R2"] * J * (1 + 1e-9))))
         # Worst direction for B: e with X e = unit vector at the row of largest x_i^T H x_i.
         i = int(np.argmax(c))
         e_w = theory.min_norm_solution(Xb, np.eye(n)[i])
         J_w, EB_w = float(e_w @ H @ e_w), float(4 * a ** 2 * pb[i] * c[i])
-        seed_bound = a ** 2 * tm["lambda_max"] * tm["R2"] * J_w
-        B_as_written.append(bool(EB_w <= seed_bound * (1 + 1e-9)
-                                 and np.all(EB <= a ** 2 * tm["lambda_max"] * tm["R2"] * J)))
-        witness.append(EB_w / seed_bound)
+        no_4 = a ** 2 * tm["lambda_max"] * tm["R2"] * J_w
+        B_as_written.append(bool(EB_w <= no_4 * (1 + 1e-9) and np.all(EB <= a ** 2 * tm["lambda_max"] * tm["R2"] * J)))
+        ratio.append(EB_w / no_4)
     gap = engine_gradient_gap(Xr, yr, grad_fn, rng.standard_normal((count * runs, d)), idx=idx, weight=1.0)
-    ctx.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the seed's loss by {gap:.3g} "
+    run.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the loss by {gap:.3g} "
                            "(relative; limit 1e-12)")
-    limit_ok = at_star.mean() >= 0.9 and off_rows.max() < 1e-10
-    lyapunov_ok = (exact_under and mc_under and all(A_ok) and all(B_fixed) and max(J_identity) < 1e-10
-                   and bool(np.all(q_star <= 1 - rho + 1e-12)))
-    ok = limit_ok and lyapunov_ok
+    # The exact one-step factor is an upper bound for every direction: the exact E[J_k] can never beat q*^k.
+    run.check(bool(np.all(J_exact[1:] <= q_star[None, :] ** np.arange(1, steps + 1)[:, None] * J0 * (1 + 1e-6))),
+              "the exact E[J_k] exceeds q*^k J_0, the worst one-step factor applied k times")
 
-    # figure
+    return NonuniformSGD(
+        instances=count, runs=runs, n=n, d=d, steps=steps, tol=tol,
+        reaches_min_norm=bool(at_star.mean() >= TYPICAL and off_rows.max() < ROW_SPACE_TOL),
+        lyapunov_identity=max(J_identity) < 1e-10, a_term_bound=all(A_ok),
+        b_term_bound=all(B_as_written), b_term_bound_with_4=all(B_with_4),
+        expected_decrease=exact_under and mc_under and bool(np.all(q_star <= 1 - rho + 1e-12)),
+        sampling_probabilities=P, runs_at_min_norm=int(at_star.sum()), max_distance_to_min_norm=float(dist[-1, 2]),
+        max_distance_to_row_space=float(off_rows.max()),
+        fast_step_q=[worst_one_step_factor(X[b], tm["H"], tm["K"]) for b, tm in enumerate(terms_fast)],
+        fast_step_rho=[float(tm["rho"]) for tm in terms_fast],
+        alpha_star=alpha_star, rho=rho, exact_decrease=1 - q_star, exact_under_bound=exact_under,
+        runs_under_bound=mc_under, runs_match_exact=float(within.mean()),
+        exact_final_ratio=J_exact[-1] / J0, bound_final_ratio=(1 - rho) ** steps,
+        identity_gap=max(J_identity), probes=n_probes, b_ratio=np.array(ratio),
+        b_failures=int(sum(not v for v in B_as_written)), gradient_gap=gap,
+        distance_band=dist, J_mean=J_mean, J_se=J_se, J_exact=J_exact, q_star=q_star,
+    )
+
+
+@figure("optim.nonuniform-sgd")
+def nonuniform_figure(result: NonuniformSGD, run: Context) -> None:
+    import matplotlib.pyplot as plt
+
+    r = result
+    ks = np.arange(r.steps + 1)
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     ax = axes[0, 0]
-    ax.semilogy(np.arange(steps + 1), floor(dist[:, 1]), "C0", label=f"median of {count} instances x {runs} runs")
-    ax.fill_between(np.arange(steps + 1), floor(dist[:, 0]), floor(dist[:, 2]), color="C0", alpha=0.2, lw=0)
-    ax.axhline(tol, color="gray", ls=":", lw=1, label=f"tolerance {tol:g}")
+    ax.semilogy(ks, floor(r.distance_band[:, 1]), "C0", label=f"median of {r.instances} instances x {r.runs} runs")
+    ax.fill_between(ks, floor(r.distance_band[:, 0]), floor(r.distance_band[:, 2]), color="C0", alpha=0.2, lw=0)
+    ax.axhline(r.tol, color="gray", ls=":", lw=1, label=f"tolerance {r.tol:g}")
     ax.set_xlabel("step")
     ax.set_ylabel("||theta_k - theta*|| / ||theta*||")
     ax.set_title("alpha = 1/(2 max ||x_i||^2): every run ends at the minimum-norm point")
     ax.legend(fontsize=8)
     ax = axes[0, 1]
-    show = int(np.argmax(rho))
-    ks = np.arange(steps + 1)
-    ax.semilogy(ks, J_mean[:, show], "C0", label=f"mean of J over {runs} runs")
-    ax.fill_between(ks, np.maximum(J_mean[:, show] - 2 * J_se[:, show], 1e-300), J_mean[:, show] + 2 * J_se[:, show],
-                    color="C0", alpha=0.2, lw=0)
-    ax.semilogy(ks, J_exact[:, show], "k--", lw=1, label="exact E[J_k]")
-    ax.semilogy(ks, bound[:, show], "C3", label=f"(1 - rho)^k J_0, rho = {rho[show]:.2e}")
-    ax.semilogy(ks, q_star[show] ** ks * J0[show], "C2:", label=f"q*^k J_0, q* = {q_star[show]:.4f} (worst one step)")
+    show = int(np.argmax(r.rho))
+    J0 = r.J_exact[0, show]
+    ax.semilogy(ks, r.J_mean[:, show], "C0", label=f"mean of J over {r.runs} runs")
+    ax.fill_between(ks, np.maximum(r.J_mean[:, show] - 2 * r.J_se[:, show], 1e-300),
+                    r.J_mean[:, show] + 2 * r.J_se[:, show], color="C0", alpha=0.2, lw=0)
+    ax.semilogy(ks, r.J_exact[:, show], "k--", lw=1, label="exact E[J_k]")
+    ax.semilogy(ks, (1 - r.rho[show]) ** ks * J0, "C3", label=f"(1 - rho)^k J_0, rho = {r.rho[show]:.2e}")
+    ax.semilogy(ks, r.q_star[show] ** ks * J0, "C2:",
+                label=f"q*^k J_0, q* = {r.q_star[show]:.4f} (worst one step)")
     ax.set_xlabel("step")
     ax.set_ylabel("J(theta_k)")
-    ax.set_title(f"Instance {show}: alpha* = lambda_min / (2 lambda_max R^2) = {alpha_star[show]:.3g}")
+    ax.set_title(f"Instance {show}: alpha* = lambda_min / (2 lambda_max R^2) = {r.alpha_star[show]:.3g}")
     ax.legend(fontsize=8)
     ax = axes[1, 0]
-    ax.loglog(rho, 1 - q_star, "C0o", ms=5)
-    lo, hi = min(rho.min(), (1 - q_star).min()), max(rho.max(), (1 - q_star).max())
+    ax.loglog(r.rho, 1 - r.q_star, "C0o", ms=5)
+    lo, hi = min(r.rho.min(), (1 - r.q_star).min()), max(r.rho.max(), (1 - r.q_star).max())
     ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8)
     ax.set_xlabel("rho = 4 alpha lambda_min - 4 alpha^2 lambda_max R^2 (the bound)")
     ax.set_ylabel("1 - q* (exact worst one-step decrease)")
     ax.set_title("Every instance decreases faster than the bound (above the line)")
     ax = axes[1, 1]
-    ax.bar(np.arange(count), witness, color="C1")
+    ax.bar(np.arange(r.instances), r.b_ratio, color="C1")
     ax.axhline(1, color="k", lw=0.8)
-    ax.axhline(4, color="C3", lw=0.8, ls="--", label="4: the missing factor")
+    ax.axhline(4, color="C3", lw=0.8, ls="--", label="4: the factor of the E[B] bound")
     ax.set_xlabel("instance")
     ax.set_ylabel("worst E[B] / (alpha^2 lambda_max R^2 J)")
-    ax.set_title("The seed's last line, E[B] <= lambda_max R^2 alpha^2 J,\nfails above 1")
+    ax.set_title("E[B] <= lambda_max R^2 alpha^2 J (no factor 4)\nfails above 1")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    figure = ctx.savefig(fig, "nonuniform")
-
-    violated = int(sum(not v for v in B_as_written))
-    summary = (
-        f"Constant-step SGD from 0 with random sampling probabilities p_i on {count} random systems "
-        f"(n = {n}, d = {d}), {runs} runs each: with alpha = 1/(2 max ||x_i||^2), {int(at_star.sum())} of "
-        f"{count * runs} runs end within {tol:g} (relative) of the minimum-norm point X^+ y and no iterate leaves "
-        f"the row space (max {off_rows.max():.1e}), as the seed says. J(theta) = sum p_i (y_i - x_i^T theta)^2 "
-        f"= ||X~ (theta - theta*)||^2 with rows sqrt(p_i) x_i, as the seed derives. With alpha* = "
-        f"lambda_min/(2 lambda_max R^2), rho = 4 alpha lambda_min - 4 alpha^2 lambda_max R^2 is between "
-        f"{rho.min():.1e} and {rho.max():.1e}; the exact E[J_k] and the {runs}-run mean stay under "
-        f"(1 - rho)^k J_0 at every step on every instance, and the exact worst one-step factor q* is below "
-        f"1 - rho. The seed's A-term bound (<= -4 lambda_min alpha J) holds, but its last line, E[B] <= "
-        f"lambda_max (max ||x_i||^2) alpha^2 J, drops the factor 4 of its own previous line: it fails on "
-        f"{violated} of {count} instances (worst ratio {max(witness):.2f})."
-    )
-    if not ok:
-        summary += " A check of the seed's claims failed: see the numbers."
-    return Result(
-        status="disagrees" if violated or not ok else "agrees",
-        computed={
-            "instances": count, "runs per instance": runs, "n": n, "d": d, "steps": steps, "tolerance": tol,
-            "sampling probabilities p": P,
-            "part 1 (alpha = 1/(2 max ||x_i||^2))": {
-                "runs ending within tol of theta*": int(at_star.sum()),
-                "max relative distance of the last iterate to theta*": float(dist[-1, 2]),
-                "max relative distance to the row space over all iterates": float(off_rows.max()),
-                "exact worst one-step factor q* at this alpha": [
-                    worst_one_step_factor(X[b], tm["H"], tm["K"]) for b, tm in enumerate(terms_fast)],
-                "rho from the bound at this alpha (negative: the bound says nothing)": [tm["rho"] for tm in terms_fast],
-            },
-            "part 2 (alpha* = lambda_min / (2 lambda_max R^2))": {
-                "alpha*": alpha_star, "rho": rho, "1 - q* (exact worst one-step decrease)": 1 - q_star,
-                "exact E[J_k] <= (1 - rho)^k J_0 at every step": exact_under,
-                "run mean <= (1 - rho)^k J_0 (+ 4 standard errors) at every step": mc_under,
-                "fraction of steps where the run mean is within 4 standard errors of the exact E[J_k]":
-                    float(within.mean()),
-                "E[J_steps] / J_0 exact": J_exact[-1] / J0, "(1 - rho)^steps": (1 - rho) ** steps,
-            },
-            "the seed's steps": {
-                "J = sum p_i (y_i - x_i^T theta)^2 (max relative gap)": max(J_identity),
-                "E[A] <= -4 alpha lambda_min J on 200 random theta per instance": all(A_ok),
-                "E[B] <= 4 alpha^2 lambda_max R^2 J (with the factor 4)": all(B_fixed),
-                "E[B] <= alpha^2 lambda_max R^2 J (the seed's last line) holds on": f"{count - violated} of {count}",
-                "worst E[B] / (alpha^2 lambda_max R^2 J) per instance": witness,
-            },
-            "sampled gradient vs nablab.grad (max relative gap)": gap,
-        },
-        summary=summary,
-        seed_says=(
-            "004 Q7: with theta_0 = 0 and a constant step, SGD converges to the minimum-norm solution "
-            "theta* = X^T (X X^T)^-1 Y. J(theta) = sum p_i (y_i - x_i^T theta)^2 = (theta - theta*)^T X~^T X~ "
-            "(theta - theta*) with rows sqrt(p_i) x_i^T. J(theta_{t+1}) = J(theta_t) + A + B with E[A | theta_t] "
-            "<= -4 lambda_min alpha J(theta_t) and E[B | theta_t] <= lambda_max 4 alpha^2 (max_i ||x_i||^2) ... "
-            "= lambda_max (max ||x_i||^2) alpha^2 J(theta_t)."
-        ),
-        details=(
-            "E[A] and E[B] are computed exactly as finite sums over the sampled row. B's worst direction is "
-            "theta - theta* = X^+ u_i (X e hits only row i), where E[B]/J = 4 alpha^2 x_i^T H x_i; taking i with the "
-            "largest x_i^T H x_i gives the ratios shown. With the 4 kept, E[J_{t+1}] <= (1 - rho) J_t with "
-            "rho = 4 alpha lambda_min - 4 alpha^2 lambda_max max ||x_i||^2, positive for alpha < lambda_min / "
-            "(lambda_max max ||x_i||^2) and largest at alpha* (rho = lambda_min^2 / (lambda_max max ||x_i||^2)). "
-            "lambda_min is the smallest non-zero eigenvalue of X~^T X~. Each instance's step size is applied as "
-            "preconditioned_sgd(lr = 1, M = alpha_b on that instance's rows), so all runs share one batch."
-        ),
-        figures=[figure],
-    )
+    run.savefig(fig, "nonuniform", alt=(
+        f"Top left: relative distance to the minimum-norm point over {r.steps} steps for {r.instances * r.runs} "
+        f"runs, falling below {r.tol:g}. Top right: on instance {show}, the run mean of J, the exact E[J_k], the "
+        "bound (1 - rho)^k J_0 above both, and q*^k J_0. Bottom left: 1 - q* against rho per instance, all on or "
+        f"above the identity line. Bottom right: the worst E[B] / (alpha^2 lambda_max R^2 J) per instance, between "
+        f"{r.b_ratio.min():.2f} and {r.b_ratio.max():.2f}: above 1 and at most 4."))
