@@ -2,33 +2,26 @@
 
 Every output is computed with :func:`nablab.nn.functional.conv2d`, which is a
 cross-correlation (the deep-learning convention: no kernel flip), and
-cross-checked with ``scipy.signal``. Where a seed's "convolution" may mean the
-flipped operation, both are computed and the difference is stated.
+cross-checked with ``scipy.signal``. Where "convolution" may mean the flipped
+operation, both are computed and the difference is stated.
 """
 
 from __future__ import annotations
 
-import matplotlib
+from dataclasses import dataclass, field
 
-matplotlib.use("Agg")
+import numpy as np
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from nablab.lab.registry import Context, compute, figure
+from nablab.nn import functional as F
 
-from nablab.lab.compare import compare_quotes  # noqa: E402
-from nablab.lab.registry import Context, Result, experiment  # noqa: E402
-from nablab.nn import functional as F  # noqa: E402
+HIDDEN = {"report": False}  # figure-only data, left out of the report's table
 
 
 def correlate(image, kernel, padding=0):
     """``image`` (H, W) cross-correlated with ``kernel`` (kh, kw) by nablab's conv2d."""
     image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
     return F.conv2d(image[None, None], kernel[None, None], padding=padding)[0, 0]
-
-
-def quoted_matrix(rows) -> np.ndarray:
-    """A quoted matrix (lists of strings) as floats, for using a seed's filter as an input."""
-    return np.array([[float(v) for v in row] for row in rows])
 
 
 def _show(ax, values, title, annotate=True, cmap="RdBu_r", vmax=None, binary=False):
@@ -49,24 +42,12 @@ def _show(ax, values, title, annotate=True, cmap="RdBu_r", vmax=None, binary=Fal
     ax.set_title(title, fontsize=9)
 
 
+def _matrix_text(kernel) -> str:
+    return "[" + ", ".join("[" + ",".join(f"{v:g}" for v in row) + "]" for row in np.asarray(kernel)) + "]"
+
+
 # ---------------------------------------------------------------------------------------
-# cnn.filter-output (seeds 000 and 002, section 3.1)
-
-# The problem's input and filter (seed 000, section 3.1, first rendering of the question).
-INPUT_I = np.array([[0, 1, 1, 0, 0],
-                    [0, 1, 1, 1, 0],
-                    [1, 1, 1, 1, 0],
-                    [0, 1, 1, 1, 0],
-                    [0, 0, 1, 0, 0]], dtype=np.float64)
-FILTER_J = np.array([[0, -1, 0],
-                     [-1, 4, -1],
-                     [0, -1, 0]], dtype=np.float64)
-
-# The two answer sets' I * J, quoted.
-SEED_000_OUTPUT = [["-1", "2", "2", "-2", "0"], ["-2", "1", "0", "2", "-1"], ["3", "0", "0", "1", "-1"],
-                   ["-2", "2", "0", "2", "-1"], ["0", "-2", "3", "-2", "0"]]
-SEED_002_OUTPUT = [["-1", "2", "2", "-2", "0"], ["-2", "1", "0", "2", "-1"], ["3", "0", "0", "1", "-1"],
-                   ["-2", "2", "0", "2", "-1"], ["0", "-2", "3", "-2", "0"]]
+# cnn.filter-output
 
 
 def flat_neighbourhoods(image) -> np.ndarray:
@@ -87,25 +68,62 @@ def demo_image(n: int = 24) -> np.ndarray:
     return img
 
 
-@experiment("cnn.filter-output", title="A 3x3 Laplacian filter on a 5x5 input")
-def filter_output(ctx: Context) -> Result:
-    I, J = INPUT_I, FILTER_J
-    ours = correlate(I, J, padding=1)
-    flipped = correlate(I, J[::-1, ::-1], padding=1)  # true convolution = correlation with the flipped kernel
+@dataclass
+class FilterOutput:
+    image: np.ndarray
+    kernel: np.ndarray
+    output: np.ndarray             # slot: image * kernel, cross-correlation with zero padding
+    detects_edges: bool            # slot
+    flipped_output: np.ndarray     # with the kernel turned by 180 degrees (a true convolution)
+    kernel_symmetric: bool         # the kernel equals its 180-degree rotation
+    kernel_sum: float
+    flat_pixels: int               # pixels equal to their four neighbours
+    edge_pixels: int               # the others
+    silent_exactly_on_flat: bool   # output 0 at every flat pixel and non-zero at every other one
+    max_response_in_ramp: float    # |output| inside a linear ramp of the test image
+    rotation_invariant: bool       # the kernel equals its 90-degree rotation
+    flat: np.ndarray = field(default=None, metadata=HIDDEN)
+    demo_response: np.ndarray = field(default=None, metadata=HIDDEN)
+
+    def summary(self) -> str:
+        out = self.output.astype(int).tolist() if np.all(self.output == np.round(self.output)) else self.output.tolist()
+        flip = ("it equals its 180-degree rotation, so flipping it (a true convolution) changes nothing"
+                if self.kernel_symmetric else
+                "it is not symmetric, so a true convolution (the flipped kernel) gives another output")
+        text = (f"nablab's conv2d (a cross-correlation) with zero padding gives I * J = {out}; "
+                f"scipy.signal.correlate2d gives the same. J is {_matrix_text(self.kernel)}: {flip}. "
+                f"J sums to {self.kernel_sum:g}; the output is 0 at "
+                + ("every" if self.silent_exactly_on_flat else "not exactly every")
+                + f" pixel whose four neighbours equal it ({self.flat_pixels} pixels) and non-zero at the other "
+                  f"{self.edge_pixels}, the pixels an edge passes through; inside a linear ramp it is "
+                + ("0 (to rounding)" if self.max_response_in_ramp < 1e-12 else f"up to {self.max_response_in_ramp:.3g}")
+                + ", and J is "
+                + ("" if self.rotation_invariant else "not ")
+                + "unchanged by a 90-degree rotation. ")
+        if self.detects_edges:
+            text += ("So it detects edges, in every orientation alike: a discrete Laplacian, it responds to "
+                     "changes of the gradient and is silent on flat regions and linear ramps.")
+        else:
+            text += "So it is not an edge detector in that sense."
+        return text
+
+
+@compute("cnn.filter-output")
+def filter_output(run: Context) -> FilterOutput:
+    I = np.array(run.params["image"], dtype=np.float64)
+    J = np.array(run.params["kernel"], dtype=np.float64)
+    pad = J.shape[0] // 2
+    ours = correlate(I, J, padding=pad)
+    flipped = correlate(I, J[::-1, ::-1], padding=pad)  # true convolution = correlation with the flipped kernel
     symmetric = bool(np.array_equal(J, J[::-1, ::-1]))
     from scipy import signal
 
     scipy_corr = signal.correlate2d(I, J, mode="same", boundary="fill", fillvalue=0)
     scipy_conv = signal.convolve2d(I, J, mode="same", boundary="fill", fillvalue=0)
-    cross_checks = bool(np.array_equal(ours, scipy_corr) and np.array_equal(flipped, scipy_conv)
-                        and np.array_equal(ours, flipped))
-    ctx.check(cross_checks, f"nablab's conv2d gives {ours.tolist()} and with the flipped filter "
-                            f"{flipped.tolist()}; scipy's correlate2d gives {scipy_corr.tolist()} and "
-                            f"convolve2d {scipy_conv.tolist()} (J is symmetric, so all four must be equal)")
-
-    rows_000 = compare_quotes(ours, SEED_000_OUTPUT)
-    rows_002 = compare_quotes(ours, SEED_002_OUTPUT)
-    wrong = {"000": [r for r in rows_000 if not r["match"]], "002": [r for r in rows_002 if not r["match"]]}
+    run.check(np.array_equal(ours, scipy_corr) and np.array_equal(flipped, scipy_conv)
+              and (not symmetric or np.array_equal(ours, flipped)),
+              f"nablab's conv2d gives {ours.tolist()} and with the flipped filter {flipped.tolist()}; "
+              f"scipy's correlate2d gives {scipy_corr.tolist()} and convolve2d {scipy_conv.tolist()}")
 
     # What it detects: zero sum, so zero on flat patches; a discrete second derivative, so zero on
     # linear ramps; the same under 90-degree rotation, so every edge orientation responds alike.
@@ -114,72 +132,54 @@ def filter_output(ctx: Context) -> Result:
     silent_on_flat = bool(np.all(ours[flat] == 0))
     fires_on_edges = bool(np.all(ours[~flat] != 0))
     rotation_invariant = bool(np.array_equal(J, np.rot90(J)))
-    demo = demo_image()
-    demo_out = correlate(demo, J, padding=1)
+    demo_out = correlate(demo_image(), J, padding=pad)
     ramp_interior = demo_out[4:20, 15:20]  # inside the ramp, away from its borders
-    ramp_silent = bool(np.abs(ramp_interior).max() < 1e-12)
-    detects_edges = silent_on_flat and fires_on_edges and ramp_silent and zero_sum == 0 and rotation_invariant
+    ramp_max = float(np.abs(ramp_interior).max())
+    detects = silent_on_flat and fires_on_edges and ramp_max < 1e-12 and zero_sum == 0 and rotation_invariant
+    return FilterOutput(image=I, kernel=J, output=ours, detects_edges=detects, flipped_output=flipped,
+                        kernel_symmetric=symmetric, kernel_sum=zero_sum, flat_pixels=int(flat.sum()),
+                        edge_pixels=int((~flat).sum()), silent_exactly_on_flat=silent_on_flat and fires_on_edges,
+                        max_response_in_ramp=ramp_max, rotation_invariant=rotation_invariant,
+                        flat=flat, demo_response=demo_out)
+
+
+@figure("cnn.filter-output")
+def filter_output_figure(result: FilterOutput, run: Context) -> None:
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
-    _show(axes[0], I, "input I", binary=True)
-    _show(axes[1], J, "filter J")
-    _show(axes[2], ours, "I * J (nablab conv2d, padding 1)")
-    _show(axes[3], np.where(flat, 0, 1), "black: a neighbour differs (edge)\nwhite: flat, where I * J = 0",
+    _show(axes[0], result.image, "input I", binary=bool(np.isin(result.image, (0, 1)).all()))
+    _show(axes[1], result.kernel, "filter J")
+    _show(axes[2], result.output, "I * J (nablab conv2d, zero padding)")
+    _show(axes[3], np.where(result.flat, 0, 1), "black: a neighbour differs (edge)\nwhite: flat",
           annotate=False, binary=True)
-    _show(axes[4], demo_out, "J on a test image: square, disc, ramp\n(zero inside flats and the ramp)",
-          annotate=False, vmax=float(np.abs(demo_out).max()))
+    demo = result.demo_response
+    _show(axes[4], demo, "J on a test image: square, disc, ramp", annotate=False,
+          vmax=float(np.abs(demo).max()) or 1.0)
     fig.tight_layout()
-    figure = ctx.savefig(fig, "output")
-
-    agrees = not wrong["000"] and not wrong["002"] and detects_edges
-    mismatch_text = "; ".join(
-        f"seed {s} entry ({r['index'][0] + 1}, {r['index'][1] + 1}) says {r['seed']}, computed {r['computed']:g}"
-        for s in wrong for r in wrong[s])
-    summary = (
-        f"nablab's conv2d (a cross-correlation) with zero padding gives I * J = {ours.astype(int).tolist()}; "
-        "scipy.signal.correlate2d gives the same. "
-        f"J equals its 180-degree rotation ({symmetric}), so flipping it (true convolution) changes nothing. "
-        + ("Both answer sets agree entry by entry (25 of 25 each). " if not mismatch_text
-           else f"Mismatches: {mismatch_text}. ")
-        + f"J sums to {zero_sum:g} and is a discrete Laplacian: the output is 0 at every pixel whose four "
-          f"neighbours equal it ({int(flat.sum())} pixels) and non-zero at the other {int((~flat).sum())}, "
-          "the pixels an edge passes through; it is 0 inside a linear ramp and responds to every edge "
-          "orientation alike (J is unchanged by a 90-degree rotation). So it detects edges, as both answers say "
-          "(more precisely: changes of the gradient, in all directions)."
-    )
-    return Result(
-        status="agrees" if agrees else "disagrees",
-        computed={
-            "I": I, "J": J, "I * J (cross-correlation, zero padding)": ours,
-            "with the flipped filter (true convolution)": flipped,
-            "J symmetric under flipping": symmetric,
-            "scipy correlate2d / convolve2d agree": cross_checks,
-            "entry-by-entry against the seed": {"000": rows_000, "002": rows_002},
-            "sum of J": zero_sum,
-            "output is 0 exactly where the neighbourhood is flat": silent_on_flat and fires_on_edges,
-            "max |response| inside a linear ramp": float(np.abs(ramp_interior).max()),
-            "J invariant under 90-degree rotation": rotation_invariant,
-        },
-        summary=summary,
-        seed_says=("Seeds 000 and 002 both give I * J = [[-1, 2, 2, -2, 0], [-2, 1, 0, 2, -1], [3, 0, 0, 1, -1], "
-                   "[-2, 2, 0, 2, -1], [0, -2, 3, -2, 0]]; 000: \"Edge detection\", 002: \"The convolutional "
-                   "filter detects edges of the input image\"."),
-        details=("Seed 000 prints the question twice; its second rendering of I is a garbled 7x6 array "
-                 "(a zero border around a different 5x4 block). Both answer sets match the first rendering, "
-                 "the 5x5 I used here."),
-        figures=[figure],
-    )
+    alt = (f"Five panels: the input I, the filter J, the output I * J ({result.output.shape[0]}x"
+           f"{result.output.shape[1]}), the {result.edge_pixels} pixels where a neighbour differs, and J's "
+           "response to a square, a disc and a ramp"
+           + (": non-zero along the edges only." if result.detects_edges else "."))
+    run.savefig(fig, "output", alt=alt)
 
 
 # ---------------------------------------------------------------------------------------
-# cnn.filter-design (seed 004, Q1(b-d))
+# cnn.filter-design
 
-# The answer sheet's three filters, quoted (it gives the filters, not the questions).
-SEED_FILTERS = {
-    "b": [["1", "1", "1"], ["0", "0", "0"], ["-1", "-1", "-1"]],
-    "c": [["0", "1"], ["-1", "0"]],
-    "d": [["0", "0", "0"], ["0", "0", "1"], ["0", "0", "0"]],
+#: What a filter may do (the choices of the filter_* slots).
+ROLES = ("horizontal-edge detector", "vertical-edge detector", "diagonal-edge detector", "one-pixel shift", "other")
+#: Step-edge test images by the angle of their edge (degrees from horizontal, counter-clockwise).
+EDGES = {0: "horizontal edge", 45: "diagonal edge /", 90: "vertical edge", 135: "diagonal edge \\"}
+DETECTOR = {0: ROLES[0], 90: ROLES[1], 45: ROLES[2], 135: ROLES[2]}
+#: One-pixel moves of an image's content, with zero fill.
+SHIFTS = {
+    "left": lambda x: np.pad(x[:, 1:], ((0, 0), (0, 1))),
+    "right": lambda x: np.pad(x[:, :-1], ((0, 0), (1, 0))),
+    "up": lambda x: np.pad(x[1:, :], ((0, 1), (0, 0))),
+    "down": lambda x: np.pad(x[:-1, :], ((1, 0), (0, 0))),
 }
+ANGLES = np.arange(0, 180, 5)
 
 
 def test_images(n: int = 10) -> dict:
@@ -236,61 +236,149 @@ def orientation_response(kernel, angles) -> np.ndarray:
     return np.array(out)
 
 
-@experiment("cnn.filter-design", title="What three hand-made filters do")
-def filter_design(ctx: Context) -> Result:
-    filters = {k: quoted_matrix(v) for k, v in SEED_FILTERS.items()}
-    images = test_images(ctx.param("size", 10))
-    # 'valid' responses (no padding) for the detectors, so the zero border adds no false edges
-    valid = {k: {name: correlate(img, filters[k]) for name, img in images.items()} for k in ("b", "c")}
-    peak = {k: {name: float(np.abs(r).max()) for name, r in valid[k].items()} for k in valid}
+def shift_of(outputs: dict, images: dict):
+    """The direction every output is its image moved one pixel in, or None."""
+    for direction, move in SHIFTS.items():
+        if all(np.array_equal(outputs[n], move(images[n])) for n in images):
+            return direction
+    return None
 
-    # (b) responds to horizontal edges, not vertical ones
-    b_horizontal = peak["b"]["horizontal edge"] > 0 and peak["b"]["vertical edge"] == 0
-    b_sign = float(valid["b"]["horizontal edge"].min())  # bright below: row above minus row below < 0
+
+def role(kernel, step_peak: dict, peak_angle: int, null_angles: list, shift) -> str:
+    """What a filter does, from its measured behaviour.
+
+    A one-pixel shift moves every test image by one pixel. An edge detector of
+    orientation theta is silent on flat images (its weights sum to 0), peaks on ramps
+    whose edge runs at theta, is blind exactly at theta + 90 degrees, and answers a step
+    edge at theta but not one at theta + 90.
+    """
+    if shift is not None:
+        return "one-pixel shift"
+    if np.asarray(kernel).sum() == 0 and peak_angle in DETECTOR:
+        across = (peak_angle + 90) % 180
+        if null_angles == [across] and step_peak[EDGES[peak_angle]] > 0 and step_peak[EDGES[across]] == 0:
+            return DETECTOR[peak_angle]
+    return "other"
+
+
+@dataclass
+class FilterDesign:
+    kernels: dict                  # b, c, d
+    filter_b: str                  # slots: what each filter does (one of ROLES)
+    filter_c: str
+    filter_d: str
+    step_peaks: dict               # filter -> test image -> max |valid response|
+    ramp_peak_angle: dict          # filter -> the edge angle (degrees) of its largest ramp response
+    ramp_null_angles: dict         # filter -> edge angles with zero ramp response
+    ramp_response_every_15: dict   # filter -> angle -> |response| to a unit-slope ramp
+    shift: dict                    # filter -> direction cross-correlation moves the image, or None
+    shift_flipped: dict            # filter -> the same for a true convolution (scipy's convolve2d)
+    impulse_is_rotated_kernel: bool  # a dot comes out as the kernel turned by 180 degrees
+    images: dict = field(default=None, metadata=HIDDEN)
+    valid: dict = field(default=None, metadata=HIDDEN)      # filter -> image -> valid response
+    padded: dict = field(default=None, metadata=HIDDEN)     # filter -> image -> same-size output (odd square kernels)
+    tuning: dict = field(default=None, metadata=HIDDEN)     # filter -> |response| at ANGLES
+
+    def summary(self) -> str:
+        k, peaks, best, null = self.kernels, self.step_peaks, self.ramp_peak_angle, self.ramp_null_angles
+        parts = []
+        for name in ("b", "c", "d"):
+            what = getattr(self, f"filter_{name}")
+            head = f"({name}) {_matrix_text(k[name])} is a {what}"
+            if what == "one-pixel shift":
+                parts.append(f"{head}: with nablab's cross-correlation (zero padding, same size) every test image "
+                             f"moves {self.shift[name]} by one pixel; with a true convolution (the kernel flipped, "
+                             f"scipy's convolve2d) it moves {self.shift_flipped[name]}, so which way depends on the "
+                             "convention.")
+            elif what in DETECTOR.values():
+                across = EDGES[(best[name] + 90) % 180]
+                parts.append(f"{head}: it sums to 0 (silent on flat regions); on step edges its largest |response| "
+                             f"is {peaks[name][EDGES[best[name]]]:g} for a {EDGES[best[name]]} and "
+                             f"{peaks[name][across]:g} for a {across}; on ramps it peaks at {best[name]} degrees "
+                             f"and is blind at {null[name]}"
+                             + (f", and it also answers edges at other angles (|response| "
+                                f"{self.tuning[name][0]:.3g} at 0 and {self.tuning[name][ANGLES.tolist().index(90)]:.3g} "
+                                "at 90 degrees)." if best[name] in (45, 135) else "."))
+            else:
+                parts.append(f"{head}: it is neither a one-pixel shift nor an edge detector of one orientation "
+                             f"(ramp peak at {best[name]} degrees, blind at {null[name]}).")
+        return " ".join(parts)
+
+
+@compute("cnn.filter-design")
+def filter_design(run: Context) -> FilterDesign:
+    filters = {name: np.array(run.params[f"kernel_{name}"], dtype=np.float64) for name in ("b", "c", "d")}
+    images = test_images(run.params["size"])
+    # 'valid' responses (no padding) for the detectors, so the zero border adds no false edges
+    valid = {k: {name: correlate(img, f) for name, img in images.items()} for k, f in filters.items()}
+    peaks = {k: {name: float(np.abs(r).max()) for name, r in v.items()} for k, v in valid.items()}
 
     # orientation tuning on ramps, every 5 degrees
-    angles = np.arange(0, 180, 5)
-    tuning = {k: orientation_response(filters[k], angles) for k in ("b", "c")}
-    best = {k: int(angles[np.argmax(tuning[k])]) for k in tuning}
-    null = {k: [int(a) for a in angles[tuning[k] < 1e-12]] for k in tuning}
-    b_tuned = best["b"] == 0 and null["b"] == [90]
-    # (c): x[i, j+1] - x[i+1, j], a difference along the / diagonal: blind to / edges, strongest on \ edges
-    c_diagonal = (peak["c"]["diagonal edge /"] == 0 and peak["c"]["diagonal edge \\"] > 0
-                  and best["c"] == 135 and null["c"] == [45])
+    tuning = {k: orientation_response(f, ANGLES) for k, f in filters.items()}
+    best = {k: int(ANGLES[np.argmax(t)]) for k, t in tuning.items()}
+    null = {k: [int(a) for a in ANGLES[t < 1e-12]] for k, t in tuning.items()}
 
-    # (d): with padding 1 (same size) the output is the image moved by one pixel
-    shifted = {name: correlate(img, filters["d"], padding=1) for name, img in images.items()}
-    left = {name: np.pad(img[:, 1:], ((0, 0), (0, 1))) for name, img in images.items()}
-    right = {name: np.pad(img[:, :-1], ((0, 0), (1, 0))) for name, img in images.items()}
-    d_left = all(np.array_equal(shifted[n], left[n]) for n in images)
+    # same-size outputs (odd kernels, zero padding): does the filter move the image by one pixel?
     from scipy import signal
 
-    conv_d = {n: signal.convolve2d(img, filters["d"], mode="same") for n, img in images.items()}
-    d_conv_right = all(np.array_equal(conv_d[n], right[n]) for n in images)
-    # an impulse comes out as the kernel turned by 180 degrees (what cross-correlation does)
-    impulse_is_rotated_kernel = all(np.array_equal(impulse_response(k), np.rot90(k, 2)) for k in filters.values())
+    padded, shift, shift_flipped = {}, {}, {}
+    for k, f in filters.items():
+        if f.shape[0] == f.shape[1] and f.shape[0] % 2:
+            padded[k] = {n: correlate(img, f, padding=f.shape[0] // 2) for n, img in images.items()}
+            run.check(all(np.array_equal(padded[k][n], signal.correlate2d(img, f, mode="same"))
+                          for n, img in images.items()),
+                      f"filter {k}: nablab's conv2d differs from scipy's correlate2d")
+            shift[k] = shift_of(padded[k], images)
+            shift_flipped[k] = shift_of({n: signal.convolve2d(img, f, mode="same") for n, img in images.items()},
+                                        images)
+        else:
+            shift[k] = shift_flipped[k] = None
+    impulse = all(np.array_equal(impulse_response(f), np.rot90(f, 2)) for f in filters.values())
+    run.check(impulse, "a dot does not come out as the kernel turned by 180 degrees: conv2d is not a "
+                       "cross-correlation")
+    roles = {k: role(f, peaks[k], best[k], null[k], shift[k]) for k, f in filters.items()}
+    return FilterDesign(
+        kernels=filters, filter_b=roles["b"], filter_c=roles["c"], filter_d=roles["d"],
+        step_peaks=peaks, ramp_peak_angle=best, ramp_null_angles=null,
+        ramp_response_every_15={k: {int(a): round(float(v), 12) for a, v in zip(ANGLES, t) if a % 15 == 0}
+                                for k, t in tuning.items()},
+        shift=shift, shift_flipped=shift_flipped, impulse_is_rotated_kernel=impulse,
+        images=images, valid=valid, padded=padded, tuning=tuning)
 
-    # -- figures
-    names = list(images)
-    fig, axes = plt.subplots(4, len(names), figsize=(2.1 * len(names), 8.6))
-    labels = ["input", "(b) [[1,1,1],[0,0,0],[-1,-1,-1]]\nvalid", "(c) [[0,1],[-1,0]]\nvalid",
-              "(d) [[0,0,0],[0,0,1],[0,0,0]]\npadding 1"]
+
+@figure("cnn.filter-design")
+def filter_design_figure(result: FilterDesign, run: Context) -> None:
+    import matplotlib.pyplot as plt
+
+    images, names = result.images, list(result.images)
+    filters = list(result.kernels)
+    fig, axes = plt.subplots(1 + len(filters), len(names), figsize=(2.1 * len(names), 2.15 * (1 + len(filters))))
     for col, name in enumerate(names):
         _show(axes[0, col], images[name], name, annotate=False, binary=True)
-        _show(axes[1, col], valid["b"][name], f"max |out| {peak['b'][name]:g}", annotate=False, vmax=3)
-        _show(axes[2, col], valid["c"][name], f"max |out| {peak['c'][name]:g}", annotate=False, vmax=1)
-        _show(axes[3, col], shifted[name], "one pixel left" if np.array_equal(shifted[name], left[name])
-              else "", annotate=False, binary=True)
-    for row, label in enumerate(labels):
-        axes[row, 0].set_ylabel(label, fontsize=8)
-    fig.suptitle("Seed 004's filters applied with nablab's conv2d (cross-correlation)", fontsize=10)
+        for row, k in enumerate(filters, start=1):
+            if result.shift[k] is not None:
+                _show(axes[row, col], result.padded[k][name], f"moved {result.shift[k]}", annotate=False,
+                      binary=True)
+            else:
+                _show(axes[row, col], result.valid[k][name], f"max |out| {result.step_peaks[k][name]:g}",
+                      annotate=False, vmax=max(1.0, max(result.step_peaks[k].values())))
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    for row, k in enumerate(filters, start=1):
+        how = "padding 1" if result.shift[k] is not None else "valid"
+        axes[row, 0].set_ylabel(f"({k}) {_matrix_text(result.kernels[k])}\n{how}", fontsize=8)
+    fig.suptitle("The filters applied with nablab's conv2d (cross-correlation)", fontsize=10)
     fig.tight_layout()
-    fig_images = ctx.savefig(fig, "responses")
+    roles = ", ".join(f"({k}) {getattr(result, f'filter_{k}')}" for k in filters)
+    run.savefig(fig, "responses", alt=f"Test images (step edges of four orientations, a dot, an F) and each "
+                f"filter's output on them: {roles}.")
 
+    detectors = [k for k in filters if getattr(result, f"filter_{k}") in DETECTOR.values()]
+    if not detectors:
+        return
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ax.plot(angles, tuning["b"], "o-", ms=3, label="(b) [[1,1,1],[0,0,0],[-1,-1,-1]]")
-    ax.plot(angles, tuning["c"], "s-", ms=3, label="(c) [[0,1],[-1,0]]")
-    top = 1.15 * max(tuning["b"].max(), tuning["c"].max())
+    for k, marker in zip(detectors, "os^"):
+        ax.plot(ANGLES, result.tuning[k], f"{marker}-", ms=3, label=f"({k}) {_matrix_text(result.kernels[k])}")
+    top = 1.15 * max(result.tuning[k].max() for k in detectors)
     ax.set_ylim(0, top)
     for a, text in ((0, "horizontal"), (45, "/"), (90, "vertical"), (135, "\\")):
         ax.axvline(a, color="gray", lw=0.6, ls=":")
@@ -300,44 +388,6 @@ def filter_design(ctx: Context) -> Result:
     ax.set_title("Orientation tuning", fontsize=10)
     ax.legend(fontsize=8, loc="center left")
     fig.tight_layout()
-    fig_tuning = ctx.savefig(fig, "orientation")
-
-    ok = b_horizontal and b_tuned and c_diagonal and d_left
-    summary = (
-        f"(b) detects horizontal edges: on step edges its largest |response| is "
-        f"{peak['b']['horizontal edge']:g} for a horizontal edge and {peak['b']['vertical edge']:g} for a vertical "
-        f"one; on ramps it peaks at {best['b']} degrees and is blind at {null['b']} (it is the row above minus "
-        f"the row below, so a dark-over-bright edge gives {b_sign:g}). "
-        f"(c) is a 2x2 diagonal difference, out[i, j] = x[i, j+1] - x[i+1, j]: it is blind to edges along "
-        f"the / diagonal (ramps at {null['c']} degrees, step edge response "
-        f"{peak['c']['diagonal edge /']:g}) and strongest on edges along the \\ diagonal (peak at "
-        f"{best['c']} degrees, |response| {tuning['c'].max():.3g}), so it detects diagonal edges of one "
-        f"orientation; it also fires on horizontal and vertical edges (|response| {tuning['c'][0]:.3g} on "
-        f"those ramps, and {peak['c']['horizontal edge']:g} on a step edge, the same as on a \\ step). "
-        f"(d) moves the image by exactly one pixel: with nablab's cross-correlation the content moves "
-        f"{'left' if d_left else '(not left)'}; with a flipped-kernel convolution (scipy convolve2d) it moves "
-        f"{'right' if d_conv_right else '(not right)'}. The answer sheet gives only the filters, not the "
-        "questions; read as designs for a horizontal-edge detector, a diagonal-edge detector and a one-pixel "
-        "shift, each filter does its job" + ("." if ok else " only in part: see computed.")
-        + " Which way (d) shifts depends on the convolution convention."
-    )
-    return Result(
-        status="agrees" if ok else "disagrees",
-        computed={
-            "filters": {k: v for k, v in filters.items()},
-            "max |response| on step edges (valid)": peak,
-            "ramp tuning: angle of peak (degrees)": best,
-            "ramp tuning: angles with zero response": null,
-            "ramp tuning |response| every 15 degrees": {
-                k: {int(a): round(float(v), 12) for a, v in zip(angles, tuning[k]) if a % 15 == 0} for k in tuning},
-            "(d) cross-correlation shifts left by one": d_left,
-            "(d) flipped convolution shifts right by one": d_conv_right,
-            "a dot comes out as the kernel rotated 180 degrees": impulse_is_rotated_kernel,
-        },
-        summary=summary,
-        seed_says=("Seed 004, Q1: (b) [[1, 1, 1], [0, 0, 0], [-1, -1, -1]]; (c) [[0, 1], [-1, 0]]; "
-                   "(d) [[0, 0, 0], [0, 0, 1], [0, 0, 0]] (filters only; the questions are not in the seed)."),
-        details=("On a unit-slope ramp whose level lines run at angle phi, (b) gives 6 cos(phi) and (c) gives "
-                 "sqrt(2) cos(phi + 45 degrees): the measured curves in the second figure."),
-        figures=[fig_images, fig_tuning],
-    )
+    run.savefig(fig, "orientation", alt="The |response| of " + ", ".join(
+        f"({k}), peaking at {result.ramp_peak_angle[k]} and zero at {result.ramp_null_angles[k]} degrees"
+        for k in detectors) + ", against the edge angle of a unit-slope ramp.")
