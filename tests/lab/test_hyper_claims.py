@@ -140,7 +140,9 @@ def test_graph_two_steps(tmp_path):
     assert c["losses"] == pytest.approx([9.0, 9 * 0.6**2, 9 * 0.6**4], rel=1e-13)
     assert set(c["named_nodes"]) == {"grad L0", "w1", "grad L1", "w2", "L2"}
     assert all(c["errors"][k] <= c["limits"][k] for k in c["limits"])
-    assert (tmp_path / "hyper.graph-two-steps--graph.dot").read_text().startswith("digraph")
+    assert c["graph_files"] == ["hyper.graph-two-steps--graph.dot", "hyper.graph-two-steps--graph-with-nablab-grad.dot"]
+    for name in c["graph_files"]:
+        assert (tmp_path / name).read_text().startswith("digraph")
 
 
 def test_memory_vs_steps(tmp_path):

@@ -214,6 +214,7 @@ class GraphTwoSteps:
     problems: int                    # random problems checked against central differences
     errors: dict                     # worst relative errors of the self-checks
     limits: dict
+    graph_files: list                # the Graphviz sources the figure writes: gradient written out, nablab.grad inside
     graph: Any = field(default=None, repr=False, metadata=HIDDEN)
     graph_autodiff: Any = field(default=None, repr=False, metadata=HIDDEN)
 
@@ -307,6 +308,7 @@ def graph_two_steps(run: Context) -> GraphTwoSteps:
                 "grad": node["grad"]} for node in graph.nodes],
         named_nodes=named, losses=[L0, L1, L2], dL2_deta=float(by_op["eta"]["grad"]),
         nodes_with_grad_inside=len(graph_ad.nodes), problems=trials, errors=errors, limits=limits,
+        graph_files=[f"{run.claim_id}--graph.dot", f"{run.claim_id}--graph-with-nablab-grad.dot"],
         graph=graph, graph_autodiff=graph_ad)
 
 
@@ -319,10 +321,9 @@ def graph_two_steps_figure(result: GraphTwoSteps, run: Context) -> None:
     run.savefig(fig, "graph", alt=(
         f"The computation graph of L2 as nablab's tracer records it, {len(result.nodes)} boxes from the inputs "
         "eta, w0, X and t on the left to L2 on the right, each with its value and gradient; the nodes holding "
-        "grad L0, w1, grad L1, w2 and L2 are labelled, and eta has an arrow into one multiplication per step."))
-    # Both graphs as Graphviz sources beside the figure.
-    (run.out_dir / f"{run.claim_id}--graph.dot").write_text(result.graph.to_dot())
-    (run.out_dir / f"{run.claim_id}--graph-with-nablab-grad.dot").write_text(result.graph_autodiff.to_dot())
+        f"grad L0, w1, grad L1, w2 and L2 are labelled, and eta has arrows into {result.eta_uses} of them."))
+    for name, graph in zip(result.graph_files, (result.graph, result.graph_autodiff)):
+        (run.out_dir / name).write_text(graph.to_dot())
 
 
 # -- memory -------------------------------------------------------------------------------------------
@@ -374,9 +375,8 @@ def measure_memory(X, t, w0, eta, steps, mode, momentum=0.9):
         return peak, r.d_lr, {"bits per parameter and step": r.bits_per_parameter_step,
                               "reconstructed exactly": r.reconstructed_exactly}
     options = {"checkpoint_every": max(1, math.ceil(math.sqrt(steps)))} if mode == "checkpointed" else {}
-    (_, d), peak = traced_peak(lambda: lr_hypergradient(loss, w0, eta, steps,
-                                                            mode="forward" if mode == "forward mode" else "reverse",
-                                                            **options))
+    mode_name = "forward" if mode == "forward mode" else "reverse"
+    (_, d), peak = traced_peak(lambda: lr_hypergradient(loss, w0, eta, steps, mode=mode_name, **options))
     return peak, float(d), options
 
 
