@@ -154,17 +154,18 @@ def test_unknown_scheduler_is_named():
 
 
 def test_theory_sweeps_give_the_same_result_on_a_pool(tmp_path):
-    from nablab.lab.experiments import theory as exp
+    from nablab.lab.report import run_claim
 
-    params = {exp.wide_minima: {"starts": 400, "sweep_starts": 40, "n_sweep": 2, "chunk": 150},
-              exp.gd_threshold: {"problems": 3, "starts": 3, "steps": 60, "bisect_steps": 100,
-                                 "ratios": [0.5, 3.0], "chunk": 2}}
+    params = {"theory.wide-minima": {"starts": 400, "sweep_starts": 40, "n_sweep": 2, "chunk": 150},
+              "theory.gd-threshold": {"problems": 3, "starts": 3, "steps": 60, "bisect_steps": 300,
+                                      "ratios": [0.5, 3.0], "chunk": 2}}
     with LocalPool(2) as pool:
-        for fn, p in params.items():
-            def ctx(executor, name):
-                return Context(out_dir=tmp_path / name, quick=True, params=p, claim_id=fn.__name__,
-                               executor=executor, sweep_dir=tmp_path / f"{name}-sweeps")
-            here, there = fn(ctx(None, "here")), fn(ctx(pool, "pool"))
-            assert here.status == there.status == "agrees"
-            assert here.computed == there.computed
-            assert len(list((tmp_path / "pool-sweeps" / fn.__name__).rglob("*.npz"))) >= 2
+        for claim_id, p in params.items():
+            def record(executor, name):
+                rec, _ = run_claim(claim_id, tmp_path / name, True, 0, p, executor=executor,
+                                   sweep_dir=tmp_path / f"{name}-sweeps")
+                return rec
+            here, there = record(None, "here"), record(pool, "pool")
+            assert here["status"] == there["status"] == "agrees"
+            assert here["slots"] == there["slots"] and here["computed"] == there["computed"]
+            assert len(list((tmp_path / "pool-sweeps" / claim_id).rglob("*.npz"))) >= 2
