@@ -1,4 +1,4 @@
-"""Closed forms and quantities the seeds' theory uses, computed stably.
+"""Closed forms and quantities of the theory of gradient descent, computed stably.
 
 - :mod:`~nablab.theory.linalg`: least squares and minimum-norm solutions by
   the SVD, the row space of X, projection onto it and distance to it;
@@ -8,8 +8,8 @@
 - :mod:`~nablab.theory.bounds`: the regret lemma and the ``B rho/sqrt(T)``
   bound for averaged GD on convex Lipschitz functions;
 - :mod:`~nablab.theory.prox`: GD as the proximal step on the linearization;
-- :mod:`~nablab.theory.functions`: the seeds' test functions (sharp/wide
-  minima, the two logistic terms), differentiable with nablab.
+- :mod:`~nablab.theory.functions`: test functions (one with a sharp and a
+  wide minimum, two logistic terms), differentiable with nablab.
 
 >>> import numpy as np
 >>> from nablab import theory

@@ -1,7 +1,7 @@
 """The online-gradient-descent lemma and the O(1/sqrt(T)) rate of averaged GD.
 
 Source: S. Shalev-Shwartz and S. Ben-David, *Understanding Machine Learning*
-(Cambridge, 2014), Lemma 14.1 and Corollary 14.2, which seed 003 Q2-Q3 follow.
+(Cambridge, 2014), Lemma 14.1 and Corollary 14.2.
 
 Lemma (regret). For any vectors ``v_1..v_T`` and the iterates
 ``w_1 = 0, w_{t+1} = w_t - eta v_t``, and any ``w*``,

@@ -1,4 +1,4 @@
-"""Test functions the seeds use, written so they differentiate with nablab.
+"""Test functions for gradient descent, written so they differentiate with nablab.
 
 Each ``f`` is built from nablab ops: called on NumPy arrays it returns NumPy
 arrays (elementwise, so a whole batch of starting points at once), and
@@ -23,12 +23,13 @@ __all__ = ["sharp_wide", "sharp_wide_grad", "logistic_f1", "logistic_f2"]
 
 
 def sharp_wide(theta):
-    """Seed 001 P4: ``(10 theta^2 + e^{3(theta-3)} ((theta-10)^2/2 + 50)) / (1 + e^{3(theta-3)})``.
+    """A function with a sharp and a wide minimum.
 
-    A sharp global minimum near 0 (curvature about 20) and a wide local
+    ``f(theta) = (10 theta^2 + e^{3(theta-3)} ((theta-10)^2/2 + 50)) / (1 + e^{3(theta-3)})``
+    has a sharp global minimum near 0 (curvature about 20) and a wide local
     minimum near 10 (curvature about 1), blended by a logistic switch at 3.
     Written as ``(1 - s) 10 theta^2 + s ((theta-10)^2/2 + 50)`` with
-    ``s = sigmoid(3(theta - 3))``, which equals the seed's quotient but
+    ``s = sigmoid(3(theta - 3))``, which equals the quotient but
     never overflows for large theta.
 
     >>> round(float(sharp_wide(0.0)), 5), round(float(sharp_wide(10.0)), 5)   # 100 sigmoid(-9), 50
@@ -60,7 +61,9 @@ def sharp_wide_grad(theta):
 
 
 def logistic_f1(w):
-    """Seed 003 Q4: ``f1(w) = -ln(1 - 1/(1 + e^{-w}))``, i.e. ``softplus(w)``; ``f1' = sigmoid(w) > 0``.
+    """The logistic loss of a negative example: ``f1(w) = -ln(1 - sigmoid(w)) = softplus(w)``.
+
+    With ``sigmoid(w) = 1/(1 + e^{-w})``; the derivative is ``f1' = sigmoid(w) > 0``.
 
     >>> round(float(logistic_f1(0.0)), 6)   # ln 2
     0.693147
@@ -69,7 +72,9 @@ def logistic_f1(w):
 
 
 def logistic_f2(w):
-    """Seed 003 Q4: ``f2(w) = -ln(1/(1 + e^{-w}))``, i.e. ``softplus(-w)``; ``f2' = sigmoid(w) - 1 < 0``.
+    """The logistic loss of a positive example: ``f2(w) = -ln(sigmoid(w)) = softplus(-w)``.
+
+    Its derivative is ``f2' = sigmoid(w) - 1 < 0``; ``f1 + f2`` is convex, with its minimum at 0.
 
     >>> round(float(logistic_f2(0.0)), 6)
     0.693147

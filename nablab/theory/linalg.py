@@ -55,7 +55,8 @@ def min_norm_solution(X, t, *, rcond: float | None = None) -> np.ndarray:
     """``X^T (X X^T)^-1 t`` for a full-row-rank ``X`` (d > n), computed as ``X^+ t``.
 
     It is the point of least norm on the solution set ``{w : X w = t}``, and
-    the limit of (S)GD started at zero (seed 000 §1.1). For rank-deficient or
+    the limit of (S)GD on least squares started at zero: every iterate stays in the
+    row space of X, and this is the only solution there. For rank-deficient or
     inconsistent systems it is the minimum-norm least-squares point, the
     same as :func:`lstsq`.
 

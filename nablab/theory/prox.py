@@ -1,4 +1,4 @@
-"""Gradient descent as a proximal step on the linearization (seed 003 Q1).
+"""Gradient descent as a proximal step on the linearization.
 
 Minimizing ``f(w_t) + <w - w_t, g> + lambda/2 ||w - w_t||^2`` (a strictly
 convex quadratic in w, Hessian ``lambda I``) sets its gradient

@@ -5,7 +5,7 @@ error ``e = theta - theta*`` to ``(I - lr H) e``. It contracts every direction
 iff ``|1 - lr lambda| < 1`` for every eigenvalue ``lambda > 0``, i.e.
 ``lr < 2 / lambda_max``; above that the top eigendirection grows like
 ``|1 - lr lambda_max|^k`` from every start with a non-zero component along it
-(seed 001 P2-P3; e.g. Nesterov, *Lectures on Convex Optimization*, 2018, §1.2.3).
+(e.g. Nesterov, *Lectures on Convex Optimization*, 2018, §1.2.3).
 
 >>> import numpy as np
 >>> from nablab.theory import gd_threshold, stability_threshold
@@ -81,7 +81,7 @@ def stability_threshold(H) -> float:
 def gd_threshold(X, *, scale: float = 1.0) -> float:
     """``2 / rho(scale X^T X)``: the largest stable GD step for ``f = scale/2 ||X theta - y||^2``.
 
-    The default ``scale = 1`` is seed 001's ``f = 1/2 ||X theta - Y||^2``; for
+    The default ``scale = 1`` is ``f = 1/2 ||X theta - Y||^2``; for
     the mean squared error ``(1/n) ||X w - t||^2`` (Hessian ``(2/n) X^T X``)
     pass ``scale = 2 / n``. ``rho(X^T X)`` is the squared largest singular
     value of X, taken from the SVD so ``X^T X`` is never formed.
