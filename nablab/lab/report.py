@@ -137,6 +137,7 @@ def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
         "details": result.details, "seconds": round(seconds, 4),
         "command": claim_command(claim_id, seed, quick, params),
         "cross_checks": dict(ctx.cross_checks),
+        "alts": dict(ctx.alts), "slots": {}, "grades": {},
     }
     return record, ctx
 
@@ -161,7 +162,8 @@ def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
             grades[answer_set] = grade_claim(claim.id, sheet.answers.get(claim.id, {}) if sheet else {},
                                              comp.truths)
     main = grades.get(claim.sets[0])
-    details = [claim.notes] if claim.notes else []
+    # The notes discuss the answer sets' problem: with another one stated they would mislead.
+    details = [claim.notes] if claim.notes and not changed else []
     if comp.error or figure_error:
         status = "error"
         summary = f"The experiment failed: {comp.error}" if comp.error else "The figure failed."

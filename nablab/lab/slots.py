@@ -163,7 +163,7 @@ class Slot:
         if self.shape:
             parts.append(f"shape {tuple(self.shape)}")
         if self.rule == "rtol":
-            parts.append(f"graded within {_percent(self.tol)} (relative)")
+            parts.append(f"graded to a relative tolerance of {self.tol:g}")
         elif self.rule == "atol":
             parts.append(f"graded within {self.tol:g} (absolute)")
         elif self.rule == "set":
@@ -176,6 +176,7 @@ class Slot:
 
 
 def _percent(tol: float) -> str:
+    """A relative tolerance in words: ``0.1%``, or ``1e-06 relative`` when a percentage would be tiny."""
     pct = 100 * tol
     return f"{pct:g}%" if pct >= 1e-3 else f"{tol:g} relative"
 
