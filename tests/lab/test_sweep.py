@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from nablab.lab import sweep
-from nablab.lab.registry import Context
 from nablab.lab.sweep import LocalPool, SweepError, open_executor, run_sweep, task_key
 
 
@@ -161,11 +160,11 @@ def test_theory_sweeps_give_the_same_result_on_a_pool(tmp_path):
                                       "ratios": [0.5, 3.0], "chunk": 2}}
     with LocalPool(2) as pool:
         for claim_id, p in params.items():
-            def record(executor, name):
+            def record(claim_id, p, executor, name):
                 rec, _ = run_claim(claim_id, tmp_path / name, True, 0, p, executor=executor,
                                    sweep_dir=tmp_path / f"{name}-sweeps")
                 return rec
-            here, there = record(None, "here"), record(pool, "pool")
+            here, there = record(claim_id, p, None, "here"), record(claim_id, p, pool, "pool")
             assert here["status"] == there["status"] == "agrees"
             assert here["slots"] == there["slots"] and here["computed"] == there["computed"]
             assert len(list((tmp_path / "pool-sweeps" / claim_id).rglob("*.npz"))) >= 2
