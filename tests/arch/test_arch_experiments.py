@@ -122,10 +122,29 @@ def test_rf_factors_agrees_and_its_sweeps_follow_the_closed_forms(tmp_path):
     assert record["computed"]["brute_force_agrees"]
 
 
+def jacobian_support_fields(kernels, strides, dilations, n=64):
+    """Fields from the nonzero pattern of the chain's Jacobian: each layer a dense 0/1 matrix."""
+    J, size, out = np.eye(n), n, [1]
+    for k, s, d in zip(kernels, strides, dilations):
+        m = (size - d * (k - 1) - 1) // s + 1
+        M = np.zeros((m, size))
+        for o in range(m):
+            M[o, o * s + d * np.arange(k)] = 1.0
+        J, size = M @ J, m
+        cols = np.nonzero(J[m // 2])[0]
+        out.append(int(cols.max() - cols.min() + 1))
+    return out
+
+
 def test_brute_force_fields_of_small_chains():
     assert arch.brute_force_rf_1d([3, 3], [1, 1]) == [1, 3, 5]
     assert arch.brute_force_rf_1d([3, 3], [1, 1], [1, 2]) == [1, 3, 7]
     assert arch.brute_force_rf_1d([3, 2, 3], [1, 2, 1]) == [1, 3, 4, 8]
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        depth = int(rng.integers(1, 4))
+        chain = [rng.integers(1, 4, depth).tolist() for _ in range(3)]  # kernels, strides, dilations
+        assert arch.brute_force_rf_1d(*chain, n=300) == jacobian_support_fields(*chain, n=300), chain
 
 
 def test_rf_recursion_agrees_and_tells_the_recursions_apart(tmp_path):
