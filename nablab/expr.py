@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from nablab.errors import ExpressionError
+
 __all__ = ["ExpressionError", "Expression", "parse", "FUNCTIONS", "MAX_LENGTH", "NUMPY_FUNCTIONS",
            "nonfinite_cause"]
 
@@ -70,36 +72,6 @@ _REFUSED_NODES = {
     ast.Yield: "'yield' is not allowed", ast.YieldFrom: "'yield' is not allowed",
     ast.Slice: "slices are not allowed",
 }
-
-
-class ExpressionError(ValueError):
-    """A refused or malformed expression; the message shows where, with a caret.
-
-    ``column`` is 1-based within the whole text given to :func:`parse`.
-    """
-
-    def __init__(self, problem: str, source: str, column: int | None):
-        self.problem = problem
-        self.source = source
-        self.column = column
-        super().__init__(self._format())
-
-    def __reduce__(self):  # keep it picklable despite the custom signature
-        return (type(self), (self.problem, self.source, self.column))
-
-    def _format(self) -> str:
-        if self.column is None:
-            return self.problem
-        col = max(1, min(self.column, len(self.source) + 1))
-        # Non-printing characters would break the caret's alignment; show them as '?'.
-        line = "".join(c if c.isprintable() else "?" for c in self.source)
-        # Long inputs: show a window around the column instead of 2000 characters.
-        start = max(0, col - 60)
-        shown = line[start:start + 120]
-        prefix = "..." if start else ""
-        return (f"{self.problem} (column {self.column})\n"
-                f"  {prefix}{shown}\n"
-                f"  {' ' * (len(prefix) + col - 1 - start)}^")
 
 
 @dataclass(frozen=True)
@@ -298,7 +270,7 @@ def parse(text: str, variables: Sequence[str]) -> Expression:
     >>> parse("x.real", ["x"])
     Traceback (most recent call last):
     ...
-    nablab.expr.ExpressionError: attribute access (.real) is not allowed (column 2)
+    nablab.errors.ExpressionError: attribute access (.real) is not allowed (column 2)
       x.real
        ^
     """

@@ -17,6 +17,8 @@ cannot apply.
 
 from __future__ import annotations
 
+from nablab.errors import ShapeError
+
 __all__ = [
     "ShapeError",
     "conv_output_size",
@@ -24,10 +26,6 @@ __all__ = [
     "conv_transpose_output_size",
     "same_padding",
 ]
-
-
-class ShapeError(ValueError):
-    """A layer cannot apply to the shape it is given."""
 
 
 def _pads(p) -> tuple[int, int]:

@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nablab.errors import SpecError
+
 from .shapes import same_padding
 
 __all__ = ["Layer", "SpecError", "parse_spec", "parse_shape", "MAX_SIZE"]
@@ -70,24 +72,6 @@ FORMS = {
     "from": "from(NAME)",
 }
 KNOWN = sorted(set(FORMS) | set(SIMPLE))
-
-
-class SpecError(ValueError):
-    """A spec string that cannot be parsed; the message points at the layer and column."""
-
-    def __init__(self, message: str, spec: str = "", offset: int = 0, layer: int = 0, text: str = ""):
-        self.spec, self.offset, self.layer, self.text = spec, offset, layer, text
-        line_start = spec.rfind("\n", 0, offset) + 1
-        line_end = spec.find("\n", offset)
-        line_end = len(spec) if line_end < 0 else line_end
-        self.line = spec.count("\n", 0, offset) + 1
-        self.column = offset - line_start + 1
-        where = f"layer {layer} '{text}'" if layer else "spec"
-        full = (
-            f"{where} (line {self.line}, column {self.column}): {message}\n"
-            f"  {spec[line_start:line_end]}\n  {' ' * (self.column - 1)}^"
-        )
-        super().__init__(full)
 
 
 @dataclass(frozen=True)

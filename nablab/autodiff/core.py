@@ -29,6 +29,8 @@ import threading
 
 import numpy as np
 
+from nablab.errors import InPlaceError, ShapeError  # noqa: F401  (raised here; importable from here)
+
 CONSTANT = -1
 IMPERATIVE = 0
 
@@ -192,15 +194,6 @@ def primitive(fn=None, *, name=None, saves_values=True, lists_are_arrays=True):
     if fn is None:
         return lambda f: Primitive(f, name, saves_values, lists_are_arrays)
     return Primitive(fn, name, saves_values, lists_are_arrays)
-
-
-class ShapeError(ValueError):
-    """Raised when the shapes given to an operation do not fit together."""
-
-
-class InPlaceError(RuntimeError, TypeError):
-    """An in-place change that would corrupt or escape a derivative (a RuntimeError, as in
-    PyTorch, and a TypeError, as assigning into a traced array is in HIPS autograd)."""
 
 
 def shape_of(x):

@@ -28,6 +28,7 @@ import sys
 import numpy as np
 
 from nablab.autodiff import core
+from nablab.errors import TracedValueError, UnsupportedFunctionError  # noqa: F401
 from nablab.autodiff.core import IMPERATIVE, Tensor, _grad_mode, _live_levels, value_of
 
 #: numpy ufunc -> nablab function, for ``ufunc(tensor, ...)``.
@@ -36,14 +37,6 @@ UFUNCS: dict = {}
 FUNCTIONS: dict = {}
 #: ufunc reductions and accumulations: (ufunc, method) -> nablab function.
 UFUNC_METHODS: dict = {}
-
-
-class TracedValueError(TypeError):
-    """A traced value was about to become a plain NumPy value, losing its derivative."""
-
-
-class UnsupportedFunctionError(TypeError, NotImplementedError):
-    """A NumPy function nablab cannot differentiate was given a traced value."""
 
 
 def is_traced(x) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from nablab.autodiff.core import value_of
 from nablab.autodiff.transforms import _as_input, jvp, vjp
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
+from nablab.errors import GradcheckError  # noqa: F401
 
 SCHEMES = ("central", "forward", "backward")
 
@@ -48,10 +49,6 @@ def numerical_jacobian(f, x, eps=1e-6, scheme="central"):
             col = (f0 - at(-eps)) / eps
         jac_cols[..., j] = col
     return jac
-
-
-class GradcheckError(AssertionError):
-    """A derivative disagreed with finite differences."""
 
 
 def _is_differentiable_leaf(leaf) -> bool:

@@ -12,7 +12,7 @@ normalisation and augmentation, one-hot text.
 """
 
 from nablab.data.cifar10 import find_cifar10, load_cifar10
-from nablab.data.errors import DataNotFoundError
+from nablab.errors import DataNotFoundError
 from nablab.data.loader import DataLoader
 from nablab.data.mnist_1d import load_mnist1d
 from nablab.data.text import one_hot_sentence, tokenize

@@ -18,13 +18,13 @@ to gigabytes is refused early, naming the member). The batches are pickles; they
 :class:`nablab.data.safe_pickle.RestrictedUnpickler`, which builds only
 dicts, lists, bytes, ints and NumPy numeric arrays and refuses every other
 global before anything runs. Anything missing, corrupt or malformed raises
-:class:`~nablab.data.errors.DataNotFoundError` saying what is wrong and how
+:class:`~nablab.errors.DataNotFoundError` saying what is wrong and how
 to supply the files.
 
 >>> load_cifar10("/no/such/place")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-nablab.data.errors.DataNotFoundError: CIFAR-10 not found: /no/such/place does not exist. ...
+nablab.errors.DataNotFoundError: CIFAR-10 not found: /no/such/place does not exist. ...
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from nablab.data.errors import DataNotFoundError
+from nablab.errors import DataNotFoundError
 from nablab.data.safe_pickle import UnsafePickleError, restricted_loads
 
 __all__ = ["load_cifar10", "find_cifar10", "ARCHIVE_NAME", "FOLDER_NAME", "KNOWN_MD5", "KNOWN_SIZE",

@@ -29,7 +29,7 @@ which is not on the list (Python 2's files, like CIFAR-10's, do not need it):
 >>> restricted_loads(blob)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-nablab.data.safe_pickle.UnsafePickleError: refused to load the global _codecs.encode ...
+nablab.errors.UnsafePickleError: refused to load the global _codecs.encode ...
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ import math
 import pickle
 
 import numpy as np
+
+from nablab.errors import UnsafePickleError
 
 __all__ = ["UnsafePickleError", "RestrictedUnpickler", "restricted_load", "restricted_loads",
            "ALLOWED_GLOBALS"]
@@ -53,10 +55,6 @@ ALLOWED_GLOBALS = frozenset({
 
 #: Plain dtypes by kind: the item sizes allowed.
 _PLAIN_SIZES = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8), "c": (8, 16)}
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for something the restricted unpickler does not build."""
 
 
 def _numpy_reconstruct():

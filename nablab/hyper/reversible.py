@@ -34,6 +34,7 @@ from fractions import Fraction
 import numpy as np
 
 from nablab.autodiff.transforms import grad, hvp
+from nablab.checks import check_lr
 
 
 @dataclass
@@ -140,8 +141,7 @@ def reversible_hypergradient(loss_fn, w0, lr, momentum, steps, *, val_loss=None,
     """
     if not 0 < momentum < 1:
         raise ValueError(f"reversible: momentum={momentum} must be in (0, 1); at 0 a step cannot be undone")
-    if not np.isfinite(lr) or lr < 0:
-        raise ValueError(f"reversible: lr={lr} must be finite and >= 0")
+    check_lr(lr, who="reversible")
     if batches is not None and val_loss is None:
         raise ValueError("reversible: with minibatches, give val_loss(w)")
     frac = Fraction(momentum).limit_denominator(max_denominator)

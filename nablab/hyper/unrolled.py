@@ -1,19 +1,24 @@
-"""Hypergradients through unrolled training: reverse (optionally checkpointed), forward, finite differences.
+"""Hypergradients through unrolled training: reverse (optionally checkpointed), forward,
+reversible, finite differences.
 
-The training run is written with nablab operations, so differentiating its
-final (validation) loss with respect to a hyperparameter is one more
-transform on top:
+The training run is :func:`nablab.optim.run`, written with nablab operations, so
+differentiating its final (validation) loss with respect to a hyperparameter is
+one more transform on top. One table, :data:`MODES`, maps each mode to its
+implementation:
 
 - ``"reverse"``: backpropagation through every step; memory grows with the
-  number of steps, since every step's graph is kept;
-- ``"reverse"`` with ``checkpoint_every=k``: only every k-th training state is
-  kept; each segment is recomputed once on the way back, so memory is
-  O(steps / k + k) at the price of one more forward pass;
+  number of steps, since every step's graph is kept; with ``checkpoint_every=k``
+  only every k-th training state is kept and each segment is recomputed once on
+  the way back: memory O(steps / k + k) for one more forward pass;
 - ``"forward"``: the tangent d(state)/d(hyperparameter) is carried along the
-  steps; memory does not depend on the number of steps, but each scalar
-  hyperparameter costs one more pass;
-- ``"finite-difference"``: central differences, the independent check;
-- ``"reversible"``: see :mod:`nablab.hyper.reversible`.
+  steps; memory does not depend on the number of steps, but each scalar entry
+  differentiated costs one more pass;
+- ``"reversible"``: SGD with momentum run backwards exactly (:mod:`nablab.hyper.reversible`);
+- ``"finite-difference"``: central differences, the independent check: two
+  trainings per scalar entry differentiated.
+
+``wrt`` names what to differentiate (hyperparameters and ``"w0"``): the
+forward and finite-difference modes then pay only for those entries.
 
 >>> import numpy as np, nablab as nb
 >>> from nablab.hyper import lr_hypergradient
@@ -30,9 +35,16 @@ import numpy as np
 from nablab.autodiff.core import value_of
 from nablab.autodiff.transforms import grad, jvp, value_and_grad, vjp
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
-from nablab.optim import apply_updates, heavy_ball, sgd
+from nablab.checks import check_count, check_lr
+from nablab.optim import heavy_ball, run as run_optimizer, sgd
 
-MODES = ("reverse", "forward", "reversible", "finite-difference")
+__all__ = ["Unrolled", "hypergradient", "lr_hypergradient", "reversible_optimizer", "MODES"]
+
+
+def reversible_optimizer(hyper):
+    """Heavy-ball momentum from ``hyper["lr"]`` and ``hyper["momentum"]``: the optimizer
+    ``mode="reversible"`` can run backwards (give it as ``make_optimizer``)."""
+    return heavy_ball(hyper["lr"], hyper["momentum"])
 
 
 def _optimizer_factory(optimizer, momentum):
@@ -53,116 +65,198 @@ class Unrolled:
     ``loss_fn(w[, batch])`` is the training loss; ``make_optimizer(hyper)``
     builds the optimizer from a dict of (possibly traced) hyperparameters;
     ``val_loss(w)`` is what is differentiated at the end (the training loss
-    on the last batch's absence: ``loss_fn(w)`` when no batches are given).
+    ``loss_fn(w)`` when no batches are given). The steps are :func:`nablab.optim.run`'s,
+    unchecked (``on_divergence="ignore"``): a diverging run gives an infinite loss,
+    which is a value like any other here.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.optim import sgd
+    >>> run = Unrolled(lambda w: nb.sum(w ** 2), 3, lambda h: sgd(h["lr"]))
+    >>> run.final_loss({"lr": 0.25}, np.array([2.0]))     # w halves each step: 2 -> 0.25
+    np.float64(0.0625)
     """
 
     def __init__(self, loss_fn, steps, make_optimizer, val_loss=None, batches=None):
-        if not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        steps = check_count("steps", steps)
         if batches is not None and len(batches) < steps:
             raise ValueError(f"{len(batches)} batches for {steps} steps")
         if batches is not None and val_loss is None:
             raise ValueError("with minibatches, give val_loss(w): the loss measured after training")
-        self.loss_fn, self.steps, self.make_optimizer = loss_fn, int(steps), make_optimizer
+        self.loss_fn, self.steps, self.make_optimizer = loss_fn, steps, make_optimizer
         self.val_loss = val_loss if val_loss is not None else loss_fn
         self.batches = batches
         self._grad = grad(loss_fn)
 
-    def step(self, opt, t, w, state):
-        g = self._grad(w) if self.batches is None else self._grad(w, self.batches[t])
-        updates, state = opt.update(g, state, w)
-        return apply_updates(w, updates), state
+    def gradient(self, w, t):
+        """The training gradient at step ``t`` (on batch ``t`` when there are batches)."""
+        return self._grad(w) if self.batches is None else self._grad(w, self.batches[t])
 
     def run(self, hyper, w0, start=0, stop=None, state=None):
-        opt = self.make_optimizer(hyper)
-        w, state = w0, (opt.init(w0) if state is None else state)
-        for t in range(start, self.steps if stop is None else stop):
-            w, state = self.step(opt, t, w, state)
-        return w, state
+        """``(w, state)`` after steps ``start .. stop - 1`` from ``w0`` (and ``state``, if given)."""
+        stop = self.steps if stop is None else stop
+        done = run_optimizer(self.make_optimizer(hyper), w0, self.gradient, max(0, stop - start), start=start,
+                             state=state, on_divergence="ignore")
+        return done.params, done.state
+
+    def step(self, opt, t, w, state):
+        """One step ``t`` of ``opt`` from ``(w, state)``."""
+        done = run_optimizer(opt, w, self.gradient, 1, start=t, state=state, on_divergence="ignore")
+        return done.params, done.state
 
     def final_loss(self, hyper, w0):
         return self.val_loss(self.run(hyper, w0)[0])
 
 
-def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, batches=None, mode="reverse",
-                  checkpoint_every=None, eps=1e-6):
-    """Final loss and its gradient with respect to every hyperparameter in ``hyper`` and ``w0``.
-
-    ``hyper`` is a dict of numbers or arrays (a per-step learning-rate
-    schedule is an array indexed by the step count); ``make_optimizer(hyper)``
-    returns a :mod:`nablab.optim` optimizer.  Returns ``(loss, grads)`` with
-    ``grads`` a dict holding one entry per hyperparameter plus ``"w0"``.
-    """
-    if mode not in ("reverse", "forward", "finite-difference"):
-        raise ValueError(f"hypergradient: mode={mode!r}; use 'reverse', 'forward' or 'finite-difference' "
-                         "(reversible mode: nablab.hyper.reversible_hypergradient)")
-    run = Unrolled(loss_fn, steps, make_optimizer, val_loss, batches)
-    hyper = {k: (np.float64(v) if isinstance(v, (int, float)) else np.asarray(v, dtype=float)) for k, v in hyper.items()}
-    w0 = np.asarray(w0, dtype=float) if not isinstance(w0, (dict, list, tuple)) else w0
-    if mode == "reverse":
-        if checkpoint_every:
-            return _checkpointed(run, hyper, w0, int(checkpoint_every))
-        value, (g_hyper, g_w0) = value_and_grad(run.final_loss, argnums=(0, 1))(hyper, w0)
-        return value, {**g_hyper, "w0": g_w0}
-    if mode == "forward":
-        return _forward_all(run, hyper, w0)
-    return _finite_differences(run, hyper, w0, eps)
+# -- the modes ---------------------------------------------------------------------
 
 
-def _forward_all(run, hyper, w0):
-    """One JVP per scalar entry of the hyperparameters and of w0: exact, memory independent of steps."""
-    grads, value = {}, None
-    h_leaves, h_spec = tree_flatten(hyper)
-    w_leaves, w_spec = tree_flatten(w0)
-    flat = list(h_leaves) + list(w_leaves)
-    results = []
-    for i, leaf in enumerate(flat):
+def _reverse(run, hyper, w0, wrt, options):
+    every = options.get("checkpoint_every")
+    if every:
+        value, grads = _checkpointed(run, hyper, w0, int(every))
+        return value, {k: grads[k] for k in wrt}
+    names = [k for k in wrt if k != "w0"]
+
+    def final(chosen, w):
+        return run.final_loss({**hyper, **chosen}, w)
+
+    chosen = {k: hyper[k] for k in names}
+    if "w0" not in wrt:
+        value, g_hyper = value_and_grad(final)(chosen, w0)
+        return value, dict(g_hyper)
+    if not names:
+        value, g_w0 = value_and_grad(final, argnums=1)(chosen, w0)
+        return value, {"w0": g_w0}
+    value, (g_hyper, g_w0) = value_and_grad(final, argnums=(0, 1))(chosen, w0)
+    return value, {**g_hyper, "w0": g_w0}
+
+
+def _chosen_leaves(hyper, w0, wrt):
+    """The arrays to differentiate, in order, and a function rebuilding ``(hyper, w0)`` from them."""
+    names = [k for k in wrt if k != "w0"]
+    w_leaves, w_spec = tree_flatten(w0) if "w0" in wrt else ([], None)
+    leaves = [hyper[k] for k in names] + list(w_leaves)
+
+    def rebuild(xs):
+        h = {**hyper, **dict(zip(names, xs[:len(names)]))}
+        return h, (tree_unflatten(w_spec, list(xs[len(names):])) if w_spec is not None else w0)
+
+    def regroup(results):
+        grads = dict(zip(names, results[:len(names)]))
+        if w_spec is not None:
+            grads["w0"] = tree_unflatten(w_spec, results[len(names):])
+        return grads
+
+    return leaves, rebuild, regroup
+
+
+def _forward(run, hyper, w0, wrt, options):
+    """One JVP per scalar entry of what ``wrt`` names: exact, memory independent of the steps."""
+    leaves, rebuild, regroup = _chosen_leaves(hyper, w0, wrt)
+
+    def final(*xs):
+        return run.final_loss(*rebuild(xs))
+
+    value, results = None, []
+    for i, leaf in enumerate(leaves):
         arr = np.asarray(leaf, dtype=float)
         out = np.zeros(arr.shape)
         for j in range(arr.size):
-            tangents = [np.zeros(np.shape(x)) for x in flat]
-            tangents[i] = np.zeros(arr.shape)
+            tangents = [np.zeros(np.shape(x)) for x in leaves]
             tangents[i].reshape(-1)[j] = 1.0
-            value, d = jvp(run.final_loss,
-                           (tree_unflatten(h_spec, flat[:len(h_leaves)]), tree_unflatten(w_spec, flat[len(h_leaves):])),
-                           (tree_unflatten(h_spec, tangents[:len(h_leaves)]), tree_unflatten(w_spec, tangents[len(h_leaves):])))
+            value, d = jvp(final, tuple(leaves), tuple(tangents))
             out.reshape(-1)[j] = float(d)
         results.append(out if arr.ndim else np.float64(out))
-    g_hyper = tree_unflatten(h_spec, results[:len(h_leaves)])
-    grads.update(g_hyper)
-    grads["w0"] = tree_unflatten(w_spec, results[len(h_leaves):])
     if value is None:
         value = run.final_loss(hyper, w0)
-    return value, grads
+    return value, regroup(results)
 
 
-def _finite_differences(run, hyper, w0, eps):
+def _finite_differences(run, hyper, w0, wrt, options):
+    """Central differences: two trainings per scalar entry of what ``wrt`` names, plus one for the value."""
+    eps = options["eps"]
+    leaves, rebuild, regroup = _chosen_leaves(hyper, w0, wrt)
     value = run.final_loss(hyper, w0)
-    grads = {}
-    for name, v in hyper.items():
-        arr = np.asarray(v, dtype=float)
-        g = np.zeros(arr.shape)
-        for j in range(arr.size):
-            up, down = arr.copy(), arr.copy()
-            up.reshape(-1)[j] += eps
-            down.reshape(-1)[j] -= eps
-            g.reshape(-1)[j] = (run.final_loss({**hyper, name: up}, w0) - run.final_loss({**hyper, name: down}, w0)) / (2 * eps)
-        grads[name] = g if arr.ndim else np.float64(g)
-    w_leaves, w_spec = tree_flatten(w0)
-    w_grads = []
-    for i, leaf in enumerate(w_leaves):
+    results = []
+    for i, leaf in enumerate(leaves):
         arr = np.asarray(leaf, dtype=float)
         g = np.zeros(arr.shape)
         for j in range(arr.size):
             shifted = []
             for sign in (1, -1):
-                leaves = [np.array(x, dtype=float, copy=True) for x in w_leaves]
-                leaves[i].reshape(-1)[j] += sign * eps
-                shifted.append(run.final_loss(hyper, tree_unflatten(w_spec, leaves)))
+                xs = [np.array(x, dtype=float, copy=True) for x in leaves]
+                xs[i].reshape(-1)[j] += sign * eps
+                shifted.append(run.final_loss(*rebuild(xs)))
             g.reshape(-1)[j] = (shifted[0] - shifted[1]) / (2 * eps)
-        w_grads.append(g)
-    grads["w0"] = tree_unflatten(w_spec, w_grads)
-    return value, grads
+        results.append(g if arr.ndim else np.float64(g))
+    return value, regroup(results)
+
+
+def _reversible(run, hyper, w0, wrt, options):
+    from nablab.hyper.reversible import reversible_hypergradient
+
+    if run.make_optimizer is not reversible_optimizer or set(hyper) != {"lr", "momentum"}:
+        raise ValueError("mode='reversible' runs SGD with momentum: give momentum= in (0, 1) and no optimizer "
+                         "(or hyper={'lr', 'momentum'} with make_optimizer=nablab.hyper.reversible_optimizer)")
+    r = reversible_hypergradient(run.loss_fn, w0, float(hyper["lr"]), float(hyper["momentum"]), run.steps,
+                                 val_loss=run.val_loss, batches=run.batches,
+                                 **{k: options[k] for k in ("radix_bits", "max_denominator") if k in options})
+    grads = {"lr": r.d_lr, "momentum": r.d_momentum, "w0": r.d_w0}
+    return r.loss, {k: grads[k] for k in wrt}
+
+
+#: Mode -> implementation ``(run, hyper, w0, wrt, options) -> (loss, grads)``; the one place modes are listed.
+_IMPLEMENTATIONS = {"reverse": _reverse, "forward": _forward, "reversible": _reversible,
+                    "finite-difference": _finite_differences}
+MODES = tuple(_IMPLEMENTATIONS)
+
+
+def _implementation(mode, who):
+    if mode not in _IMPLEMENTATIONS:
+        raise ValueError(f"{who}: mode={mode!r}; choose one of {MODES}")
+    return _IMPLEMENTATIONS[mode]
+
+
+def _wrt_names(wrt, hyper, who):
+    names = list(hyper) + ["w0"]
+    if wrt is None:
+        return tuple(names)
+    asked = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    unknown = [k for k in asked if k not in names]
+    if unknown or not asked:
+        raise ValueError(f"{who}: wrt={wrt!r} names {'nothing' if not asked else repr(unknown[0])}; "
+                         f"choose from {', '.join(map(repr, names))}")
+    return tuple(k for k in names if k in asked)  # the order of hyper, then w0
+
+
+def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, batches=None, mode="reverse",
+                  wrt=None, checkpoint_every=None, eps=1e-6, **reversible_options):
+    """Final loss and its gradient with respect to the hyperparameters in ``hyper`` and ``w0``.
+
+    ``hyper`` is a dict of numbers or arrays (a per-step learning-rate
+    schedule is an array indexed by the step count); ``make_optimizer(hyper)``
+    returns a :mod:`nablab.optim` optimizer. ``wrt`` names what to
+    differentiate (a name, or several, among ``hyper``'s keys and ``"w0"``;
+    default: all). Returns ``(loss, grads)`` with one entry of ``grads`` per name.
+    ``reversible_options`` (``radix_bits``, ``max_denominator``) go to reversible mode.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> loss = lambda w: nb.sum((w - 1.0) ** 2)
+    >>> trainings = []
+    >>> val = lambda w: trainings.append(1) or loss(w)
+    >>> _, g = hypergradient(loss, np.zeros(50), {"lr": 0.1}, 5, lambda h: optim.sgd(h["lr"]), val_loss=val,
+    ...                      mode="finite-difference", wrt="lr")
+    >>> sorted(g), len(trainings)      # the value and two trainings for lr, none for the 50 entries of w0
+    (['lr'], 3)
+    """
+    implementation = _implementation(mode, "hypergradient")
+    run = Unrolled(loss_fn, steps, make_optimizer, val_loss, batches)
+    hyper = {k: (np.float64(v) if isinstance(v, (int, float)) else np.asarray(v, dtype=float)) for k, v in hyper.items()}
+    w0 = np.asarray(w0, dtype=float) if not isinstance(w0, (dict, list, tuple)) else w0
+    names = _wrt_names(wrt, hyper, "hypergradient")
+    options = {"checkpoint_every": checkpoint_every, "eps": eps, **reversible_options}
+    return implementation(run, hyper, w0, names, options)
 
 
 def _is_differentiable(x):
@@ -187,15 +281,11 @@ def _checkpointed(run, hyper, w0, every):
     """Reverse mode keeping every ``every``-th state; each segment is replayed with recording on the way back."""
     if every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {every}")
-    opt = run.make_optimizer(hyper)
-    carry = (w0, opt.init(w0))
+    carry = (w0, run.make_optimizer(hyper).init(w0))
     checkpoints = []
     for start in range(0, run.steps, every):
         checkpoints.append((start, carry))
-        w, state = carry
-        for t in range(start, min(start + every, run.steps)):
-            w, state = run.step(opt, t, w, state)
-        carry = (w, state)
+        carry = run.run(hyper, carry[0], start, min(start + every, run.steps), carry[1])
     final_diff, join_final = _split_carry(carry)
     value, pull_final = vjp(lambda d: run.val_loss(join_final(d)[0]), final_diff)
     (cotangent,) = pull_final(np.ones_like(np.asarray(value)))
@@ -226,30 +316,16 @@ def lr_hypergradient(loss_fn, w0, lr, steps, optimizer=None, mode="reverse", *, 
     Plain gradient descent by default; ``optimizer`` is a function ``lr ->``
     a :mod:`nablab.optim` optimizer (``lambda lr: nablab.optim.adam(lr)``),
     or ``momentum=`` selects heavy-ball momentum (the seeds' delta form),
-    which is what ``mode="reversible"`` runs.
+    which is what ``mode="reversible"`` runs. Only ``lr`` is differentiated.
     """
-    if mode not in MODES:
-        raise ValueError(f"lr_hypergradient: mode={mode!r}; choose one of {MODES}")
-    if not np.isfinite(lr) or lr < 0:
-        raise ValueError(f"lr_hypergradient: lr={lr} must be finite and >= 0")
+    _implementation(mode, "lr_hypergradient")
+    check_lr(lr, who="lr_hypergradient")
+    make_optimizer = _optimizer_factory(optimizer, momentum)
+    hyper = {"lr": lr}
     if mode == "reversible":
         if optimizer is not None or momentum is None:
             raise ValueError("mode='reversible' runs SGD with momentum: give momentum= in (0, 1) and no optimizer")
-        from nablab.hyper.reversible import reversible_hypergradient
-
-        result = reversible_hypergradient(loss_fn, w0, lr, momentum, steps, val_loss=val_loss, batches=batches,
-                                          **reversible_options)
-        return result.loss, result.d_lr
-    value, grads = hypergradient(loss_fn, w0, {"lr": lr}, steps, _optimizer_factory(optimizer, momentum),
-                                 val_loss=val_loss, batches=batches, mode=mode, checkpoint_every=checkpoint_every,
-                                 eps=eps) if mode != "forward" else _lr_forward(loss_fn, w0, lr, steps, optimizer,
-                                                                                momentum, val_loss, batches)
+        hyper["momentum"], make_optimizer = momentum, reversible_optimizer
+    value, grads = hypergradient(loss_fn, w0, hyper, steps, make_optimizer, val_loss=val_loss, batches=batches,
+                                 mode=mode, wrt="lr", checkpoint_every=checkpoint_every, eps=eps, **reversible_options)
     return value, grads["lr"]
-
-
-def _lr_forward(loss_fn, w0, lr, steps, optimizer, momentum, val_loss, batches):
-    # Only the lr direction: one JVP, no pass per entry of w0.
-    run = Unrolled(loss_fn, steps, _optimizer_factory(optimizer, momentum), val_loss, batches)
-    w0 = np.asarray(w0, dtype=float) if not isinstance(w0, (dict, list, tuple)) else w0
-    value, d = jvp(lambda h: run.final_loss({"lr": h}, w0), (np.float64(lr),), (np.float64(1.0),))
-    return value, {"lr": d}

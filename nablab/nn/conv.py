@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from nablab.autodiff import ops
-from nablab.autodiff.core import ShapeError, primitive, shape_of, value_of
+from nablab.autodiff.core import primitive, shape_of, value_of
+from nablab.errors import ShapeError
 
 # --------------------------------------------------------------------------- geometry
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from nablab.autodiff import ops
-from nablab.autodiff.core import ShapeError, shape_of, value_of
+from nablab.autodiff.core import shape_of, value_of
+from nablab.errors import ShapeError
 from nablab.nn.conv import avg_pool2d, conv, conv_input_grad, conv_output_size, max_pool2d, pair
 
 __all__ = [

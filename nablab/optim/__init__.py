@@ -1,4 +1,5 @@
-"""Optimizers as pure ``(init, update)`` pairs, differentiable, plus PyTorch-style wrappers.
+"""Optimizers as pure ``(init, update)`` pairs, differentiable, plus PyTorch-style wrappers,
+and :func:`run`, the one loop that runs them (every other training loop in nablab is a layer over it).
 
 >>> import numpy as np, nablab as nb
 >>> from nablab import optim
@@ -11,15 +12,16 @@
 array([ 0.8, -0.8])
 """
 
+from nablab.errors import DivergenceError
 from nablab.optim.base import Optimizer, apply_updates
 from nablab.optim.hd import adam_hd, sgd_hd
-from nablab.optim.loop import DivergenceError, Run, minimize, sample_indices
+from nablab.optim.loop import Run, Step, iterate, minimize, run, sample_indices
 from nablab.optim.optimizers import adagrad, adam, adamw, heavy_ball, preconditioned_sgd, rmsprop, sgd
 from nablab.optim.schedules import constant, cosine_decay, linear_warmup, step_decay
 from nablab.optim.stateful import SGD, Adagrad, Adam, AdamW, HeavyBall, RMSprop, StatefulOptimizer
 
 __all__ = [
-    "Optimizer", "apply_updates", "minimize", "Run", "DivergenceError", "sample_indices",
+    "Optimizer", "apply_updates", "run", "iterate", "Step", "Run", "DivergenceError", "minimize", "sample_indices",
     "sgd", "heavy_ball", "sgd_hd", "adam_hd", "adagrad", "rmsprop", "adam", "adamw", "preconditioned_sgd",
     "constant", "step_decay", "cosine_decay", "linear_warmup",
     "SGD", "HeavyBall", "Adagrad", "RMSprop", "Adam", "AdamW", "StatefulOptimizer",

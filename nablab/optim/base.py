@@ -46,37 +46,9 @@ def _float_dtype(p):
     return dtype if dtype.kind == "f" else np.float64
 
 
-def check_finite_float(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
-                       who: str) -> None:
-    """Refuse a hyperparameter outside its range with a message naming it and its value.
-
-    A traced value (inside a transform) is checked through its plain value.
-    """
-    v = np.asarray(value_of(value), dtype=float)
-    if v.ndim != 0:
-        raise ValueError(f"{who}: {name} must be a number, got an array of shape {v.shape}")
-    v = float(v)
-    if not np.isfinite(v):
-        raise ValueError(f"{who}: {name} must be finite, got {v}")
-    bad_low = low is not None and (v <= low if low_open else v < low)
-    bad_high = high is not None and (v >= high if high_open else v > high)
-    if bad_low or bad_high:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
-        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
-        interval = f"{lo or '(-inf'}, {hi or 'inf)'}"
-        raise ValueError(f"{who}: {name}={v} is outside {interval}")
-
-
 def learning_rate_at(lr, count):
     """The learning rate of step ``count`` (0-based): a number, or a schedule called with the count."""
     return lr(count) if callable(lr) else lr
-
-
-def check_lr(lr, who):
-    if callable(lr):
-        check_finite_float("lr", lr(0), low=0.0, who=who)
-    else:
-        check_finite_float("lr", lr, low=0.0, who=who)
 
 
 def map_leaves(fn, *trees):

@@ -35,7 +35,8 @@ import numpy as np
 from nablab.autodiff import ops
 from nablab.autodiff.core import value_of
 from nablab.autodiff.tree import tree_leaves, tree_map
-from nablab.optim.base import Optimizer, check_finite_float, zeros_like_tree
+from nablab.checks import check_lr, check_number
+from nablab.optim.base import Optimizer, zeros_like_tree
 
 
 def _dot(a, b):
@@ -47,9 +48,9 @@ def _norm(a):
 
 
 def _bounded(who, lr, hyper_lr, min_lr, max_lr):
-    check_finite_float("lr", lr, low=0.0, who=who)
-    check_finite_float("hyper_lr", hyper_lr, low=0.0, who=who)
-    check_finite_float("min_lr", min_lr, low=0.0, who=who)
+    check_lr(lr, who=who)
+    check_number("hyper_lr", hyper_lr, low=0.0, who=who)
+    check_number("min_lr", min_lr, low=0.0, who=who)
     if max_lr is not None and max_lr < min_lr:
         raise ValueError(f"{who}: max_lr={max_lr} is below min_lr={min_lr}")
 
@@ -88,9 +89,9 @@ def adam_hd(lr, hyper_lr, betas=(0.9, 0.999), eps=1e-8, *, min_lr=0.0, max_lr=No
     """Adam whose learning rate moves by ``hyper_lr * grad_t . d_{t-1}``, with ``d`` Adam's last direction (Adam-HD)."""
     _bounded("adam_hd", lr, hyper_lr, min_lr, max_lr)
     beta1, beta2 = betas
-    check_finite_float("betas[0]", beta1, low=0.0, high=1.0, high_open=True, who="adam_hd")
-    check_finite_float("betas[1]", beta2, low=0.0, high=1.0, high_open=True, who="adam_hd")
-    check_finite_float("eps", eps, low=0.0, low_open=True, who="adam_hd")
+    check_number("betas[0]", beta1, low=0.0, high=1.0, high_open=True, who="adam_hd")
+    check_number("betas[1]", beta2, low=0.0, high=1.0, high_open=True, who="adam_hd")
+    check_number("eps", eps, low=0.0, low_open=True, who="adam_hd")
 
     def init(params):
         z = zeros_like_tree(params)

@@ -24,15 +24,8 @@ import numpy as np
 from nablab.autodiff import ops
 from nablab.autodiff.core import value_of
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
-from nablab.optim.base import (
-    Optimizer,
-    check_finite_float,
-    check_grads_match,
-    check_lr,
-    learning_rate_at,
-    map_leaves,
-    zeros_like_tree,
-)
+from nablab.checks import check_lr, check_number
+from nablab.optim.base import Optimizer, check_grads_match, learning_rate_at, map_leaves, zeros_like_tree
 
 
 def _lerp(start, end, weight):
@@ -59,9 +52,9 @@ def sgd(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0) -> Op
     """
     who = "sgd"
     check_lr(lr, who)
-    check_finite_float("momentum", momentum, low=0.0, who=who)
-    check_finite_float("dampening", dampening, low=0.0, high=1.0, who=who)
-    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
+    check_number("momentum", momentum, low=0.0, who=who)
+    check_number("dampening", dampening, low=0.0, high=1.0, who=who)
+    check_number("weight_decay", weight_decay, low=0.0, who=who)
     if nesterov and (value_of(momentum) <= 0 or value_of(dampening) != 0):
         raise ValueError(f"{who}: nesterov=True needs momentum > 0 and dampening = 0 "
                          f"(got momentum={value_of(momentum)}, dampening={value_of(dampening)})")
@@ -99,7 +92,7 @@ def heavy_ball(lr, alpha) -> Optimizer:
     """
     who = "heavy_ball"
     check_lr(lr, who)
-    check_finite_float("alpha", alpha, low=0.0, who=who)
+    check_number("alpha", alpha, low=0.0, who=who)
 
     def init(params):
         return {"count": 0, "delta": zeros_like_tree(params)}
@@ -116,10 +109,10 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
     """Adagrad as in ``torch.optim.Adagrad``: ``s += g^2``; ``w -= lr g / (sqrt(s) + eps)``."""
     who = "adagrad"
     check_lr(lr, who)
-    check_finite_float("lr_decay", lr_decay, low=0.0, who=who)
-    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
-    check_finite_float("initial_accumulator_value", initial_accumulator_value, low=0.0, who=who)
-    check_finite_float("eps", eps, low=0.0, low_open=True, who=who)
+    check_number("lr_decay", lr_decay, low=0.0, who=who)
+    check_number("weight_decay", weight_decay, low=0.0, who=who)
+    check_number("initial_accumulator_value", initial_accumulator_value, low=0.0, who=who)
+    check_number("eps", eps, low=0.0, low_open=True, who=who)
 
     def init(params):
         leaves, spec = tree_flatten(zeros_like_tree(params))
@@ -146,10 +139,10 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     """RMSprop as in ``torch.optim.RMSprop`` (``eps`` added after the square root)."""
     who = "rmsprop"
     check_lr(lr, who)
-    check_finite_float("alpha", alpha, low=0.0, high=1.0, high_open=True, who=who)
-    check_finite_float("eps", eps, low=0.0, low_open=True, who=who)
-    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
-    check_finite_float("momentum", momentum, low=0.0, who=who)
+    check_number("alpha", alpha, low=0.0, high=1.0, high_open=True, who=who)
+    check_number("eps", eps, low=0.0, low_open=True, who=who)
+    check_number("weight_decay", weight_decay, low=0.0, who=who)
+    check_number("momentum", momentum, low=0.0, who=who)
     use_momentum = value_of(momentum) != 0
 
     def init(params):
@@ -191,10 +184,10 @@ def _adam(lr, betas, eps, weight_decay, amsgrad, decoupled, who):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
     beta1, beta2 = betas
-    check_finite_float("betas[0]", beta1, low=0.0, high=1.0, high_open=True, who=who)
-    check_finite_float("betas[1]", beta2, low=0.0, high=1.0, high_open=True, who=who)
-    check_finite_float("eps", eps, low=0.0, low_open=True, who=who)
-    check_finite_float("weight_decay", weight_decay, low=0.0, who=who)
+    check_number("betas[0]", beta1, low=0.0, high=1.0, high_open=True, who=who)
+    check_number("betas[1]", beta2, low=0.0, high=1.0, high_open=True, who=who)
+    check_number("eps", eps, low=0.0, low_open=True, who=who)
+    check_number("weight_decay", weight_decay, low=0.0, who=who)
 
     def init(params):
         return {"count": 0, "m": zeros_like_tree(params), "v": zeros_like_tree(params),

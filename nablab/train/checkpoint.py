@@ -30,14 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from nablab.data.cache import BadNpzError, load_npz
+from nablab.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "META_KEY"]
 
 META_KEY = "__meta__"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, or not one of ours."""
 
 
 def _write_npz(file, arrays) -> None:

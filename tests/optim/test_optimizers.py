@@ -198,13 +198,13 @@ def test_momentum_and_betas_are_differentiable_too():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: optim.sgd(lr=-0.1), r"sgd: lr=-0.1 is outside"),
-    (lambda: optim.adam(betas=(0.9, 1.0)), r"adam: betas\[1\]=1.0 is outside \[0.0, 1.0\)"),
-    (lambda: optim.adam(betas=(-0.1, 0.9)), r"betas\[0\]=-0.1"),
-    (lambda: optim.adam(eps=0.0), r"adam: eps=0.0 is outside \(0.0"),
-    (lambda: optim.rmsprop(eps=-1e-8), r"rmsprop: eps=-1e-08"),
+    (lambda: optim.sgd(lr=-0.1), r"sgd: lr must be a finite non-negative number, got -0.1"),
+    (lambda: optim.adam(betas=(0.9, 1.0)), r"adam: betas\[1\] must be a finite number in \[0, 1\), got 1.0"),
+    (lambda: optim.adam(betas=(-0.1, 0.9)), r"betas\[0\] must be .* got -0.1"),
+    (lambda: optim.adam(eps=0.0), r"adam: eps must be a finite positive number, got 0.0"),
+    (lambda: optim.rmsprop(eps=-1e-8), r"rmsprop: eps must be a finite positive number, got -1e-08"),
     (lambda: optim.sgd(lr=0.1, nesterov=True), r"nesterov=True needs momentum > 0"),
-    (lambda: optim.adagrad(lr=float("nan")), r"lr must be finite, got nan"),
+    (lambda: optim.adagrad(lr=float("nan")), r"adagrad: lr must be a finite non-negative number, got nan"),
     (lambda: optim.preconditioned_sgd(0.1, np.ones((2, 3))), r"square matrix.*\(2, 3\)"),
     (lambda: optim.preconditioned_sgd(0.1, np.eye(3)).init(np.ones(4)), r"M has shape \(3, 3\) but the parameters have 4"),
     (lambda: optim.adam(betas=0.9), r"betas must be a pair"),

@@ -1,0 +1,163 @@
+"""Every exception the library raises on purpose, in one place.
+
+Each is also a built-in exception (``ValueError``, ``TypeError``, ...), so code
+that catches the built-in keeps working; the modules that raise them re-export
+them under their old names (``nablab.arch.ShapeError`` is this ``ShapeError``).
+
+- :class:`ShapeError`: shapes that do not fit (an operation, a layer, a spec);
+- :class:`InPlaceError`, :class:`TracedValueError`, :class:`UnsupportedFunctionError`:
+  what the autodiff engine refuses instead of returning a silently wrong derivative;
+- :class:`GradcheckError`: a derivative that disagrees with finite differences;
+- :class:`DivergenceError` and its :class:`TrainingDiverged`: a run whose loss or
+  parameters stopped being finite (or grew past a limit);
+- :class:`SpecError`, :class:`ExpressionError`: text that cannot be parsed, with a caret;
+- :class:`CheckpointError`, :class:`DataNotFoundError`, :class:`UnsafePickleError`:
+  files that are missing, damaged or not what they claim.
+
+>>> from nablab.errors import DivergenceError
+>>> error = DivergenceError(7, "the loss")
+>>> error.step, str(error).split(";")[0]
+(7, 'step 7: the loss is no longer finite')
+>>> isinstance(error, FloatingPointError)
+True
+"""
+
+from __future__ import annotations
+
+import pickle
+
+__all__ = [
+    "ShapeError", "InPlaceError", "TracedValueError", "UnsupportedFunctionError", "GradcheckError",
+    "DivergenceError", "TrainingDiverged", "SpecError", "ExpressionError", "CheckpointError",
+    "DataNotFoundError", "UnsafePickleError",
+]
+
+
+class ShapeError(ValueError):
+    """Shapes that do not fit together: an operation's arguments, a layer and its input, a spec."""
+
+
+class InPlaceError(RuntimeError, TypeError):
+    """An in-place change that would corrupt or escape a derivative (a RuntimeError, as in
+    PyTorch, and a TypeError, as assigning into a traced array is in HIPS autograd)."""
+
+
+class TracedValueError(TypeError):
+    """A traced value was about to become a plain NumPy value, losing its derivative."""
+
+
+class UnsupportedFunctionError(TypeError, NotImplementedError):
+    """A NumPy function nablab cannot differentiate was given a traced value."""
+
+
+class GradcheckError(AssertionError):
+    """A derivative disagreed with finite differences."""
+
+
+class DivergenceError(FloatingPointError):
+    """A run diverged at ``step`` (0-based): ``what`` (the loss, the gradient, a parameter)
+    stopped being finite, or broke a limit the loop was given (``why`` says which).
+
+    ``value`` is the offending loss when there is one.
+    """
+
+    def __init__(self, step, what, why: str = "", value=None, message: str | None = None):
+        self.step, self.what, self.why, self.value = step, what, why, value
+        if message is None:
+            problem = f"{what} {why}" if why else f"{what} is no longer finite"
+            message = f"step {step}: {problem}; the run diverged (a smaller learning rate usually helps)"
+        super().__init__(message)
+
+    def __reduce__(self):  # picklable (a sweep's worker sends it home) despite the signature
+        return (DivergenceError, (self.step, self.what, self.why, self.value, str(self)))
+
+
+class TrainingDiverged(DivergenceError):
+    """``nablab.train`` stopped: the loss exploded or stopped being finite (or, at an epoch's
+    end, a weight or the test loss did). ``step`` counts from 1, as the training log does.
+
+    ``checkpoint`` is the last good checkpoint, which is left as it was (or None).
+    """
+
+    def __init__(self, step, epoch, loss, checkpoint, what="the loss", why=""):
+        self.epoch, self.loss, self.checkpoint = epoch, loss, checkpoint
+        kept = (f"the last good checkpoint is {checkpoint}" if checkpoint else
+                "no checkpoint was written before it")
+        shown = f"{loss:.4g}" if isinstance(loss, float) else loss
+        super().__init__(step, what, why, loss if isinstance(loss, float) else None,
+                         f"{what} became {shown} at step {step} (epoch {epoch}){why}; training stopped, {kept}. "
+                         "A smaller learning rate usually helps.")
+
+    def __reduce__(self):
+        return (TrainingDiverged, (self.step, self.epoch, self.loss, self.checkpoint, self.what, self.why))
+
+
+def _caret_line(text: str, column: int) -> str:
+    """``text`` on one line and a caret under ``column`` (1-based), windowed when long."""
+    col = max(1, min(column, len(text) + 1))
+    # Non-printing characters would break the caret's alignment; show them as '?'.
+    line = "".join(c if c.isprintable() else "?" for c in text)
+    # Long inputs: show a window around the column instead of 2000 characters.
+    start = max(0, col - 60)
+    prefix = "..." if start else ""
+    return f"  {prefix}{line[start:start + 120]}\n  {' ' * (len(prefix) + col - 1 - start)}^"
+
+
+class SpecError(ValueError):
+    """A spec string that cannot be parsed; the message points at the layer and column."""
+
+    def __init__(self, message: str, spec: str = "", offset: int = 0, layer: int = 0, text: str = ""):
+        self.message, self.spec, self.offset, self.layer, self.text = message, spec, offset, layer, text
+        line_start = spec.rfind("\n", 0, offset) + 1
+        line_end = spec.find("\n", offset)
+        line_end = len(spec) if line_end < 0 else line_end
+        self.line = spec.count("\n", 0, offset) + 1
+        self.column = offset - line_start + 1
+        where = f"layer {layer} '{text}'" if layer else "spec"
+        full = (
+            f"{where} (line {self.line}, column {self.column}): {message}\n"
+            f"  {spec[line_start:line_end]}\n  {' ' * (self.column - 1)}^"
+        )
+        super().__init__(full)
+
+    def __reduce__(self):
+        return (SpecError, (self.message, self.spec, self.offset, self.layer, self.text))
+
+
+class ExpressionError(ValueError):
+    """A refused or malformed expression; the message shows where, with a caret.
+
+    ``column`` is 1-based within the whole text given to :func:`nablab.expr.parse`.
+    """
+
+    def __init__(self, problem: str, source: str, column: int | None):
+        self.problem = problem
+        self.source = source
+        self.column = column
+        message = problem if column is None else f"{problem} (column {column})\n{_caret_line(source, column)}"
+        super().__init__(message)
+
+    def __reduce__(self):  # keep it picklable despite the custom signature
+        return (ExpressionError, (self.problem, self.source, self.column))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or not one of ours."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Data that is missing, corrupt or not in the expected format.
+
+    A subclass of :class:`FileNotFoundError`, so ``except FileNotFoundError``
+    catches it too. The message says what is wrong, at which path, and how
+    to supply the files.
+
+    >>> issubclass(DataNotFoundError, FileNotFoundError)
+    True
+    >>> str(DataNotFoundError("no file at /tmp/x"))
+    'no file at /tmp/x'
+    """
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle asked for something the restricted unpickler does not build."""
