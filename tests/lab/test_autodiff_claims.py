@@ -1,7 +1,6 @@
 """The autodiff claims compute their slots, and grading answer set 003 gives their verdicts."""
 
 import numpy as np
-import pytest
 
 from nablab.lab import registry
 from nablab.lab.compare import compare_quotes, matches_quote, quote_tolerance
@@ -134,14 +133,3 @@ def test_quote_tolerance_is_half_a_unit_in_the_last_place():
     assert np.isclose(quote_tolerance("1.5e-3"), 5e-5)
     assert matches_quote(4.7149, "4.71") and not matches_quote(4.7151, "4.71")
     assert [r["match"] for r in compare_quotes([[1.0, 2.0]], [["1.0", "2.1"]])] == [True, False]
-
-
-def run(fn, tmp_path, claim_id, **params):
-    return fn(Context(out_dir=tmp_path, quick=True, seed=0, params=params, claim_id=claim_id))
-
-
-@pytest.mark.skipif("theory.lsq-gradients" in registry.computations(), reason="converted by the theory claims")
-def test_lsq_claim(tmp_path):
-    result = run(exp.lsq_gradients, tmp_path, "theory.lsq-gradients", trials=5)
-    assert result.status == "agrees"
-    assert result.computed["random problems"] == 5

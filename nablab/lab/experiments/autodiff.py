@@ -9,7 +9,6 @@ import numpy as np
 import nablab as nb
 from nablab.lab.registry import Context, compute, figure
 
-
 # --------------------------------------------------------------------------- autodiff.graph
 
 
@@ -106,9 +105,11 @@ class JacobianResult:
     jacobian_reverse_mode: np.ndarray          # slot
     central_differences: np.ndarray            # (f(w + step e_j) - f(w - step e_j)) / (2 step)
     modes_agree: bool                          # forward and reverse mode to rtol 1e-14
-    sweep_steps: list                          # finite-difference error against the step
-    sweep_forward_errors: list
-    sweep_central_errors: list
+    best_forward_step: float                   # the step where forward differences err least
+    # the figure's finite-difference error against the step
+    sweep_steps: list = field(default_factory=list, metadata={"report": False})
+    sweep_forward_errors: list = field(default_factory=list, metadata={"report": False})
+    sweep_central_errors: list = field(default_factory=list, metadata={"report": False})
 
     def summary(self) -> str:
         J, D = self.jacobian_reverse_mode, self.jacobian_forward_differences
@@ -142,7 +143,8 @@ def jacobian_three_ways(run: Context) -> JacobianResult:
     return JacobianResult(
         w=w.tolist(), step=step, value=value, jacobian_forward_differences=forward_diff,
         jacobian_forward_mode=forward_mode, jacobian_reverse_mode=reverse_mode,
-        central_differences=central_diff, modes_agree=modes_agree, sweep_steps=SWEEP_STEPS.tolist(),
+        central_differences=central_diff, modes_agree=modes_agree,
+        best_forward_step=float(SWEEP_STEPS[int(np.argmin(errors["forward"]))]), sweep_steps=SWEEP_STEPS.tolist(),
         sweep_forward_errors=errors["forward"], sweep_central_errors=errors["central"],
     )
 
@@ -167,10 +169,9 @@ def jacobian_figure(result: JacobianResult, run: Context) -> None:
     axes[1].set_xticks(xs, labels)
     axes[1].legend(fontsize=8)
     axes[1].set_title(f"Jacobian at w = ({result.w[0]:g}, {result.w[1]:g})")
-    best = result.sweep_steps[int(np.argmin(result.sweep_forward_errors))]
     run.savefig(fig, "jacobian", alt=(
         "Left: on log-log axes, the largest error of forward and central differences against autodiff as the "
-        f"step goes from 1e-9 to 0.3; forward differences are most accurate near a step of {best:.0e}, the "
+        f"step goes from 1e-9 to 0.3; forward differences are most accurate near a step of {result.best_forward_step:.0e}, the "
         "error growing like the step above it (truncation) and like 1/step below it (rounding). Right: the four "
         f"Jacobian entries at w = ({result.w[0]:g}, {result.w[1]:g}) by forward differences with step "
         f"{result.step:g} beside forward and reverse mode."))

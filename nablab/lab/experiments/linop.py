@@ -122,12 +122,12 @@ def conv1d_gd(run: Context) -> Conv1dGD:
     for m in run.params["sizes"]:
         km, bm = rng.standard_normal(r), rng.standard_normal(m - r + 1)
         am = 1.0 / (np.sum(np.abs(km)) ** 2 + lam)
-        _, t1, p1 = _timed(lambda: gd_loop(Convolution1d(km, m), bm, np.zeros(m), am, lam),
+        _, t1, p1 = _timed(lambda km=km, m=m, bm=bm, am=am: gd_loop(Convolution1d(km, m), bm, np.zeros(m), am, lam),
                            repeat=1 if m > 10**5 else 3)
         row = {"n": m, "operator_s": t1, "operator_peak_bytes": p1}
         if m <= run.params["dense_up_to"]:
             Dm = dense_matrix(km, m)
-            _, t2, p2 = _timed(lambda: gd_loop(Dm, bm, np.zeros(m), am, lam), repeat=1)
+            _, t2, p2 = _timed(lambda Dm=Dm, m=m, bm=bm, am=am: gd_loop(Dm, bm, np.zeros(m), am, lam), repeat=1)
             row.update(dense_s=t2, dense_matrix_bytes=Dm.nbytes, dense_loop_peak_bytes=p2)
         scaling.append(row)
 

@@ -136,8 +136,8 @@ def train_cifar10(run: Context) -> Classifiers:
     with _torch_threads(torch, p["torch_threads"]):
         mnist = load_dataset("mnist1d", dtype=np.float64).limited(p["limit"])
         rows, curves["MNIST-1D"] = _train_both(
-            dict(optimizer="adam", lr=p["lr"], epochs=p["epochs"], batch_size=100, seed=run.seed,
-                 dtype="float64", dataset="mnist1d"), mnist, list(p["models"]), backends)
+            {"optimizer": "adam", "lr": p["lr"], "epochs": p["epochs"], "batch_size": 100, "seed": run.seed,
+             "dtype": "float64", "dataset": "mnist1d"}, mnist, list(p["models"]), backends)
         mnist1d = {"train_examples": len(mnist.x_train), "test_examples": len(mnist.x_test), "epochs": p["epochs"],
                    "recipe": f"Adam lr={p['lr']:g}, batch 100, {p['epochs']} epochs, float64, seed {run.seed}",
                    "models": rows}
@@ -157,8 +157,8 @@ def train_cifar10(run: Context) -> Classifiers:
         if where is not None:
             cifar = load_dataset("cifar10", where, limit=p["cifar_limit"], dtype=np.float32)
             c_rows, curves["CIFAR-10"] = _train_both(
-                dict(optimizer="adam", lr=p["cifar_lr"], epochs=p["cifar_epochs"], batch_size=100, seed=run.seed,
-                     dtype="float32", dataset="cifar10"), cifar, list(CIFAR_MODELS), backends)
+                {"optimizer": "adam", "lr": p["cifar_lr"], "epochs": p["cifar_epochs"], "batch_size": 100,
+                 "seed": run.seed, "dtype": "float32", "dataset": "cifar10"}, cifar, list(CIFAR_MODELS), backends)
             cifar10 = {"data": str(where), "train_examples": len(cifar.x_train), "test_examples": len(cifar.x_test),
                        "recipe": f"Adam lr={p['cifar_lr']:g}, batch 100, {p['cifar_epochs']} epochs, float32, "
                                  "per-channel normalisation",
@@ -243,7 +243,7 @@ def _accumulation_check(data, lr, steps, seed):
             batches = iter(loader)
         xb, yb = next(batches)
         params = {k: p.numpy().copy() for k, p in model.named_parameters()}
-        fresh = nb.grad(lambda P: F.cross_entropy(functional_call(model, P, xb), yb))(params)
+        fresh = nb.grad(lambda P, xb=xb, yb=yb: F.cross_entropy(functional_call(model, P, xb), yb))(params)
         before = {k: (p.grad.numpy().copy() if p.grad is not None else 0.0) for k, p in model.named_parameters()}
         F.cross_entropy(model(xb), yb).backward()
         for k, p in model.named_parameters():
@@ -268,8 +268,9 @@ class Diagnostics:
     final_mean_loss_never_zeroed: list   # [nablab, PyTorch or None]
     max_loss_difference_torch: list      # [with zero_grad, without]: nablab against PyTorch, or None
     accumulation_error: float            # max |(.grad after backward - before) - fresh gradient|
-    grad_norms: list                     # ||.grad|| at every step of the never-zeroed loop
+    grad_norms_first_last: list          # ||.grad|| at the first and last step of the never-zeroed loop
     torch_ran: bool
+    grad_norms: list = field(default_factory=list, repr=False, metadata={"report": False})  # at every step
     curves: dict = field(default_factory=dict, repr=False, metadata={"report": False})
     loops: dict = field(default_factory=dict, repr=False, metadata={"report": False})
 
@@ -289,7 +290,7 @@ class Diagnostics:
             f"{best['final_mean_loss']:.2f} and lr = {low['lr']:g} creeps down to {low['final_mean_loss']:.2f}: "
             + ("a rate that is too high shows as a loss that jumps up, stalls high or explodes. "
                if self.highest_rate_too_high else
-               f"here the highest rate is not the one that trains worst. ")
+               "here the highest rate is not the one that trains worst. ")
             + f"(b) Without zero_grad() every backward adds the new gradient to .grad (checked to "
             f"{self.accumulation_error:.1e}), so the step uses the sum of all gradients so far; the loss then "
             + ("diverges" if not np.isfinite(buggy) else f"ends at {buggy:.3f} instead of {fixed:.3f}"))
@@ -370,7 +371,8 @@ def train_diagnostics(run: Context) -> Diagnostics:
         learning_rates=rows, best_rate=best, highest_rate=high, zero_grad_lr=zero_lr,
         final_mean_loss_zeroed=[final("nablab", True), final("torch", True)],
         final_mean_loss_never_zeroed=[final("nablab", False), final("torch", False)],
-        max_loss_difference_torch=gaps, accumulation_error=accumulation_error, grad_norms=grad_norms,
+        max_loss_difference_torch=gaps, accumulation_error=accumulation_error,
+        grad_norms_first_last=[grad_norms[0], grad_norms[-1]], grad_norms=grad_norms,
         torch_ran=torch is not None, curves=curves, loops=loops,
     )
 
