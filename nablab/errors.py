@@ -56,7 +56,8 @@ class GradcheckError(AssertionError):
 
 class DivergenceError(FloatingPointError):
     """A run diverged at ``step`` (0-based): ``what`` (the loss, the gradient, a parameter)
-    stopped being finite, or broke a limit the loop was given (``why`` says which).
+    stopped being finite, or broke a limit the loop was given (``why`` completes
+    "the loss is ...", e.g. "more than 10000 times the first step's loss").
 
     ``value`` is the offending loss when there is one.
     """
@@ -64,7 +65,7 @@ class DivergenceError(FloatingPointError):
     def __init__(self, step, what, why: str = "", value=None, message: str | None = None):
         self.step, self.what, self.why, self.value = step, what, why, value
         if message is None:
-            problem = f"{what} {why}" if why else f"{what} is no longer finite"
+            problem = f"{what} is {why or 'no longer finite'}"
             message = f"step {step}: {problem}; the run diverged (a smaller learning rate usually helps)"
         super().__init__(message)
 

@@ -141,7 +141,7 @@ def iterate(step: Callable, params, steps: int, *, state=None, start: int = 0, o
 
     ``step`` returns a :class:`Step`. Unless ``on_divergence="ignore"``, a step
     whose loss is NaN or infinite, or that reports a ``problem``, or whose loss
-    ``limit(t, loss)`` answers with a reason (a string), diverges: the loop raises
+    ``limit(t, loss)`` answers with a reason (a string completing "the loss is ..."), diverges: the loop raises
     :class:`~nablab.errors.DivergenceError` naming ``t`` (``"raise"``), or stops
     and sets ``Run.diverged_at = t`` (``"record"``; the parameters are then those
     the step left). The loss of that step is recorded first. ``observe(t, params)``
@@ -153,9 +153,9 @@ def iterate(step: Callable, params, steps: int, *, state=None, start: int = 0, o
     >>> halve = lambda w, state, t: Step(w / 2, state, loss=w)
     >>> iterate(halve, 8.0, 3).losses
     [8.0, 4.0, 2.0]
-    >>> iterate(halve, 8.0, 3, limit=lambda t, loss: "is below 3" if loss < 3 else None,
-    ...         on_divergence="record").diverged_at
-    2
+    >>> iterate(halve, 8.0, 3, limit=lambda t, loss: "below 3" if loss < 3 else None)
+    Traceback (most recent call last):
+    nablab.errors.DivergenceError: step 2: the loss is below 3; the run diverged (a smaller learning rate usually helps)
     """
     _check_policy(on_divergence, "iterate")
     steps = check_count("steps", steps, who="iterate")

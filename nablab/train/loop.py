@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nablab.errors import DivergenceError, TrainingDiverged
+from nablab.optim.loop import Step, iterate
 from nablab.train.backends import BACKENDS, make_backend
 from nablab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nablab.train.datasets import DATASETS, Dataset, check_limit, load_dataset
@@ -130,18 +132,6 @@ class TrainConfig:
 
     def to_dict(self):
         return asdict(self)
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss exploded or stopped being finite (or, at an epoch's end, a weight or the test loss did)."""
-
-    def __init__(self, step, epoch, loss, checkpoint, what="the loss", why=""):
-        self.step, self.epoch, self.loss, self.checkpoint = step, epoch, loss, checkpoint
-        kept = (f"the last good checkpoint is {checkpoint}" if checkpoint else
-                "no checkpoint was written before it")
-        shown = f"{loss:.4g}" if isinstance(loss, float) else loss
-        super().__init__(f"{what} became {shown} at step {step} (epoch {epoch}){why}; training stopped, {kept}. "
-                         "A smaller learning rate usually helps.")
 
 
 class Reporter:
@@ -316,31 +306,55 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
     return result
 
 
+def _loss_limit(result):
+    """``divergence_factor``'s rule for :func:`nablab.optim.iterate`: a loss above factor x the run's first."""
+    factor = result.config.divergence_factor
+    if factor is None:
+        return None
+
+    def limit(t, loss):
+        first = result.step_losses[0]
+        if loss > factor * first:
+            return (f"more than {factor:g} times the first step's loss {first:.4g} "
+                    "(divergence_factor; None, or --divergence-factor off, turns this off)")
+        return None
+
+    return limit
+
+
 def _run_epoch(result, data, loader, epoch, step, ckpt_path, reporter):
-    """Train one epoch, evaluate, checkpoint; returns the step count after it."""
+    """Train one epoch (the steps are :func:`nablab.optim.iterate`'s), evaluate, checkpoint;
+    returns the step count after it."""
     backend, run_dir = result.backend, result.run_dir
     last_good = ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
     loader.epoch = epoch
     start = time.perf_counter()
-    loss_sum, correct, seen = 0.0, 0, 0
-    factor = result.config.divergence_factor
-    for batch, (xb, yb) in enumerate(loader, start=1):
-        step += 1
-        loss, right = backend.train_step(xb, yb)
+    batches, last = iter(loader), {}
+    totals = {"loss": 0.0, "correct": 0, "seen": 0}
+
+    def train_step(params, state, t):
+        xb, yb = next(batches)
+        loss, right = backend.train_step(xb, yb)  # the backend holds the weights and the optimizer state
         result.step_losses.append(loss)
-        first = result.step_losses[0]
-        if not math.isfinite(loss):
-            _finish_files(result)
-            raise TrainingDiverged(step, epoch + 1, loss, last_good)
-        if factor is not None and loss > factor * first:
-            _finish_files(result)
-            raise TrainingDiverged(step, epoch + 1, loss, last_good,
-                                   why=f", more than {factor:g} times the first step's loss {first:.4g} "
-                                       "(divergence_factor; None, or --divergence-factor off, turns this off)")
-        loss_sum += loss * len(yb)
-        correct += right
-        seen += len(yb)
-        reporter.step(epoch + 1, batch, loss)
+        last.update(loss=loss, right=right, size=len(yb))
+        return Step(params, state, loss)
+
+    def observe(done, params):  # after each step that did not diverge (done counts the run's steps)
+        if done == step:
+            return
+        totals["loss"] += last["loss"] * last["size"]
+        totals["correct"] += last["right"]
+        totals["seen"] += last["size"]
+        reporter.step(epoch + 1, done - step, last["loss"])
+
+    try:
+        iterate(train_step, None, len(loader), start=step, observe=observe, limit=_loss_limit(result))
+    except DivergenceError as exc:
+        _finish_files(result)
+        raise TrainingDiverged(exc.step + 1, epoch + 1, exc.value, last_good,
+                               why=f", {exc.why}" if exc.why else "") from None
+    step += len(loader)
+    loss_sum, correct, seen = totals["loss"], totals["correct"], totals["seen"]
     train_seconds = time.perf_counter() - start
     test_loss, test_acc = backend.evaluate(data.x_test, data.y_test)
     state = backend.state_arrays()

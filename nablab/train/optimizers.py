@@ -12,9 +12,8 @@ the same hyperparameters (PyTorch's defaults unless listed):
 
 from __future__ import annotations
 
-import math
-
 from nablab import optim
+from nablab.checks import check_number
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "make_torch_optimizer", "check_lr", "check_weight_decay"]
 
@@ -37,25 +36,13 @@ def _lookup(name):
 
 
 def check_lr(lr) -> float:
-    """The learning rate as a float; refused unless finite and positive."""
-    try:
-        value = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"learning rate {lr!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"learning rate {lr!r} must be a positive finite number")
-    return value
+    """The learning rate as a float: finite and >= 0 (the rule of :mod:`nablab.checks`)."""
+    return check_number("lr", lr, low=0)
 
 
 def check_weight_decay(weight_decay) -> float:
-    """The weight decay as a float; refused unless finite and non-negative."""
-    try:
-        value = float(weight_decay)
-    except (TypeError, ValueError):
-        raise ValueError(f"weight decay {weight_decay!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"weight decay {weight_decay!r} must be a non-negative finite number")
-    return value
+    """The weight decay as a float: finite and >= 0."""
+    return check_number("weight_decay", weight_decay, low=0)
 
 
 def _hyper(name, lr, weight_decay):

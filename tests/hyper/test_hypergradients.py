@@ -154,3 +154,91 @@ def test_tune_lr_reaches_the_optimal_lr_of_the_closed_form():
     result = tune_lr(loss, w0, lr=0.01, steps=5, meta_steps=120, meta_lr=0.1, progress=False)
     assert abs(result.lr / q.optimal_lr - 1) < 0.05
     assert len(result.history) == 120 and result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def counting(loss):
+    """``loss`` and a list that grows by one each time it is called (one call per training run)."""
+    calls = []
+    return (lambda w: calls.append(1) or loss(w)), calls
+
+
+@pytest.mark.parametrize("mode", ["finite-difference", "forward", "reverse"])
+def test_wrt_differentiates_only_what_is_asked(mode):
+    X, t, _, loss = problem(n=10, d=50)
+    w0 = np.zeros(50)
+    val, calls = counting(loss)
+    value, only_lr = hypergradient(loss, w0, {"lr": 0.05}, 8, lambda h: optim.sgd(h["lr"]), val_loss=val,
+                                   mode=mode, wrt="lr")
+    assert list(only_lr) == ["lr"]
+    # a scalar lr: 1 + 2 trainings by finite differences (not 103 with w0's 50 entries), one JVP forward
+    assert len(calls) == {"finite-difference": 3, "forward": 1, "reverse": 1}[mode]
+    _, everything = hypergradient(loss, w0, {"lr": 0.05}, 8, lambda h: optim.sgd(h["lr"]), mode=mode)
+    assert sorted(everything) == ["lr", "w0"]
+    tol = 1e-6 if mode == "finite-difference" else 1e-12
+    assert abs(only_lr["lr"] - everything["lr"]) <= tol * abs(everything["lr"])
+    q = quadratic_lr(X, t, w0, 0.05, 8)
+    assert abs(only_lr["lr"] - q.dloss) <= (1e-6 if mode == "finite-difference" else 1e-9) * abs(q.dloss)
+    _, w_only = hypergradient(loss, w0, {"lr": 0.05}, 8, lambda h: optim.sgd(h["lr"]), mode=mode, wrt=["w0"])
+    np.testing.assert_allclose(w_only["w0"], everything["w0"], rtol=1e-6 if mode == "finite-difference" else 1e-12,
+                               atol=1e-9)
+
+
+def test_wrt_picks_among_several_hyperparameters_and_bad_names_are_named():
+    X, t, w0, loss = problem()
+    make = lambda h: optim.sgd(h["lr"], momentum=h["momentum"])  # noqa: E731
+    hyper = {"lr": 0.05, "momentum": 0.5}
+    _, all_grads = hypergradient(loss, w0, hyper, 6, make)
+    for mode in ("reverse", "forward", "finite-difference"):
+        _, g = hypergradient(loss, w0, hyper, 6, make, mode=mode, wrt="momentum")
+        assert list(g) == ["momentum"]
+        assert np.isclose(g["momentum"], all_grads["momentum"], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"wrt='lrr' names 'lrr'; choose from 'lr', 'momentum', 'w0'"):
+        hypergradient(loss, w0, hyper, 6, make, wrt="lrr")
+    with pytest.raises(ValueError, match=r"wrt=\(\) names nothing"):
+        hypergradient(loss, w0, hyper, 6, make, wrt=())
+
+
+def test_one_table_of_modes_and_reversible_through_hypergradient():
+    from nablab import hyper
+
+    assert hyper.MODES == ("reverse", "forward", "reversible", "finite-difference")
+    X, t, w0, loss = problem()
+    value, g = hypergradient(loss, w0, {"lr": 0.05, "momentum": 0.9}, 20, hyper.reversible_optimizer,
+                             mode="reversible")
+    _, ref = hypergradient(loss, w0, {"lr": 0.05, "momentum": 0.9}, 20, hyper.reversible_optimizer)
+    for key in ("lr", "momentum", "w0"):
+        np.testing.assert_allclose(g[key], ref[key], rtol=1e-7, atol=1e-10)
+    with pytest.raises(ValueError, match="mode='reversible' runs SGD with momentum"):
+        hypergradient(loss, w0, {"lr": 0.05}, 3, lambda h: optim.sgd(h["lr"]), mode="reversible")
+    for bad in ("sideways", "Forward"):
+        with pytest.raises(ValueError, match=f"hypergradient: mode='{bad}'; choose one of"):
+            hypergradient(loss, w0, {"lr": 0.05}, 3, lambda h: optim.sgd(h["lr"]), mode=bad)
+
+
+def test_learning_rates_follow_one_rule():
+    loss = lambda w: nb.sum(w ** 2)  # noqa: E731
+    for call in (lambda lr: lr_hypergradient(loss, np.ones(2), lr, 3),
+                 lambda lr: reversible_hypergradient(loss, np.ones(2), lr, 0.9, 3),
+                 lambda lr: tune_lr(loss, np.ones(2), lr, 3, meta_steps=1, log_space=False),
+                 lambda lr: optim.sgd(lr), lambda lr: optim.cosine_decay(lr, 10)):
+        call(0.0)  # zero is a run that does not move
+        with pytest.raises(ValueError, match="lr must be a finite non-negative number, got -0.1"):
+            call(-0.1)
+        with pytest.raises(ValueError, match="lr must be a finite non-negative number, got nan"):
+            call(float("nan"))
+    assert lr_hypergradient(loss, np.ones(2), 0.0, 3)[0] == 2.0
+    with pytest.raises(ValueError, match="lr=0 cannot start a search in log space"):
+        tune_lr(loss, np.ones(2), 0.0, 3)
+
+
+def test_tune_lr_reports_through_its_callback_and_draws_nothing(capsys):
+    X, t, w0, loss = problem()
+    seen = []
+    tune_lr(loss, w0, lr=0.01, steps=3, meta_steps=4, progress=seen.append)
+    assert [e["step"] for e in seen] == [0, 1, 2, 3]
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(TypeError, match="progress must be a function"):
+        tune_lr(loss, w0, lr=0.01, steps=3, meta_steps=1, progress="bar")
+    with pytest.raises(optim.DivergenceError, match="meta-step 0: the run at lr=1e\\+06 diverged"):
+        with np.errstate(all="ignore"):
+            tune_lr(loss, w0, lr=1e6, steps=30, meta_steps=2)

@@ -144,13 +144,13 @@ def test_divergence_by_a_huge_learning_rate_is_caught(toy):
     ("model", "resnet", "unknown model 'resnet'"),
     ("optimizer", "lbfgs", "unknown optimizer 'lbfgs'"),
     ("backend", "jax", "unknown backend 'jax'"),
-    ("lr", float("nan"), "learning rate nan"),
-    ("lr", 0.0, "learning rate 0.0"),
+    ("lr", float("nan"), "lr must be a finite non-negative number, got nan"),
+    ("lr", -0.5, "lr must be a finite non-negative number, got -0.5"),
     ("epochs", -1, "epochs must be an integer >= 0, got -1"),
     ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
     ("dtype", "float16", "unknown dtype 'float16'"),
     ("limit", 0, "limit must be a positive integer"),
-    ("weight_decay", -0.1, "weight decay -0.1 must be a non-negative finite number"),
+    ("weight_decay", -0.1, "weight_decay must be a finite non-negative number, got -0.1"),
 ])
 def test_bad_settings_are_named(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -178,3 +178,23 @@ def test_never_zeroing_gradients_changes_the_run(toy):
     buggy = train(config(model="logistic", optimizer="sgd", lr=0.05, epochs=1), dataset=toy, zero_grad=False)
     assert normal.step_losses[:2] == buggy.step_losses[:2]  # the first step is the same
     assert normal.step_losses[2:] != buggy.step_losses[2:]
+
+
+def test_a_learning_rate_of_zero_is_a_run_that_does_not_move(toy):
+    # nablab.checks' rule for learning rates: finite and >= 0, everywhere.
+    result = train(config(model="logistic", optimizer="sgd", lr=0.0, epochs=1), dataset=toy)
+    assert len(result.step_losses) == 8
+    from nablab.train.models import build_model
+
+    fresh = build_model("logistic", toy.input_shape, toy.num_classes, seed=config().seed, dtype=np.float64)
+    for name, value in result.backend.parameters().items():
+        np.testing.assert_array_equal(value, dict(fresh.named_parameters())[name].numpy())
+
+
+def test_training_diverged_is_the_one_divergence_error(toy):
+    from nablab.errors import DivergenceError
+
+    with pytest.raises(DivergenceError) as info:
+        train(config(model="mlp", optimizer="momentum", lr=1e5, epochs=5, dtype="float32"),
+              dataset=make_toy(dtype=np.float32))
+    assert isinstance(info.value, TrainingDiverged) and info.value.what == "the loss" and info.value.step >= 1

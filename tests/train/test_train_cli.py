@@ -41,7 +41,7 @@ def test_one_epoch_on_a_subset_then_resume(tmp_path, backend):
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
     (["--backend", "jax"], "unknown backend 'jax'"),
-    (["--lr", "-1"], "learning rate -1.0 must be a positive finite number"),
+    (["--lr", "-1"], "lr must be a finite non-negative number, got -1.0"),
     (["--epochs", "-2"], "epochs must be an integer >= 0, got -2"),
     (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
     (["--limit", "0"], "limit must be a positive integer"),
