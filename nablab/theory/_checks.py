@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from nablab.checks import check_count, check_number
 
 
 def as_matrix(X, name: str = "X") -> np.ndarray:
@@ -30,20 +30,10 @@ def as_vector(v, name: str) -> np.ndarray:
 
 
 def positive(x, name: str, *, allow_zero: bool = False) -> float:
-    """A finite positive (or non-negative) number, or a ValueError naming it."""
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {x!r}") from None
-    ok = value >= 0 if allow_zero else value > 0
-    if not (math.isfinite(value) and ok):
-        need = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a finite {need} number, got {x!r}")
-    return value
+    """A finite positive (or non-negative) number, or an error naming it (:func:`nablab.checks.check_number`)."""
+    return check_number(name, x, low=0, low_open=not allow_zero)
 
 
 def count(x, name: str) -> int:
     """A positive integer (bools refused), or a ValueError naming it."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) or x < 1:
-        raise ValueError(f"{name} must be a positive integer, got {x!r}")
-    return int(x)
+    return check_count(name, x, low=1)

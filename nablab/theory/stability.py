@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.theory._checks import as_matrix, count, positive
+from nablab.checks import check_count
+from nablab.theory._checks import as_matrix, positive
 
 __all__ = ["spectral_radius", "lambda_max", "stability_threshold", "gd_threshold",
            "gd_contraction", "lsq_gd_closed_form"]
@@ -139,11 +140,8 @@ def lsq_gd_closed_form(X, y, theta0, lr: float, steps: int) -> np.ndarray:
         raise ValueError(f"theta0 must have shape ({X.shape[1]},) to match X {X.shape}, "
                          f"got {theta0.shape}")
     lr = positive(lr, "lr", allow_zero=True)
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if steps == 0:
+    if check_count("steps", steps) == 0:
         return theta0.copy()
-    count(steps, "steps")
     theta_star = np.linalg.lstsq(X, y, rcond=None)[0]
     _, s, vt = np.linalg.svd(X, full_matrices=True)
     lam = np.zeros(X.shape[1])
