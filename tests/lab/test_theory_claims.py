@@ -140,13 +140,16 @@ def test_wide_minima_fractions_match_the_basins(tmp_path):
     assert graded("theory.wide-minima", 'lr_0_3 = "either minimum"\n', r["slots"])[0] == "disagrees"
 
 
-def test_wide_minima_outcome_words():
+def test_wide_minima_outcome_words_are_the_slots_choices():
     base = {"sharp": 0.0, "wide": 0.0, "other stationary point": 0.0}
-    assert exp._outcome({**base, "sharp": 0.3, "wide": 0.7}) == "either minimum"
-    assert exp._outcome({**base, "wide": 1.0}) == "the wide minimum"
-    assert exp._outcome({**base, "sharp": 0.995, "wide": 0.005}) == "the sharp minimum"
-    assert exp._outcome({**base, "wide": 0.2}) == "mostly no convergence"
-    assert exp._outcome({**base, "wide": 0.7}) == "mixed"
+    words = [exp._outcome({**base, "sharp": 0.3, "wide": 0.7}), exp._outcome({**base, "wide": 1.0}),
+             exp._outcome({**base, "sharp": 0.995, "wide": 0.005}), exp._outcome({**base, "wide": 0.2}),
+             exp._outcome({**base, "wide": 0.7})]
+    assert words == ["either minimum", "the wide minimum", "the sharp minimum", "mostly no convergence", "mixed"]
+    slots = registry.CLAIMS_BY_ID["theory.wide-minima"].slots
+    assert {name: exp._slot_step_size(name) for name in slots} == {"lr_0_01": 0.01, "lr_0_3": 0.3, "lr_4": 4.0}
+    for slot in slots.values():
+        assert set(slot.choices) == set(words)
 
 
 def test_wide_minima_without_the_problems_step_sizes_is_only_reproduced(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 
 import nablab as nb
 from nablab import theory
+from nablab.lab.claims import CLAIMS_BY_ID
 from nablab.lab.registry import Context, ParamError, compute, figure
 from nablab.lab.sweep import sweep
 
@@ -202,6 +203,8 @@ def gd_1d_divergence(run: Context) -> Divergence1D:
     converges_below = bool(np.all(converges[lrs < threshold]))
 
     at = int(np.argmin(np.abs(lrs - threshold)))       # the grid point at the threshold (2 is on the grid)
+    run.check(abs(lrs[at] - threshold) <= 1e-9 * threshold,
+              f"no step size on the grid is at the threshold {threshold:.12g} (nearest: {lrs[at]:.12g})")
     path_at = np.array([h[shown_idx.index(at)] for h in history]) if at in shown_idx else None
     if converges[at]:
         at_threshold = "converges"
@@ -491,9 +494,14 @@ def gd_threshold_figure(r: ThresholdLsq, run: Context) -> None:
 # --------------------------------------------------------------------------- theory.wide-minima
 
 CONVERGED, DIVERGED, UNSETTLED = 0, 1, 2
-_OUTCOMES = ("either minimum", "the sharp minimum", "the wide minimum", "mostly no convergence", "mixed")
-#: The answer slots, by the step size they ask about.
-_WIDE_SLOTS = {0.01: "lr_0_01", 0.3: "lr_0_3", 4.0: "lr_4"}
+
+def _slot_step_size(slot: str) -> float:
+    """The step size an answer slot of theory.wide-minima asks about: ``lr_0_01`` is 0.01.
+
+    >>> _slot_step_size("lr_0_3"), _slot_step_size("lr_4")
+    (0.3, 4.0)
+    """
+    return float(slot.removeprefix("lr_").replace("_", ".", 1))
 
 
 def _gd_until_settled(grad, theta0, lr, max_steps, *, grad_tol=1e-7, blowup=1e8, check_every=25):
@@ -656,7 +664,8 @@ def wide_minima(run: Context) -> WideMinima:
         fractions[f"{a:g}"] = classify(theta, outcome)
         outcomes[f"{a:g}"] = _outcome(fractions[f"{a:g}"])
     sweep_frac = [classify(theta, outcome) for theta, outcome, _ in settled[len(lrs):]]
-    slots = {name: outcomes.get(f"{a:g}") for a, name in _WIDE_SLOTS.items()}
+    slots = {name: outcomes.get(f"{_slot_step_size(name):g}")
+             for name in CLAIMS_BY_ID["theory.wide-minima"].slots}
     return WideMinima(
         **slots, starts=starts, low=float(lo), high=float(hi), sharp_minimum=sharp, wide_minimum=wide,
         curvature_sharp=curv["sharp"], curvature_wide=curv["wide"], stability_sharp=thr["sharp"],
