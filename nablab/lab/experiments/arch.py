@@ -130,7 +130,8 @@ def convnet_size(run: Context) -> ConvnetSize:
                "params": r["params"], "neurons": r["neurons"],
                "inputs_per_unit": r["connections_per_neuron"], "connections": r["connections"]}
               for r in rows]
-    run.check(all(r["connections"] == r["neurons"] * r["inputs_per_unit"] for r in layers),
+    run.check(all(r["connections"] == r["neurons"] * r["inputs_per_unit"] for r in layers
+                  if r["type"] in ("conv", "maxpool", "avgpool", "fc", "softmax")),
               "a layer's connections are not its units times its inputs per unit")
     torch_total = _torch_params(run, spec)
     run.check(torch_total is None or torch_total == s.totals["params"],
@@ -138,9 +139,9 @@ def convnet_size(run: Context) -> ConvnetSize:
     slots = {}
     same_layout = [r["type"] for r in layers] == [kind for _, kind in CONVNET_LAYOUT]
     for (name, kind), r in zip(CONVNET_LAYOUT, layers if same_layout else [None] * len(CONVNET_LAYOUT)):
-        slots[f"connections_{name}"] = r and r["connections"]
+        slots[f"connections_{name}"] = None if r is None else r["connections"]
         if kind in WEIGHTED:
-            slots[f"params_{name}"] = r and r["params"]
+            slots[f"params_{name}"] = None if r is None else r["params"]
     return ConvnetSize(spec=spec, params_total=s.totals["params"], neurons_total=s.totals["neurons"],
                        layers=layers, pytorch_params_total=torch_total, **slots)
 
