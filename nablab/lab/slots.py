@@ -32,8 +32,8 @@ FORMATS = {
     "number": "a number, e.g. 0.25",
     "vector": "a list of numbers, e.g. [1.0, 0.5]",
     "matrix": "a list of rows, e.g. [[1, 0], [0, 1]]",
-    "shape": "a list of non-negative integers, e.g. [32, 128, 26, 26]",
-    "count": "a non-negative integer, e.g. 52444644",
+    "shape": "a list of non-negative integers, e.g. [8, 3, 16, 16]",
+    "count": "a non-negative integer, e.g. 128",
     "boolean": "true or false",
     "choice": "one of the options, as a string",
 }
