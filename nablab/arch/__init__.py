@@ -5,7 +5,7 @@
 >>> s.totals["params"], s.rows[-1]["rf"]
 (20072292, (114, 114))
 
-NumPy-free pure Python; :func:`nablab.arch.to_torch.to_torch` builds the same
+NumPy-free pure Python; :func:`nablab.torch_bridge.to_torch` builds the same
 network in PyTorch for cross-checks.
 """
 

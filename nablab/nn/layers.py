@@ -1,4 +1,16 @@
-"""Layers with PyTorch's names, arguments, parameter layouts and default initialisation."""
+"""Layers with PyTorch's names, arguments, parameter layouts and default initialisation.
+
+There is no global random state: a layer with weights (or a ``Dropout``) takes
+``rng=``, a ``numpy.random.Generator`` (share one across the layers of a model)
+or an int seed. Without one it draws from a fresh ``np.random.default_rng()``,
+as NumPy does: different weights each time.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> a = Linear(3, 2, rng=rng); b = Linear(3, 2, rng=rng)           # one generator, drawn in turn
+>>> bool(np.array_equal(Linear(3, 2, rng=7).weight.numpy(), Linear(3, 2, rng=7).weight.numpy()))
+True
+"""
 
 from __future__ import annotations
 
@@ -9,17 +21,12 @@ from nablab.nn import init
 from nablab.nn.conv import pair
 from nablab.nn.module import Module, Parameter
 
-_default_rng = np.random.default_rng(0)
-
-
-def seed(value):
-    """Reset the generator layers use when no ``rng`` is given."""
-    global _default_rng
-    _default_rng = np.random.default_rng(value)
-
 
 def _rng(rng):
-    return _default_rng if rng is None else rng
+    """The generator a layer draws from: ``rng`` itself, one seeded by it, or a fresh one for None."""
+    if rng is not None and not isinstance(rng, (np.random.Generator, int, np.integer)):
+        raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+    return np.random.default_rng(rng)
 
 
 class Linear(Module):
@@ -175,7 +182,7 @@ class Dropout(Module):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p={p} must be in [0, 1)")
         self.p = p
-        self.rng = np.random.default_rng(_rng(rng).integers(2**63)) if rng is None else rng
+        self.rng = _rng(rng)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.rng, self.training)

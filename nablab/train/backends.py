@@ -29,7 +29,7 @@ from nablab import nn
 from nablab.autodiff.core import no_grad
 from nablab.nn import functional as F
 from nablab.train.optimizers import make_optimizer, make_torch_optimizer
-from nablab.train.torch_replica import to_torch
+from nablab.torch_bridge import to_torch
 
 __all__ = ["NablabBackend", "TorchBackend", "BACKENDS", "make_backend"]
 

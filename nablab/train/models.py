@@ -2,7 +2,7 @@
 
 Every model is an :class:`nablab.nn.Sequential`, so its parameter names
 (``"1.weight"``, ...) are the ones a ``torch.nn.Sequential`` of the same layers
-would have; :mod:`nablab.train.torch_replica` relies on that.
+would have; :func:`nablab.torch_bridge.to_torch` relies on that.
 
 - ``logistic``: a softmax classifier, flatten - affine.
 - ``mlp``: a two-layer network, flatten - affine - ReLU - affine (``hidden`` units).

@@ -16,8 +16,9 @@ def copy_into_torch(ours, theirs):
 
 
 def test_named_parameters_state_dict_and_load():
-    nn.seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=rng), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 4 * 4, 3, rng=rng))
     names = [n for n, _ in model.named_parameters()]
     assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]
     state = model.state_dict()
@@ -35,11 +36,11 @@ def test_named_parameters_state_dict_and_load():
 
 
 def test_layers_match_torch_modules_with_the_same_weights():
-    nn.seed(1)
+    rng = np.random.default_rng(1)
     ours = nn.Sequential(
-        nn.Conv2d(3, 4, 3, stride=1, padding=1), nn.BatchNorm2d(4), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
-        nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(2 * 4 * 4, 5), nn.Sigmoid(),
+        nn.Conv2d(3, 4, 3, stride=1, padding=1, rng=rng), nn.BatchNorm2d(4), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
+        nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, rng=rng), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(2 * 4 * 4, 5, rng=rng), nn.Sigmoid(),
     )
     theirs = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3, stride=1, padding=1), torch.nn.BatchNorm2d(4), torch.nn.LeakyReLU(0.1),
@@ -64,19 +65,18 @@ def test_layers_match_torch_modules_with_the_same_weights():
 
 
 def test_conv1d_module_and_default_init_ranges():
-    nn.seed(3)
-    layer = nn.Conv1d(2, 5, 4, stride=2)
+    layer = nn.Conv1d(2, 5, 4, stride=2, rng=3)
     bound = 1 / np.sqrt(2 * 4)
     assert np.abs(layer.weight.numpy()).max() <= bound and np.abs(layer.bias.numpy()).max() <= bound
     assert layer(np.ones((1, 2, 10))).shape == (1, 5, 4)
-    t = nn.ConvTranspose2d(6, 4, 3, groups=2)
+    t = nn.ConvTranspose2d(6, 4, 3, groups=2, rng=3)
     assert t.weight.shape == (6, 2, 3, 3) and t.bias.shape == (4,)
     assert np.abs(t.bias.numpy()).max() <= 1 / np.sqrt(2 * 9)
 
 
 def test_functional_call_gives_gradients_for_a_parameter_dict():
-    nn.seed(4)
-    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    rng = np.random.default_rng(4)
+    model = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.Tanh(), nn.Linear(4, 2, rng=rng))
     x, y = np.random.default_rng(5).standard_normal((6, 3)), np.array([0, 1, 1, 0, 1, 0])
     params = {k: v.numpy() for k, v in model.named_parameters()}
     grads = nb.grad(lambda p: nn.functional.cross_entropy(nn.functional_call(model, p, x), y))(params)
@@ -98,10 +98,39 @@ def test_dropout_train_and_eval():
 
 
 def test_float32_models_stay_float32():
-    nn.seed(6)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, dtype=np.float32), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 16, 3, dtype=np.float32))
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, dtype=np.float32, rng=rng), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 16, 3, dtype=np.float32, rng=rng))
     x = np.ones((2, 1, 6, 6), dtype=np.float32)
     loss = nn.functional.cross_entropy(model(x), np.array([0, 1]))
     assert loss.dtype == np.float32
     loss.backward()
     assert all(p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_no_global_random_state_rng_is_a_generator_or_a_seed():
+    assert not hasattr(nn, "seed")
+    rng = np.random.default_rng(0)
+    first, second = nn.Linear(4, 3, rng=rng), nn.Linear(4, 3, rng=rng)  # one generator, drawn in turn
+    again = np.random.default_rng(0)
+    np.testing.assert_array_equal(first.weight.numpy(), nn.Linear(4, 3, rng=again).weight.numpy())
+    np.testing.assert_array_equal(second.weight.numpy(), nn.Linear(4, 3, rng=again).weight.numpy())
+    np.testing.assert_array_equal(nn.Conv2d(2, 3, 3, rng=5).weight.numpy(), nn.Conv2d(2, 3, 3, rng=5).weight.numpy())
+    # without rng=: a fresh generator each time, as np.random.default_rng() gives
+    assert not np.array_equal(nn.Linear(4, 3).weight.numpy(), nn.Linear(4, 3).weight.numpy())
+    drop = nn.Dropout(0.5, rng=11)
+    np.testing.assert_array_equal(np.asarray(drop(np.ones(50))), np.asarray(nn.Dropout(0.5, rng=11)(np.ones(50))))
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator, an int seed or None, got float"):
+        nn.Linear(2, 2, rng=0.5)
+
+
+def test_train_models_build_the_same_weights_for_the_same_seed():
+    from nablab.train.models import build_model
+
+    for name in ("mlp", "cnn1d", "resmlp"):
+        a, b = build_model(name, (1, 40), 10, seed=3), build_model(name, (1, 40), 10, seed=3)
+        for (na, pa), (nb_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            assert na == nb_
+            np.testing.assert_array_equal(pa.numpy(), pb.numpy())
+        assert not np.array_equal(build_model(name, (1, 40), 10, seed=4).parameters()[0].numpy(),
+                                  a.parameters()[0].numpy())
