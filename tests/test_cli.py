@@ -252,8 +252,34 @@ def test_reproduce_unknown_only_id(tmp_path, fake_registry):
     assert "unknown claim id 'bogus.id'" in r.output and "optim.sgd-min-norm" in r.output
 
 
-def test_doctests():
-    assert doctest.testmod(nablab.cli).failed == 0
+@pytest.mark.parametrize("module", ["nablab.cli", "nablab.cli.lab", "nablab.cli.tools", "nablab.cli.train"])
+def test_doctests(module):
+    import importlib
+
+    assert doctest.testmod(importlib.import_module(module)).failed == 0
+
+
+def test_the_cli_is_a_package_outside_the_library():
+    import pathlib
+
+    import nablab
+
+    root = pathlib.Path(nablab.__file__).parent
+    assert (root / "cli" / "__init__.py").is_file() and not (root / "cli.py").exists()
+    assert not (root / "train" / "cli.py").exists() and not (root / "arch" / "cli.py").exists()
+    assert nablab.cli.app is app and callable(nablab.cli.main)
+
+
+def test_jacobian_differences_are_numerical_jacobians():
+    from nablab.expr import parse
+
+    e = parse("exp(a) * b; a / b + sin(a * b)", ["a", "b"])
+    at = np.array([0.4, -1.3])
+    res = nablab.cli.jacobians(e, at, 1e-3)
+    f = lambda w: np.asarray(e.evaluate({"a": w[0], "b": w[1]}), dtype=float)  # noqa: E731
+    for scheme in ("forward", "central"):
+        np.testing.assert_array_equal(res[f"{scheme}_difference"], nablab.numerical_jacobian(f, at, 1e-3, scheme))
+    np.testing.assert_allclose(res["central_difference"], res["reverse_mode"], rtol=1e-5)
 
 
 def test_jacobians_handles_many_variables():

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from nablab.arch import summary
-from nablab.arch.cli import arch_command
+from nablab.cli.tools import arch_command
 from nablab.arch.to_torch import to_torch
 
 SEED_NET = ("input 3x112x112, conv3-64, maxpool2, conv3-128, maxpool2, conv3-256, conv3-256, "

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from nablab.cli import app
 from nablab.train import TrainConfig, read_csv, train
-from nablab.train.cli import _RichReporter
+from nablab.cli.train import _RichReporter
 
 from .conftest import make_toy
 

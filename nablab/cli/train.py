@@ -1,7 +1,7 @@
 """``nablab train``: train a model on MNIST-1D or CIFAR-10 with nablab or PyTorch.
 
-The progress is a Rich bar on a terminal and one plain line per epoch
-otherwise (a pipe, a log file, CI).
+:func:`nablab.train.train` reports through a :class:`nablab.train.Reporter`; here that
+is a Rich bar on a terminal and one plain line per epoch otherwise (a pipe, a log file, CI).
 """
 
 from __future__ import annotations
@@ -13,20 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nablab.cli._common import fail
 from nablab.train.backends import BACKENDS
 from nablab.train.datasets import DATASETS
+from nablab.train.loop import Reporter
 from nablab.train.models import MODELS
 from nablab.train.optimizers import OPTIMIZERS
 
 __all__ = ["train_command"]
 
 
-def _fail(message: str, code: int = 2):
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-class _PlainReporter:
+class _PlainReporter(Reporter):
     """One line per epoch, for output that is not a terminal."""
 
     def __init__(self, console):
@@ -79,7 +76,7 @@ def _divergence_factor(text: str):
     try:
         return float(text)
     except ValueError:
-        _fail(f"--divergence-factor must be a number > 1 or 'off', got {text!r}")
+        fail(f"--divergence-factor must be a number > 1 or 'off', got {text!r}")
 
 
 def _num(x):
@@ -139,28 +136,28 @@ def train_command(
         message = str(exc)
         if message.startswith("divergence_factor"):  # say it in the option's words
             message = "--" + message.replace("_", "-", 1).replace("None", "off")
-        _fail(message)
+        fail(message)
     if backend == "torch":
         try:
             import torch  # noqa: F401
         except ImportError:
-            _fail("--backend torch needs PyTorch: pip install torch")
+            fail("--backend torch needs PyTorch: pip install torch")
     console = Console()
     reporter = _RichReporter(console) if console.is_terminal else _PlainReporter(console)
     try:
         result = train(config, out, resume=resume, reporter=reporter)
     except DataNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (CheckpointError, FileExistsError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except TrainingDiverged as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     except KeyboardInterrupt:
         saved = Path(out) / CHECKPOINT
-        _fail("interrupted" + (f"; continue from the last finished epoch with --resume ({saved})"
+        fail("interrupted" + (f"; continue from the last finished epoch with --resume ({saved})"
                                if saved.exists() else " before the first epoch ended (no checkpoint yet)"), code=130)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
     final = result.final
     if final is None:

@@ -1,72 +1,25 @@
-"""The ``nablab`` command line (also ``python -m nablab``).
+"""``nablab reproduce``, ``nablab grade`` and ``nablab lab list|show|run``: the lab's commands.
 
->>> from typer.testing import CliRunner
->>> CliRunner().invoke(app, ["jacobian", "x * y", "--vars", "x,y", "--at", "2,3", "--json"]).exit_code
-0
+The lab is imported inside each command, so the other commands start without it.
+
+>>> _one_line("A short\\nsummary.")
+'A short summary.'
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nablab.expr import ExpressionError, nonfinite_cause, parse
-
-app = typer.Typer(
-    name="nablab",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-lab_app = typer.Typer(
-    help="List and run single lab experiments.\n\nExample: nablab lab list",
-    no_args_is_help=True)
-app.add_typer(lab_app, name="lab")
-
-console = Console()
-err_console = Console(stderr=True)
-
-_STATUS_STYLE = {
-    "agrees": "green", "reproduced": "blue", "disagrees": "dark_orange", "needs-data": "magenta",
-    "error": "bold red", "not-implemented": "dim",
-}
-
-
-def _fail(message: str, code: int = 2) -> None:
-    """Print an error (plain text, so carets stay aligned) and exit."""
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _version(value: bool) -> None:
-    if value:
-        import nablab
-
-        console.print(f"nablab {nablab.__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
-    """nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims.
-
-    Example: nablab jacobian "x * y + exp(x)" --vars x,y --at 1,2
-    """
-
-
-# -- reproduce --------------------------------------------------------------------
+from nablab.cli._common import STATUS_STYLE, console, err_console, fail, os_reason
 
 _SCHEDULER = typer.Option(
     "local", "--scheduler",
@@ -75,11 +28,6 @@ _SCHEDULER = typer.Option(
 _WORKERS = typer.Option(None, "--workers", min=1,
                         help="Workers for local and local-dask (default: one per core).")
 
-
-def _os_reason(exc: OSError) -> str:
-    """An OSError in words: its reason and the path it concerns."""
-    reason = exc.strerror or str(exc)
-    return f"{reason} ({exc.filename})" if exc.filename else reason
 
 
 def _interrupted(saved: Path) -> None:
@@ -104,7 +52,6 @@ def _one_line(text: str, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[:width - 1].rstrip() + "…"
 
 
-@app.command()
 def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (replaced atomically)."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated claim ids to run."),
@@ -128,7 +75,7 @@ def reproduce(
     ids = [s.strip() for s in only.split(",") if s.strip()] if only else None
 
     def progress(record):
-        style = _STATUS_STYLE.get(record["status"], "")
+        style = STATUS_STYLE.get(record["status"], "")
         console.print(f"  [{style}]{record['status']:>15}[/]  {record['id']}"
                       f"  [dim]{record['seconds']:.2f} s[/]", highlight=False)
 
@@ -138,11 +85,11 @@ def reproduce(
                              scheduler=scheduler, workers=workers,
                              notice=lambda text: err_console.print(text, markup=False, highlight=False))
     except OutChangedError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     except (UnknownClaimError, FileExistsError, NotADirectoryError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write the report to {out}: {_os_reason(exc)}", code=1)
+        fail(f"cannot write the report to {out}: {os_reason(exc)}", code=1)
     except KeyboardInterrupt:
         _interrupted(sweep_folder(out))
     total = time.perf_counter() - start
@@ -158,7 +105,7 @@ def reproduce(
     table.add_column("s", justify="right", no_wrap=True)
     table.add_column("summary", no_wrap=True, overflow="ellipsis")
     for r in records:
-        style = _STATUS_STYLE.get(r["status"], "")
+        style = STATUS_STYLE.get(r["status"], "")
         line = "" if r["status"] == "not-implemented" else _one_line(r["summary"], max(20, min(80, room)))
         table.add_row(r["id"], f"[{style}]{r['status']}[/]", f"{r['seconds']:.2f}", Text(line))
     console.print(table)
@@ -186,285 +133,7 @@ def _say_cross_checks_not_run(records: list[dict]) -> None:
                       f"nablab alone{hint}", highlight=False)
 
 
-# -- jacobian ---------------------------------------------------------------------
 
-
-def _parse_vars(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",")]
-    if not all(names):
-        _fail(f"--vars {text!r}: empty variable name; give names like w1,w2")
-    return names
-
-
-def _parse_point(text: str, names: list[str]) -> np.ndarray:
-    values = []
-    for i, item in enumerate(text.split(",")):
-        try:
-            values.append(float(item))
-        except ValueError:
-            _fail(f"--at {text!r}: item {i + 1} ({item.strip()!r}) is not a number")
-    if len(values) != len(names):
-        _fail(f"--at gives {len(values)} value(s) but --vars names {len(names)} "
-              f"({', '.join(names)})")
-    return np.array(values, dtype=np.float64)
-
-
-def _parse_or_fail(text: str, names: list[str]):
-    try:
-        return parse(text, names)
-    except ExpressionError as exc:
-        _fail(str(exc))
-
-
-def jacobians(expression, at: np.ndarray, eps: float) -> dict:
-    """Value and Jacobian of the stacked expressions at ``at``, four ways.
-
-    Returns ``value`` and ``forward_difference``, ``central_difference``,
-    ``forward_mode``, ``reverse_mode`` (each m x n).
-
-    >>> import numpy as np
-    >>> from nablab.expr import parse
-    >>> j = jacobians(parse("x * y", ["x", "y"]), np.array([2.0, 3.0]), 1e-3)
-    >>> j["reverse_mode"].tolist()
-    [[3.0, 2.0]]
-    """
-    import nablab as nb
-
-    names = expression.variables
-
-    def f(w):  # one vector in, one vector out: what jacfwd/jacrev expect
-        outs = expression.evaluate({name: w[i] for i, name in enumerate(names)})
-        for k, o in enumerate(outs):
-            if np.ndim(o) != 0:
-                raise ExpressionError(f"expression {k + 1} ({expression.sources[k]}) gives "
-                                      f"shape {np.shape(o)}, not a scalar", expression.text, None)
-        return nb.stack(outs)
-
-    def value(w):
-        return np.asarray(f(w), dtype=np.float64)
-
-    f0 = value(at)
-    n = len(at)
-    fwd_diff = np.empty((len(f0), n))
-    central = np.empty((len(f0), n))
-    for j in range(n):
-        step = np.zeros(n)
-        step[j] = eps
-        fwd_diff[:, j] = (value(at + step) - f0) / eps
-        central[:, j] = (value(at + step) - value(at - step)) / (2 * eps)
-    return {
-        "value": f0,
-        "forward_difference": fwd_diff,
-        "central_difference": central,
-        "forward_mode": np.asarray(nb.jacfwd(f)(at)).reshape(len(f0), n),
-        "reverse_mode": _reverse_rows(expression, at),
-    }
-
-
-def _reverse_rows(expression, at: np.ndarray) -> np.ndarray:
-    """The Jacobian by reverse mode, one VJP per output through that output's own graph.
-
-    A VJP of the stacked outputs would walk every output's graph for each row:
-    time quadratic in the number of outputs.  Row by row it is linear.
-    """
-    import nablab as nb
-
-    names = expression.variables
-    rows = []
-    for k in range(len(expression)):
-        def output_k(w, k=k):
-            return expression.evaluate_one(k, {name: w[i] for i, name in enumerate(names)})
-
-        rows.append(np.asarray(nb.grad(output_k)(at), dtype=np.float64))
-    return np.stack(rows) if rows else np.zeros((0, len(at)))
-
-
-def _num(x: float) -> str:
-    return f"{x:.10g}"
-
-
-@app.command()
-def jacobian(
-    expressions: str = typer.Argument(..., help="Expressions separated by ';'."),
-    vars: str = typer.Option(..., "--vars", help="Comma-separated variable names."),
-    at: str = typer.Option(..., "--at", help="Comma-separated point, one value per variable."),
-    eps: float = typer.Option(0.01, "--eps", help="Step of the finite differences."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-) -> None:
-    """Value and Jacobian by finite differences, forward mode and reverse mode.
-
-    Example: nablab jacobian "exp(w1) + exp(2*w2); w1*w2 + max(w1, w2)" --vars w1,w2 --at 1,-1
-
-    Allowed: numbers, the variables, + - * / ** @, and exp log sqrt abs tanh
-    sigmoid relu sin cos max min sum mean logsumexp.
-    """
-    names = _parse_vars(vars)
-    point = _parse_point(at, names)
-    if not (math.isfinite(eps) and eps > 0):
-        _fail(f"--eps {eps}: the step must be a positive finite number")
-    expr = _parse_or_fail(expressions, names)
-    try:
-        with np.errstate(all="ignore"):   # NaN and infinity are named in words below instead
-            res = jacobians(expr, point, eps)
-    except ExpressionError as exc:
-        _fail(str(exc))
-    notes = _nonfinite_notes(expr, names, point, res)
-
-    if as_json:
-        from nablab.lab.registry import to_jsonable
-
-        doc = {"expressions": list(expr.sources), "variables": names, "at": point, "eps": eps,
-               **res}
-        typer.echo(json.dumps(to_jsonable(doc, "jacobian"), indent=2))
-        _print_notes(notes)
-        return
-
-    where = ", ".join(f"{n} = {_num(v)}" for n, v in zip(names, point))
-    vt = Table(title=f"Value at {where}")
-    vt.add_column("f")
-    vt.add_column("expression", overflow="fold")
-    vt.add_column("value", justify="right")
-    for i, (src, v) in enumerate(zip(expr.sources, res["value"])):
-        vt.add_row(f"f{i + 1}", src, _num(v))
-    console.print(vt)
-
-    methods = [("forward_difference", f"forward diff (eps={eps:g})"),
-               ("central_difference", "central diff"), ("forward_mode", "forward mode"),
-               ("reverse_mode", "reverse mode")]
-    jt = Table(title="Jacobian")
-    jt.add_column("entry")
-    for _, label in methods:
-        jt.add_column(label, justify="right")
-    m, n = res["reverse_mode"].shape
-    for i in range(m):
-        for j in range(n):
-            jt.add_row(f"d f{i + 1} / d {names[j]}", *(_num(res[k][i, j]) for k, _ in methods))
-    console.print(jt)
-    ref = res["reverse_mode"]
-    gaps = ", ".join(f"{label}: {np.max(np.abs(res[k] - ref)):.3g}" for k, label in methods[:3])
-    console.print(f"max |difference| from reverse mode: {gaps}", highlight=False)
-    _print_notes(notes)
-
-
-def _word(x: float) -> str:
-    return "NaN" if math.isnan(x) else "+infinity" if x > 0 else "-infinity"
-
-
-def _nonfinite_notes(expr, names: list[str], point: np.ndarray, res: dict) -> list[str]:
-    """Which values and derivatives are NaN or infinite, and the operation that made a value so."""
-    where = ", ".join(f"{n} = {_num(v)}" for n, v in zip(names, point))
-    values = dict(zip(names, point))
-    notes = []
-    for i, (src, v) in enumerate(zip(expr.sources, res["value"])):
-        if not math.isfinite(v):
-            cause = nonfinite_cause(expr, i, values)
-            notes.append(f"f{i + 1} = {src} is {_word(v)} at {where}" + (f": {cause}" if cause else ""))
-    labels = {"forward_difference": "forward difference", "central_difference": "central difference",
-              "forward_mode": "forward mode", "reverse_mode": "reverse mode"}
-    m, n = res["reverse_mode"].shape
-    for i in range(m):
-        for j in range(n):
-            bad: dict[str, list[str]] = {}
-            for key, label in labels.items():
-                if not math.isfinite(res[key][i, j]):
-                    bad.setdefault(_word(res[key][i, j]), []).append(label)
-            if bad:
-                notes.append(f"d f{i + 1} / d {names[j]} is " + "; ".join(
-                    f"{word} by {', '.join(how)}" for word, how in bad.items()))
-    return notes
-
-
-def _print_notes(notes: list[str]) -> None:
-    for note in notes:
-        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-
-
-# -- graph ------------------------------------------------------------------------
-
-
-@app.command()
-def graph(
-    expression: str = typer.Argument(..., help="One expression."),
-    vars: str = typer.Option(..., "--vars", help="Comma-separated variable names."),
-    at: str = typer.Option(..., "--at", help="Comma-separated point, one value per variable."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file: .svg, .png, .pdf or .dot."),
-) -> None:
-    """Draw the computation graph of EXPRESSION with values and gradients.
-
-    Example: nablab graph "(x + y) * (y + 1)" --vars x,y --at 1,2 --out graph.svg
-
-    SVG, PNG and PDF need Graphviz's `dot`; a .dot file needs nothing.
-    """
-    import nablab as nb
-
-    names = _parse_vars(vars)
-    point = _parse_point(at, names)
-    suffix = out.suffix.lower()
-    if out.is_dir():
-        _fail(f"--out {out} is a folder; give a file name such as {out / ('graph' + (suffix or '.svg'))}")
-    if suffix not in (".svg", ".png", ".pdf", ".dot"):
-        _fail(f"--out {str(out)!r}: use a name ending in .svg, .png, .pdf or .dot")
-    for parent in out.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                _fail(f"--out {out}: {parent} is a file, not a folder")
-            break
-    expr = _parse_or_fail(expression, names)
-    if len(expr) != 1:
-        _fail(f"graph draws one expression; got {len(expr)} separated by ';'")
-    try:
-        with np.errstate(all="ignore"):   # NaN and infinity are named in words below instead
-            g = nb.trace(lambda *args: expr(*args)[0], *point, names=names)
-            g.backward()
-    except ExpressionError as exc:
-        _fail(str(exc))
-    except ValueError as exc:  # e.g. the expression does not depend on the variables
-        _fail(f"cannot draw {expr.sources[0]!r}: {exc}")
-
-    table = Table(title="Graph nodes")
-    for col in ("node", "op", "value", "gradient"):
-        table.add_column(col, justify="right" if col in ("value", "gradient") else "left")
-    for node in g.nodes:
-        grad = node["grad"]
-        table.add_row(str(node["id"]), node["op"], _fmt(node["value"]),
-                      "" if grad is None else _fmt(grad))
-    console.print(table)
-    notes = []
-    for node in g.nodes:
-        for what in ("value", "grad"):
-            v = node[what]
-            if v is not None and not np.all(np.isfinite(np.asarray(v, dtype=float))):
-                word = "NaN" if np.any(np.isnan(np.asarray(v, dtype=float))) else "infinite"
-                notes.append(f"node {node['id']} ({node['op']}): its {'gradient' if what == 'grad' else what} "
-                             f"is {word}")
-    cause = nonfinite_cause(expr, 0, dict(zip(names, point)))
-    _print_notes(notes + ([f"{expr.sources[0]}: {cause}"] if cause else []))
-
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".dot":
-            out.write_text(g.to_dot(), encoding="utf-8")
-        else:
-            try:
-                g.render(out)
-            except RuntimeError as exc:
-                dot_file = out.with_suffix(".dot")
-                dot_file.write_text(g.to_dot(), encoding="utf-8")
-                _fail(f"{exc}\nThe DOT source was written to {dot_file}.", code=1)
-    except OSError as exc:
-        _fail(f"cannot write {out}: {_os_reason(exc)}", code=1)
-    console.print(f"wrote {out}", highlight=False)
-
-
-def _fmt(v) -> str:
-    arr = np.asarray(v)
-    return _num(float(arr)) if arr.size == 1 else np.array2string(arr, precision=4)
-
-
-# -- lab --------------------------------------------------------------------------
-
-
-@lab_app.command("list")
 def lab_list() -> None:
     """List every claim, its seed, and whether an experiment is registered.
 
@@ -491,7 +160,6 @@ def lab_list() -> None:
                           highlight=False)
 
 
-@lab_app.command("show")
 def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `nablab lab list`.")) -> None:
     """Print a claim's statement, answer slots and parameters.
 
@@ -501,7 +169,7 @@ def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `na
     from nablab.lab.claims import UnknownClaimError
 
     if claim_id not in CLAIMS_BY_ID:
-        _fail(str(UnknownClaimError([claim_id])))
+        fail(str(UnknownClaimError([claim_id])))
     claim = CLAIMS_BY_ID[claim_id]
     console.print(f"[bold]{claim.id}[/]: {claim.title}", highlight=False)
     console.print(f"{claim.source}", style="dim", highlight=False)
@@ -525,7 +193,6 @@ def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `na
         console.print(table)
 
 
-@app.command()
 def grade(
     sheets: Optional[List[Path]] = typer.Argument(None, help="Answer sheets (TOML)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
@@ -556,22 +223,22 @@ def grade(
         ids = [s.strip() for s in claims.split(",") if s.strip()] if claims else None
         unknown = [i for i in ids or [] if i not in CLAIMS_BY_ID]
         if unknown:
-            _fail(str(UnknownClaimError(unknown)))
+            fail(str(UnknownClaimError(unknown)))
         text = blank_sheet([CLAIMS_BY_ID[i] for i in ids] if ids else None)
         if out is None:
             typer.echo(text)
         else:
             if out.exists():
-                _fail(f"--out {out} exists; the template is written to a new file only")
+                fail(f"--out {out} exists; the template is written to a new file only")
             out.write_text(text + "\n", encoding="utf-8")
             console.print(f"blank sheet: {out}", highlight=False)
         return
     if not sheets:
-        _fail("give one or more answer sheets (TOML), or --template for a blank one")
+        fail("give one or more answer sheets (TOML), or --template for a blank one")
     try:
         loaded = [load_sheet(path) for path in sheets]   # every sheet is checked before computing
     except SheetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     with err_console.status("computing") as status, open_executor(scheduler, workers) as executor:
         grades = grade_sheets(loaded, quick=quick, seed=seed, executor=executor,
                               progress=lambda cid: status.update(f"computing {cid}"))
@@ -579,7 +246,7 @@ def grade(
     try:
         write_grades(folder, grades)
     except (FileExistsError, OSError) as exc:
-        _fail(str(exc) if isinstance(exc, FileExistsError) else f"cannot write {folder}: {_os_reason(exc)}")
+        fail(str(exc) if isinstance(exc, FileExistsError) else f"cannot write {folder}: {os_reason(exc)}")
     if as_json:
         typer.echo(json.dumps([g.as_json() for g in grades], indent=2, allow_nan=False))
         return
@@ -598,7 +265,6 @@ def grade(
     console.print(f"report: {folder / 'index.html'}", highlight=False)
 
 
-@lab_app.command("run")
 def lab_run(
     claim_id: str = typer.Argument(..., help="Claim id, as shown by `nablab lab list`."),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p",
@@ -629,15 +295,15 @@ def lab_run(
     from nablab.lab.sweep import open_executor
 
     if claim_id not in CLAIMS_BY_ID:
-        _fail(str(UnknownClaimError([claim_id])))
+        fail(str(UnknownClaimError([claim_id])))
     fns = registry.registered()
     if claim_id not in fns:
-        _fail(f"claim {claim_id!r} has no experiment yet; claims with one: "
+        fail(f"claim {claim_id!r} has no experiment yet; claims with one: "
               f"{', '.join(sorted(fns)) or '(none)'}")
     try:
         params = parse_params(param)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _check_params(claim_id, params, registry.params_of(claim_id))
     folder = out if out is not None else Path("runs") / claim_id
     _make_run_folder(folder)
@@ -648,9 +314,9 @@ def lab_run(
             record, ctx = run_claim(claim_id, folder, quick, seed, params, executor=executor,
                                     sweep_dir=sweeps)
     except ParamError as exc:
-        _fail(f"--param {exc}")
+        fail(f"--param {exc}")
     except ValueError as exc:  # a bad --scheduler or --workers
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(sweeps)
     if record["status"] != "error":
@@ -659,9 +325,9 @@ def lab_run(
         (folder / "result.json").write_text(
             json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {folder / 'result.json'}: {_os_reason(exc)}", code=1)
+        fail(f"cannot write {folder / 'result.json'}: {os_reason(exc)}", code=1)
 
-    style = _STATUS_STYLE.get(record["status"], "")
+    style = STATUS_STYLE.get(record["status"], "")
     console.print(f"[bold]{claim_id}[/] ({record['seed']}): [{style}]{record['status']}[/] "
                   f"in {record['seconds']:.2f} s", highlight=False)
     console.print(record["summary"], markup=False)
@@ -699,7 +365,7 @@ def _check_params(claim_id: str, params: dict, accepted: dict | None) -> None:
         return
     listing = "; ".join(f"{k} (default: {v})" for k, v in accepted.items())
     close = difflib.get_close_matches(unknown[0], list(accepted), n=1)
-    _fail(f"--param {unknown[0]}: {claim_id} has no parameter {unknown[0]!r}"
+    fail(f"--param {unknown[0]}: {claim_id} has no parameter {unknown[0]!r}"
           + (f" (did you mean {close[0]!r}?)" if close else "")
           + (f". It accepts: {listing}" if accepted else ". It takes no parameters"))
 
@@ -719,56 +385,21 @@ def _make_run_folder(folder: Path) -> None:
     """Create ``folder`` for `lab run`, or refuse one it did not make (its files would be overwritten)."""
     if os.path.lexists(folder):
         if not folder.is_dir():
-            _fail(f"--out {folder} exists and is not a folder")
+            fail(f"--out {folder} exists and is not a folder")
         if any(folder.iterdir()) and not _made_by_lab_run(folder):
-            _fail(f"--out {folder} exists and was not made by nablab lab run (no {RUN_MARKER} file); "
+            fail(f"--out {folder} exists and was not made by nablab lab run (no {RUN_MARKER} file); "
                   "its result.json, figures and .sweeps would be overwritten: choose another folder "
                   "or remove it first")
     for parent in folder.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                _fail(f"--out {folder}: {parent} is a file, not a folder")
+                fail(f"--out {folder}: {parent} is a file, not a folder")
             break
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / RUN_MARKER).write_text("made by nablab lab run: it may overwrite its own files here\n",
                                          encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write to --out {folder}: {_os_reason(exc)}", code=1)
+        fail(f"cannot write to --out {folder}: {os_reason(exc)}", code=1)
 
 
-# -- arch (provided by nablab.arch when present) -----------------------------------
-
-try:
-    from nablab.arch.cli import arch_command
-except ImportError as _arch_error:
-    _missing = getattr(_arch_error, "name", None)
-    if _missing not in ("nablab.arch", "nablab.arch.cli"):
-        # The module exists but could not be imported: say so instead of hiding the command.
-        _reason = f"{type(_arch_error).__name__}: {_arch_error}"
-
-        @app.command("arch", context_settings={"allow_extra_args": True,
-                                               "ignore_unknown_options": True})
-        def arch_unavailable() -> None:
-            """Layer arithmetic (unavailable: its module failed to import).
-
-            Example: nablab arch --help
-            """
-            _fail(f"nablab arch is unavailable: {_reason}", code=1)
-else:
-    app.command("arch")(arch_command)
-
-# -- train (nablab.train) ----------------------------------------------------------
-
-from nablab.train.cli import train_command  # noqa: E402
-
-app.command("train")(train_command)
-
-
-def main() -> None:
-    """Entry point of the ``nablab`` script."""
-    app(prog_name="nablab")
-
-
-if __name__ == "__main__":
-    main()
