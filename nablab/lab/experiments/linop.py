@@ -117,9 +117,16 @@ def conv1d_gd(run: Context) -> Conv1dGD:
 
     curve, dense_curve = path(A), path(D)
 
-    # Cost of the 100 steps as n grows: operator always, dense matrix while it is small.
+    # Cost of the 100 steps as n grows: operator always, dense matrix while it is small
+    # (at n itself, the loops above were just timed).
     scaling = []
     for m in run.params["sizes"]:
+        if m == n:
+            row = {"n": n, "operator_s": t_op, "operator_peak_bytes": peak_op}
+            if n <= run.params["dense_up_to"]:
+                row.update(dense_s=t_dense, dense_matrix_bytes=D.nbytes, dense_loop_peak_bytes=peak_dense)
+            scaling.append(row)
+            continue
         km, bm = rng.standard_normal(r), rng.standard_normal(m - r + 1)
         am = 1.0 / (np.sum(np.abs(km)) ** 2 + lam)
         _, t1, p1 = _timed(lambda km=km, m=m, bm=bm, am=am: gd_loop(Convolution1d(km, m), bm, np.zeros(m), am, lam),
