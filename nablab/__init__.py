@@ -15,31 +15,82 @@ The public API on one screen:
   SciPy's special functions, distributions, linear algebra and convolution are
   :mod:`nablab.scipy`.
 
+The subpackages load on first use, as ``torch.optim`` or ``scipy.linalg`` do:
+``nb.optim.adam(...)`` works after ``import nablab as nb`` alone, and
+``import nablab`` pays only for the engine.
+
 >>> import numpy as np, nablab as nb
 >>> def loss(w):
 ...     return nb.sum(nb.tanh(w) ** 2)
 >>> nb.grad(loss)(np.array([0.0, 1.0]))
 array([0.        , 0.63970001])
+>>> nb.optim.minimize(loss, np.array([1.0]), nb.optim.adam(0.1), steps=30).params.round(3)
+array([0.113])
 """
 
-from nablab.autodiff.core import ShapeError, Tensor, no_grad, is_grad_enabled, primitive
-from nablab.autodiff.imperative import tensor
-from nablab.autodiff.ops import *  # noqa: F401,F403  (the NumPy-like functions)
-from nablab.autodiff.ops import __all__ as _ops_all
-from nablab.autodiff.transforms import grad, hessian, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp
-from nablab.autodiff.wrappers import *  # noqa: F401,F403  (autograd's operators by name)
-from nablab.autodiff.wrappers import __all__ as _wrappers_all
-from nablab.autodiff.numeric import gradcheck, numerical_jacobian
+from __future__ import annotations
+
+import importlib
+
+from nablab.autodiff.core import Tensor, is_grad_enabled, no_grad, primitive
 from nablab.autodiff.graph import Graph, trace
-from nablab.autodiff.dispatch import TracedValueError, UnsupportedFunctionError
+from nablab.autodiff.imperative import tensor
+from nablab.autodiff.numeric import gradcheck, numerical_jacobian
+from nablab.autodiff.ops import (
+    abs, add, amax, amin, arange, arctan, arctan2, argmax, argmin, array, asarray, astype, broadcast_to, ceil, clip,
+    concatenate, conj, cos, cosh, cumsum, diag, diagonal, divide, dot, einsum, equal, exp, expand_dims, expm1, eye,
+    flip, floor, full, full_like, greater, hstack, imag, inner, isfinite, less, linspace, log, log1p, log_softmax,
+    logsumexp, matmul, matrix_trace, max, maximum, mean, min, minimum, mod, moveaxis, multiply, negative, norm, ones,
+    ones_like, outer, pad, power, prod, ravel, real, reciprocal, relu, repeat, reshape, roll, round, sigmoid, sign,
+    sin, sinh, softmax, softplus, sort, sqrt, square, squeeze, stack, std, stop_gradient, subtract, sum, swapaxes,
+    take, take_along_axis, tan, tanh, tensordot, tile, transpose, tril, triu, var, vstack, where, zeros, zeros_like,
+)
+from nablab.autodiff.transforms import grad, hessian, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp
 from nablab.autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
+from nablab.autodiff.wrappers import (
+    checkpoint, deriv, elementwise_grad, grad_and_aux, grad_named, hessian_tensor_product, hessian_vector_product,
+    holomorphic_grad, jacobian, make_ggnvp, make_hvp, make_jvp, make_vjp, multigrad_dict, tensor_jacobian_product,
+    vector_jacobian_product,
+)
+from nablab.errors import ShapeError, TracedValueError, UnsupportedFunctionError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "ShapeError", "TracedValueError", "UnsupportedFunctionError", "tensor", "no_grad",
-    "is_grad_enabled", "primitive",
-    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp", *_wrappers_all,
+    # the engine
+    "Tensor", "tensor", "no_grad", "is_grad_enabled", "primitive",
+    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp",
+    "elementwise_grad", "jacobian", "holomorphic_grad", "deriv", "make_vjp", "make_jvp", "make_hvp", "make_ggnvp",
+    "hessian_tensor_product", "hessian_vector_product", "tensor_jacobian_product", "vector_jacobian_product",
+    "grad_and_aux", "multigrad_dict", "grad_named", "checkpoint",
     "numerical_jacobian", "gradcheck", "trace", "Graph",
-    "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", *_ops_all,
+    "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves",
+    "ShapeError", "TracedValueError", "UnsupportedFunctionError",
+    # NumPy-like functions (all of NumPy is nablab.numpy)
+    "sign", "floor", "ceil", "round", "argmax", "argmin", "isfinite", "equal", "greater", "less",
+    "zeros", "ones", "zeros_like", "ones_like", "full", "full_like", "eye", "arange", "linspace",
+    "add", "subtract", "multiply", "divide", "negative", "power", "square", "reciprocal", "mod",
+    "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh",
+    "arctan", "arctan2", "abs", "maximum", "minimum", "clip", "where", "astype", "real", "imag", "conj",
+    "sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "cumsum",
+    "reshape", "ravel", "expand_dims", "squeeze", "transpose", "swapaxes", "moveaxis",
+    "broadcast_to", "concatenate", "stack", "hstack", "vstack", "pad", "array", "asarray",
+    "matmul", "dot", "outer", "inner", "tensordot", "einsum", "diag", "diagonal",
+    "tril", "triu", "roll", "flip", "repeat", "tile", "take", "take_along_axis", "sort",
+    # nablab's own functions
+    "stop_gradient", "relu", "sigmoid", "softplus", "logsumexp", "softmax", "log_softmax", "norm", "matrix_trace",
 ]
+
+#: Subpackages and modules reached as attributes (``nb.optim``), imported on first use (PEP 562).
+SUBMODULES = ("numpy", "scipy", "nn", "optim", "hyper", "train", "arch", "theory", "linop", "data", "lab",
+              "autodiff", "errors", "checks", "expr", "torch_bridge", "cli")
+
+
+def __getattr__(name: str):
+    if name in SUBMODULES:
+        return importlib.import_module(f"nablab.{name}")  # the import also sets nablab.<name>
+    raise AttributeError(f"module 'nablab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(SUBMODULES))

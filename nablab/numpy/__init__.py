@@ -31,7 +31,7 @@ import numpy as _np
 from nablab.autodiff import core as _core
 from nablab.autodiff import dispatch as _dispatch
 from nablab.numpy import _namespace
-from nablab.numpy import fft, linalg, random  # noqa: F401
+from nablab.numpy import fft, linalg  # noqa: F401
 from nablab.numpy import grids as _grids
 from nablab.numpy import indexing as _indexing
 from nablab.numpy import statistics as _statistics
@@ -51,13 +51,14 @@ for _family in _FAMILIES:
     for _name in _family.__all__:
         _implemented[_name] = getattr(_family, _name)
 
-_namespace.fill(globals(), _np, _implemented)
+# NumPy's lazily loaded submodules (testing, f2py, ma, ...) stay unloaded until asked for:
+# importing them all cost more than the rest of ``import nablab`` together.
+_LAZY = set(_namespace.fill(globals(), _np, _implemented, defer_lazy=True)) | {"random"}
 _namespace.fill(vars(linalg), _np.linalg, {n: getattr(linalg, n) for n in linalg.__all__},
                 prefix="numpy.linalg")
 _namespace.fill(vars(fft), _np.fft, {n: getattr(fft, n) for n in fft.__all__}, prefix="numpy.fft")
 linalg = linalg  # the module, not numpy.linalg (fill left it alone: it was already ours)
 fft = fft
-random = random
 # ufunc.reduce / .accumulate with NumPy's signatures (axis=0 by default, unlike np.sum).
 for (_ufunc, _method), _ours in _reductions.UFUNC_METHODS.items():
     _namespace.register_ufunc_method(_ufunc, _method, _ours)
@@ -86,3 +87,20 @@ _core._ops.astype = _astype_method
 for _name in ("array_ufunc", "array_function", "is_traced", "traced_value_error",
               "holds_traced", "unbox_all"):
     setattr(_core._ops, _name, getattr(_dispatch, _name))
+
+
+def __getattr__(name):
+    """NumPy's lazily loaded submodules (and ``random``, NumPy's own), imported on first use."""
+    if name == "random":
+        import importlib
+
+        return importlib.import_module("nablab.numpy.random")
+    if name in _LAZY:
+        value = getattr(_np, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nablab.numpy' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)

@@ -35,10 +35,19 @@ NONDIFFERENTIABLE = frozenset("""
 
 
 def fill(target: dict, numpy_module, implemented: dict, nondifferentiable=NONDIFFERENTIABLE,
-         prefix: str = "numpy") -> None:
-    """Fill ``target`` (a module's globals) from ``numpy_module``; register the dispatch tables."""
+         prefix: str = "numpy", defer_lazy: bool = False) -> list:
+    """Fill ``target`` (a module's globals) from ``numpy_module``; register the dispatch tables.
+
+    With ``defer_lazy``, names the module serves lazily (NumPy's submodules ``testing``,
+    ``f2py``, ``ma``, ...: listed by ``dir`` but not yet imported) are not touched, since
+    reading them would import them; they are returned so the target can serve them lazily too.
+    """
+    deferred = []
     for name in dir(numpy_module):
         if name.startswith("_"):
+            continue
+        if defer_lazy and name not in implemented and name not in vars(numpy_module):
+            deferred.append(name)
             continue
         obj = getattr(numpy_module, name)
         if name in implemented:
@@ -57,6 +66,7 @@ def fill(target: dict, numpy_module, implemented: dict, nondifferentiable=NONDIF
     # Names nablab adds beyond NumPy's (none for numpy itself, helpers elsewhere).
     for name, ours in implemented.items():
         target.setdefault(name, ours)
+    return deferred
 
 
 def _register(numpy_obj, ours) -> None:
