@@ -83,14 +83,30 @@ def check_number(name: str, value, *, low=None, high=None, low_open=False, high_
 
 
 def check_lr(lr, who: str | None = None, name: str = "lr"):
-    """A learning rate: a number, or a schedule (a function of the step count), finite and >= 0.
+    """A learning rate: a number, an array of them (one per problem of a batch run at once),
+    or a schedule (a function of the step count); finite and >= 0.
 
     Returns ``lr`` unchanged (a traced rate stays traced); a schedule is checked at step 0.
 
     >>> check_lr(lambda t: 0.1 / (1 + t), who="sgd")(1)
     0.05
+    >>> check_lr(np.array([[0.1], [0.0], [-2.0]]), who="sgd")
+    Traceback (most recent call last):
+    ValueError: sgd: lr must be finite and non-negative, got -2.0 at index (2, 0)
     """
-    check_number(name, lr(0) if callable(lr) else lr, low=0, who=who)
+    checked = lr(0) if callable(lr) else lr
+    if np.ndim(value_of(checked)) == 0:
+        check_number(name, checked, low=0, who=who)
+        return lr
+    arr = np.asarray(value_of(checked))
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{f'{who}: ' if who else ''}{name} must be a number or an array of numbers, "
+                        f"got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{f'{who}: ' if who else ''}{name} must be finite and non-negative, "
+                         f"got {float(arr[index])!r} at index {index}")
     return lr
 
 

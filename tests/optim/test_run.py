@@ -126,3 +126,16 @@ def test_iterate_runs_any_step():
     assert (run.params, run.state, run.losses) == (4, [10, 11, 12, 13], [0.0, 1.0, 2.0, 3.0])
     with pytest.raises(DivergenceError, match="step 12: a parameter is no longer finite"):
         optim.iterate(lambda w, s, k: optim.Step(w, s, problem="a parameter" if k == 12 else None), 0, 4, start=10)
+
+
+def test_a_batch_of_problems_runs_at_once_with_one_learning_rate_each():
+    # The lab's sweeps run many problems in one array; the learning rate broadcasts, one per problem.
+    H = np.array([[[2.0]], [[1.0]], [[0.5]]])
+    lr = np.array([[[0.1]], [[1.5]], [[0.0]]])
+    run = optim.run(optim.sgd(lr), np.ones((3, 1, 1)), lambda th, t: H @ th, 10)
+    expected = np.ones((3, 1, 1))
+    for _ in range(10):
+        expected = expected - lr * (H @ expected)
+    np.testing.assert_array_equal(run.params, expected)
+    with pytest.raises(ValueError, match=r"sgd: lr must be finite and non-negative, got -0.5 at index \(1,\)"):
+        optim.sgd(np.array([0.1, -0.5]))
