@@ -35,6 +35,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -140,14 +141,14 @@ def iterate(step: Callable, params, steps: int, *, state=None, start: int = 0, o
     """The loop: ``step(params, state, t)`` for ``t`` in ``start .. start + steps - 1``; returns a :class:`Run`.
 
     ``step`` returns a :class:`Step`. Unless ``on_divergence="ignore"``, a step
-    whose loss is NaN or infinite, or that reports a ``problem``, or whose loss
-    ``limit(t, loss)`` answers with a reason (a string completing "the loss is ..."), diverges: the loop raises
-    :class:`~nablab.errors.DivergenceError` naming ``t`` (``"raise"``), or stops
-    and sets ``Run.diverged_at = t`` (``"record"``; the parameters are then those
-    the step left). The loss of that step is recorded first. ``observe(t, params)``
-    sees the start and each step's parameters that did not diverge;
-    ``keep_trajectory`` keeps copies of them (and of the parameters a diverging
-    step left) in ``Run.trajectory``.
+    diverges when its loss is NaN or infinite, when it reports a ``problem``, or
+    when ``limit(t, loss)`` answers with a reason (a string completing "the loss
+    is ..."): the loop then raises :class:`~nablab.errors.DivergenceError` naming
+    ``t`` (``"raise"``), or stops and sets ``Run.diverged_at = t`` (``"record"``;
+    the parameters are those the step left). The loss of that step is recorded
+    first. ``observe(t, params)`` sees the start and the parameters of each step
+    that did not diverge; ``keep_trajectory`` keeps copies of them (and of the
+    parameters a diverging step left) in ``Run.trajectory``.
 
     >>> from nablab.optim import Step, iterate
     >>> halve = lambda w, state, t: Step(w / 2, state, loss=w)
@@ -162,42 +163,35 @@ def iterate(step: Callable, params, steps: int, *, state=None, start: int = 0, o
     start = check_count("start", start, who="iterate")
     checking = on_divergence != "ignore"
     result = Run(params=params)
-    if checking:  # overflow on the way to divergence is expected: it is reported by step below
-        with np.errstate(over="ignore", invalid="ignore"):
-            return _loop(step, params, state, steps, start, observe, on_divergence, limit, keep_trajectory, result)
-    return _loop(step, params, state, steps, start, observe, on_divergence, limit, keep_trajectory, result)
-
-
-def _loop(step, params, state, steps, start, observe, on_divergence, limit, keep_trajectory, result):
-    checking = on_divergence != "ignore"
-    if keep_trajectory:
-        result.trajectory.append(_snapshot(params))
-    if observe is not None:
-        observe(start, params)
-    for t in range(start, start + steps):
-        params, state, loss, problem = step(params, state, t)
-        why, value = "", None
-        if loss is not None:
-            value = float(value_of(loss))
-            result.losses.append(value)
-        if checking and problem is None and loss is not None:
-            if not np.isfinite(value):
-                problem = "the loss"
-            elif limit is not None:
-                reason = limit(t, value)
-                if reason:
-                    problem, why = "the loss", reason
-        if checking and problem is not None:
-            if on_divergence == "raise":
-                raise DivergenceError(t, problem, why, value)
-            result.diverged_at = t
-            if keep_trajectory:
-                result.trajectory.append(_snapshot(params))
-            break
+    # Overflow on the way to divergence is expected when checking: it is reported by step below.
+    quiet = np.errstate(over="ignore", invalid="ignore") if checking else contextlib.nullcontext()
+    with quiet:
         if keep_trajectory:
             result.trajectory.append(_snapshot(params))
         if observe is not None:
-            observe(t + 1, params)
+            observe(start, params)
+        for t in range(start, start + steps):
+            params, state, loss, problem = step(params, state, t)
+            why, value = "", None
+            if loss is not None:
+                value = float(value_of(loss))
+                result.losses.append(value)
+            if checking and problem is None and loss is not None:
+                if not np.isfinite(value):
+                    problem = "the loss"
+                elif limit is not None and (reason := limit(t, value)):
+                    problem, why = "the loss", reason
+            if checking and problem is not None:
+                if on_divergence == "raise":
+                    raise DivergenceError(t, problem, why, value)
+                result.diverged_at = t
+                if keep_trajectory:
+                    result.trajectory.append(_snapshot(params))
+                break
+            if keep_trajectory:
+                result.trajectory.append(_snapshot(params))
+            if observe is not None:
+                observe(t + 1, params)
     result.params, result.state = params, state
     return result
 
