@@ -199,8 +199,8 @@ def _reversible(run, hyper, w0, wrt, options):
         raise ValueError("mode='reversible' runs SGD with momentum: give momentum= in (0, 1) and no optimizer "
                          "(or hyper={'lr', 'momentum'} with make_optimizer=nablab.hyper.reversible_optimizer)")
     r = reversible_hypergradient(run.loss_fn, w0, float(hyper["lr"]), float(hyper["momentum"]), run.steps,
-                                 val_loss=run.val_loss, batches=run.batches,
-                                 **{k: options[k] for k in ("radix_bits", "max_denominator") if k in options})
+                                 val_loss=run.val_loss, batches=run.batches, radix_bits=options["radix_bits"],
+                                 max_denominator=options["max_denominator"])
     grads = {"lr": r.d_lr, "momentum": r.d_momentum, "w0": r.d_w0}
     return r.loss, {k: grads[k] for k in wrt}
 
@@ -230,7 +230,7 @@ def _wrt_names(wrt, hyper, who):
 
 
 def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, batches=None, mode="reverse",
-                  wrt=None, checkpoint_every=None, eps=1e-6, **reversible_options):
+                  wrt=None, checkpoint_every=None, eps=1e-6, radix_bits=40, max_denominator=1000):
     """Final loss and its gradient with respect to the hyperparameters in ``hyper`` and ``w0``.
 
     ``hyper`` is a dict of numbers or arrays (a per-step learning-rate
@@ -238,7 +238,9 @@ def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, b
     returns a :mod:`nablab.optim` optimizer. ``wrt`` names what to
     differentiate (a name, or several, among ``hyper``'s keys and ``"w0"``;
     default: all). Returns ``(loss, grads)`` with one entry of ``grads`` per name.
-    ``reversible_options`` (``radix_bits``, ``max_denominator``) go to reversible mode.
+    ``checkpoint_every`` is reverse mode's, ``eps`` finite differences', and
+    ``radix_bits`` and ``max_denominator`` reversible mode's (see
+    :func:`~nablab.hyper.reversible.reversible_hypergradient`).
 
     >>> import numpy as np, nablab as nb
     >>> from nablab import optim
@@ -255,7 +257,8 @@ def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, b
     hyper = {k: (np.float64(v) if isinstance(v, (int, float)) else np.asarray(v, dtype=float)) for k, v in hyper.items()}
     w0 = np.asarray(w0, dtype=float) if not isinstance(w0, (dict, list, tuple)) else w0
     names = _wrt_names(wrt, hyper, "hypergradient")
-    options = {"checkpoint_every": checkpoint_every, "eps": eps, **reversible_options}
+    options = {"checkpoint_every": checkpoint_every, "eps": eps, "radix_bits": radix_bits,
+               "max_denominator": max_denominator}
     return implementation(run, hyper, w0, names, options)
 
 
