@@ -36,7 +36,9 @@ __all__ = ["check_number", "check_lr", "check_count"]
 
 
 def _shown(value, plain) -> str:
-    return repr(value) if isinstance(value, numbers.Number) and not isinstance(value, np.generic) else repr(float(plain))
+    """A Python number as typed; anything else (NumPy scalars, traced values) as its float."""
+    plain_number = isinstance(value, numbers.Number) and not isinstance(value, np.generic)
+    return repr(value) if plain_number else repr(float(plain))
 
 
 def _range(low, high, low_open, high_open) -> str:

@@ -130,7 +130,8 @@ def _replica(model, dtype):
 
 
 def copy_weights(source, replica) -> None:
-    """Copy every parameter of the nablab module ``source`` into the torch module ``replica`` (same names and shapes)."""
+    """Copy every parameter of the nablab module ``source`` into the torch module ``replica``
+    (the same names and shapes)."""
     torch = require_torch()
     theirs = dict(replica.named_parameters())
     ours = dict(source.named_parameters())

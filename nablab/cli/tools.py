@@ -20,6 +20,7 @@ from rich.table import Table
 from nablab.cli._common import console, err_console, fail, os_reason
 from nablab.expr import ExpressionError, nonfinite_cause, parse
 
+
 def _parse_vars(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",")]
     if not all(names):

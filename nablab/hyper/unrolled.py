@@ -36,7 +36,8 @@ from nablab.autodiff.core import value_of
 from nablab.autodiff.transforms import grad, jvp, value_and_grad, vjp
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
 from nablab.checks import check_count, check_lr
-from nablab.optim import heavy_ball, run as run_optimizer, sgd
+from nablab.optim import heavy_ball, sgd
+from nablab.optim import run as run_optimizer
 
 __all__ = ["Unrolled", "hypergradient", "lr_hypergradient", "reversible_optimizer", "MODES"]
 
@@ -254,7 +255,8 @@ def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, b
     """
     implementation = _implementation(mode, "hypergradient")
     run = Unrolled(loss_fn, steps, make_optimizer, val_loss, batches)
-    hyper = {k: (np.float64(v) if isinstance(v, (int, float)) else np.asarray(v, dtype=float)) for k, v in hyper.items()}
+    hyper = {k: (np.float64(v) if isinstance(v, (int, float)) else np.asarray(v, dtype=float))
+             for k, v in hyper.items()}
     w0 = np.asarray(w0, dtype=float) if not isinstance(w0, (dict, list, tuple)) else w0
     names = _wrt_names(wrt, hyper, "hypergradient")
     options = {"checkpoint_every": checkpoint_every, "eps": eps, "radix_bits": radix_bits,

@@ -122,7 +122,8 @@ def run(opt, params, grad_fn: Callable, steps: int, *, state=None, start: int = 
     >>> import numpy as np
     >>> from nablab import optim
     >>> seen = []
-    >>> r = optim.run(optim.sgd(lr=0.5), np.array([4.0]), lambda w, t: w, 3, observe=lambda t, w: seen.append(float(w[0])))
+    >>> r = optim.run(optim.sgd(lr=0.5), np.array([4.0]), lambda w, t: w, 3,
+    ...               observe=lambda t, w: seen.append(float(w[0])))
     >>> seen
     [4.0, 2.0, 1.0, 0.5]
     >>> optim.run(optim.sgd(lr=1.0), np.array([1.0]), lambda w, t: 1e300 * w, 5)
