@@ -14,9 +14,7 @@ from typer.testing import CliRunner
 
 import nablab.cli
 from nablab.cli import app
-from nablab.lab import registry
 from nablab.lab.claims import CLAIMS
-from nablab.lab.registry import Result
 
 runner = CliRunner()
 SEED_F = "exp(exp(w1) + exp(2*w2)) + sigmoid(exp(w1) + exp(2*w2)); w1*w2 + max(w1, w2)"
@@ -167,21 +165,18 @@ def test_graph_errors(tmp_path):
 # -- lab and reproduce -----------------------------------------------------------
 
 
-def fake_experiment(ctx):
-    steps = ctx.param("steps", 10)
-    return Result("agrees", {"steps": steps, "twice": 2 * steps}, f"Ran {steps} steps.",
-                  seed_says="Ten steps.")
-
-
-def failing_experiment(ctx):
+def failing_experiment(run):
     raise ValueError("bad input 17")
 
 
 @pytest.fixture
-def fake_registry(monkeypatch):
-    fns = {"data.one-hot": fake_experiment, "theory.gd-rate": failing_experiment}
-    monkeypatch.setattr(registry, "registered", lambda: dict(fns))
-    monkeypatch.setattr(registry, "load_errors", lambda: {})
+def fake_registry(fake_experiments, fake_result):
+    def fake_experiment(run):
+        steps = run.params["steps"]
+        return fake_result(f"Ran {steps} steps.", steps=steps, twice=2 * steps)
+
+    fake_experiments({"data.one-hot": fake_experiment, "theory.gd-rate": failing_experiment},
+                     params={"steps": 10})
 
 
 def test_lab_list_shows_every_claim(fake_registry):
@@ -196,7 +191,7 @@ def test_lab_run_with_params(tmp_path, fake_registry):
     out = tmp_path / "run"
     result = invoke("lab", "run", "data.one-hot", "--param", "steps=4", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "agrees" in result.output and "Ran 4 steps." in result.output
+    assert "reproduced" in result.output and "Ran 4 steps." in result.output
     saved = json.loads((out / "result.json").read_text())
     assert saved["computed"] == {"steps": 4, "twice": 8}
 
@@ -238,7 +233,7 @@ def test_reproduce_writes_report_and_fails_on_errors(tmp_path, fake_registry):
     r = invoke("reproduce", "--out", str(out), "--only", "data.one-hot")
     assert r.exit_code == 0, r.output
     assert (out / "index.html").is_file()
-    assert "1 claims (1 agrees)" in r.output
+    assert "1 claims (1 reproduced)" in r.output
     r = invoke("reproduce", "--out", str(out), "--quick")
     assert r.exit_code == 1  # one experiment raised: the report is written, the run fails
     claims = json.loads((out / "claims.json").read_text())

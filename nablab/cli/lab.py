@@ -311,7 +311,7 @@ def lab_run(
     sweeps = folder / ".sweeps"
     try:
         with open_executor(scheduler, workers) as executor:
-            record, ctx = run_claim(claim_id, folder, quick, seed, params, executor=executor,
+            record, _ = run_claim(claim_id, folder, quick, seed, params, executor=executor,
                                     sweep_dir=sweeps)
     except ParamError as exc:
         fail(f"--param {exc}")
@@ -332,7 +332,7 @@ def lab_run(
                   f"in {record['seconds']:.2f} s", highlight=False)
     console.print(record["summary"], markup=False)
     if record["seed_says"]:
-        console.print(f"seed says: {record['seed_says']}", markup=False)
+        console.print(f"answer sets say: {record['seed_says']}", markup=False)
     if record["computed"]:
         table = Table(title="Computed")
         table.add_column("key")
@@ -345,10 +345,6 @@ def lab_run(
     if record["details"]:
         console.print(record["details"], markup=False, highlight=False)
     _say_cross_checks_not_run([record])
-    unused = sorted(set(params) - ctx.used_params)
-    if unused:
-        err_console.print(f"warning: parameter(s) {', '.join(unused)} not used in this run of {claim_id}",
-                          markup=False)
     console.print(f"result: {folder / 'result.json'}", highlight=False)
     if record["status"] == "error":
         raise typer.Exit(1)

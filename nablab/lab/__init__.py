@@ -1,4 +1,4 @@
-"""The lab: one experiment per seed claim, a registry, and the report.
+"""The lab: the claims as data, one experiment per claim, answer sheets, grading and the report.
 
 >>> from nablab.lab import CLAIMS, registered
 >>> len(CLAIMS)
@@ -6,15 +6,7 @@
 """
 
 from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID, Claim, UnknownClaimError, get_claim
-from nablab.lab.registry import (
-    STATUSES,
-    Context,
-    Result,
-    experiment,
-    load_errors,
-    registered,
-    run,
-)
+from nablab.lab.registry import STATUSES, Context, compute, figure, load_errors, registered
 
 __all__ = ["CLAIMS", "CLAIMS_BY_ID", "Claim", "UnknownClaimError", "get_claim", "STATUSES",
-           "Context", "Result", "experiment", "load_errors", "registered", "run"]
+           "Context", "compute", "figure", "load_errors", "registered"]

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 
-from nablab.lab.slots import Slot, slot_from_table
+from nablab.lab.slots import slot_from_table
 
 if sys.version_info >= (3, 11):
     import tomllib

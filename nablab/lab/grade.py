@@ -28,7 +28,7 @@ GRADE_MARKER = ".nablab-grade"
 def compute_truths(claim_ids, *, quick=False, seed=0, executor=None, progress=None) -> tuple[dict, dict]:
     """``(truths, errors)``: each claim's slot values, computed once, or why it has none."""
     truths, errors = {}, {}
-    computed = registry.computations()
+    computed = registry.registered()
     with tempfile.TemporaryDirectory(prefix="nablab-grade-") as scratch:
         for claim_id in claim_ids:
             if progress is not None:

@@ -1,23 +1,31 @@
-"""Experiments registered under claim ids, and the context they run in.
+"""Claims' experiments as compute and figure, and the context they run in.
 
-An experiment is a plain function ``fn(ctx) -> Result`` in a module of
-:mod:`nablab.lab.experiments`, registered with :func:`experiment`:
+A claim's experiment is two functions in a module of :mod:`nablab.lab.experiments`:
+``compute(run) -> result``, where the result is a dataclass with one field per
+answer slot of the claim (named as the slots) beside its evidence and a
+``summary()`` that describes the values in words, and ``figure(result, run)``,
+which draws with ``run.savefig(fig, name, alt=...)``.  ``run`` is a
+:class:`Context`: ``run.params`` holds the claim's parameters for this run
+(quick or full, with the user's overrides), ``run.rng()`` its generator,
+``run.check`` its self-checks.  The verdict is not the experiment's business:
+it comes from grading the claim's answer sets (:mod:`nablab.lab.grading`).
 
->>> from nablab.lab.registry import Context, Result, experiment
->>> def one_hot_demo(ctx: Context) -> Result:       # doctest: +SKIP
-...     words = "This exam is a midterm exam".lower().split()
-...     vocab = sorted(set(words))
-...     return Result("reproduced", {"vocab": vocab}, "One row per word.")
->>> experiment("data.one-hot")(one_hot_demo)       # doctest: +SKIP
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Squares:
+...     total: int
+...     def summary(self):
+...         return f"The squares add up to {self.total}."
+>>> def squares(run):                      # registered with @compute("some.claim")
+...     return Squares(sum(k * k for k in range(run.params["n"])))
+>>> squares(Context(out_dir=Path("."), params={"n": 4})).summary()
+'The squares add up to 14.'
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import importlib
 import importlib.util
-import inspect
 import math
 import os
 import pkgutil
@@ -35,17 +43,14 @@ import numpy as np
 
 from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
 
-__all__ = ["Result", "Context", "SelfCheckError", "ParamError", "experiment", "registered", "run",
-           "compute", "figure", "computations", "resolve_params", "compute_claim", "draw_claim",
-           "Computation",
-           "load_errors", "params_of", "parse_params", "parse_value", "to_jsonable", "fault_point",
-           "STATUSES", "RESULT_STATUSES", "NOT_INSTALLED"]
+__all__ = ["Context", "SelfCheckError", "ParamError", "compute", "figure", "registered",
+           "resolve_params", "compute_claim", "draw_claim", "Computation", "load_errors", "params_of",
+           "parse_params", "parse_value", "to_jsonable", "fault_point", "STATUSES", "NOT_INSTALLED"]
 
-#: Statuses an experiment may return.
-RESULT_STATUSES = ("agrees", "disagrees", "reproduced", "needs-data")
-#: All statuses a report can show ("error": the experiment raised or returned
-#: something invalid; "not-implemented": no experiment is registered).
-STATUSES = RESULT_STATUSES + ("error", "not-implemented")
+#: The statuses a claim can have in a report: from grading its answer sets (agrees, disagrees,
+#: reproduced), from the data (needs-data), or from a failure (error); not-implemented when no
+#: experiment is registered for it.
+STATUSES = ("agrees", "disagrees", "reproduced", "needs-data", "error", "not-implemented")
 
 
 class SelfCheckError(AssertionError):
@@ -61,27 +66,11 @@ NOT_INSTALLED = {"torch": "not run: PyTorch is not installed", "scipy": "not run
 
 
 @dataclass
-class Result:
-    """What an experiment found.
-
-    ``computed`` holds JSON-able numbers, lists and strings (NumPy values are
-    converted); ``seed_says`` quotes the seed's answer where it gives one.
-    """
-
-    status: str
-    computed: dict
-    summary: str
-    seed_says: str | None = None
-    figures: list[str] = field(default_factory=list)
-    details: str = ""
-
-
-@dataclass
 class Context:
     """Where and how an experiment runs.
 
-    >>> ctx = Context(out_dir=Path("."), quick=True, seed=0, params={"steps": "20"})
-    >>> ctx.param("steps", 100)
+    >>> ctx = Context(out_dir=Path("."), quick=True, seed=0, params={"steps": 20})
+    >>> ctx.params["steps"]
     20
     >>> float(ctx.rng().standard_normal()) == float(ctx.rng().standard_normal())
     False
@@ -93,11 +82,8 @@ class Context:
     params: dict = field(default_factory=dict)
     claim_id: str = ""
     figures: list[str] = field(default_factory=list)
-    used_params: set = field(default_factory=set)
     #: Cross-checks against another library: name -> "ran" or why not (see :meth:`cross_check`).
     cross_checks: dict = field(default_factory=dict)
-    #: The parameter names the experiment reads (see :func:`params_of`); None: not checked.
-    accepts: frozenset | None = None
     #: A ``concurrent.futures.Executor`` for :mod:`nablab.lab.sweep`; None runs sweeps in-process.
     executor: Any = field(default=None, repr=False)
     #: Where sweeps save each task's result (so a rerun resumes); None keeps them in memory.
@@ -116,22 +102,6 @@ class Context:
         if self._rng is None:
             self._rng = np.random.default_rng([self.seed, zlib.crc32(self.claim_id.encode())])
         return self._rng
-
-    def param(self, name: str, default: Any) -> Any:
-        """``params[name]`` converted to the type of ``default``, or ``default``.
-
-        ``name`` must be a string literal in the experiment's code: that is how
-        :func:`params_of` finds the parameters an experiment accepts, and a name
-        it did not find is refused here, so the list cannot drift from the code.
-        """
-        if self.accepts is not None and name not in self.accepts:
-            raise LookupError(f"ctx.param({name!r}): not among the parameters found in the "
-                              f"experiment's code ({', '.join(sorted(self.accepts)) or 'none'}); "
-                              "write the name as a string literal in ctx.param")
-        self.used_params.add(name)
-        if name not in self.params:
-            return default
-        return _convert(name, self.params[name], default)
 
     def cross_check(self, name: str, module: str = "torch"):
         """The module a cross-check needs, or None when it is not installed.
@@ -293,35 +263,36 @@ def to_jsonable(obj: Any, where: str = "computed") -> Any:
 
 # -- registration ---------------------------------------------------------------
 
-_REGISTRY: dict[str, Callable[[Context], Result]] = {}
-_TITLES: dict[str, str] = {}
+_COMPUTE: dict[str, Callable] = {}
+_FIGURE: dict[str, Callable] = {}
 _LOAD_ERRORS: dict[str, str] = {}
 _loaded = False
 
 
-def experiment(claim_id: str, *, title: str | None = None):
-    """Register ``fn(ctx) -> Result`` as the experiment for ``claim_id``.
-
-    The id must be in :mod:`nablab.lab.claims`; a second, different function
-    for the same id is an error.
-    """
+def _register(table, kind, claim_id, fn):
     if claim_id not in CLAIMS_BY_ID:
         raise UnknownClaimError([claim_id])
+    old = table.get(claim_id)
+    # Re-importing the same module (e.g. importlib.reload) is not a duplicate.
+    if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+        raise ValueError(f"claim {claim_id!r} already has a {kind} function: {old.__module__}."
+                         f"{old.__qualname__}; refusing {fn.__module__}.{fn.__qualname__}")
+    table[claim_id] = fn
+    return fn
 
-    def register(fn):
-        old = _REGISTRY.get(claim_id)
-        # Re-importing the same module (e.g. importlib.reload) is not a duplicate.
-        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__,
-                                                                      fn.__qualname__):
-            raise ValueError(f"claim {claim_id!r} already has an experiment: "
-                             f"{old.__module__}.{old.__qualname__}; refusing "
-                             f"{fn.__module__}.{fn.__qualname__}")
-        _REGISTRY[claim_id] = fn
-        if title:
-            _TITLES[claim_id] = title
-        return fn
 
-    return register
+def compute(claim_id: str):
+    """Register ``fn(run) -> result`` as the computation of ``claim_id`` (a catalogue id)."""
+    if claim_id not in CLAIMS_BY_ID:
+        raise UnknownClaimError([claim_id])
+    return lambda fn: _register(_COMPUTE, "compute", claim_id, fn)
+
+
+def figure(claim_id: str):
+    """Register ``fn(result, run)`` as the figure of ``claim_id`` (a catalogue id)."""
+    if claim_id not in CLAIMS_BY_ID:
+        raise UnknownClaimError([claim_id])
+    return lambda fn: _register(_FIGURE, "figure", claim_id, fn)
 
 
 def _load_experiments() -> None:
@@ -340,12 +311,9 @@ def _load_experiments() -> None:
 
 
 def registered() -> dict[str, Callable]:
-    """Import every module of :mod:`nablab.lab.experiments`; return id -> function.
-
-    For a claim written as compute and figure the function is its compute function.
-    """
+    """Import every module of :mod:`nablab.lab.experiments`; return claim id -> compute function."""
     _load_experiments()
-    return {**_REGISTRY, **_COMPUTE}
+    return dict(_COMPUTE)
 
 
 def load_errors() -> dict[str, str]:
@@ -354,68 +322,13 @@ def load_errors() -> dict[str, str]:
     return dict(_LOAD_ERRORS)
 
 
-def title(claim_id: str) -> str | None:
-    """The title given at registration, if any."""
-    return _TITLES.get(claim_id)
-
-
-def params_of(claim_id: str) -> dict[str, str] | None:
-    """The parameters an experiment accepts: name -> its default, as text.
-
-    For a claim written as compute and figure they are its catalogue's parameters
-    (full sizes). For the older experiments they are found by reading the code,
-    not by running it: every ``*.param("name", default)``
-    call in the experiment's function and in the module-level functions it calls.
-    None if the function's source cannot be read or it is not a module-level function
-    (then parameters are not checked).
+def params_of(claim_id: str) -> dict[str, str]:
+    """The parameters a claim's experiment accepts: name -> its full-size value, as text.
 
     >>> params_of("data.one-hot")
     {'sentence': "'This exam is a midterm exam'"}
     """
-    fn = registered().get(claim_id)
-    if fn is not None and fn is computations().get(claim_id):  # declared in the catalogue
-        return {name: repr(p.full) for name, p in CLAIMS_BY_ID[claim_id].params.items()}
-    module = sys.modules.get(getattr(fn, "__module__", ""), None)
-    funcs = _module_functions(module) if module is not None else None
-    if not funcs or fn.__name__ not in funcs:
-        return None
-    found: dict[str, str] = {}
-    seen, todo = set(), [fn.__name__]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in funcs:
-            continue
-        seen.add(name)
-        params, calls = funcs[name]
-        for key, default in params.items():
-            found.setdefault(key, default)
-        todo.extend(calls)
-    return dict(sorted(found.items()))
-
-
-@functools.lru_cache(maxsize=None)
-def _module_functions(module) -> dict[str, tuple[dict, set]] | None:
-    """Per module-level function: the ``.param("literal", default)`` calls and the names it calls."""
-    try:
-        tree = ast.parse(inspect.getsource(module))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    funcs = {}
-    for node in tree.body:
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        params, calls = {}, set()
-        for sub in ast.walk(node):
-            if not isinstance(sub, ast.Call):
-                continue
-            f, args = sub.func, sub.args
-            if (isinstance(f, ast.Attribute) and f.attr == "param" and args
-                    and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)):
-                params.setdefault(args[0].value, ast.unparse(args[1]) if len(args) > 1 else "")
-            elif isinstance(f, ast.Name):
-                calls.add(f.id)
-        funcs[node.name] = (params, calls)
-    return funcs
+    return {name: repr(p.full) for name, p in CLAIMS_BY_ID[claim_id].params.items()}
 
 
 _FAULT_COUNTS: dict[str, int] = {}
@@ -443,92 +356,7 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGSTOP if action == "stop" else signal.SIGKILL)
 
 
-def run(claim_id: str, ctx: Context) -> Result:
-    """Run one experiment; exceptions and invalid results become status "error".
-
-    The traceback goes into ``details`` so the report can show it. A
-    :class:`ParamError` (a ``--param`` value of the wrong type) is the user's
-    error and is raised instead.
-    """
-    fns = registered()
-    if claim_id not in fns:
-        if claim_id not in CLAIMS_BY_ID:
-            raise UnknownClaimError([claim_id])
-        return Result("not-implemented", {}, "No experiment is registered for this claim yet.")
-    if not ctx.claim_id:
-        ctx.claim_id = claim_id
-    if ctx.accepts is None:
-        accepted = params_of(claim_id)
-        ctx.accepts = frozenset(accepted) if accepted is not None else None
-    try:
-        result = fns[claim_id](ctx)
-        return _validated(result, ctx)
-    except ParamError:
-        raise
-    except Exception as exc:
-        return Result("error", {}, f"The experiment failed: {type(exc).__name__}: {exc}",
-                      figures=list(ctx.figures), details=traceback.format_exc())
-
-
-def _validated(result: Any, ctx: Context) -> Result:
-    if not isinstance(result, Result):
-        raise TypeError(f"the experiment returned {type(result).__name__}, expected Result")
-    if result.status not in RESULT_STATUSES:
-        raise ValueError(f"status {result.status!r} is not one of {', '.join(RESULT_STATUSES)}")
-    if not isinstance(result.computed, dict):
-        raise TypeError(f"computed is a {type(result.computed).__name__}, expected a dict")
-    if result.seed_says is not None and not isinstance(result.seed_says, str):
-        raise TypeError(f"seed_says is a {type(result.seed_says).__name__}, expected str or None")
-    result.computed = to_jsonable(result.computed)
-    figures = list(ctx.figures)
-    figures += [f for f in result.figures if f not in figures]
-    missing = [f for f in figures if not (ctx.out_dir / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"figure file(s) {', '.join(missing)} not found in {ctx.out_dir}")
-    result.figures = figures
-    return result
-
-
-# -- experiments as compute and figure --------------------------------------------
-#
-# A claim's experiment is two functions: ``compute(run) -> result``, where the
-# result is a dataclass whose fields include one per answer slot of the claim
-# (named as the slots) beside the evidence, and ``figure(result, run)``, which
-# draws with ``run.savefig(fig, name, alt=...)``.  ``run`` is a Context whose
-# ``params`` hold the claim's parameters for this run (quick or full, with the
-# user's overrides).  The verdict is not the experiment's business: it comes
-# from grading the claim's answer set against the slots (nablab.lab.grading).
-
-_COMPUTE: dict[str, Callable] = {}
-_FIGURE: dict[str, Callable] = {}
-
-
-def _register(table, kind, claim_id, fn):
-    if claim_id not in CLAIMS_BY_ID:
-        raise UnknownClaimError([claim_id])
-    old = table.get(claim_id) or (_REGISTRY.get(claim_id) if kind == "compute" else None)
-    if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
-        raise ValueError(f"claim {claim_id!r} already has a {kind} function: {old.__module__}."
-                         f"{old.__qualname__}; refusing {fn.__module__}.{fn.__qualname__}")
-    table[claim_id] = fn
-    return fn
-
-
-def compute(claim_id: str):
-    """Register ``fn(run) -> result`` as the computation of ``claim_id``."""
-    return lambda fn: _register(_COMPUTE, "compute", claim_id, fn)
-
-
-def figure(claim_id: str):
-    """Register ``fn(result, run)`` as the figure of ``claim_id``."""
-    return lambda fn: _register(_FIGURE, "figure", claim_id, fn)
-
-
-def computations() -> dict[str, Callable]:
-    """Claim id -> compute function, for the claims written as compute and figure."""
-    _load_experiments()
-    return dict(_COMPUTE)
-
+# -- running a claim ----------------------------------------------------------------
 
 def resolve_params(claim_id: str, quick: bool, overrides: dict | None = None) -> dict:
     """The claim's parameters for a run: quick or full values, with ``overrides`` converted.
@@ -570,7 +398,7 @@ def compute_claim(claim_id: str, ctx: Context) -> Computation:
     """
     import time
 
-    fn = computations().get(claim_id)
+    fn = registered().get(claim_id)
     if fn is None:
         raise KeyError(f"{claim_id} has no compute function")
     claim = CLAIMS_BY_ID[claim_id]

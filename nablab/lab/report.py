@@ -114,32 +114,28 @@ def _target(out: Path) -> Path:
 def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
               params: dict | None = None, *, executor=None,
               sweep_dir: Path | None = None) -> tuple[dict, Context]:
-    """Run one claim into ``out_dir``; return its report record and the context used.
+    """Run one claim into ``out_dir``: compute it, draw it, grade its answer sets.
 
-    ``executor`` and ``sweep_dir`` go to the experiment's sweeps (see :mod:`nablab.lab.sweep`).
+    Returns its report record and the context used. ``params`` are the user's
+    overrides of the claim's parameters; ``executor`` and ``sweep_dir`` go to
+    the experiment's sweeps (see :mod:`nablab.lab.sweep`).
     """
     claim = CLAIMS_BY_ID[claim_id]
     ctx = Context(out_dir=out_dir, quick=quick, seed=seed, params=dict(params or {}),
                   claim_id=claim_id, executor=executor, sweep_dir=sweep_dir)
-    fn = registry.registered().get(claim_id)
-    if fn is not None and fn is registry.computations().get(claim_id):
-        return _run_computed(claim, ctx, params), ctx
-    start = time.perf_counter()
-    result = registry.run(claim_id, ctx)
-    seconds = time.perf_counter() - start
-    if "matplotlib.pyplot" in sys.modules:  # free figures an experiment forgot to close
-        sys.modules["matplotlib.pyplot"].close("all")
-    record = {
-        "id": claim.id, "seed": claim.seed, "statement": claim.statement,
-        "title": registry.title(claim_id), "status": result.status,
-        "computed": result.computed, "seed_says": result.seed_says,
-        "figures": list(result.figures), "summary": result.summary,
-        "details": result.details, "seconds": round(seconds, 4),
-        "command": claim_command(claim_id, seed, quick, params),
-        "cross_checks": dict(ctx.cross_checks),
-        "alts": dict(ctx.alts), "slots": {}, "grades": {},
+    if claim_id not in registry.registered():
+        return _not_implemented(claim, ctx, params), ctx
+    return _run_computed(claim, ctx, params), ctx
+
+
+def _not_implemented(claim, ctx: Context, params) -> dict:
+    return {
+        "id": claim.id, "seed": claim.seed, "statement": claim.statement, "title": claim.title,
+        "status": "not-implemented", "computed": {}, "seed_says": None, "figures": [], "alts": {},
+        "summary": "No experiment is registered for this claim yet.", "details": "", "seconds": 0.0,
+        "command": claim_command(claim.id, ctx.seed, ctx.quick, params), "cross_checks": {},
+        "slots": {}, "grades": {},
     }
-    return record, ctx
 
 
 def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
@@ -149,7 +145,6 @@ def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
     from nablab.lab.slots import show
 
     user_params = dict(ctx.params)
-    ctx.used_params = set(user_params)  # declared in the catalogue: resolve_params refuses the rest
     comp = registry.compute_claim(claim.id, ctx)
     figure_error = registry.draw_claim(claim.id, comp, ctx) if comp.error is None else None
     sheets = answer_sets()

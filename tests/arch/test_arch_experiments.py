@@ -28,7 +28,7 @@ def outcomes(record, answer_set):
 
 
 def test_the_claims_are_written_as_compute_and_figure():
-    fns = registry.computations()
+    fns = registry.registered()
     assert fns["arch.convnet-size"] is arch.convnet_size
     assert fns["arch.rf-factors"] is arch.rf_factors
     assert fns["arch.rf-recursion"] is arch.rf_recursion

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from nablab.lab import registry, report
-from nablab.lab.registry import Context, Result
+from nablab.lab import report
+from nablab.lab.registry import Context
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and /proc")
 
@@ -185,10 +185,8 @@ def test_a_live_runs_folder_is_not_cleaned_up_by_another_run(workspace):
 
 
 @pytest.fixture
-def quick_registry(monkeypatch):
-    fns = {"data.one-hot": lambda ctx: Result("agrees", {"x": 1}, "fine")}
-    monkeypatch.setattr(registry, "registered", lambda: dict(fns))
-    monkeypatch.setattr(registry, "load_errors", lambda: {})
+def quick_registry(fake_experiments, fake_result):
+    fake_experiments({"data.one-hot": lambda run: fake_result("fine", x=1)})
 
 
 def test_folders_that_may_not_be_a_killed_runs_are_left_alone(tmp_path, quick_registry):
@@ -244,13 +242,12 @@ def test_a_report_from_before_the_marker_listed_its_files_is_still_replaced(tmp_
     assert complete(out) and not (out / "data.one-hot--one-hot.png").exists()
 
 
-def test_a_record_holds_its_cross_checks(tmp_path, monkeypatch):
-    def checked(ctx: Context) -> Result:
-        ctx.cross_check("SciPy agreeing", "scipy")
-        return Result("agrees", {}, "fine")
+def test_a_record_holds_its_cross_checks(tmp_path, fake_experiments, fake_result):
+    def checked(run: Context):
+        run.cross_check("SciPy agreeing", "scipy")
+        return fake_result("fine")
 
-    monkeypatch.setattr(registry, "registered", lambda: {"data.one-hot": checked})
-    monkeypatch.setattr(registry, "load_errors", lambda: {})
+    fake_experiments({"data.one-hot": checked})
     report.reproduce(tmp_path / "r", only=["data.one-hot"], scheduler="serial")
     claims = json.loads((tmp_path / "r" / "claims.json").read_text())
     assert claims[0]["cross_checks"] == {"SciPy agreeing": "ran"}

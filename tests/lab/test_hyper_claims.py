@@ -42,7 +42,7 @@ def outcomes(record, answer_set):
 
 
 def test_every_claim_is_compute_and_figure_and_quotes_no_answer():
-    computed = registry.computations()
+    computed = registry.registered()
     for claim_id in IDS:
         assert claim_id in computed and claim_id in registry._FIGURE
         assert CLAIMS_BY_ID[claim_id].slots

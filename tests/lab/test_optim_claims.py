@@ -32,7 +32,7 @@ def outcomes(record, answer_set):
 
 
 def test_the_claims_are_computations_with_a_field_per_slot():
-    computations = registry.computations()
+    computations = registry.registered()
     results = {"optim.sgd-min-norm": exp.MinNormRun, "optim.momentum-min-norm": exp.MomentumMinNormRun,
                "optim.adagrad-not-min-norm": exp.AdagradLimits, "optim.adaptive-not-min-norm": exp.AdaptiveLimits,
                "optim.preconditioned-sgd": exp.PreconditionedLimits, "optim.nonuniform-sgd": exp.NonuniformSGD}

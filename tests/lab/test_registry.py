@@ -1,4 +1,4 @@
-"""The experiment registry, the run context and the claims catalogue."""
+"""The experiment registry, the run context, running a claim, and the claims catalogue."""
 
 import doctest
 import json
@@ -16,7 +16,7 @@ import nablab.lab.registry
 import nablab.lab.report
 from nablab.lab import registry
 from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID, UnknownClaimError
-from nablab.lab.registry import Context, Result, experiment, parse_params, to_jsonable
+from nablab.lab.registry import Context, compute, parse_params, resolve_params, to_jsonable
 
 
 def test_catalogue_matches_the_shared_claims_table():
@@ -33,61 +33,72 @@ def test_catalogue_has_34_unique_claims():
     assert all(c.statement.endswith(".") for c in CLAIMS)
 
 
-def test_experiment_rejects_unknown_ids_and_duplicates(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", {})
+def test_compute_rejects_unknown_ids_and_duplicates(monkeypatch):
+    monkeypatch.setattr(registry, "_COMPUTE", {})
     with pytest.raises(UnknownClaimError, match="'no.such'"):
-        experiment("no.such")
+        compute("no.such")
 
-    @experiment("data.one-hot")
-    def first(ctx):
-        return Result("reproduced", {}, "x")
+    @compute("data.one-hot")
+    def first(run):
+        return None
 
-    def second(ctx):
-        return Result("reproduced", {}, "y")
+    def second(run):
+        return None
 
-    with pytest.raises(ValueError, match="already has an experiment"):
-        experiment("data.one-hot")(second)
-
-
-def _run(fn, tmp_path, **kw):
-    ctx = Context(out_dir=tmp_path, claim_id="data.one-hot", **kw)
-    registry_fns = {"data.one-hot": fn}
-    old = registry.registered
-    registry.registered = lambda: registry_fns
-    try:
-        return registry.run("data.one-hot", ctx), ctx
-    finally:
-        registry.registered = old
+    with pytest.raises(ValueError, match="already has a compute function"):
+        compute("data.one-hot")(second)
 
 
-@pytest.mark.parametrize("fn, message", [
-    (lambda ctx: 42, "returned int, expected Result"),
-    (lambda ctx: Result("maybe", {}, "s"), "status 'maybe'"),
-    (lambda ctx: Result("agrees", {"f": object()}, "s"), "computed['f']: object is not JSON-able"),
-    (lambda ctx: Result("agrees", {}, "s", figures=["missing.png"]), "missing.png"),
-    (lambda ctx: 1 / 0, "ZeroDivisionError"),
+def _computed(fn, tmp_path, fake_experiments, params=None):
+    fake_experiments({"data.one-hot": fn}, params=params)
+    ctx = Context(out_dir=tmp_path, claim_id="data.one-hot")
+    return registry.compute_claim("data.one-hot", ctx)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("not json", "the result['f']: object is not JSON-able"),
+    ("raises", "ZeroDivisionError"),
 ])
-def test_invalid_results_become_errors(tmp_path, fn, message):
-    result, _ = _run(fn, tmp_path)
-    assert result.status == "error"
-    assert message in result.summary
-    assert "Traceback" in result.details
+def test_failures_become_errors_with_their_traceback(tmp_path, fake_experiments, fake_result, case, message):
+    fn = (lambda run: fake_result(f=object())) if case == "not json" else (lambda run: 1 / 0)
+    comp = _computed(fn, tmp_path, fake_experiments)
+    assert comp.error is not None and message in comp.error
+    assert "Traceback" in comp.traceback
 
 
-def test_context_params_are_typed(tmp_path):
-    ctx = Context(out_dir=tmp_path, params=parse_params(["steps=20", "lr=1", "plot=false",
-                                                         "name=adam", "sizes=3,4"]))
-    assert ctx.param("steps", 100) == 20
-    assert ctx.param("lr", 0.1) == 1.0 and isinstance(ctx.param("lr", 0.1), float)
-    assert ctx.param("plot", True) is False
-    assert ctx.param("name", "sgd") == "adam"
-    assert ctx.param("sizes", (1, 2)) == (3, 4)
-    assert ctx.param("absent", 5) == 5
-    with pytest.raises(registry.ParamError, match=r"steps=20: steps expects true or false \(its default is True\)"):
-        ctx.param("steps", True)
-    with pytest.raises(registry.ParamError, match=r"name=adam: name expects an integer"):
-        ctx.param("name", 1)
-    assert ctx.used_params >= {"steps", "lr", "plot", "name", "sizes", "absent"}
+def test_a_result_needs_a_field_per_slot(tmp_path, fake_result):
+    ctx = Context(out_dir=tmp_path)
+    real = registry.registered()["data.one-hot"]
+    try:
+        registry._COMPUTE["data.one-hot"] = lambda run: fake_result(vocabulary_size=5)
+        comp = registry.compute_claim("data.one-hot", ctx)
+    finally:
+        registry._COMPUTE["data.one-hot"] = real
+    assert "no field for slot(s) one_hot, repeats_share_a_row" in comp.error
+
+
+def test_params_are_resolved_and_typed(tmp_path, fake_experiments):
+    fake_experiments({"data.one-hot": lambda run: None},
+                     params={"steps": 100, "lr": 0.1, "plot": True, "name": "sgd", "sizes": [1, 2]})
+    got = resolve_params("data.one-hot", True, parse_params(["steps=20", "lr=1", "plot=false",
+                                                             "name=adam", "sizes=3,4"]))
+    assert got == {"steps": 20, "lr": 1.0, "plot": False, "name": "adam", "sizes": [3, 4]}
+    assert isinstance(got["lr"], float)
+    assert resolve_params("data.one-hot", True)["steps"] == 100
+    with pytest.raises(registry.ParamError, match=r"plot=20: plot expects true or false \(its default is True\)"):
+        resolve_params("data.one-hot", True, {"plot": 20})
+    with pytest.raises(registry.ParamError, match=r"steps=adam: steps expects an integer"):
+        resolve_params("data.one-hot", True, {"steps": "adam"})
+    with pytest.raises(registry.ParamError, match=r"has no parameter 'step'; it accepts: steps"):
+        resolve_params("data.one-hot", True, {"step": 1})
+
+
+def test_quick_and_full_values_come_from_the_catalogue():
+    claim = CLAIMS_BY_ID["theory.wide-minima"]
+    quick, full = resolve_params(claim.id, True), resolve_params(claim.id, False)
+    assert quick == {n: p.quick for n, p in claim.params.items()}
+    assert full == {n: p.full for n, p in claim.params.items()}
+    assert quick != full
 
 
 def test_parse_params_rejects_malformed_items():
@@ -137,15 +148,16 @@ def test_load_errors_do_not_hide_other_experiments(monkeypatch, tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "ok.py").write_text(
-        "from nablab.lab.registry import experiment, Result\n"
-        "@experiment('data.one-hot')\n"
-        "def one_hot(ctx):\n    return Result('reproduced', {}, 'fine')\n")
+        "from nablab.lab.registry import compute\n"
+        "@compute('data.one-hot')\n"
+        "def one_hot(run):\n    return None\n")
     (pkg / "bad.py").write_text("raise ImportError('missing dependency xyz')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import nablab.lab.experiments as real
 
     monkeypatch.setattr(real, "__path__", [str(pkg)])
-    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_COMPUTE", {})
+    monkeypatch.setattr(registry, "_FIGURE", {})
     monkeypatch.setattr(registry, "_LOAD_ERRORS", {})
     monkeypatch.setattr(registry, "_loaded", False)
     fns = registry.registered()
@@ -169,14 +181,23 @@ def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 
 
-def test_a_failed_self_check_is_an_error_not_a_verdict(tmp_path, monkeypatch):
-    from nablab.lab import registry
+def test_a_failed_self_check_is_an_error_not_a_verdict(tmp_path, fake_experiments, fake_result):
+    from nablab.lab.report import run_claim
 
-    def broken(ctx):
-        ctx.check(1 + 1 == 3, "arithmetic is off")
-        return registry.Result("agrees", {}, "never reached")
+    def broken(run):
+        run.check(1 + 1 == 3, "arithmetic is off")
+        return fake_result()
 
-    monkeypatch.setitem(registry._REGISTRY, "autodiff.graph", broken)
-    result = registry.run("autodiff.graph", registry.Context(out_dir=tmp_path))
-    assert result.status == "error"
-    assert "SelfCheckError: arithmetic is off" in result.summary
+    fake_experiments({"autodiff.graph": broken})
+    record, _ = run_claim("autodiff.graph", tmp_path, True, 0)
+    assert record["status"] == "error"
+    assert "SelfCheckError: arithmetic is off" in record["summary"]
+
+
+def test_every_claim_has_an_experiment_with_a_field_per_slot():
+    import inspect
+
+    fns = registry.registered()
+    assert set(fns) == set(CLAIMS_BY_ID)
+    for claim_id, fn in fns.items():
+        assert inspect.signature(fn).parameters, claim_id

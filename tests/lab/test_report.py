@@ -12,30 +12,28 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from nablab.lab import registry, report  # noqa: E402
+from nablab.lab import report  # noqa: E402
 from nablab.lab.claims import CLAIMS, UnknownClaimError  # noqa: E402
-from nablab.lab.registry import Context, Result  # noqa: E402
+from nablab.lab.registry import Context  # noqa: E402
 
 
-def good(ctx: Context) -> Result:
+def good(run: Context, fake_result):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
-    ctx.savefig(fig, "line")
+    run.savefig(fig, "line", alt="a falling line")
     import numpy as np
 
-    return Result("agrees", {"value": np.float64(3.5), "vec": np.arange(3), "bad": float("nan")},
-                  "Computed 3.5 <b>bold</b>; the seed says 3.5.", seed_says="It is 3.5.")
+    return fake_result("Computed 3.5 <b>bold</b>.", value=np.float64(3.5), vec=np.arange(3), bad=float("nan"))
 
 
-def broken(ctx: Context) -> Result:
+def broken(run: Context):
     raise RuntimeError("boom in the experiment")
 
 
 @pytest.fixture
-def fake_registry(monkeypatch):
-    fns = {"autodiff.graph": good, "data.one-hot": broken}
-    monkeypatch.setattr(registry, "registered", lambda: dict(fns))
-    monkeypatch.setattr(registry, "load_errors", lambda: {})
+def fake_registry(fake_experiments, fake_result):
+    fns = {"autodiff.graph": lambda run: good(run, fake_result), "data.one-hot": broken}
+    fake_experiments(fns)
     return fns
 
 
@@ -53,15 +51,15 @@ def test_writes_html_and_json_with_all_fields(tmp_path, fake_registry):
     g = claims["autodiff.graph"]
     for field in ("id", "seed", "status", "computed", "seed_says", "figures", "summary", "seconds"):
         assert field in g
-    assert g["status"] == "agrees"
+    assert g["status"] == "reproduced"  # no answer slots: nothing to grade
     assert g["seed"] == "003 Q5"
     assert g["computed"] == {"value": 3.5, "vec": [0, 1, 2], "bad": "nan"}
-    assert g["seed_says"] == "It is 3.5."
+    assert g["seed_says"] is None
     assert g["figures"] == ["autodiff.graph--line.png"]
     assert (out / g["figures"][0]).is_file()
     assert g["seconds"] >= 0
     html = (out / "index.html").read_text()
-    assert '<img src="autodiff.graph--line.png"' in html
+    assert '<img src="autodiff.graph--line.png" alt="a falling line"' in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html  # summaries are escaped, not injected
     assert 'id="autodiff.graph"' in html and 'href="#autodiff.graph"' in html
     assert "http://" not in html and "https://" not in html  # opens offline
@@ -76,7 +74,7 @@ def test_error_in_an_experiment_is_reported_not_fatal(tmp_path, fake_registry):
     c = read_claims(out)["data.one-hot"]
     assert c["status"] == "error"
     assert "boom in the experiment" in c["summary"]
-    assert read_claims(out)["autodiff.graph"]["status"] == "agrees"
+    assert read_claims(out)["autodiff.graph"]["status"] == "reproduced"
     html = (out / "index.html").read_text()
     assert "RuntimeError: boom in the experiment" in html  # the traceback is shown
 
@@ -160,7 +158,7 @@ def test_progress_callback_sees_each_claim(tmp_path, fake_registry):
     seen = []
     report.reproduce(tmp_path / "r", only=["autodiff.graph", "theory.gd-rate"],
                      progress=lambda r: seen.append((r["id"], r["status"])))
-    assert seen == [("theory.gd-rate", "not-implemented"), ("autodiff.graph", "agrees")]
+    assert seen == [("theory.gd-rate", "not-implemented"), ("autodiff.graph", "reproduced")]
 
 
 def test_run_metadata_records_versions_and_seed(tmp_path, fake_registry):
@@ -169,7 +167,7 @@ def test_run_metadata_records_versions_and_seed(tmp_path, fake_registry):
     meta = json.loads((out / "run.json").read_text())
     assert meta["seed"] == 7 and meta["quick"] is True
     assert "numpy" in meta["versions"] and "python" in meta["versions"]
-    assert meta["counts"] == {"agrees": 1}
+    assert meta["counts"] == {"reproduced": 1}
 
 
 _JSON = st.recursive(

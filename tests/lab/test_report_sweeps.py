@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from nablab.lab import registry, report
-from nablab.lab.registry import Context, Result
+from nablab.lab import report
+from nablab.lab.registry import Context
 from nablab.lab.sweep import sweep
 
 
@@ -18,23 +18,22 @@ def tasks(monkeypatch):
     return sweep_tasks
 
 
-def test_an_interrupted_report_resumes_its_sweeps(tmp_path, tasks, monkeypatch):
+def test_an_interrupted_report_resumes_its_sweeps(tmp_path, tasks, fake_experiments, fake_result):
     log = tmp_path / "log"
     log.mkdir()
     interrupt = {"now": True}
 
-    def sweeping(ctx: Context) -> Result:
-        out = sweep(ctx, "squares", tasks.logged_task, [{"x": float(i), "log": str(log)} for i in range(4)])
-        return Result("reproduced", {"y": [float(r["y"]) for r in out]}, "Squares.")
+    def sweeping(run: Context):
+        out = sweep(run, "squares", tasks.logged_task, [{"x": float(i), "log": str(log)} for i in range(4)])
+        return fake_result("Squares.", y=[float(r["y"]) for r in out])
 
-    def stopping(ctx: Context) -> Result:
+    def stopping(run: Context):
         if interrupt["now"]:
             raise KeyboardInterrupt
-        return Result("reproduced", {}, "Done.")
+        return fake_result("Done.")
 
     fns = {"autodiff.graph": sweeping, "data.one-hot": stopping}
-    monkeypatch.setattr(registry, "registered", lambda: dict(fns))
-    monkeypatch.setattr(registry, "load_errors", lambda: {})
+    fake_experiments(fns)
     out = tmp_path / "report"
     with pytest.raises(KeyboardInterrupt):
         report.reproduce(out, only=list(fns), scheduler="serial")

@@ -39,7 +39,7 @@ def graded(claim_id, sheet_text, truths):
 
 
 def test_every_theory_claim_is_written_as_compute_and_figure():
-    computations = registry.computations()
+    computations = registry.registered()
     for cid in IDS:
         assert computations[cid].__module__ == exp.__name__
         assert cid in registry._FIGURE or cid == "theory.lsq-gradients"

@@ -17,7 +17,7 @@ def record_of(tmp_path, **params):
 
 def test_conv1d_gd_claim(tmp_path):
     record = record_of(tmp_path)
-    assert registry.computations()["linop.conv1d-gd"] is exp.conv1d_gd
+    assert registry.registered()["linop.conv1d-gd"] is exp.conv1d_gd
     assert record["status"] == "reproduced"          # answer set 001 gives nothing to grade
     assert {g["outcome"] for g in record["grades"]["001"]} == {"unanswered"}
     assert record["slots"] == {"operator_shape": [994, 1000], "matches_dense": True, "matrix_free": True}

@@ -19,7 +19,7 @@ def record_of(claim_id, tmp_path, **params):
 
 
 def test_both_claims_are_compute_and_figure():
-    computed = registry.computations()
+    computed = registry.registered()
     assert computed["train.cifar10"] is exp.train_cifar10
     assert computed["train.diagnostics"] is exp.train_diagnostics
 

@@ -1,14 +1,18 @@
 """Experiment modules, one per family of claims (``autodiff.py``, ``arch.py``, ...).
 
 Every module in this package is imported by :func:`nablab.lab.registry.registered`;
-a module registers its experiments with the decorator::
+a module registers each claim's computation and figure::
 
-    from nablab.lab.registry import Context, Result, experiment
+    from nablab.lab.registry import Context, compute, figure
 
-    @experiment("data.one-hot", title="One-hot encoding of a sentence")
-    def one_hot(ctx: Context) -> Result:
+    @compute("data.one-hot")
+    def one_hot(run: Context) -> OneHot:          # a dataclass with a field per answer slot
         ...
-        return Result("agrees", computed={...}, summary="...", seed_says="...")
 
-Compute every value shown; never copy a seed's number into an experiment.
+    @figure("data.one-hot")
+    def one_hot_figure(result: OneHot, run: Context) -> None:
+        ...
+
+The claim itself (statement, parameters, slots) is data, in ``nablab/lab/data/claims.toml``.
+Compute every value shown; never copy an answer set's number into an experiment.
 """
