@@ -64,6 +64,17 @@ def test_sgd_claim_refuses_d_not_above_n(tmp_path):
         run_claim("optim.sgd-min-norm", tmp_path, True, 0, {"n": 5, "d": 5})
 
 
+def test_sgd_claim_reports_a_diverging_run_with_its_step(tmp_path):
+    # The runs are unchecked for speed; the distances recorded at every step still name the step that diverged.
+    from nablab.lab.registry import Context
+
+    ctx = Context(out_dir=tmp_path, quick=True, seed=0, params={"lr_scale": 50.0, "instances": 4, "steps": 400},
+                  claim_id="optim.sgd-min-norm")
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = registry.compute_claim("optim.sgd-min-norm", ctx).error
+    assert error is not None and "DivergenceError: step" in error and "a parameter is no longer finite" in error
+
+
 def test_momentum_claim_agrees(tmp_path):
     r = record_of("optim.momentum-min-norm", tmp_path, instances=8, n=3, d=9, steps=1500)
     assert r["status"] == "agrees"
@@ -80,9 +91,29 @@ def test_sgd_from_zero_matches_lstsq_min_norm():
     X, t = exp.random_problems(rng, 5, 3, 7)
     idx = rng.integers(3, size=(3000, 5))
     lr = 3 / (2 * np.max(np.sum(X ** 2, axis=2)))
-    W = exp.run_optimizer(optim.sgd(lr=lr), np.zeros((5, 7)), exp.sampled_gradient(X, t, idx), 3000)
+    W = optim.run(optim.sgd(lr=lr), np.zeros((5, 7)), exp.sampled_gradient(X, t, idx), 3000).params
     expected = np.stack([np.linalg.lstsq(Xb, tb, rcond=None)[0] for Xb, tb in zip(X, t)])
     np.testing.assert_allclose(W, expected, atol=1e-9)
+
+
+def test_a_learning_rate_per_row_is_the_diagonal_preconditioner_it_replaced():
+    # optim.nonuniform-sgd runs a step size per instance as sgd(lr of shape (rows, 1)); it used to be
+    # preconditioned_sgd(1, M) with that step size repeated along each row: the same iterates, bit for bit.
+    rng = np.random.default_rng(2)
+    X, t = exp.random_problems(rng, 6, 3, 5)
+    grad_fn = exp.sampled_gradient(X, t, rng.integers(3, size=(200, 6)), weight=1.0)
+    rates = 0.5 / np.max(np.sum(X ** 2, axis=2), axis=1)
+    by_row = optim.run(optim.sgd(rates[:, None]), np.zeros((6, 5)), grad_fn, 200).params
+    by_diagonal = optim.run(optim.preconditioned_sgd(1.0, np.repeat(rates, 5)), np.zeros((6, 5)), grad_fn, 200)
+    np.testing.assert_array_equal(by_row, by_diagonal.params)
+
+
+def test_watched_updates_are_the_heavy_balls_velocities():
+    seen = []
+    opt = exp.watch_updates(optim.heavy_ball(lr=0.1, alpha=0.5), lambda delta: seen.append(delta.copy()))
+    run = optim.run(opt, np.array([1.0, -2.0]), lambda w, k: 2 * w, 5, keep_trajectory=True)
+    assert len(seen) == 5
+    np.testing.assert_allclose(np.diff(run.trajectory, axis=0), seen, rtol=1e-14)
 
 
 def test_adagrad_claim_limits(tmp_path):

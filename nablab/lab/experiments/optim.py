@@ -13,12 +13,18 @@ answer slot of the claim in ``nablab/lab/data/claims.toml``, plus the evidence)
 and a figure function drawing it; the answer sets are graded against the slots
 by the report.
 
-Every run uses :mod:`nablab.optim`'s optimizers. Many random problems run as
-one batch: the parameters are an array of shape (instances, d), one row per
-problem, which the element-wise optimizers treat independently (a diagonal
-preconditioner is flattened to match). The batched gradients are NumPy
-closed forms, since tracing a graph every step would dominate the run time;
-each experiment checks them once against ``nablab.grad`` of the loss.
+Every run is :func:`nablab.optim.run` with :mod:`nablab.optim`'s optimizers.
+Many random problems run as one batch: the parameters are an array of shape
+(instances, d), one row per problem, which the element-wise optimizers treat
+independently (a learning rate per problem is an array of shape (instances, 1);
+a diagonal preconditioner is flattened to match). The runs are unchecked
+(``on_divergence="ignore"``): on these small batches a finiteness check costs
+more than the step, and the step sizes are stable by construction (Adagrad,
+RMSprop and Adam move each coordinate by a bounded amount); the min-norm runs,
+whose step size a parameter scales, find a divergence in the distances they
+record at every step. The batched gradients are NumPy closed forms, since
+tracing a graph every step would dominate the run time; each experiment checks
+them once against ``nablab.grad`` of the loss.
 """
 
 from __future__ import annotations
@@ -73,26 +79,15 @@ def row_space_distance(P, W):
     return np.linalg.norm(np.matmul(grouped, P), axis=2).reshape(-1)  # P is symmetric
 
 
-def run_optimizer(opt, W0, grad_fn, steps, observe=None, observe_state=None):
-    """``steps`` steps of ``opt`` from ``W0`` with gradients ``grad_fn(W, k)``.
+def watch_updates(opt, seen):
+    """``opt``, calling ``seen(updates)`` with each update it makes: what a run's observer,
+    which sees only the iterates, cannot see (the heavy ball's update is its velocity)."""
+    def update(grads, state, params=None):
+        updates, state = opt.update(grads, state, params)
+        seen(updates)
+        return updates, state
 
-    ``observe(k, W)`` sees every iterate, the start included (k = 0), and
-    ``observe_state(k, state)`` the optimizer's state after each step (k = 1..steps).
-    A parameter that stops being finite raises ``optim.DivergenceError`` naming the step.
-    """
-    W, state = W0, opt.init(W0)
-    if observe:
-        observe(0, W)
-    for k in range(steps):
-        updates, state = opt.update(grad_fn(W, k), state, W)
-        W = optim.apply_updates(W, updates)
-        if not np.all(np.isfinite(W)):
-            raise optim.DivergenceError(k, "a parameter")
-        if observe:
-            observe(k + 1, W)
-        if observe_state:
-            observe_state(k + 1, state)
-    return W
+    return optim.Optimizer(opt.init, update)
 
 
 def sampled_gradient(X, t, idx, weight=None):
@@ -309,12 +304,17 @@ def _min_norm_run(run: Context, momentum: bool) -> MinNormRun:
         to_star[k] = np.linalg.norm(W - w_star, axis=1) / scale_norm
         to_rows[k] = row_space_distance(P, W) / scale_norm
 
-    def observe_velocity(k, state):
-        # delta is the heavy ball's velocity: w_{k+1} = w_k + delta_{k+1}
-        off = row_space_distance(P[zero], state["delta"][zero]) / scale_norm[zero]
+    def observe_velocity(delta):
+        # the heavy ball's update is its velocity: w_{k+1} = w_k + delta_{k+1}
+        off = row_space_distance(P[zero], delta[zero]) / scale_norm[zero]
         np.maximum(velocity_off, off, out=velocity_off)
 
-    W = run_optimizer(opt, W0, grad_fn, steps, observe, observe_velocity if momentum else None)
+    if momentum:
+        opt = watch_updates(opt, observe_velocity)
+    W = optim.run(opt, W0, grad_fn, steps, observe=observe, on_divergence="ignore").params
+    diverged = ~np.all(np.isfinite(to_star), axis=1)  # row k: the iterate after step k - 1
+    if diverged.any():
+        raise optim.DivergenceError(int(np.argmax(diverged)) - 1, "a parameter")
     residual = np.linalg.norm(np.einsum("bnd,bd->bn", X2, W) - t2, axis=1) / np.linalg.norm(t2, axis=1)
     at_star = to_star[-1, zero] < tol
     worst_rows = float(to_rows[:, zero].max())
@@ -522,12 +522,14 @@ def adagrad_not_min_norm(run: Context) -> AdagradLimits:
               f"g = 2 x (x . w0 - t), G = g^2, w1 = w0 - lr g / (sqrt(G) + eps) = {(w0 + by_hand).tolist()}")
     along = x / np.linalg.norm(x)
     off_span = float(np.linalg.norm(first_step - (first_step @ along) * along) / np.linalg.norm(first_step))
-    worked = run_optimizer(first_opt, w0, lambda w, k: 2 * x * (x @ w - t), p["worked_steps"])
+    worked = optim.run(first_opt, w0, lambda w, k: 2 * x * (x @ w - t), p["worked_steps"],
+                       on_divergence="ignore").params
 
     # Many random single equations: in the plane (by angle) and in d dimensions.
     def batch_limits(X1, t1):
-        W = run_optimizer(optim.adagrad(lr=lr), np.zeros_like(X1),
-                          lambda W, k: 2 * X1 * (np.sum(X1 * W, axis=1) - t1)[:, None], steps * 4)
+        W = optim.run(optim.adagrad(lr=lr), np.zeros_like(X1),
+                      lambda W, k: 2 * X1 * (np.sum(X1 * W, axis=1) - t1)[:, None], steps * 4,
+                      on_divergence="ignore").params
         return W, np.abs(np.sum(X1 * W, axis=1) - t1) / np.abs(t1)
 
     angles = rng.uniform(0, 2 * np.pi, count)
@@ -719,7 +721,7 @@ def adaptive_not_min_norm(run: Context) -> AdaptiveLimits:
         def observe(k, W, rows=rows):
             rows[k] = row_space_distance(P, W) / norm_star
 
-        W = run_optimizer(opt, np.zeros((count, d)), grad_fn, steps, observe)
+        W = optim.run(opt, np.zeros((count, d)), grad_fn, steps, observe=observe, on_divergence="ignore").params
         dist = np.linalg.norm(W - w_star, axis=1) / norm_star
         done = residual(W) < tol
         curves[key], limits[key], distances[key] = rows, W, dist
@@ -731,7 +733,8 @@ def adaptive_not_min_norm(run: Context) -> AdaptiveLimits:
     base = limits["adam"]
     lr_runs = {}
     for lr in sweep:
-        W = run_optimizer(optim.adam(lr=optim.cosine_decay(lr, steps)), np.zeros((count, d)), grad_fn, steps)
+        W = optim.run(optim.adam(lr=optim.cosine_decay(lr, steps)), np.zeros((count, d)), grad_fn, steps,
+                      on_divergence="ignore").params
         lr_runs[lr] = (W, residual(W), np.linalg.norm(W - w_star, axis=1) / norm_star,
                        np.linalg.norm(W - base, axis=1) / norm_star)
     ends = float(np.median(np.linalg.norm(lr_runs[sweep[0]][0] - lr_runs[sweep[-1]][0], axis=1) / norm_star))
@@ -954,8 +957,8 @@ def preconditioned_sgd_claim(run: Context) -> PreconditionedLimits:
         def observe(k, W):
             np.maximum(worst, row_space_distance(P, W), out=worst)
 
-        W = run_optimizer(optim.preconditioned_sgd(lr=n / 2.0, M=big_M), np.zeros((count_b, d)), grad_fn,
-                          random_steps, observe)
+        W = optim.run(optim.preconditioned_sgd(lr=n / 2.0, M=big_M), np.zeros((count_b, d)), grad_fn,
+                      random_steps, observe=observe, on_divergence="ignore").params
         scale = np.linalg.norm(limits, axis=1)
         err = np.linalg.norm(W - limits, axis=1) / scale
         plain = min_norm_points(X, t)
@@ -1156,8 +1159,8 @@ def nonuniform_sgd(run: Context) -> NonuniformSGD:
     grad_fn = sampled_gradient(Xr, yr, idx, weight=1.0)
 
     def per_instance_sgd(step_sizes):
-        # A step size per instance: SGD with lr = 1 and the diagonal preconditioner alpha_b on instance b's rows.
-        return optim.preconditioned_sgd(lr=1.0, M=np.repeat(step_sizes, runs * d))
+        # A step size per instance: one learning rate per row of the batch, alpha_b on instance b's runs.
+        return optim.sgd(np.repeat(step_sizes, runs)[:, None])
 
     R2 = np.max(np.sum(X ** 2, axis=2), axis=1)
     terms_fast = [lyapunov_terms(X[b], P[b], 0.5 / R2[b]) for b in range(count)]
@@ -1177,7 +1180,8 @@ def nonuniform_sgd(run: Context) -> NonuniformSGD:
         dist[k] = np.percentile(np.linalg.norm(W - star_r, axis=1) / scale, [0, 50, 100])
         np.maximum(off_rows, row_space_distance(null, W) / scale, out=off_rows)
 
-    W = run_optimizer(per_instance_sgd(0.5 / R2), np.zeros((count * runs, d)), grad_fn, steps, watch)
+    W = optim.run(per_instance_sgd(0.5 / R2), np.zeros((count * runs, d)), grad_fn, steps, observe=watch,
+                  on_divergence="ignore").params
     at_star = np.linalg.norm(W - star_r, axis=1) / scale < tol
 
     # Part 2: alpha* = lambda_min / (2 lambda_max R2), where rho > 0: E[J_k] against (1 - rho)^k J_0.
@@ -1189,7 +1193,8 @@ def nonuniform_sgd(run: Context) -> NonuniformSGD:
         J = np.sum(np.matmul((W - star_r).reshape(count, runs, d), Xt_T) ** 2, axis=2)
         J_mean[k], J_se[k] = J.mean(axis=1), J.std(axis=1) / np.sqrt(runs)
 
-    run_optimizer(per_instance_sgd(alpha_star), np.zeros((count * runs, d)), grad_fn, steps, lyapunov)
+    optim.run(per_instance_sgd(alpha_star), np.zeros((count * runs, d)), grad_fn, steps, observe=lyapunov,
+              on_divergence="ignore")
     # The exact expectation: E[e e^T] evolves by Sigma -> sum_i p_i A_i Sigma A_i^T.
     J_exact = np.empty((steps + 1, count))
     H_all = np.stack([tm["H"] for tm in terms])
