@@ -8,7 +8,8 @@ instances from ``run.rng()``; checks of the library itself (hand-written derivat
 autodiff, runs against closed forms, proven identities) go through ``run.check``, so a
 failure there is an error, never a verdict. The many-start loops of theory.wide-minima and
 theory.gd-threshold run as sweeps (:mod:`nablab.lab.sweep`) on the run's executor, with the
-same results on any.
+same results on any. Gradient descent runs through :func:`nablab.optim.iterate`, the loop
+every optimizer in nablab runs in, with the step written out (:func:`_gd`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import nablab as nb
-from nablab import theory
+from nablab import optim, theory
 from nablab.lab.claims import CLAIMS_BY_ID
 from nablab.lab.registry import Context, ParamError, compute, figure
 from nablab.lab.sweep import sweep
@@ -30,6 +31,21 @@ _FOR_FIGURE = {"report": False}
 
 def _hidden():
     return field(default=None, repr=False, metadata=_FOR_FIGURE)
+
+
+def _gd(grad, lr):
+    """The step ``theta <- theta - lr grad(theta)`` for :func:`nablab.optim.iterate`, the one loop.
+
+    Written out rather than run as ``optim.run(optim.sgd(lr), ...)``: these runs are
+    batches of small problems (an array of step sizes ``lr`` broadcast against theta),
+    where ``optim.sgd``'s per-step handling of parameter trees costs more than the
+    step itself (through it theory.gd-threshold took 2.4 times as long and
+    theory.wide-minima 1.4 times); the loop costs a fraction of a microsecond per step.
+    """
+    def step(theta, state, k):
+        return optim.Step(theta - lr * grad(theta), state)
+
+    return step
 
 
 # --------------------------------------------------------------------------- theory.lsq-gradients
@@ -88,16 +104,16 @@ def lsq_gradients(run: Context) -> LsqGradients:
 _AT_THRESHOLD = ("converges", "diverges", "2-cycle")
 
 
-def _growth_1d(grad_f, lrs, theta0, steps: int):
+def _growth_1d(grad_f, lrs, theta0, steps: int, observe=None):
     """GD on theta^2/2 for every step size in ``lrs`` (rows) from every start in ``theta0`` (columns).
 
     Returns the iterates ``theta_K`` and the measured growth per step ``(|theta_K|/|theta_0|)^(1/K)``
-    (overflow counts as growth: ``inf``).
+    (overflow counts as growth: ``inf``). ``observe(k, theta)`` sees every iterate, as in ``optim.run``.
     """
-    theta = np.tile(theta0, (lrs.size, 1))
+    # Unchecked: the diverging step sizes are half of what is measured.
     with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            theta = theta - lrs[:, None] * grad_f(theta)
+        theta = optim.iterate(_gd(grad_f, lrs[:, None]), np.tile(theta0, (lrs.size, 1)), steps, observe=observe,
+                              on_divergence="ignore").params
         ratio = np.abs(theta) / np.abs(theta0)
         factor = np.where(np.isfinite(ratio), ratio ** (1.0 / steps), np.inf)
     return theta, factor
@@ -174,15 +190,9 @@ def gd_1d_divergence(run: Context) -> Divergence1D:
     grad_f = nb.grad(lambda t: nb.sum(t * t / 2))                # f(theta) = theta^2/2, summed over the batch
     shown = [0.5, 1.9, 2.0, 2.1, 3.0]
     shown_idx = [int(np.argmin(np.abs(lrs - a))) for a in shown]
-    theta = np.tile(theta0, (lrs.size, 1))
-    history = [theta[shown_idx] / theta0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            theta = theta - lrs[:, None] * grad_f(theta)
-            history.append(theta[shown_idx] / theta0)
-        # Measured growth per step (|theta_K| / |theta_0|)^(1/K); overflow counts as growth.
-        ratio = np.abs(theta) / np.abs(theta0)
-        factor = np.where(np.isfinite(ratio), ratio ** (1.0 / steps), np.inf)
+    history = []  # |theta_k / theta_0| of the shown step sizes, for the figure
+    theta, factor = _growth_1d(grad_f, lrs, theta0, steps,
+                               observe=lambda k, th: history.append(th[shown_idx] / theta0))
     closed = np.abs(1.0 - lrs)[:, None]                             # |1 - alpha| per step
     finite = np.isfinite(factor)
     # Compare where theta_K is a normal float: overflow is divergence, and
@@ -270,17 +280,18 @@ def _random_lsq(rng, problems: int, n: int, p: int):
     return X, Y
 
 
-def _lsq_gd(H, b, theta, lr, steps: int):
+def _lsq_gd(H, b, theta, lr, steps: int, observe=None):
     """``steps`` of GD on f = 1/2 ||X theta - Y||^2, batched.
 
     ``H = X^T X`` and ``b = X^T Y`` (shapes (P, p, p), (P, p, 1)) make the
     gradient ``X^T (X theta - Y) = H theta - b`` cheaper for many columns of
     theta (one start per column); ``lr`` broadcasts against theta (P, p, S).
+    ``observe(k, theta)`` sees every iterate, as in ``optim.run``.
     """
+    # Unchecked: the runs above the threshold diverge on purpose.
     with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            theta = theta - lr * (H @ theta - b)
-    return theta
+        return optim.iterate(_gd(lambda th: H @ th - b, lr), theta, steps, observe=observe,
+                             on_divergence="ignore").params
 
 
 def threshold_task(H, b, theta_star, theta0, lr, steps: int, start, bisect_steps: int) -> dict:
@@ -435,12 +446,13 @@ def gd_threshold(run: Context) -> ThresholdLsq:
     for name, ratio, e_init in (("random start, 0.9 x threshold", 0.9, rng.standard_normal((p, 1))),
                                 ("random start, 1.1 x threshold", 1.1, rng.standard_normal((p, 1))),
                                 (plane_name, plane_ratio, e_plane)):
-        th = theta_star[k1] + e_init
-        norms = [1.0]
-        for _ in range(traj_steps):
-            th = _lsq_gd(H[k1], b[k1], th, ratio * threshold[k1], 1)
-            with np.errstate(over="ignore", invalid="ignore"):
+        norms = [1.0]  # ||e_k|| / ||e_0||: 1 at the start by definition
+
+        def record(k, th, norms=norms, e_init=e_init):
+            if k:
                 norms.append(float(np.linalg.norm(th - theta_star[k1]) / np.linalg.norm(e_init)))
+
+        _lsq_gd(H[k1], b[k1], theta_star[k1] + e_init, ratio * threshold[k1], traj_steps, observe=record)
         traj[name] = np.array(norms)
     plane = traj[plane_name]
 
@@ -516,13 +528,14 @@ def _gd_until_settled(grad, theta0, lr, max_steps, *, grad_tol=1e-7, blowup=1e8,
     outcome = np.full(theta.shape, UNSETTLED, dtype=np.int8)
     decided = np.full(theta.shape, max_steps)
     active = np.arange(theta.size)
+    step = _gd(grad, lr)
     k = 0
+    # Unchecked: a start that diverges is recorded below, not an error.
     with np.errstate(over="ignore", invalid="ignore"):
         while k < max_steps and active.size:
-            th = theta[active]
-            for _ in range(min(check_every, max_steps - k)):
-                th = th - lr * grad(th)
-            k += min(check_every, max_steps - k)
+            block = min(check_every, max_steps - k)
+            th = optim.iterate(step, theta[active], block, on_divergence="ignore").params
+            k += block
             theta[active] = th
             bad = ~np.isfinite(th) | (np.abs(th) > blowup)
             done = bad | (np.abs(grad(th)) < grad_tol)
@@ -940,7 +953,8 @@ def _regret_instance(rng, kind: str):
     elif kind == "constant direction":
         v = np.outer(rng.uniform(0.1, 2.0, T), rng.standard_normal(d))
     elif kind == "adversarial":
-        # Each v_t pushes w_t away from w* (maximizes <w_t - w*, v_t> for its norm).
+        # Each v_t pushes w_t away from w* (maximizes <w_t - w*, v_t> for its norm). A plain loop: it makes
+        # an input, whose iterates theory.regret_terms computes on its own (optim.iterate cost 7% here).
         v = np.empty((T, d))
         w = np.zeros(d)
         for t in range(T):
@@ -1077,10 +1091,11 @@ def _hinge_gaps(B: float, rho: float, Ts) -> np.ndarray:
     gaps = []
     for T in Ts:
         eta = theory.averaged_gd_step(B, rho, T)
-        w, total = 0.0, 0.0
-        for _ in range(T):
-            total += w
-            w -= eta * (-rho if w < B else 0.0)
+
+        def step(w, total, t, eta=eta):  # averaged GD: the state sums the iterates, w_1 + ... + w_T at the end
+            return optim.Step(w - eta * (-rho if w < B else 0.0), total + w)
+
+        total = optim.iterate(step, 0.0, T, state=0.0).state
         gaps.append(rho * max(B - total / T, 0.0))
     return np.array(gaps)
 
@@ -1142,6 +1157,9 @@ def gd_rate(run: Context) -> Rate:
     lemma_ok, grad_ok = True, True
     for j, T in enumerate(Ts):
         eta = np.array([theory.averaged_gd_step(B[k], rho[k], T) for k in range(problems)])[:, None]
+
+        # A plain loop: through optim.iterate the call per step cost about 5% of the claim, and the body
+        # (the lemma's sums over w_t and g_t) would read no clearer as a step with those sums as its state.
         W = np.zeros((problems, d))
         total = np.zeros((problems, d))
         inner = np.zeros(problems)            # sum_t <w_t - w*, g_t>
@@ -1292,12 +1310,11 @@ def sgd_not_monotone(run: Context) -> SgdNotMonotone:
     side_ok = bool(np.all(up2[W > 0]) and np.all(up1[W < 0]))
 
     # One SGD run, uniform sampling: f along the way.
-    w = 3.0
-    path = [float(f(w))]
-    for _ in range(run_steps):
-        d = d1 if rng.random() < 0.5 else d2
-        w = w - run_eta * float(d(np.array([w]))[0])
-        path.append(float(f(w)))
+    def sampled(w):  # the derivative of one of the two terms, each with probability 1/2
+        return float((d1 if rng.random() < 0.5 else d2)(np.array([w]))[0])
+
+    path = []
+    optim.iterate(_gd(sampled, run_eta), 3.0, run_steps, observe=lambda t, w: path.append(float(f(w))))
     path = np.array(path)
     counter = bool(np.all(rise > 0) and np.all(f1_drop < 0))
     return SgdNotMonotone(
