@@ -2,6 +2,7 @@
 claims table covers the catalogue."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -49,3 +50,20 @@ def test_claims_table_script(tmp_path):
     assert "| `a.b` | 001 P1 | disagrees | A \\| B | 1.50 |" in text
     assert "**1 disagrees**" in text and "The seed says 3; it is 4." in text
     assert "nablab reproduce --seed 0 --out report/" in text and "nablab 0.1.0" in text
+
+
+def test_the_site_builds_strictly(tmp_path):
+    """``mkdocs build --strict``: a broken link, a page missing from the navigation or a
+    ``::: module`` that does not resolve fails the build; any warning fails this test too."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "NO_COLOR": "1"}
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log
+    assert not re.search(r"^(WARNING|ERROR)\b", log, re.M), log
+    api = (tmp_path / "site" / "api" / "optim.html").read_text()
+    # the API reference has the functions, with their examples as code (not as Markdown quotes)
+    assert 'id="nablab.optim.adam"' in api and '<span class="gp">&gt;&gt;&gt; </span>' in api
+    assert "<blockquote>" not in api
+    for page in PAGES + ["claims", "index"]:
+        assert (tmp_path / "site" / f"{page}.html").is_file(), page
