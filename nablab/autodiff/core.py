@@ -480,6 +480,14 @@ class no_grad:
 
 
 def is_grad_enabled() -> bool:
+    """Whether operations on tensors with ``requires_grad=True`` are being recorded (False inside :class:`no_grad`).
+
+    >>> import nablab as nb
+    >>> with nb.no_grad():
+    ...     inside = nb.is_grad_enabled()
+    >>> inside, nb.is_grad_enabled()
+    (False, True)
+    """
     return _grad_mode.enabled
 
 
@@ -527,6 +535,13 @@ class Tensor:
     ``t -= u`` under ``no_grad``, ``t.data = a``) never overwrite a value that
     a recorded operation saved; a backward pass that would need the old value
     raises instead (PyTorch's version counters).
+
+    >>> import numpy as np, nablab as nb
+    >>> w = nb.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    >>> loss = nb.sum(w ** 3)
+    >>> loss.backward()
+    >>> w.grad
+    tensor([ 3., 12.])
     """
 
     __slots__ = ("_value", "_level", "_node", "_tangent", "_version", "__weakref__")

@@ -46,6 +46,11 @@ class Graph:
     ``nodes`` is a list of dicts (``id``, ``op``, ``shape``, ``value``,
     ``grad``, ``inputs``) in evaluation order; ``grad`` is filled by
     :meth:`backward`.  ``value`` is the output.
+
+    >>> import nablab as nb
+    >>> g = nb.trace(lambda x, y: (x + y) * y, 1.0, 2.0)
+    >>> float(g.value), [node["op"] for node in g.nodes]
+    (6.0, ['x', 'y', 'add', 'multiply'])
     """
 
     def __init__(self, output, inputs, names):

@@ -25,6 +25,12 @@ def numerical_jacobian(f, x, eps=1e-6, scheme="central"):
 
     ``scheme="forward"`` is ``(f(x + eps e_j) - f(x)) / eps`` (error O(eps));
     ``"central"`` is ``(f(x + eps e_j) - f(x - eps e_j)) / (2 eps)`` (error O(eps^2)).
+
+    >>> import numpy as np, nablab as nb
+    >>> J = nb.numerical_jacobian(lambda x: x ** 2, np.array([1.0, 2.0]))
+    >>> np.round(J, 6)
+    array([[2., 0.],
+           [0., 4.]])
     """
     if scheme not in SCHEMES:
         raise ValueError(f"numerical_jacobian: scheme={scheme!r}; choose one of {SCHEMES}")
@@ -122,6 +128,10 @@ def gradcheck(f, *args, modes=("fwd", "rev"), order=2, eps=1e-6, rtol=1e-5, atol
     Called with ``f`` alone it returns a checker to call on the arguments,
     as ``autograd.test_util.check_grads`` does:
     ``gradcheck(f, modes=["rev"])(x)``.
+
+    >>> import nablab as nb
+    >>> nb.gradcheck(lambda x: x ** 3 * nb.sin(x), 0.5)
+    True
     """
     for mode in modes:
         if mode not in ("fwd", "rev"):

@@ -43,12 +43,23 @@ for _name in CURATED:
 
 
 def stop_gradient(x):
-    """``x`` as a constant: no derivative flows through it at any level."""
+    """``x`` as a constant: no derivative flows through it at any level.
+
+    >>> import nablab as nb
+    >>> float(nb.grad(lambda x: x * nb.stop_gradient(x))(3.0))
+    3.0
+    """
     x = as_array(x)
     return value_of(x) if not isinstance(x, Tensor) else Tensor(value_of(x))
 
 
 def _relu(x):
+    """``max(x, 0)`` entrywise; its derivative at 0 is 0, as in PyTorch.
+
+    >>> import numpy as np, nablab as nb
+    >>> nb.relu(np.array([-1.0, 0.0, 2.0])), nb.grad(lambda x: nb.sum(nb.relu(x)))(np.array([-1.0, 0.0, 2.0]))
+    (array([0., 0., 2.]), array([0., 0., 1.]))
+    """
     return np.maximum(x, 0.0)
 
 
@@ -58,6 +69,12 @@ relu.defjvp(lambda t, ans, x: t * (value_of(x) > 0))
 
 
 def _sigmoid(x):
+    """The logistic function ``1 / (1 + exp(-x))`` entrywise, without overflow for large ``|x|``.
+
+    >>> import numpy as np, nablab as nb
+    >>> nb.sigmoid(np.array([-800.0, 0.0, 800.0])), float(nb.grad(nb.sigmoid)(0.0))
+    (array([0. , 0.5, 1. ]), 0.25)
+    """
     # exp(-log(1 + exp(-x))) never overflows, for either sign of x.
     return np.exp(-np.logaddexp(0.0, -x))
 
@@ -68,6 +85,12 @@ sigmoid.defjvp(lambda t, ans, x: t * ans * (1.0 - ans))
 
 
 def _softplus(x):
+    """``log(1 + exp(x))`` entrywise, without overflow; its derivative is :func:`sigmoid`.
+
+    >>> import numpy as np, nablab as nb
+    >>> nb.softplus(np.array([0.0, 1000.0])), float(nb.grad(nb.softplus)(0.0))
+    (array([6.93147181e-01, 1.00000000e+03]), 0.5)
+    """
     return np.logaddexp(0.0, x)
 
 
@@ -81,6 +104,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 
     The maximum is shifted out first.  With ``b`` (weights, which may be
     negative) and ``return_sign=True`` it returns ``(log|s|, sign(s))``.
+
+    >>> import numpy as np, nablab as nb
+    >>> float(nb.logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    >>> nb.grad(nb.logsumexp)(np.array([0.0, 0.0]))
+    array([0.5, 0.5])
     """
     a = as_array(a)
     if b is not None:
@@ -111,11 +140,24 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 
 
 def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (the last by default), computed through :func:`logsumexp`.
+
+    >>> import numpy as np, nablab as nb
+    >>> nb.softmax(np.array([[0.0, 0.0], [0.0, np.log(3.0)]]))
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]])
+    """
     x = as_array(x)
     return _nnp.exp(x - logsumexp(x, axis=axis, keepdims=True))
 
 
 def log_softmax(x, axis=-1):
+    """``x - logsumexp(x)`` along ``axis`` (the last by default): log-probabilities without overflow.
+
+    >>> import numpy as np, nablab as nb
+    >>> nb.log_softmax(np.array([0.0, 1000.0]))
+    array([-1000.,     0.])
+    """
     x = as_array(x)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
@@ -124,6 +166,10 @@ def norm(x, axis=None, keepdims=False):
     """Euclidean norm (the 2-norm of the flattened entries when axis is None).
 
     For other orders use ``nablab.numpy.linalg.norm``.
+
+    >>> import numpy as np, nablab as nb
+    >>> float(nb.norm(np.array([3.0, 4.0]))), nb.grad(nb.norm)(np.array([3.0, 4.0]))
+    (5.0, array([0.6, 0.8]))
     """
     x = as_array(x)
     if np.iscomplexobj(value_of(x)):
@@ -132,7 +178,13 @@ def norm(x, axis=None, keepdims=False):
 
 
 def matrix_trace(x):
-    """Sum of the diagonal over the last two axes (``np.trace`` of a matrix)."""
+    """Sum of the diagonal over the last two axes (``np.trace`` of a matrix).
+
+    >>> import numpy as np, nablab as nb
+    >>> float(nb.matrix_trace(np.arange(9.0).reshape(3, 3))), nb.grad(nb.matrix_trace)(np.ones((2, 2)))
+    (12.0, array([[1., 0.],
+           [0., 1.]]))
+    """
     x = as_array(x)
     n = builtins.min(shape_of(x)[-2:])
     return _nnp.sum(x[..., np.arange(n), np.arange(n)], axis=-1)

@@ -305,6 +305,15 @@ def jacrev(f, argnums=0, *, argnum=None):
     """The Jacobian by reverse mode, one VJP per output entry.
 
     The result has shape ``out.shape + x.shape``.
+
+    ``f`` is differentiated with respect to its argument(s) ``argnums`` (``argnum`` is HIPS
+    autograd's spelling of the same), and the result is a function of ``f``'s arguments.
+
+    >>> import numpy as np, nablab as nb
+    >>> f = lambda x: nb.stack([x[0] * x[1], nb.sin(x[0])])
+    >>> nb.jacrev(f)(np.array([0.0, 2.0]))
+    array([[2., 0.],
+           [1., 0.]])
     """
     argnums = _pick_argnums(argnums, argnum)
 
@@ -331,7 +340,16 @@ def jacrev(f, argnums=0, *, argnum=None):
 
 
 def jacfwd(f, argnums=0, *, argnum=None):
-    """The Jacobian by forward mode, one JVP per input entry (shape ``out.shape + x.shape``)."""
+    """The Jacobian by forward mode, one JVP per input entry (shape ``out.shape + x.shape``).
+
+    ``argnums`` (or ``argnum``) as for :func:`jacrev`, with which it agrees.
+
+    >>> import numpy as np, nablab as nb
+    >>> f = lambda x: nb.stack([x[0] * x[1], nb.sin(x[0])])
+    >>> nb.jacfwd(f)(np.array([0.0, 2.0]))
+    array([[2., 0.],
+           [1., 0.]])
+    """
     argnums = _pick_argnums(argnums, argnum)
 
     @_wraps(f, _name_after("jacfwd", f, argnums))
@@ -373,6 +391,14 @@ def hessian(f, argnums=0, mode="fwd-over-rev", *, argnum=None):
 
     ``mode`` picks how the two differentiations nest; all four give the same
     matrix, which the tests check.
+
+    >>> import numpy as np, nablab as nb
+    >>> f = lambda x: x[0] ** 2 * x[1]
+    >>> nb.hessian(f)(np.array([1.0, 3.0]))
+    array([[6., 2.],
+           [2., 0.]])
+    >>> nb.hessian(f, mode="rev-over-rev")(np.array([1.0, 3.0]))[0, 1]
+    np.float64(2.0)
     """
     if mode not in _HESSIAN_MODES:
         raise ValueError(f"hessian: mode={mode!r}; choose one of {sorted(_HESSIAN_MODES)}")
@@ -380,5 +406,13 @@ def hessian(f, argnums=0, mode="fwd-over-rev", *, argnum=None):
 
 
 def hvp(f, x, v):
-    """Hessian-vector product ``H(x) @ v`` by forward-over-reverse, without forming H."""
+    """Hessian-vector product ``H(x) @ v`` by forward-over-reverse, without forming H.
+
+    ``f`` is a scalar function, ``x`` the point and ``v`` a direction shaped like ``x``.
+
+    >>> import numpy as np, nablab as nb
+    >>> f = lambda x: x[0] ** 2 * x[1]
+    >>> nb.hvp(f, np.array([1.0, 3.0]), np.array([1.0, 0.0]))
+    array([6., 2.])
+    """
     return jvp(grad(f), (x,), (v,))[1]

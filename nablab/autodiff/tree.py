@@ -16,7 +16,15 @@ from __future__ import annotations
 
 
 def tree_flatten(tree):
-    """Leaves in a fixed order (dict keys sorted) and a spec to rebuild the tree."""
+    """Leaves in a fixed order (dict keys sorted) and a spec to rebuild the tree.
+
+    >>> import nablab as nb
+    >>> leaves, spec = nb.tree_flatten({"b": [1, 2], "a": 3})
+    >>> leaves
+    [3, 1, 2]
+    >>> nb.tree_unflatten(spec, [10, 20, 30])
+    {'a': 10, 'b': [20, 30]}
+    """
     leaves = []
     return leaves, _walk(tree, leaves)
 
@@ -36,6 +44,13 @@ def _walk(node, leaves):
 
 
 def tree_unflatten(spec, leaves):
+    """The tree that ``spec`` (from :func:`tree_flatten`) describes, with ``leaves`` in order.
+
+    >>> import nablab as nb
+    >>> leaves, spec = nb.tree_flatten((1.0, {"w": 2.0}))
+    >>> nb.tree_unflatten(spec, [x * 10 for x in leaves])
+    (10.0, {'w': 20.0})
+    """
     return _build(spec, iter(leaves))
 
 
@@ -52,7 +67,12 @@ def _build(spec, leaves):
 
 
 def tree_map(fn, tree, *rest):
-    """Apply ``fn`` leaf by leaf to trees of the same structure."""
+    """Apply ``fn`` leaf by leaf to trees of the same structure.
+
+    >>> import nablab as nb
+    >>> nb.tree_map(lambda p, g: p - 0.1 * g, {"w": 1.0, "b": [2.0]}, {"w": 1.0, "b": [5.0]})
+    {'b': [1.5], 'w': 0.9}
+    """
     leaves, spec = tree_flatten(tree)
     others = [tree_flatten(r)[0] for r in rest]
     for i, other in enumerate(others):
@@ -64,6 +84,12 @@ def tree_map(fn, tree, *rest):
 
 
 def tree_leaves(tree):
+    """The leaves of ``tree`` in :func:`tree_flatten`'s order (dict keys sorted).
+
+    >>> import nablab as nb
+    >>> nb.tree_leaves({"w": [1.0, 2.0], "b": 0.5})
+    [0.5, 1.0, 2.0]
+    """
     return tree_flatten(tree)[0]
 
 
