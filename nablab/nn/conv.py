@@ -256,7 +256,18 @@ def max_pool_indices(x, kernel, stride, padding, dilation):
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
-    """Max pooling over (N, C, H, W); windows may overlap."""
+    """Max pooling over (N, C, H, W); windows may overlap.
+
+    ``kernel_size``, ``stride`` (the kernel size by default), ``padding`` (with -inf) and ``dilation``
+    are ints or pairs. The gradient goes to the largest entry of each window (the first, at a tie).
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.nn import functional as F
+    >>> x = np.array([[[[1.0, 2.0], [4.0, 3.0]]]])
+    >>> F.max_pool2d(x, 2), nb.grad(lambda x: nb.sum(F.max_pool2d(x, 2)))(x)
+    (array([[[[4.]]]]), array([[[[0., 0.],
+             [1., 0.]]]]))
+    """
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
     padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
@@ -267,7 +278,23 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
-    """Average pooling over (N, C, H, W) as a convolution with a constant kernel per channel."""
+    """Average pooling over (N, C, H, W) as a convolution with a constant kernel per channel.
+
+    ``kernel_size``, ``stride`` and ``padding`` as for :func:`max_pool2d`; with
+    ``count_include_pad=False`` the zero padding is left out of each window's count.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> x = np.ones((1, 1, 2, 2))
+    >>> F.avg_pool2d(x, 2, stride=1, padding=1)
+    array([[[[0.25, 0.5 , 0.25],
+             [0.5 , 1.  , 0.5 ],
+             [0.25, 0.5 , 0.25]]]])
+    >>> F.avg_pool2d(x, 2, stride=1, padding=1, count_include_pad=False)
+    array([[[[1., 1., 1.],
+             [1., 1., 1.],
+             [1., 1., 1.]]]])
+    """
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
     padding = pair(padding, "padding")

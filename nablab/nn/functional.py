@@ -30,11 +30,24 @@ relu, tanh, sigmoid, softmax, log_softmax = ops.relu, ops.tanh, ops.sigmoid, ops
 
 
 def leaky_relu(x, negative_slope=0.01):
+    """``x`` where positive, ``negative_slope * x`` elsewhere (derivative ``negative_slope`` at 0).
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.leaky_relu(np.array([-2.0, 3.0]), 0.1)
+    array([-0.2,  3. ])
+    """
     return ops.where(value_of(x) > 0, x, negative_slope * x)
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight.T + bias`` with ``weight`` of shape (out, in), as torch.nn.Linear."""
+    """``x @ weight.T + bias`` with ``weight`` of shape (out, in), as torch.nn.Linear.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.linear(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([0.0, 10.0]))
+    array([[ 3., 12.]])
+    """
     if shape_of(x)[-1] != shape_of(weight)[1]:
         raise ShapeError(f"linear: input has {shape_of(x)[-1]} features (shape {shape_of(x)}) "
                          f"but the weight {shape_of(weight)} expects {shape_of(weight)[1]}")
@@ -61,6 +74,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     ``padding`` is an int, a pair, ``"valid"`` or ``"same"`` (stride 1; an even
     kernel pads one more on the bottom/right, as PyTorch does).
+
+    ``x`` is (N, C, H, W), ``weight`` (O, C / groups, kh, kw) and ``bias`` (O,) or None; ``stride``
+    and ``dilation`` are ints or pairs; ``groups`` splits the channels into independent groups.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> F.conv2d(x, np.ones((1, 1, 2, 2)), stride=2)
+    array([[[[10., 18.],
+             [42., 50.]]]])
+    >>> F.conv2d(x, np.ones((1, 1, 3, 3)), padding="same").shape
+    (1, 1, 4, 4)
     """
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     kernel = shape_of(weight)[2:]
@@ -74,7 +99,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D cross-correlation over (N, C, L) with weight (O, C/groups, k), as torch's conv1d."""
+    """1-D cross-correlation over (N, C, L) with weight (O, C/groups, k), as torch's conv1d.
+
+    ``bias``, ``stride``, ``padding``, ``dilation`` and ``groups`` as for :func:`conv2d`, on one axis.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.conv1d(np.array([[[1.0, 2.0, 3.0, 4.0]]]), np.array([[[1.0, -1.0]]]))
+    array([[[-1., -1., -1.]]])
+    """
     if len(shape_of(x)) != 3 or len(shape_of(weight)) != 3:
         raise ShapeError(f"conv1d: input must be (N, C, L) and weight (O, C/groups, k); got {shape_of(x)} and {shape_of(weight)}")
     N, C, L = shape_of(x)
@@ -92,6 +125,14 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     ``weight`` has shape (C_in, C_out / groups, kh, kw); the output size is
     ``(H - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1``.
     It is the adjoint (the input gradient) of ``conv2d`` with the same weight.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)
+    array([[[[1., 1., 1., 1.],
+             [1., 1., 1., 1.],
+             [1., 1., 1., 1.],
+             [1., 1., 1., 1.]]]])
     """
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
     dilation, output_padding = pair(dilation, "dilation"), pair(output_padding, "output_padding")
@@ -118,6 +159,14 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1):
+    """Max pooling over (N, C, L): windows of ``kernel_size`` moved by ``stride`` (the kernel size by
+    default), with ``padding`` and ``dilation`` as for :func:`max_pool2d`.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.max_pool1d(np.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]]), 2, stride=1)
+    array([[[3., 3., 5., 5.]]])
+    """
     N, C, L = shape_of(x)
     out = max_pool2d(ops.reshape(x, (N, C, 1, L)), (1, int(kernel_size)),
                      stride=None if stride is None else (1, int(stride)), padding=(0, int(padding)),
@@ -126,12 +175,27 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1):
 
 
 def flatten(x, start_dim=1):
+    """``x`` with every axis from ``start_dim`` on folded into one.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.flatten(np.zeros((2, 3, 4))).shape, F.flatten(np.zeros((2, 3, 4)), 0).shape
+    ((2, 12), (24,))
+    """
     shape = shape_of(x)
     return ops.reshape(x, shape[:start_dim] + (-1,))
 
 
 def dropout(x, p, rng, training=True):
-    """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout)."""
+    """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout).
+
+    ``rng`` is a NumPy Generator; with ``training=False`` (or ``p=0``) ``x`` comes back unchanged.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.dropout(np.ones(6), 0.5, np.random.default_rng(0))
+    array([2., 0., 0., 0., 2., 2.])
+    """
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p={p} must be in [0, 1)")
     if not training or p == 0:
@@ -145,6 +209,20 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
 
     In training it normalises by the batch statistics and updates the running
     ones in place (variance unbiased, as PyTorch); in evaluation it uses them.
+
+    ``weight`` and ``bias`` (per channel, or None) scale and shift the result; ``running_mean`` and
+    ``running_var`` are NumPy arrays (or None); ``momentum`` weighs the batch in them; ``eps`` is added
+    to the variance.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> x = np.array([[1.0], [3.0]])
+    >>> mean, var = np.zeros(1), np.ones(1)
+    >>> F.batch_norm(x, None, None, mean, var, training=True)
+    array([[-0.999995],
+           [ 0.999995]])
+    >>> mean, var
+    (array([0.2]), array([1.1]))
     """
     shape = shape_of(x)
     axes = (0,) + tuple(range(2, len(shape)))
@@ -170,6 +248,14 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
 
 
 def one_hot(labels, num_classes, dtype=np.float64):
+    """Integer ``labels`` as rows of ``num_classes`` zeros with a one at the label (of type ``dtype``).
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.one_hot(np.array([2, 0]), 3)
+    array([[0., 0., 1.],
+           [1., 0., 0.]])
+    """
     labels = np.asarray(value_of(labels))
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
@@ -190,7 +276,20 @@ def _check_logits_labels(logits, labels, who):
 
 
 def cross_entropy(logits, labels, reduction="mean"):
-    """Softmax cross-entropy on logits, stable for any logit size (log-sum-exp)."""
+    """Softmax cross-entropy on logits, stable for any logit size (log-sum-exp).
+
+    ``logits`` is (N, K), ``labels`` N integers in ``[0, K)``; ``reduction`` is ``"mean"`` (the
+    default), ``"sum"`` or ``"none"`` (the N losses).
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.nn import functional as F
+    >>> logits = np.array([[2.0, 0.0], [0.0, 0.0]])
+    >>> F.cross_entropy(logits, np.array([0, 1]), reduction="none")
+    array([0.12692801, 0.69314718])
+    >>> nb.grad(lambda z: F.cross_entropy(z, np.array([0, 1])))(logits)
+    array([[-0.05960146,  0.05960146],
+           [ 0.25      , -0.25      ]])
+    """
     labels = _check_logits_labels(logits, labels, "cross_entropy")
     target = one_hot(labels, shape_of(logits)[1], dtype=np.asarray(value_of(logits)).dtype)
     losses = ops.logsumexp(logits, axis=1) - ops.sum(logits * target, axis=1)
@@ -198,6 +297,15 @@ def cross_entropy(logits, labels, reduction="mean"):
 
 
 def mse_loss(pred, target, reduction="mean"):
+    """The squared error ``(pred - target) ** 2`` of arrays of one shape, reduced by ``reduction``
+    (``"mean"``, ``"sum"`` or ``"none"``).
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> pred = np.array([1.0, 3.0])
+    >>> float(F.mse_loss(pred, np.zeros(2))), F.mse_loss(pred, np.zeros(2), "none")
+    (5.0, array([1., 9.]))
+    """
     if shape_of(pred) != shape_of(target):
         raise ShapeError(f"mse_loss: prediction {shape_of(pred)} and target {shape_of(target)} differ")
     diff = pred - target
@@ -205,7 +313,15 @@ def mse_loss(pred, target, reduction="mean"):
 
 
 def huber_loss(pred, target, delta=1.0, reduction="mean"):
-    """0.5 r^2 where |r| <= delta, delta (|r| - delta / 2) beyond (torch.nn.functional.huber_loss)."""
+    """0.5 r^2 where |r| <= delta, delta (|r| - delta / 2) beyond (torch.nn.functional.huber_loss).
+
+    ``r = pred - target``; ``reduction`` as for :func:`mse_loss`.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.huber_loss(np.array([0.5, 3.0]), np.zeros(2), delta=1.0, reduction="none")
+    array([0.125, 2.5  ])
+    """
     if shape_of(pred) != shape_of(target):
         raise ShapeError(f"huber_loss: prediction {shape_of(pred)} and target {shape_of(target)} differ")
     r = pred - target
@@ -215,7 +331,15 @@ def huber_loss(pred, target, delta=1.0, reduction="mean"):
 
 
 def multi_margin_loss(logits, labels, margin=1.0, reduction="mean"):
-    """Multiclass SVM hinge: sum over j != y of max(0, margin - s_y + s_j) / K (torch's multi_margin_loss)."""
+    """Multiclass SVM hinge: sum over j != y of max(0, margin - s_y + s_j) / K (torch's multi_margin_loss).
+
+    ``logits`` (N, K) are the scores s, ``labels`` the N classes y; ``reduction`` as for :func:`cross_entropy`.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.multi_margin_loss(np.array([[2.0, 1.5, 0.0], [0.0, 1.0, 0.0]]), np.array([0, 0]), reduction="none")
+    array([0.16666667, 1.        ])
+    """
     labels = _check_logits_labels(logits, labels, "multi_margin_loss")
     n, k = shape_of(logits)
     target = one_hot(labels, k, dtype=np.asarray(value_of(logits)).dtype)
@@ -235,5 +359,13 @@ def _reduce(losses, reduction, who):
 
 
 def accuracy(logits, labels):
-    """Fraction of rows whose largest logit is the label."""
+    """Fraction of rows whose largest logit is the label.
+
+    ``logits`` is (N, K), ``labels`` the N classes; the result is a float.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.accuracy(np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), np.array([0, 1, 1]))
+    0.6666666666666666
+    """
     return float(np.mean(np.argmax(np.asarray(value_of(logits)), axis=1) == np.asarray(labels)))

@@ -30,7 +30,17 @@ def _rng(rng):
 
 
 class Linear(Module):
-    """``y = x W^T + b`` with W of shape (out_features, in_features)."""
+    """``y = x W^T + b`` with W of shape (out_features, in_features).
+
+    ``in_features`` and ``out_features`` size the weight; ``bias=False`` drops b; ``dtype`` is the
+    parameters' type; ``rng`` (a Generator or an int seed) draws PyTorch's default initialisation.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> lin = nn.Linear(3, 2, rng=0)
+    >>> lin.weight.shape, lin(np.ones((4, 3))).shape
+    ((2, 3), (4, 2))
+    """
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float64, rng=None):
         super().__init__()
@@ -54,6 +64,17 @@ class _ConvNd(Module):
 
 
 class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation) over (N, C, H, W), as ``torch.nn.Conv2d``: ``kernel_size``,
+    ``stride``, ``padding`` (an int, a pair, ``"valid"`` or ``"same"``) and ``dilation`` as in
+    :func:`nablab.nn.functional.conv2d`; ``groups`` splits the channels; ``bias``, ``dtype`` and
+    ``rng`` as for :class:`Linear`.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> conv = nn.Conv2d(3, 8, 3, padding=1, rng=0)
+    >>> conv.weight.shape, conv(np.zeros((2, 3, 16, 16))).shape
+    ((8, 3, 3, 3), (2, 8, 16, 16))
+    """
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, dtype=np.float64, rng=None):
         super().__init__()
@@ -74,6 +95,15 @@ class Conv2d(_ConvNd):
 
 
 class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L), as ``torch.nn.Conv1d``; the arguments are :class:`Conv2d`'s with
+    one spatial axis.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> conv = nn.Conv1d(1, 4, 5, stride=2, rng=0)
+    >>> conv(np.zeros((2, 1, 40))).shape
+    (2, 4, 18)
+    """
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, dtype=np.float64, rng=None):
         super().__init__()
@@ -92,6 +122,15 @@ class Conv1d(_ConvNd):
 
 
 class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution, as ``torch.nn.ConvTranspose2d`` (see
+    :func:`nablab.nn.functional.conv_transpose2d`; ``output_padding`` adds rows and columns at the far side).
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> up = nn.ConvTranspose2d(4, 2, 2, stride=2, rng=0)
+    >>> up(np.zeros((1, 4, 5, 5))).shape
+    (1, 2, 10, 10)
+    """
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, dtype=np.float64, rng=None):
         super().__init__()
@@ -111,6 +150,15 @@ class ConvTranspose2d(_ConvNd):
 
 
 class MaxPool2d(Module):
+    """Max pooling over (N, C, H, W): windows of ``kernel_size``, moved by ``stride`` (the kernel size
+    by default), on an input padded by ``padding`` (with -inf) and spread by ``dilation``.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    """
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
@@ -123,11 +171,26 @@ class MaxPool2d(Module):
 
 
 class MaxPool1d(MaxPool2d):
+    """Max pooling over (N, C, L), with :class:`MaxPool2d`'s arguments on one axis.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.MaxPool1d(2)(np.array([[[1.0, 3.0, 2.0, 0.0]]]))
+    array([[[3., 2.]]])
+    """
     def forward(self, x):
         return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation)
 
 
 class AvgPool2d(Module):
+    """Average pooling over (N, C, H, W); ``count_include_pad`` counts the zero padding in the average.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.AvgPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4))
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]])
+    """
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -145,18 +208,46 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
+    """:func:`nablab.relu` as a layer.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.ReLU()(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
     fn = staticmethod(F.relu)
 
 
 class Tanh(_Elementwise):
+    """``tanh`` as a layer.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.Tanh()(np.array([0.0]))
+    array([0.])
+    """
     fn = staticmethod(F.tanh)
 
 
 class Sigmoid(_Elementwise):
+    """:func:`nablab.sigmoid` as a layer.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.Sigmoid()(np.array([0.0]))
+    array([0.5])
+    """
     fn = staticmethod(F.sigmoid)
 
 
 class LeakyReLU(Module):
+    """``x`` where positive, ``negative_slope * x`` elsewhere.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.LeakyReLU(0.1)(np.array([-2.0, 3.0]))
+    array([-0.2,  3. ])
+    """
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = negative_slope
@@ -166,6 +257,13 @@ class LeakyReLU(Module):
 
 
 class Flatten(Module):
+    """Every axis from ``start_dim`` on folded into one.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> nn.Flatten()(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    """
     def __init__(self, start_dim=1):
         super().__init__()
         self.start_dim = start_dim
@@ -175,7 +273,19 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout in training mode; the identity in evaluation mode."""
+    """Inverted dropout in training mode; the identity in evaluation mode.
+
+    ``p`` is the probability of zeroing an entry; ``rng`` (a Generator or an int seed) draws the masks.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> drop = nn.Dropout(0.5, rng=0)
+    >>> drop(np.ones(6))
+    array([2., 0., 0., 0., 2., 2.])
+    >>> _ = drop.eval()
+    >>> drop(np.ones(6))
+    array([1., 1., 1., 1., 1., 1.])
+    """
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
@@ -214,15 +324,46 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) over all axes but the channels, as
+    ``torch.nn.BatchNorm1d``: ``num_features`` is C, ``eps`` is added to the variance, ``momentum``
+    weighs the new batch in the running statistics, ``affine`` adds a scale and a shift per channel.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> bn = nn.BatchNorm1d(2)
+    >>> bn(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    tensor([[-0.999995  , -0.99999995],
+            [ 0.999995  ,  0.99999995]], requires_grad=True)
+    >>> bn.running_mean
+    array([0.2, 2. ])
+    """
     expected_dims = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W), with :class:`BatchNorm1d`'s arguments.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> bn = nn.BatchNorm2d(3)
+    >>> y = bn(np.random.default_rng(0).normal(5.0, 2.0, (4, 3, 8, 8)))
+    >>> np.round(y.numpy().mean(), 6), np.round(y.numpy().std(), 3)
+    (np.float64(0.0), np.float64(1.0))
+    """
     expected_dims = (4,)
 
 
 class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ... as in PyTorch."""
+    """Modules applied in order; children are named "0", "1", ... as in PyTorch.
+
+    ``modules`` are the layers, applied first to last; ``model[i]`` is the i-th.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> model = nn.Sequential(nn.Linear(4, 8, rng=0), nn.ReLU(), nn.Linear(8, 3, rng=1))
+    >>> model(np.ones((5, 4))).shape, len(model), type(model[1]).__name__
+    ((5, 3), 3, 'ReLU')
+    """
 
     def __init__(self, *modules):
         super().__init__()
@@ -247,16 +388,37 @@ class Sequential(Module):
 
 
 class CrossEntropyLoss(Module):
+    """:func:`nablab.nn.functional.cross_entropy` as a module: ``loss(logits, labels)``.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> float(nn.CrossEntropyLoss()(np.zeros((2, 4)), np.array([0, 3])))
+    1.3862943611198906
+    """
     def forward(self, logits, labels):
         return F.cross_entropy(logits, labels)
 
 
 class MSELoss(Module):
+    """The mean squared error ``mean((pred - target) ** 2)`` as a module.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> float(nn.MSELoss()(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
+    2.5
+    """
     def forward(self, pred, target):
         return F.mse_loss(pred, target)
 
 
 class HuberLoss(Module):
+    """:func:`nablab.nn.functional.huber_loss` as a module, with its ``delta``.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> float(nn.HuberLoss(delta=1.0)(np.array([0.5, 3.0]), np.zeros(2)))
+    1.3125
+    """
     def __init__(self, delta=1.0):
         super().__init__()
         self.delta = delta
@@ -266,6 +428,13 @@ class HuberLoss(Module):
 
 
 class MultiMarginLoss(Module):
+    """:func:`nablab.nn.functional.multi_margin_loss` as a module, with its ``margin``.
+
+    >>> import numpy as np
+    >>> from nablab import nn
+    >>> float(nn.MultiMarginLoss()(np.array([[2.0, 1.5, 0.0]]), np.array([0])))
+    0.16666666666666666
+    """
     def __init__(self, margin=1.0):
         super().__init__()
         self.margin = margin
