@@ -29,7 +29,14 @@ import numpy as np
 
 @dataclass
 class QuadraticLR:
-    """Closed forms at one learning rate and step count; the ``*_at`` methods take any lr."""
+    """Closed forms at one learning rate and step count; the ``*_at`` methods take any lr.
+
+    >>> import numpy as np
+    >>> from nablab.hyper import quadratic_lr
+    >>> q = quadratic_lr(np.array([[1.0, 1.0]]), np.array([3.0]), np.zeros(2), lr=0.1, steps=1)
+    >>> q.eigenvalues.round(6), q.optimal_lr, q.w_at(0.25)
+    (array([2.]), 0.25, array([1.5, 1.5]))
+    """
 
     X: np.ndarray
     t: np.ndarray
@@ -135,7 +142,17 @@ def _tiny(eigenvalues):
 
 
 def quadratic_lr(X, t, w0, lr, steps) -> QuadraticLR:
-    """Closed forms for ``steps`` steps of GD at learning rate ``lr`` on ``(1/n)||X w - t||^2``."""
+    """Closed forms for ``steps`` steps of GD at learning rate ``lr`` on ``(1/n)||X w - t||^2``.
+
+    ``X`` (n, d) and ``t`` (n,) define the least-squares loss, ``w0`` is the start; the result is a
+    :class:`QuadraticLR`, whose methods evaluate the closed forms at any learning rate.
+
+    >>> import numpy as np
+    >>> from nablab.hyper import quadratic_lr
+    >>> q = quadratic_lr(np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([1.0, 1.0]), np.zeros(2), lr=0.1, steps=3)
+    >>> round(q.loss_at(0.1), 6), round(q.dloss_at(0.1), 6)
+    (0.289049, -2.70459)
+    """
     X = np.atleast_2d(np.asarray(X, dtype=float))
     t = np.atleast_1d(np.asarray(t, dtype=float))
     w0 = np.atleast_1d(np.asarray(w0, dtype=float))

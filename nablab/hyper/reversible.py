@@ -39,6 +39,16 @@ from nablab.checks import check_lr
 
 @dataclass
 class ReversibleResult:
+    """What :func:`reversible_hypergradient` returns: the final validation ``loss``, its derivatives
+    ``d_lr``, ``d_momentum`` and ``d_w0``, the final weights, the start in fixed point before and after
+    the reversal, the momentum used, and the bytes stored for the lost bits.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.hyper import reversible_hypergradient
+    >>> r = reversible_hypergradient(lambda w: nb.sum(w ** 2), np.ones(3), lr=0.1, momentum=0.9, steps=20)
+    >>> r.steps, r.momentum_used, r.d_w0.shape, r.reconstructed_exactly
+    (20, 0.9, (3,), True)
+    """
     loss: float
     d_lr: float
     d_momentum: float
@@ -138,6 +148,17 @@ def reversible_hypergradient(loss_fn, w0, lr, momentum, steps, *, val_loss=None,
     ``momentum`` is used as the nearest fraction with denominator at most
     ``max_denominator`` (0.9 is exactly 9/10).  Returns a
     :class:`ReversibleResult`.
+
+    ``loss_fn``, ``w0``, ``lr``, ``steps``, ``val_loss`` and ``batches`` are :func:`lr_hypergradient`'s;
+    ``radix_bits`` is the fixed-point precision of the weights and velocities.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.hyper import reversible_hypergradient, lr_hypergradient
+    >>> loss = lambda w: nb.sum((w - 1.0) ** 2)
+    >>> r = reversible_hypergradient(loss, np.zeros(2), lr=0.1, momentum=0.5, steps=10)
+    >>> unrolled = lr_hypergradient(loss, np.zeros(2), lr=0.1, steps=10, momentum=0.5)[1]
+    >>> r.reconstructed_exactly, bool(np.isclose(r.d_lr, unrolled, rtol=1e-6))
+    (True, True)
     """
     if not 0 < momentum < 1:
         raise ValueError(f"reversible: momentum={momentum} must be in (0, 1); at 0 a step cannot be undone")

@@ -33,6 +33,15 @@ from nablab.optim import adam
 
 @dataclass
 class TuneResult:
+    """What :func:`tune_lr` returns: the tuned ``lr``, one ``history`` entry per meta-step (``step``,
+    ``lr``, ``loss``, ``d_lr``, ``seconds``) and the total ``seconds``.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.hyper import tune_lr
+    >>> r = tune_lr(lambda w: nb.sum(w ** 2), np.ones(2), lr=0.01, steps=3, meta_steps=2)
+    >>> sorted(r.history[0]), len(r.history)
+    (['d_lr', 'loss', 'lr', 'seconds', 'step'], 2)
+    """
     lr: float
     history: list = field(default_factory=list)  # one dict per meta-step: lr, loss, d_lr, seconds
     seconds: float = 0.0
@@ -45,6 +54,16 @@ def tune_lr(loss_fn, w0, lr, steps, *, meta_steps=20, meta_lr=0.1, optimizer=Non
     ``mode`` is any mode of :func:`lr_hypergradient` ("forward" keeps memory
     flat in ``steps``). ``progress``, a function, receives each history entry
     as it is made (``None`` or ``False``: nothing is reported).
+
+    ``loss_fn``, ``w0``, ``steps``, ``optimizer``, ``momentum``, ``val_loss`` and ``batches`` are those
+    of :func:`lr_hypergradient`; ``lr`` is the first guess, improved over ``meta_steps`` steps of Adam
+    at ``meta_lr`` (on ``log lr`` with ``log_space``, so the rate stays positive).
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.hyper import tune_lr
+    >>> r = tune_lr(lambda w: nb.sum((w - 1.0) ** 2), np.zeros(2), lr=0.01, steps=5, meta_steps=30)
+    >>> bool(r.lr > 0.1), len(r.history)
+    (True, 30)
     """
     check_lr(lr, who="tune_lr")
     if log_space and lr == 0:

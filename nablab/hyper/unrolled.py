@@ -44,7 +44,14 @@ __all__ = ["Unrolled", "hypergradient", "lr_hypergradient", "reversible_optimize
 
 def reversible_optimizer(hyper):
     """Heavy-ball momentum from ``hyper["lr"]`` and ``hyper["momentum"]``: the optimizer
-    ``mode="reversible"`` can run backwards (give it as ``make_optimizer``)."""
+    ``mode="reversible"`` can run backwards (give it as ``make_optimizer``).
+
+    >>> import numpy as np
+    >>> from nablab.hyper import reversible_optimizer
+    >>> opt = reversible_optimizer({"lr": 0.1, "momentum": 0.9})
+    >>> opt.update(np.array([1.0]), opt.init(np.zeros(1)), np.zeros(1))[0]
+    array([-0.1])
+    """
     return heavy_ball(hyper["lr"], hyper["momentum"])
 
 
@@ -322,6 +329,17 @@ def lr_hypergradient(loss_fn, w0, lr, steps, optimizer=None, mode="reverse", *, 
     a :mod:`nablab.optim` optimizer (``lambda lr: nablab.optim.adam(lr)``),
     or ``momentum=`` selects heavy-ball momentum (the seeds' delta form),
     which is what ``mode="reversible"`` runs. Only ``lr`` is differentiated.
+
+    ``loss_fn(w)`` (or ``loss_fn(w, batch)`` with ``batches``, one per step) is trained on, and
+    ``val_loss`` (default ``loss_fn``) is the final loss differentiated. ``mode`` is ``"reverse"``,
+    ``"forward"``, ``"reversible"`` or ``"finite-difference"`` (step ``eps``); ``checkpoint_every``
+    recomputes the reverse pass in segments; ``reversible_options`` go to :func:`reversible_hypergradient`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.hyper import lr_hypergradient
+    >>> loss, d_lr = lr_hypergradient(lambda w: nb.sum((w - 1.0) ** 2), np.zeros(2), lr=0.1, steps=3)
+    >>> round(float(loss), 6), round(float(d_lr), 6)
+    (0.524288, -7.86432)
     """
     _implementation(mode, "lr_hypergradient")
     check_lr(lr, who="lr_hypergradient")

@@ -22,7 +22,17 @@ from nablab.autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 
 class Optimizer(NamedTuple):
-    """``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``."""
+    """``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``.
+
+    Any pair of pure functions of this shape is an optimizer: here plain gradient descent.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> gd = optim.Optimizer(init=lambda params: None, update=lambda g, state, params: (-0.1 * g, state))
+    >>> updates, _ = gd.update(np.array([1.0, 2.0]), gd.init(None), None)
+    >>> updates
+    array([-0.1, -0.2])
+    """
 
     init: Callable[[Any], Any]
     update: Callable[..., tuple]

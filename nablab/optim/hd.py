@@ -70,7 +70,18 @@ def _move_lr(lr, hyper_lr, grads, direction, normalize, min_lr, max_lr):
 
 
 def sgd_hd(lr, hyper_lr, *, min_lr=0.0, max_lr=None, normalize=False) -> Optimizer:
-    """SGD whose learning rate moves by ``hyper_lr * grad_t . grad_{t-1}`` each step (SGD-HD)."""
+    """SGD whose learning rate moves by ``hyper_lr * grad_t . grad_{t-1}`` each step (SGD-HD).
+
+    ``lr`` is the first learning rate, ``hyper_lr`` the step of its updates, kept in
+    ``[min_lr, max_lr]``; ``normalize=True`` uses the cosine of the two gradients instead of their
+    dot product.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> r = optim.minimize(lambda w: nb.sum(w ** 2), np.ones(2), optim.sgd_hd(0.01, hyper_lr=0.01), steps=20)
+    >>> bool(np.all(np.abs(r.params) < 0.5))
+    True
+    """
     _bounded("sgd_hd", lr, hyper_lr, min_lr, max_lr)
 
     def init(params):
@@ -86,7 +97,16 @@ def sgd_hd(lr, hyper_lr, *, min_lr=0.0, max_lr=None, normalize=False) -> Optimiz
 
 
 def adam_hd(lr, hyper_lr, betas=(0.9, 0.999), eps=1e-8, *, min_lr=0.0, max_lr=None, normalize=False) -> Optimizer:
-    """Adam whose learning rate moves by ``hyper_lr * grad_t . d_{t-1}``, with ``d`` Adam's last direction (Adam-HD)."""
+    """Adam whose learning rate moves by ``hyper_lr * grad_t . d_{t-1}``, with ``d`` Adam's last direction (Adam-HD).
+
+    ``betas`` and ``eps`` are Adam's; ``hyper_lr``, ``min_lr``, ``max_lr`` and ``normalize`` as for :func:`sgd_hd`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> r = optim.minimize(lambda w: nb.sum((w - 1.0) ** 2), np.zeros(2), optim.adam_hd(0.01, 1e-3), steps=200)
+    >>> r.params.round(2)
+    array([1., 1.])
+    """
     _bounded("adam_hd", lr, hyper_lr, min_lr, max_lr)
     beta1, beta2 = betas
     check_number("betas[0]", beta1, low=0.0, high=1.0, high_open=True, who="adam_hd")

@@ -57,7 +57,14 @@ ON_DIVERGENCE = ("raise", "record", "ignore")
 @dataclass
 class Run:
     """What :func:`run` returns: the final parameters and optimizer state, the losses
-    (when the steps report them), the trajectory (when kept) and the step that diverged."""
+    (when the steps report them), the trajectory (when kept) and the step that diverged.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> r = optim.minimize(lambda w: (w - 1.0) ** 2, 0.0, optim.sgd(0.25), steps=3, keep_trajectory=True)
+    >>> float(r.params), r.losses, [float(w) for w in r.trajectory], r.diverged_at
+    (0.875, [1.0, 0.25, 0.0625], [0.0, 0.5, 0.75, 0.875], None)
+    """
 
     params: object
     losses: list = field(default_factory=list)
@@ -68,7 +75,16 @@ class Run:
 
 class Step(NamedTuple):
     """What one step returns to :func:`iterate`: the new parameters and state, the loss
-    it measured (or None) and, if it found one, what stopped being finite."""
+    it measured (or None) and, if it found one, what stopped being finite.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> def step(w, state, t):
+    ...     return optim.Step(w - 0.5 * 2 * w, state, loss=float(w @ w))
+    >>> r = optim.iterate(step, np.array([1.0, 1.0]), 2)
+    >>> r.params, r.losses
+    (array([0., 0.]), [2.0, 0.0])
+    """
 
     params: Any
     state: Any
@@ -206,7 +222,14 @@ def _check_policy(on_divergence, who):
 
 
 def sample_indices(n, steps, p=None, seed=0):
-    """``steps`` indices in ``range(n)``, uniform or with probabilities ``p``, from a seeded generator."""
+    """``steps`` indices in ``range(n)``, uniform or with probabilities ``p``, from a seeded generator.
+
+    >>> from nablab import optim
+    >>> optim.sample_indices(5, 6, seed=0)
+    array([4, 3, 2, 1, 1, 0])
+    >>> optim.sample_indices(3, 4, p=[0.0, 0.0, 1.0])
+    array([2, 2, 2, 2])
+    """
     if p is not None:
         p = np.asarray(p, dtype=float)
         if p.shape != (n,):
@@ -226,6 +249,18 @@ def minimize(loss_fn, params, opt: Optimizer, steps, *, batches=None, on_diverge
     :class:`~nablab.errors.DivergenceError` naming the step, or with
     ``on_divergence="record"`` ends the run and sets ``diverged_at``. The loop
     may itself be differentiated (a learning rate given as a traced value).
+
+    ``params`` is the start (an array or a tree), ``opt`` the optimizer; ``keep_trajectory`` keeps
+    the parameters after each step and ``state`` continues an optimizer state.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> r = optim.minimize(lambda w: nb.sum((w - 3.0) ** 2), np.zeros(2), optim.adam(0.5), steps=100)
+    >>> r.params.round(3), len(r.losses)
+    (array([2.986, 2.986]), 100)
+    >>> blown = optim.minimize(lambda w: w ** 2, 1.0, optim.sgd(2.0), 1000, on_divergence="record")
+    >>> blown.diverged_at
+    324
     """
     vg = value_and_grad(loss_fn)
     if batches is None:

@@ -49,6 +49,18 @@ def sgd(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0) -> Op
 
     With momentum ``mu``: ``b = g`` on the first step, then ``b = mu b + (1 - dampening) g``;
     the step is ``b`` (or ``g + mu b`` with Nesterov); ``w -= lr * step``.
+
+    ``lr`` is the learning rate (a number, a schedule ``count -> lr``, or an array broadcast against
+    the parameters); ``weight_decay`` adds ``weight_decay * w`` to the gradient.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.sgd(lr=0.1, momentum=0.9)
+    >>> state = opt.init(np.zeros(1))
+    >>> for _ in range(2):
+    ...     updates, state = opt.update(np.array([1.0]), state, np.zeros(1))
+    >>> updates
+    array([-0.19])
     """
     who = "sgd"
     check_lr(lr, who)
@@ -89,6 +101,17 @@ def heavy_ball(lr, alpha) -> Optimizer:
 
     Starting from ``delta = 0`` it equals :func:`sgd` with momentum ``alpha``
     and no dampening (the velocity is ``-lr`` times the buffer).
+
+    ``lr`` is the step size, ``alpha`` the momentum.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.heavy_ball(lr=0.1, alpha=0.9)
+    >>> state = opt.init(np.zeros(1))
+    >>> for _ in range(2):
+    ...     updates, state = opt.update(np.array([1.0]), state, np.zeros(1))
+    >>> updates
+    array([-0.19])
     """
     who = "heavy_ball"
     check_lr(lr, who)
@@ -106,7 +129,17 @@ def heavy_ball(lr, alpha) -> Optimizer:
 
 
 def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
-    """Adagrad as in ``torch.optim.Adagrad``: ``s += g^2``; ``w -= lr g / (sqrt(s) + eps)``."""
+    """Adagrad as in ``torch.optim.Adagrad``: ``s += g^2``; ``w -= lr g / (sqrt(s) + eps)``.
+
+    ``lr_decay`` divides the rate by ``1 + (t - 1) lr_decay``; ``weight_decay`` adds ``weight_decay * w``
+    to the gradient; ``initial_accumulator_value`` starts ``s``.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.adagrad(lr=0.5)
+    >>> opt.update(np.array([2.0, -0.1]), opt.init(np.zeros(2)), np.zeros(2))[0]
+    array([-0.5,  0.5])
+    """
     who = "adagrad"
     check_lr(lr, who)
     check_number("lr_decay", lr_decay, low=0.0, who=who)
@@ -136,7 +169,17 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
 
 
 def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False) -> Optimizer:
-    """RMSprop as in ``torch.optim.RMSprop`` (``eps`` added after the square root)."""
+    """RMSprop as in ``torch.optim.RMSprop`` (``eps`` added after the square root).
+
+    ``alpha`` is the decay of the mean square ``v = alpha v + (1 - alpha) g^2``; ``momentum``,
+    ``centered`` (subtract the squared mean gradient) and ``weight_decay`` as in PyTorch.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.rmsprop(lr=0.01, alpha=0.99)
+    >>> opt.update(np.array([2.0]), opt.init(np.zeros(1)), np.zeros(1))[0].round(4)
+    array([-0.1])
+    """
     who = "rmsprop"
     check_lr(lr, who)
     check_number("alpha", alpha, low=0.0, high=1.0, high_open=True, who=who)
@@ -225,12 +268,31 @@ def _adam(lr, betas, eps, weight_decay, amsgrad, decoupled, who):
 
 
 def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False) -> Optimizer:
-    """Adam as in ``torch.optim.Adam`` (weight decay added to the gradient, L2 style)."""
+    """Adam as in ``torch.optim.Adam`` (weight decay added to the gradient, L2 style).
+
+    ``betas`` are the decays of the first and second moments, ``eps`` is added to the root of the
+    second, ``amsgrad`` keeps its running maximum.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.adam(lr=0.1)
+    >>> opt.update(np.array([3.0, -0.01]), opt.init(np.zeros(2)), np.zeros(2))[0].round(6)
+    array([-0.1,  0.1])
+    """
     return _adam(lr, betas, eps, weight_decay, amsgrad, decoupled=False, who="adam")
 
 
 def adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False) -> Optimizer:
-    """AdamW as in ``torch.optim.AdamW``: the decay ``lr * wd * w`` is applied apart from Adam's step."""
+    """AdamW as in ``torch.optim.AdamW``: the decay ``lr * wd * w`` is applied apart from Adam's step.
+
+    The arguments are :func:`adam`'s; ``weight_decay`` is the decoupled decay.
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.adamw(lr=0.1, weight_decay=0.5)
+    >>> opt.update(np.array([0.0]), opt.init(np.ones(1)), np.ones(1))[0]
+    array([-0.05])
+    """
     return _adam(lr, betas, eps, weight_decay, amsgrad, decoupled=True, who="adamw")
 
 
@@ -238,6 +300,12 @@ def preconditioned_sgd(lr, M) -> Optimizer:
     """``w -= lr M g`` with a fixed matrix ``M`` (d x d) or diagonal (length d).
 
     ``d`` counts every entry of the parameters (a tree is flattened in order).
+
+    >>> import numpy as np
+    >>> from nablab import optim
+    >>> opt = optim.preconditioned_sgd(0.5, np.array([1.0, 0.1]))
+    >>> opt.update(np.array([2.0, 2.0]), opt.init(np.zeros(2)), np.zeros(2))[0]
+    array([-1. , -0.1])
     """
     who = "preconditioned_sgd"
     check_lr(lr, who)

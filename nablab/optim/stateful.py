@@ -25,7 +25,21 @@ from nablab.optim import optimizers
 
 
 class StatefulOptimizer:
-    """Base class: ``step()``, ``zero_grad()``, ``state_dict()``, ``load_state_dict()``."""
+    """Base class: ``step()``, ``zero_grad()``, ``state_dict()``, ``load_state_dict()``.
+
+    A subclass names its pure optimizer in ``factory``; ``hyperparameters`` are passed to it.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> class Halve(optim.StatefulOptimizer):
+    ...     factory = staticmethod(lambda: optim.sgd(lr=0.25))
+    >>> w = nb.tensor(np.array([4.0]), requires_grad=True)
+    >>> opt = Halve([w])
+    >>> nb.sum(w ** 2).backward()
+    >>> opt.step()
+    >>> w, sorted(opt.state_dict())
+    (tensor([2.], requires_grad=True), ['state.0.0'])
+    """
 
     factory = None
 
@@ -94,7 +108,22 @@ def _as_parameter_list(params, who):
 
 
 class SGD(StatefulOptimizer):
-    """``torch.optim.SGD``-like wrapper of :func:`nablab.optim.sgd`."""
+    """``torch.optim.SGD``-like wrapper of :func:`nablab.optim.sgd`.
+
+    ``params`` are the tensors to train (``requires_grad=True``); the other arguments are those of
+    :func:`nablab.optim.sgd`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> w = nb.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    >>> opt = optim.SGD([w], lr=0.25)
+    >>> for _ in range(2):
+    ...     opt.zero_grad()
+    ...     nb.sum(w ** 2).backward()
+    ...     opt.step()
+    >>> w
+    tensor([ 0.25, -0.5 ], requires_grad=True)
+    """
 
     factory = staticmethod(optimizers.sgd)
 
@@ -104,7 +133,19 @@ class SGD(StatefulOptimizer):
 
 
 class HeavyBall(StatefulOptimizer):
-    """Wrapper of :func:`nablab.optim.heavy_ball` (the seeds' delta form)."""
+    """Wrapper of :func:`nablab.optim.heavy_ball` (the seeds' delta form).
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> w = nb.tensor(np.array([1.0]), requires_grad=True)
+    >>> opt = optim.HeavyBall([w], lr=0.1, alpha=0.5)
+    >>> for _ in range(2):
+    ...     opt.zero_grad()
+    ...     nb.sum(w ** 2).backward()
+    ...     opt.step()
+    >>> w
+    tensor([0.54], requires_grad=True)
+    """
 
     factory = staticmethod(optimizers.heavy_ball)
 
@@ -113,7 +154,17 @@ class HeavyBall(StatefulOptimizer):
 
 
 class Adagrad(StatefulOptimizer):
-    """``torch.optim.Adagrad``-like wrapper of :func:`nablab.optim.adagrad`."""
+    """``torch.optim.Adagrad``-like wrapper of :func:`nablab.optim.adagrad`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> w = nb.tensor(np.array([1.0]), requires_grad=True)
+    >>> opt = optim.Adagrad([w], lr=0.5)
+    >>> nb.sum(w ** 2).backward()
+    >>> opt.step()
+    >>> w
+    tensor([0.5], requires_grad=True)
+    """
 
     factory = staticmethod(optimizers.adagrad)
 
@@ -123,7 +174,17 @@ class Adagrad(StatefulOptimizer):
 
 
 class RMSprop(StatefulOptimizer):
-    """``torch.optim.RMSprop``-like wrapper of :func:`nablab.optim.rmsprop`."""
+    """``torch.optim.RMSprop``-like wrapper of :func:`nablab.optim.rmsprop`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> w = nb.tensor(np.array([1.0]), requires_grad=True)
+    >>> opt = optim.RMSprop([w], lr=0.01)
+    >>> nb.sum(w ** 2).backward()
+    >>> opt.step()
+    >>> w
+    tensor([0.9], requires_grad=True)
+    """
 
     factory = staticmethod(optimizers.rmsprop)
 
@@ -133,7 +194,17 @@ class RMSprop(StatefulOptimizer):
 
 
 class Adam(StatefulOptimizer):
-    """``torch.optim.Adam``-like wrapper of :func:`nablab.optim.adam`."""
+    """``torch.optim.Adam``-like wrapper of :func:`nablab.optim.adam`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> w = nb.tensor(np.array([1.0, -1.0]), requires_grad=True)
+    >>> opt = optim.Adam([w], lr=0.1)
+    >>> nb.sum(w ** 2).backward()
+    >>> opt.step()
+    >>> w
+    tensor([ 0.9, -0.9], requires_grad=True)
+    """
 
     factory = staticmethod(optimizers.adam)
 
@@ -142,7 +213,17 @@ class Adam(StatefulOptimizer):
 
 
 class AdamW(StatefulOptimizer):
-    """``torch.optim.AdamW``-like wrapper of :func:`nablab.optim.adamw`."""
+    """``torch.optim.AdamW``-like wrapper of :func:`nablab.optim.adamw`.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab import optim
+    >>> w = nb.tensor(np.array([1.0]), requires_grad=True)
+    >>> opt = optim.AdamW([w], lr=0.1, weight_decay=0.1)
+    >>> nb.sum(w ** 2).backward()
+    >>> opt.step()
+    >>> w
+    tensor([0.89], requires_grad=True)
+    """
 
     factory = staticmethod(optimizers.adamw)
 
