@@ -34,24 +34,65 @@ __all__ = [
 
 
 class ShapeError(ValueError):
-    """Shapes that do not fit together: an operation's arguments, a layer and its input, a spec."""
+    """Shapes that do not fit together: an operation's arguments, a layer and its input, a spec.
+
+    >>> import numpy as np
+    >>> from nablab.nn import functional as F
+    >>> F.linear(np.ones((2, 3)), np.ones((4, 5)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.ShapeError: linear: input has 3 features (shape (2, 3)) but the weight (4, ...
+    """
 
 
 class InPlaceError(RuntimeError, TypeError):
     """An in-place change that would corrupt or escape a derivative (a RuntimeError, as in
-    PyTorch, and a TypeError, as assigning into a traced array is in HIPS autograd)."""
+    PyTorch, and a TypeError, as assigning into a traced array is in HIPS autograd).
+
+    >>> import numpy as np, nablab as nb
+    >>> x = nb.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    >>> x[0] = 5.0  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.InPlaceError: in-place item assignment on a tensor that is being ...
+    """
 
 
 class TracedValueError(TypeError):
-    """A traced value was about to become a plain NumPy value, losing its derivative."""
+    """A traced value was about to become a plain NumPy value, losing its derivative.
+
+    >>> import numpy as np, nablab as nb
+    >>> nb.grad(lambda x: float(np.asarray(x).sum()))(np.array([1.0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.TracedValueError: conversion to a NumPy array on a tensor of shape (1,) and ...
+    """
 
 
 class UnsupportedFunctionError(TypeError, NotImplementedError):
-    """A NumPy function nablab cannot differentiate was given a traced value."""
+    """A NumPy function nablab cannot differentiate was given a traced value.
+
+    >>> import numpy as onp, nablab as nb, nablab.numpy as np
+    >>> nb.grad(lambda x: np.sum(np.unique(x)))(onp.array([1.0, 2.0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.UnsupportedFunctionError: numpy.unique was given a traced value (at ...
+    """
 
 
 class GradcheckError(AssertionError):
-    """A derivative disagreed with finite differences."""
+    """A derivative disagreed with finite differences.
+
+    >>> import nablab as nb
+    >>> from nablab.autodiff.core import primitive
+    >>> wrong_square = primitive(lambda x: x ** 2, name="wrong_square")
+    >>> _ = wrong_square.defvjp(lambda g, ans, x: g * x)
+    >>> _ = wrong_square.defjvp(lambda t, ans, x: t * x)
+    >>> nb.gradcheck(wrong_square, 1.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.GradcheckError: Derivative (JVP) check of wrong_square failed (output 0): ...
+    """
 
 
 class DivergenceError(FloatingPointError):
@@ -60,6 +101,13 @@ class DivergenceError(FloatingPointError):
     "the loss is ...", e.g. "more than 10000 times the first step's loss").
 
     ``value`` is the offending loss when there is one.
+
+    >>> import nablab as nb
+    >>> from nablab import optim
+    >>> optim.minimize(lambda w: w ** 2, 1.0, optim.sgd(lr=2.0), steps=1000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.DivergenceError: step 324: the loss is no longer finite; the run diverged ...
     """
 
     def __init__(self, step, what, why: str = "", value=None, message: str | None = None):
@@ -78,6 +126,13 @@ class TrainingDiverged(DivergenceError):
     end, a weight or the test loss did). ``step`` counts from 1, as the training log does.
 
     ``checkpoint`` is the last good checkpoint, which is left as it was (or None).
+
+    ``epoch`` and ``loss`` are where and what it was.
+
+    >>> from nablab.errors import TrainingDiverged
+    >>> error = TrainingDiverged(120, 3, float("nan"), None)
+    >>> error.step, error.epoch, str(error).split(';')[0]
+    (120, 3, 'the loss became nan at step 120 (epoch 3)')
     """
 
     def __init__(self, step, epoch, loss, checkpoint, what="the loss", why=""):
@@ -105,7 +160,14 @@ def _caret_line(text: str, column: int) -> str:
 
 
 class SpecError(ValueError):
-    """A spec string that cannot be parsed; the message points at the layer and column."""
+    """A spec string that cannot be parsed; the message points at the layer and column.
+
+    >>> from nablab.arch import parse_spec
+    >>> parse_spec("input 3x32x32, conv3-, fc-10")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.SpecError: layer 2 'conv3-' (line 1, column 22): expected the number of ...
+    """
 
     def __init__(self, message: str, spec: str = "", offset: int = 0, layer: int = 0, text: str = ""):
         self.message, self.spec, self.offset, self.layer, self.text = message, spec, offset, layer, text
@@ -129,6 +191,12 @@ class ExpressionError(ValueError):
     """A refused or malformed expression; the message shows where, with a caret.
 
     ``column`` is 1-based within the whole text given to :func:`nablab.expr.parse`.
+
+    >>> from nablab.expr import parse
+    >>> parse("x + open(y)", ["x", "y"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.ExpressionError: function 'open' is not allowed; allowed: exp, log, sqrt, ...
     """
 
     def __init__(self, problem: str, source: str, column: int | None):
@@ -143,7 +211,14 @@ class ExpressionError(ValueError):
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, or not one of ours."""
+    """A checkpoint that is missing, unreadable, or not one of ours.
+
+    >>> from nablab.train import load_checkpoint
+    >>> load_checkpoint("/nonexistent/checkpoint.npz")
+    Traceback (most recent call last):
+    ...
+    nablab.errors.CheckpointError: no checkpoint at /nonexistent/checkpoint.npz (nothing there)
+    """
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -161,4 +236,12 @@ class DataNotFoundError(FileNotFoundError):
 
 
 class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for something the restricted unpickler does not build."""
+    """A pickle asked for something the restricted unpickler does not build.
+
+    >>> import os, pickle
+    >>> from nablab.data.safe_pickle import restricted_loads
+    >>> restricted_loads(pickle.dumps(os.getcwd))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.UnsafePickleError: refused to load the global posix.getcwd from <pickle>: ...
+    """

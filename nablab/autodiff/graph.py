@@ -231,6 +231,14 @@ def trace(f, *args, names=None):
     Input nodes are named after ``f``'s parameters (or ``names``).  Call
     ``.backward()`` on the result to add gradients, then ``.to_dot()`` or
     ``.render("graph.svg")``.
+
+    >>> import nablab as nb
+    >>> g = nb.trace(lambda x, y: (x + y) * y, 1.0, 2.0)
+    >>> g.backward()
+    >>> [(node["op"], float(node["grad"])) for node in g.nodes]
+    [('x', 2.0), ('y', 5.0), ('add', 2.0), ('multiply', 1.0)]
+    >>> g.to_dot().splitlines()[0]
+    'digraph computation {'
     """
     if names is None:
         try:
