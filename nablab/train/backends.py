@@ -49,6 +49,17 @@ class NablabBackend:
     With ``zero_grad=False`` the gradients are never reset, the classic bug of a
     loop that forgets ``zero_grad()``: each ``backward`` adds the new gradient to
     ``.grad``, so every step then uses the sum of all gradients so far.
+
+    ``model`` is a :mod:`nablab.nn` model, ``optimizer`` a key of ``OPTIMIZERS``, ``lr`` its
+    learning rate and ``weight_decay`` its decay (None: the optimizer's default).
+
+    >>> import numpy as np
+    >>> from nablab.train import NablabBackend, build_model
+    >>> backend = NablabBackend(build_model("logistic", (1, 4), 2, seed=0), "sgd", 0.5)
+    >>> x, y = np.array([[[1.0, 0.0, 0.0, 0.0]], [[0.0, 1.0, 0.0, 0.0]]]), np.array([0, 1])
+    >>> losses = [backend.train_step(x, y)[0] for _ in range(3)]
+    >>> bool(losses[2] < losses[0]), sorted(backend.state_arrays())[:2]
+    (True, ['model.1.bias', 'model.1.weight'])
     """
 
     name = "nablab"
@@ -99,7 +110,18 @@ class NablabBackend:
 
 
 class TorchBackend:
-    """The same step in PyTorch, on a replica initialised with the nablab model's weights."""
+    """The same step in PyTorch, on a replica initialised with the nablab model's weights.
+
+    The arguments are :class:`NablabBackend`'s (PyTorch must be installed).
+
+    >>> import numpy as np
+    >>> from nablab.train import NablabBackend, TorchBackend, build_model
+    >>> model = build_model("logistic", (1, 4), 2, seed=0)
+    >>> x, y = np.eye(4)[None, :2].transpose(1, 0, 2), np.array([0, 1])
+    >>> theirs, ours = TorchBackend(model, "sgd", 0.5), NablabBackend(model, "sgd", 0.5)
+    >>> bool(np.isclose(theirs.train_step(x, y)[0], ours.train_step(x, y)[0]))
+    True
+    """
 
     name = "torch"
 
@@ -170,7 +192,14 @@ class TorchBackend:
 
 def make_backend(name: str, model: nn.Sequential, optimizer: str, lr: float, zero_grad: bool = True,
                  weight_decay=None):
-    """The backend ``name`` ("nablab" or "torch") training ``model`` (torch copies its weights)."""
+    """The backend ``name`` ("nablab" or "torch") training ``model`` (torch copies its weights).
+
+    The other arguments are :class:`NablabBackend`'s.
+
+    >>> from nablab.train import make_backend, build_model
+    >>> type(make_backend("nablab", build_model("logistic", (1, 4), 2), "adam", 0.01)).__name__
+    'NablabBackend'
+    """
     if name == "nablab":
         return NablabBackend(model, optimizer, lr, zero_grad, weight_decay)
     if name == "torch":

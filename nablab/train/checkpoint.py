@@ -43,7 +43,15 @@ def _write_npz(file, arrays) -> None:
 
 
 def save_checkpoint(path, arrays: dict, meta: dict) -> None:
-    """Save ``arrays`` (name -> array) and the JSON-able ``meta`` to ``path`` atomically."""
+    """Save ``arrays`` (name -> array) and the JSON-able ``meta`` to ``path`` atomically.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> from nablab.train import save_checkpoint, load_checkpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.npz"
+    >>> save_checkpoint(path, {"w": np.ones(2)}, {"epoch": 3})
+    >>> load_checkpoint(path)[1]["epoch"]
+    3
+    """
     path = Path(path)
     if META_KEY in arrays:
         raise ValueError(f"save_checkpoint: the array name {META_KEY!r} is reserved")
@@ -88,6 +96,19 @@ def load_checkpoint(path, *, finite: bool = True):
     """``(arrays, meta)`` from a file written by :func:`save_checkpoint`.
 
     With ``finite`` (the default) an array holding NaN or infinity is refused.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> from nablab.train import save_checkpoint, load_checkpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.npz"
+    >>> save_checkpoint(path, {"w": np.ones(2)}, {"epoch": 3})
+    >>> arrays, meta = load_checkpoint(path)
+    >>> arrays["w"], meta
+    (array([1., 1.]), {'epoch': 3})
+    >>> _ = path.write_bytes(b"not a checkpoint")
+    >>> load_checkpoint(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.CheckpointError: checkpoint ... cannot be read: ...
     """
     path = Path(path)
     if not path.is_file():

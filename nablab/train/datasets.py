@@ -28,6 +28,16 @@ DATASETS = ("mnist1d", "cifar10")
 
 @dataclass
 class Dataset:
+    """A named train/test split: ``x_*`` are the inputs (N, C, ...) and ``y_*`` the integer labels,
+    ``classes`` the class names.
+
+    >>> import numpy as np
+    >>> from nablab.train import Dataset
+    >>> d = Dataset("toy", np.zeros((6, 1, 8)), np.arange(6) % 2, np.zeros((2, 1, 8)), np.array([0, 1]),
+    ...             ["a", "b"])
+    >>> d.input_shape, d.num_classes, len(d.limited(3).x_train)
+    ((1, 8), 2, 3)
+    """
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -62,6 +72,14 @@ def load_dataset(name: str, path=None, limit=None, dtype=np.float32) -> Dataset:
     """Load ``name`` ("mnist1d" or "cifar10"); ``path`` is the CIFAR-10 archive or folder.
 
     A missing CIFAR-10 raises :class:`nablab.data.DataNotFoundError` with instructions.
+
+    ``limit`` keeps the first examples of each split; ``dtype`` is the inputs' type.
+
+    >>> from nablab.train import load_dataset
+    >>> load_dataset("cifar10", path="/nonexistent")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.DataNotFoundError: CIFAR-10 not found: /nonexistent does not exist. To ...
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):

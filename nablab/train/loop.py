@@ -81,7 +81,22 @@ _FIXED = ("dataset", "model", "optimizer", "lr", "weight_decay", "seed", "batch_
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run (``epochs`` is the total, counting resumed epochs)."""
+    """Everything that defines a run (``epochs`` is the total, counting resumed epochs).
+
+    ``dataset`` and ``model`` name the data and the network, ``optimizer``, ``lr`` and
+    ``weight_decay`` the training, ``batch_size`` and ``seed`` the batches and the weights;
+    ``backend`` is ``"nablab"`` or ``"torch"``, ``dtype`` ``"float32"`` or ``"float64"``; ``limit``
+    keeps the first examples, ``hidden`` sizes the MLPs, ``divergence_factor`` stops a run whose loss
+    grows past that multiple of its first (None: only NaN stops it) and ``data`` is the CIFAR-10 path.
+
+    >>> from nablab.train import TrainConfig
+    >>> TrainConfig(model="mlp", lr=0.1).validate().batch_size
+    100
+    >>> TrainConfig(optimizer="adamm").validate()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown optimizer 'adamm'; choose one of sgd, momentum, nesterov, adam, ...
+    """
 
     dataset: str = "mnist1d"
     model: str = "cnn1d"
@@ -135,7 +150,23 @@ class TrainConfig:
 
 
 class Reporter:
-    """Progress callbacks of :func:`train`; the default does nothing."""
+    """Progress callbacks of :func:`train`; the default does nothing.
+
+    A subclass overrides what it wants to show: ``start`` (once), ``step`` (after each batch),
+    ``epoch_end`` (with the epoch's metrics row) and ``close``.
+
+    >>> import numpy as np
+    >>> from nablab.train import TrainConfig, Dataset, Reporter, train
+    >>> class Epochs(Reporter):
+    ...     def epoch_end(self, row, seconds):
+    ...         print("epoch", row["epoch"])
+    >>> x = np.random.default_rng(0).standard_normal((32, 1, 4)).astype(np.float32)
+    >>> y = (x[:, 0, 0] > 0).astype(np.int64)
+    >>> data = Dataset("toy", x, y, x, y, ["-", "+"])
+    >>> _ = train(TrainConfig(model="logistic", epochs=2, batch_size=16), dataset=data, reporter=Epochs())
+    epoch 1
+    epoch 2
+    """
 
     def start(self, config, first_epoch, steps_per_epoch):
         pass
@@ -152,6 +183,18 @@ class Reporter:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` returns: the ``config``, one ``history`` row per epoch (losses and
+    accuracies), every step's loss, the seconds per epoch, the backend and the run folder.
+
+    >>> import numpy as np
+    >>> from nablab.train import TrainConfig, Dataset, train
+    >>> x = np.random.default_rng(0).standard_normal((32, 1, 4)).astype(np.float32)
+    >>> y = (x[:, 0, 0] > 0).astype(np.int64)
+    >>> data = Dataset("toy", x, y, x, y, ["-", "+"])
+    >>> r = train(TrainConfig(model="logistic", epochs=2, batch_size=16), dataset=data)
+    >>> sorted(r.history[-1]), len(r.step_losses), r.run_dir
+    (['epoch', 'step', 'test_acc', 'test_loss', 'train_acc', 'train_loss'], 4, None)
+    """
     config: TrainConfig
     history: list
     step_losses: list
@@ -253,6 +296,17 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
     continues from ``run_dir/checkpoint.npz`` up to ``config.epochs`` epochs.
     ``zero_grad=False`` never resets the gradients, so each step uses the sum
     of all gradients so far (the bug of a loop that forgets ``zero_grad()``).
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> from nablab.train import TrainConfig, Dataset, train
+    >>> x = np.random.default_rng(0).standard_normal((32, 1, 4)).astype(np.float32)
+    >>> y = (x[:, 0, 0] > 0).astype(np.int64)
+    >>> data = Dataset("toy", x, y, x, y, ["-", "+"])
+    >>> run = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> first = train(TrainConfig(model="logistic", epochs=1, batch_size=16), run, dataset=data)
+    >>> resumed = train(TrainConfig(model="logistic", epochs=2, batch_size=16), run, dataset=data, resume=True)
+    >>> [row["epoch"] for row in resumed.history], sorted(p.name for p in run.iterdir())[:3]
+    ([1, 2], ['accuracy.png', 'checkpoint.npz', 'config.json'])
     """
     from nablab.data import DataLoader
 

@@ -40,7 +40,17 @@ def write_csv(path, rows, columns=METRIC_COLUMNS) -> None:
 
 
 def read_csv(path):
-    """Rows of a metrics file as dicts of ints and floats."""
+    """Rows of a metrics file as dicts of ints and floats.
+
+    >>> import tempfile, pathlib
+    >>> from nablab.train import read_csv
+    >>> from nablab.train.metrics import write_csv
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.csv"
+    >>> write_csv(path, [{"epoch": 1, "step": 10, "train_loss": 0.5, "train_acc": 0.8, "test_loss": 0.6,
+    ...                   "test_acc": 0.7}])
+    >>> read_csv(path)[0]["test_acc"]
+    0.7
+    """
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return [{k: (int(v) if k in ("epoch", "step") else float(v)) for k, v in row.items()} for row in rows]
@@ -50,6 +60,16 @@ def plot_run(history, step_losses, out_dir, title="", steps_per_epoch=None):
     """Write ``loss.png`` (per-step and per-epoch loss) and ``accuracy.png`` into ``out_dir``.
 
     Returns the two paths.
+
+    ``history`` holds the per-epoch rows and ``step_losses`` the per-step losses (as :func:`train`
+    records them); ``title`` heads the plots and ``steps_per_epoch`` places the epochs on the step axis.
+
+    >>> import tempfile
+    >>> from nablab.train import plot_run
+    >>> rows = [{"epoch": e, "step": 2 * e, "train_loss": 1 / e, "train_acc": 0.5, "test_loss": 1 / e, "test_acc": 0.5}
+    ...         for e in (1, 2)]
+    >>> [p.name for p in plot_run(rows, [1.0, 0.8, 0.6, 0.5], tempfile.mkdtemp(), steps_per_epoch=2)]
+    ['loss.png', 'accuracy.png']
     """
     from matplotlib.figure import Figure  # no pyplot: works headless and leaves the user's backend alone
 

@@ -51,6 +51,14 @@ def build_model(name: str, input_shape, num_classes: int = 10, *, seed: int = 0,
     """The model ``name`` for inputs of shape ``input_shape`` (without the batch axis).
 
     ``input_shape`` is ``(C, L)`` for signals or ``(C, H, W)`` for images.
+
+    ``name`` is one of :data:`MODELS`; ``num_classes`` sizes the output, ``seed`` draws the weights,
+    ``dtype`` is their type and ``hidden`` the width of the hidden layers of ``mlp`` and ``resmlp``.
+
+    >>> from nablab.train import build_model
+    >>> model = build_model("mlp", (1, 40), 10, seed=0, hidden=32)
+    >>> [(name, p.shape) for name, p in model.named_parameters()][:2]
+    [('1.weight', (32, 40)), ('1.bias', (32,))]
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
