@@ -37,7 +37,12 @@ SUPPORTED_LAYERS = ("Linear", "Conv1d", "Conv2d", "ReLU", "MaxPool1d", "MaxPool2
 
 
 def require_torch():
-    """``import torch``, or a ModuleNotFoundError that says how to install it."""
+    """``import torch``, or a ModuleNotFoundError that says how to install it.
+
+    >>> from nablab.torch_bridge import require_torch
+    >>> require_torch().__name__
+    'torch'
+    """
     try:
         import torch
     except ModuleNotFoundError as exc:
@@ -49,7 +54,17 @@ def require_torch():
 
 
 def torch_dtype(dtype):
-    """``numpy.float32 -> torch.float32`` and ``float64 -> torch.float64``; others refused."""
+    """``numpy.float32 -> torch.float32`` and ``float64 -> torch.float64``; others refused.
+
+    >>> import numpy as np
+    >>> from nablab.torch_bridge import torch_dtype
+    >>> torch_dtype(np.float32), torch_dtype("float64")
+    (torch.float32, torch.float64)
+    >>> torch_dtype(np.int64)
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype <class 'numpy.int64'> is not supported; use float32 or float64
+    """
     torch = require_torch()
     table = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
     key = np.dtype(dtype)
@@ -64,6 +79,16 @@ def to_torch(network, input_shape=None, *, dtype=None):
     For a :class:`nablab.nn.Sequential`, ``dtype`` defaults to its parameters'
     and ``input_shape`` is not used. For a spec, ``input_shape`` (a tuple or
     ``"3x32x32"``) supplies or overrides its ``input`` layer.
+
+    >>> import numpy as np, torch
+    >>> from nablab import nn
+    >>> from nablab.torch_bridge import to_torch
+    >>> replica = to_torch(nn.Sequential(nn.Linear(3, 2, rng=0), nn.ReLU()))
+    >>> replica, replica[0].weight.dtype
+    (Sequential(
+      (0): Linear(in_features=3, out_features=2, bias=True)
+      (1): ReLU()
+    ), torch.float64)
     """
     from nablab import nn
 
@@ -131,7 +156,17 @@ def _replica(model, dtype):
 
 def copy_weights(source, replica) -> None:
     """Copy every parameter of the nablab module ``source`` into the torch module ``replica``
-    (the same names and shapes)."""
+    (the same names and shapes).
+
+    >>> import numpy as np, torch
+    >>> from nablab import nn
+    >>> from nablab.torch_bridge import copy_weights
+    >>> ours = nn.Linear(2, 1, rng=0)
+    >>> theirs = torch.nn.Linear(2, 1).double()
+    >>> copy_weights(ours, theirs)
+    >>> bool(np.array_equal(theirs.weight.detach().numpy(), ours.weight.numpy()))
+    True
+    """
     torch = require_torch()
     theirs = dict(replica.named_parameters())
     ours = dict(source.named_parameters())

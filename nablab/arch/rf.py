@@ -33,7 +33,16 @@ def _num(x):
 
 @dataclass(frozen=True)
 class AxisRF:
-    """Receptive field of a layer's units along one axis; ``count`` is the number of units."""
+    """Receptive field of a layer's units along one axis; ``count`` is the number of units.
+
+    ``size`` is the width of the field in input positions, ``jump`` the distance between the fields
+    of neighbouring units, ``start`` the centre of the first unit's field.
+
+    >>> from nablab.arch import AxisRF, conv_rf
+    >>> rf = conv_rf(conv_rf(AxisRF(count=32), k=3, count=32, p=1), k=2, s=2, count=16)
+    >>> rf, rf.interval(0)
+    (AxisRF(size=4, jump=2, start=0.5, count=16), (-1, 2))
+    """
 
     size: float = 1
     jump: float = 1

@@ -81,6 +81,12 @@ class Layer:
     ``padding`` holds ``(left, right)`` pairs per axis after defaults and
     ``"same"`` are resolved; ``padding_mode`` keeps what was written
     (``"default"``, ``"explicit"``, ``"same"`` or ``"valid"``).
+
+    >>> from nablab.arch import parse_spec
+    >>> layers = parse_spec("input 3x32x32, conv5-16/s2/p2, maxpool2, fc-10")
+    >>> conv = layers[1]
+    >>> conv.kind, conv.kernel, conv.channels, conv.stride, conv.padding, conv.padding_mode
+    ('conv', (5, 5), 16, (2, 2), ((2, 2), (2, 2)), 'explicit')
     """
 
     kind: str

@@ -92,6 +92,14 @@ def find_cifar10(path=None) -> Path:
 
     In a folder holding both the extracted batches and the archive, the
     batches win (no decompression needed).
+
+    ``path`` may also be a folder holding the archive or the extracted folder.
+
+    >>> from nablab.data import find_cifar10
+    >>> find_cifar10("/no/such/place")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.DataNotFoundError: CIFAR-10 not found: /no/such/place does not exist. To ...
     """
     if path is None:
         path = os.environ.get("NABLAB_DATA") or None
@@ -318,6 +326,15 @@ def load_cifar10(path=None) -> dict:
     ``path`` is the archive, its extracted folder, or a folder holding one of
     them; by default ``$NABLAB_DATA``. Images are channel-first (N, C, H, W),
     as the official rows store them (1024 red, then green, then blue values).
+
+    Each file is checked against the official MD5 sums before it is read (a restricted unpickler
+    reads the batches); what is missing or damaged raises :class:`~nablab.errors.DataNotFoundError`.
+
+    >>> from nablab.data import load_cifar10
+    >>> load_cifar10("/no/such/place")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.DataNotFoundError: CIFAR-10 not found: /no/such/place does not exist. To ...
     """
     source = find_cifar10(path)
     members = _read_folder(source) if source.is_dir() else _read_members(source)

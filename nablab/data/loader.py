@@ -49,6 +49,14 @@ class DataLoader:
     ``epoch`` counts completed passes and may be set. It advances only when a
     pass runs to the end; breaking out of a loop leaves it unchanged.
     Batches are copies, so a transform may change them in place.
+
+    >>> import numpy as np
+    >>> from nablab.data import DataLoader
+    >>> loader = DataLoader(np.arange(10.0), np.arange(10), batch_size=4, seed=0)
+    >>> [yb.tolist() for _, yb in loader]
+    [[4, 6, 2, 7], [3, 5, 9, 0], [8, 1]]
+    >>> loader.epoch
+    1
     """
 
     def __init__(self, x, y, batch_size: int, shuffle: bool = True, drop_last: bool = False,

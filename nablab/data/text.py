@@ -46,7 +46,15 @@ def tokenize(sentence: str, lowercase: bool = False) -> list[str]:
 
 def one_hot_sentence(sentence: str, lowercase: bool = False) -> tuple[list[str], np.ndarray]:
     """``(vocab, matrix)``: the vocabulary in first-appearance order and the
-    (tokens x vocabulary) int64 one-hot matrix."""
+    (tokens x vocabulary) int64 one-hot matrix.
+
+    ``sentence`` is split into words (see :func:`tokenize`); ``lowercase=True`` folds case first.
+
+    >>> from nablab.data import one_hot_sentence
+    >>> vocab, m = one_hot_sentence("The cat saw the dog", lowercase=True)
+    >>> vocab, m.tolist()[3]
+    (['the', 'cat', 'saw', 'dog'], [1, 0, 0, 0])
+    """
     tokens = tokenize(sentence, lowercase)
     if not tokens:
         raise ValueError(f"one_hot_sentence: {sentence!r} has no tokens (letters or digits)")

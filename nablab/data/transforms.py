@@ -48,6 +48,14 @@ def normalize(x, mean, std, dtype=None) -> np.ndarray:
     ``mean`` and ``std`` are scalars or 1-D of length ``x.shape[1]``. The
     result has ``dtype`` if given, else ``x``'s floating dtype, else float64
     (integer images such as CIFAR-10's uint8): nothing is silently upcast.
+
+    >>> import numpy as np
+    >>> from nablab.data import normalize
+    >>> x = np.array([[[[0, 255]], [[128, 128]]]], dtype=np.uint8)
+    >>> normalize(x, mean=[127.5, 128.0], std=[127.5, 1.0])
+    array([[[[-1.,  1.]],
+    <BLANKLINE>
+            [[ 0.,  0.]]]])
     """
     x = np.asarray(x)
     if dtype is None:

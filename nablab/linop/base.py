@@ -179,7 +179,17 @@ def _result_dtype(*ops):
 
 
 class ProductOperator(LinearOperator):
-    """``A @ B``: apply ``B`` then ``A``."""
+    """``A @ B``: apply ``B`` then ``A``.
+
+    What ``A @ B`` of two operators gives; ``A`` and ``B`` are operators with ``A.shape[1] == B.shape[0]``.
+
+    >>> import numpy as np
+    >>> from nablab.linop import MatrixOperator
+    >>> A, B = MatrixOperator(np.array([[1.0, 1.0]])), MatrixOperator(np.array([[1.0, 0.0], [0.0, 2.0]]))
+    >>> P = A @ B
+    >>> type(P).__name__, P.shape, P @ np.array([1.0, 1.0]), P.T @ np.array([1.0])
+    ('ProductOperator', (1, 2), array([3.]), array([1., 2.]))
+    """
 
     def __init__(self, A, B):
         if A.shape[1] != B.shape[0]:
@@ -208,7 +218,17 @@ class ProductOperator(LinearOperator):
 
 
 class SumOperator(LinearOperator):
-    """``A + B``."""
+    """``A + B``.
+
+    What ``A + B`` (and ``A - B``) of two operators of one shape gives.
+
+    >>> import numpy as np
+    >>> from nablab.linop import Identity, MatrixOperator
+    >>> S = MatrixOperator(np.array([[0.0, 1.0], [1.0, 0.0]])) + Identity(2)
+    >>> type(S).__name__, S.todense()
+    ('SumOperator', array([[1., 1.],
+           [1., 1.]]))
+    """
 
     def __init__(self, A, B):
         if A.shape != B.shape:
@@ -236,7 +256,16 @@ class SumOperator(LinearOperator):
 
 
 class ScaledOperator(LinearOperator):
-    """``alpha * A`` for a scalar ``alpha``."""
+    """``alpha * A`` for a scalar ``alpha``.
+
+    What ``alpha * A`` (and ``-A``, ``A / alpha``) gives.
+
+    >>> import numpy as np
+    >>> from nablab.linop import Identity
+    >>> S = 3 * Identity(2)
+    >>> type(S).__name__, S @ np.array([1.0, 2.0])
+    ('ScaledOperator', array([3., 6.]))
+    """
 
     def __init__(self, A, alpha):
         self.A, self.alpha = A, alpha
@@ -262,7 +291,16 @@ class ScaledOperator(LinearOperator):
 
 
 class TransposedOperator(LinearOperator):
-    """``A.T`` from ``A``'s adjoint: ``A^T x = conj(A^H conj(x))``."""
+    """``A.T`` from ``A``'s adjoint: ``A^T x = conj(A^H conj(x))``.
+
+    What ``A.T`` gives when ``A`` has no transpose of its own.
+
+    >>> import numpy as np
+    >>> from nablab.linop import MatrixOperator
+    >>> A = MatrixOperator(np.array([[1.0, 2.0, 3.0]]))
+    >>> A.T.shape, A.T @ np.array([2.0])
+    ((3, 1), array([2., 4., 6.]))
+    """
 
     def __init__(self, A):
         self.A = A
@@ -285,7 +323,16 @@ class TransposedOperator(LinearOperator):
 
 
 class AdjointOperator(LinearOperator):
-    """``A.H`` (conjugate transpose)."""
+    """``A.H`` (conjugate transpose).
+
+    What ``A.H`` gives when ``A`` has no adjoint of its own.
+
+    >>> import numpy as np
+    >>> from nablab.linop import MatrixOperator
+    >>> A = MatrixOperator(np.array([[1j, 2.0]]))
+    >>> A.H @ np.array([1.0])
+    array([0.-1.j, 2.+0.j])
+    """
 
     def __init__(self, A):
         self.A = A
@@ -343,7 +390,16 @@ class MatrixOperator(LinearOperator):
 
 
 class Identity(LinearOperator):
-    """The ``n x n`` identity."""
+    """The ``n x n`` identity.
+
+    ``n`` is the size and ``dtype`` the type of the entries.
+
+    >>> import numpy as np
+    >>> from nablab.linop import Identity, MatrixOperator
+    >>> A = MatrixOperator(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    >>> (A - Identity(2)) @ np.array([1.0, 1.0])
+    array([2., 6.])
+    """
 
     def __init__(self, n: int, dtype=np.float64):
         super().__init__(dtype, (n, n))
@@ -386,7 +442,17 @@ class _Wrapped(LinearOperator):
 
 
 def aslinearoperator(A) -> LinearOperator:
-    """Make ``A`` (one of ours, a SciPy operator, a dense or sparse matrix) an operator of this class."""
+    """Make ``A`` (one of ours, a SciPy operator, a dense or sparse matrix) an operator of this class.
+
+    >>> import numpy as np, scipy.sparse
+    >>> from nablab.linop import aslinearoperator
+    >>> A = aslinearoperator(scipy.sparse.eye(3))
+    >>> type(A).__name__, A @ np.ones(3)
+    ('MatrixOperator', array([1., 1., 1.]))
+    >>> B = aslinearoperator(scipy.sparse.linalg.aslinearoperator(np.eye(2)))
+    >>> (2 * B).T @ np.array([1.0, 0.0])
+    array([2., 0.])
+    """
     if isinstance(A, LinearOperator):
         return A
     if isinstance(A, _SciPyOperator):

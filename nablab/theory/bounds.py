@@ -71,6 +71,12 @@ class RegretTerms:
     ``lhs = sum_t <w_t - w*, v_t>``; ``bound = ||w*||^2/(2 eta) + eta/2 sum ||v_t||^2``;
     ``slack = ||w_{T+1} - w*||^2 / (2 eta)``, which the lemma's telescoping
     identity says equals ``bound - lhs``; ``iterates`` holds ``w_1..w_{T+1}``.
+
+    >>> import numpy as np
+    >>> from nablab.theory import regret_terms
+    >>> r = regret_terms(np.array([[1.0], [-0.5], [2.0]]), w_star=np.array([-1.0]), eta=0.5)
+    >>> r.lhs, r.bound, r.slack, r.iterates.ravel()
+    (2.25, 2.3125, 0.0625, array([ 0.  , -0.5 , -0.25, -1.25]))
     """
 
     lhs: float
