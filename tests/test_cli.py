@@ -187,6 +187,34 @@ def test_lab_list_shows_every_claim(fake_registry):
     assert "34 claims (2 with an experiment)" in result.output
 
 
+def test_lab_list_in_a_pipe_gives_whole_tab_separated_lines():
+    result = runner.invoke(app, ["lab", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["# 34 claims (34 with an experiment)", "claim\tseed\ttitle"]
+    assert lines[2:] == [f"{c.id}\t{c.seed}\t{c.title}" for c in CLAIMS]   # nothing cut, no borders
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_lab_list_on_a_terminal_fits_the_width(monkeypatch, width):
+    import io
+    import re
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(nablab.cli.lab, "console", Console(file=buffer, force_terminal=True, width=width,
+                                                           color_system=None))
+    nablab.cli.lab.lab_list()
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    text = " ".join(buffer.getvalue().split())
+    for c in CLAIMS:
+        assert re.search(rf"^ ?{re.escape(c.id)} ", "\n".join(lines), re.M)   # ids whole, first on a line
+        assert " ".join(c.title.split()) in re.sub(r"(\S+ )?§\S+ ", "", text) or \
+            all(word in text for word in c.title.split())
+
+
 def test_lab_run_with_params(tmp_path, fake_registry):
     out = tmp_path / "run"
     result = invoke("lab", "run", "data.one-hot", "--param", "steps=4", "--out", str(out))
@@ -244,10 +272,102 @@ def test_reproduce_writes_report_and_fails_on_errors(tmp_path, fake_registry):
 def test_reproduce_unknown_only_id(tmp_path, fake_registry):
     r = invoke("reproduce", "--out", str(tmp_path / "r"), "--only", "data.one-hot,bogus.id")
     assert r.exit_code == 2
-    assert "unknown claim id 'bogus.id'" in r.output and "optim.sgd-min-norm" in r.output
+    assert "error: --only: unknown claim id 'bogus.id'; `nablab lab list` lists the 34 claims" in r.output
+    r = invoke("reproduce", "--out", str(tmp_path / "r"), "--only", "data.one-hto,optm.*")
+    assert r.exit_code == 2
+    assert ("unknown claim ids 'data.one-hto' (did you mean 'data.one-hot'?), 'optm.*' (did you mean "
+            "'optim.*'?)") in r.output
+    assert "theory.gd-rate" not in r.output                  # not all 34 ids
+    assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("module", ["nablab.cli", "nablab.cli.lab", "nablab.cli.tools", "nablab.cli.train"])
+@pytest.mark.parametrize("only, ran", [
+    ("data.*", ["data.one-hot"]),
+    ("theory.gd-r*,data.", ["theory.gd-rate", "data.one-hot"]),
+    ("data", ["data.one-hot"]),
+])
+def test_reproduce_only_takes_globs_prefixes_and_groups(tmp_path, fake_registry, only, ran):
+    out = tmp_path / "r"
+    r = invoke("reproduce", "--out", str(out), "--only", only)
+    assert r.exit_code == (1 if "theory.gd-rate" in ran else 0), r.output
+    assert [c["id"] for c in json.loads((out / "claims.json").read_text())] == ran
+
+
+def test_reproduce_shows_n_of_total_with_time_and_an_estimate(tmp_path, fake_registry):
+    r = runner.invoke(app, ["reproduce", "--out", str(tmp_path / "r"), "--only", "data.one-hot,autodiff.graph"],
+                      env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    first = next(line for line in lines if line.startswith("[1/2]"))
+    second = next(line for line in lines if line.startswith("[2/2]"))
+    assert "autodiff.graph" in first and "so far, about" in first and "left)" in first
+    assert "data.one-hot" in second and "reproduced" in second
+    assert "\x1b[" not in r.output                            # not a terminal: plain lines
+    assert max(len(line) for line in lines if str(tmp_path) not in line) <= 80
+
+
+def test_reproduce_progress_on_a_terminal_shows_a_claim_from_within():
+    import io
+
+    from rich.console import Console
+
+    from nablab.cli._progress import ReproduceProgress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80, color_system=None)
+    earlier = {"train.cifar10": 30.0, "data.one-hot": 1.0}
+    with ReproduceProgress(console, ["train.cifar10", "data.one-hot"], earlier) as shown:
+        shown.claim_step("train.cifar10", 2, 6, "MNIST-1D: two-layer MLP in torch")
+        shown.progress.refresh()
+        shown.claim_done({"id": "train.cifar10", "status": "needs-data", "seconds": 31.0})
+        shown.progress.refresh()
+    text = buffer.getvalue()
+    assert "[1/2] train.cifar10" in text and "MNIST-1D: two-layer MLP in torch" in text and "2/6" in text
+    assert "about 31 s left" in text                   # the earlier run's times of the claims
+    assert "[1/2] needs-data  train.cifar10  31.00 s" in text
+    assert "[2/2] data.one-hot" in text
+
+
+def test_reproduce_progress_in_a_log_says_where_a_long_claim_is(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from nablab.cli import _progress
+
+    monkeypatch.setattr(_progress, "PLAIN_EVERY", 0.0)
+    buffer = io.StringIO()
+    with _progress.ReproduceProgress(Console(file=buffer, width=80), ["linop.conv1d-gd"]) as shown:
+        shown.claim_step("linop.conv1d-gd", 3, 8, "the loop's time at n = 100000")
+    assert buffer.getvalue() == "      linop.conv1d-gd: 3/8 the loop's time at n = 100000\n"   # under "[1/1]"
+
+
+def test_previous_report_times_feed_the_estimate(tmp_path, fake_registry):
+    from nablab.cli._progress import previous_seconds
+
+    out = tmp_path / "r"
+    assert invoke("reproduce", "--out", str(out), "--only", "data.one-hot", "--quick").exit_code == 0
+    assert set(previous_seconds(out, quick=True)) == {"data.one-hot"}
+    assert previous_seconds(out, quick=False) == {}           # other sizes: no use
+    assert previous_seconds(tmp_path / "nothing", quick=True) == {}
+
+
+def test_reproduce_summaries_fit_80_columns(tmp_path, fake_experiments, fake_result):
+    long = "A summary that goes on " + "and on " * 60 + "to the end."
+    fake_experiments({"data.one-hot": lambda run: fake_result(long)})
+    r = runner.invoke(app, ["reproduce", "--out", str(tmp_path / "r"), "--only", "data.one-hot"],
+                      env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    at = lines.index("data.one-hot  reproduced  " + lines[lines.index("Claims") + 1].split("  ")[-1])
+    summary = lines[at + 1:at + 3]
+    assert summary[0].startswith("    A summary that goes on and on") and summary[1].endswith("…")
+    assert all(70 <= len(line) <= 80 for line in summary)
+    assert lines[at + 3].startswith("1 claims")
+
+
+@pytest.mark.parametrize("module", ["nablab.cli", "nablab.cli.lab", "nablab.cli.tools", "nablab.cli.train",
+                                    "nablab.cli._progress"])
 def test_doctests(module):
     import importlib
 
@@ -402,3 +522,22 @@ def test_jacobian_time_is_linear_in_the_number_of_outputs():
 
     small, large = seconds(50), seconds(200)
     assert large / small < 8, f"{small:.3f} s for 50 outputs, {large:.3f} s for 200"
+
+
+def test_grade_template_claims_take_patterns_and_suggest_ids():
+    r = invoke("grade", "--template", "--claims", "cnn.conv-*")
+    assert r.exit_code == 0, r.output
+    assert '["cnn.conv-output-shape"]' in r.output and "cnn.filter-output" not in r.output
+    r = invoke("grade", "--template", "--claims", "cnn.conv-output-shpae")
+    assert r.exit_code == 2
+    assert "error: --claims: unknown claim id 'cnn.conv-output-shpae'; did you mean 'cnn.conv-output-shape'?" \
+        in r.output
+    r = invoke("grade", "--claims", "cnn.*")
+    assert r.exit_code == 2 and "use it with --template" in r.output
+
+
+def test_lab_show_and_run_suggest_the_nearest_id():
+    for args in (["lab", "show", "data.one-hto"], ["lab", "run", "data.one-hto"]):
+        r = invoke(*args)
+        assert r.exit_code == 2
+        assert "unknown claim id 'data.one-hto'; did you mean 'data.one-hot'?" in r.output

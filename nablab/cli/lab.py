@@ -11,15 +11,18 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from nablab.cli._common import STATUS_STYLE, console, err_console, fail, os_reason
+from nablab.cli._progress import ClaimProgress, ReproduceProgress, previous_seconds
 
 _SCHEDULER = typer.Option(
     "local", "--scheduler",
@@ -54,7 +57,8 @@ def _one_line(text: str, width: int = 80) -> str:
 
 def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (replaced atomically)."),
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated claim ids to run."),
+    only: Optional[str] = typer.Option(
+        None, "--only", help="Claims to run, comma-separated: ids, globs ('optim.*'), prefixes (hyper.) or groups."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes, for a fast check."),
     seed: int = typer.Option(0, "--seed", help="Base random seed."),
     scheduler: str = _SCHEDULER,
@@ -62,31 +66,26 @@ def reproduce(
 ) -> None:
     """Run the lab's experiments and write OUT/index.html and OUT/claims.json.
 
-    Example: nablab reproduce --out report/ --only autodiff.graph,data.one-hot --quick
+    Example: nablab reproduce --out report/ --only 'autodiff.*,data.one-hot' --quick
 
     Sweeps run on a process pool, or on Dask with --scheduler local-dask or tcp://HOST:8786.
 
     An interrupted run resumes its sweeps when started again.
     """
-    from nablab.lab.claims import UnknownClaimError
     from nablab.lab.report import OutChangedError, sweep_folder
     from nablab.lab.report import reproduce as run_report
 
-    ids = [s.strip() for s in only.split(",") if s.strip()] if only else None
-
-    def progress(record):
-        style = STATUS_STYLE.get(record["status"], "")
-        console.print(f"  [{style}]{record['status']:>15}[/]  {record['id']}"
-                      f"  [dim]{record['seconds']:.2f} s[/]", highlight=False)
-
+    patterns = _patterns(only)
+    ids = _select_or_fail(patterns, "--only")
     start = time.perf_counter()
     try:
-        records = run_report(out, only=ids, quick=quick, seed=seed, progress=progress,
-                             scheduler=scheduler, workers=workers,
-                             notice=lambda text: err_console.print(text, markup=False, highlight=False))
+        with ReproduceProgress(console, ids, previous_seconds(out, quick)) as shown:
+            records = run_report(out, only=patterns, quick=quick, seed=seed, progress=shown.claim_done,
+                                 claim_progress=shown.claim_step, scheduler=scheduler, workers=workers,
+                                 notice=lambda text: err_console.print(text, markup=False, highlight=False))
     except OutChangedError as exc:
         fail(str(exc), code=1)
-    except (UnknownClaimError, FileExistsError, NotADirectoryError, ValueError) as exc:
+    except (FileExistsError, NotADirectoryError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write the report to {out}: {os_reason(exc)}", code=1)
@@ -94,31 +93,67 @@ def reproduce(
         _interrupted(sweep_folder(out))
     total = time.perf_counter() - start
 
-    # One line per claim (the full summaries are in the report); on a narrow terminal
-    # the summary is cut shorter so the id, status and seconds stay whole.
-    id_w = max((len(r["id"]) for r in records), default=5)
-    status_w = max((len(r["status"]) for r in records), default=6)
-    room = console.width - id_w - status_w - 7 - 13  # 7: seconds column; 13: borders and padding
-    table = Table(title="Claims", show_lines=False)
-    table.add_column("claim", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("s", justify="right", no_wrap=True)
-    table.add_column("summary", no_wrap=True, overflow="ellipsis")
-    for r in records:
-        style = STATUS_STYLE.get(r["status"], "")
-        line = "" if r["status"] == "not-implemented" else _one_line(r["summary"], max(20, min(80, room)))
-        table.add_row(r["id"], f"[{style}]{r['status']}[/]", f"{r['seconds']:.2f}", Text(line))
-    console.print(table)
+    _print_summaries(records)
     counts = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     console.print(f"{len(records)} claims ({summary}); report: {Path(out) / 'index.html'}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     _say_cross_checks_not_run(records)
     console.print(f"total time {total:.1f} s", highlight=False)
     if counts.get("error"):
         raise typer.Exit(1)
+
+
+#: Lines of each claim's summary at the end of `reproduce` (the whole text is in the report).
+SUMMARY_LINES = 2
+
+
+def _print_summaries(records: list[dict]) -> None:
+    """Each claim's status and time, then its summary over the full width, cut to SUMMARY_LINES lines."""
+    console.print("[bold]Claims[/]", highlight=False)
+    width = max(console.width - 4, 30)
+    for r in records:
+        style = STATUS_STYLE.get(r["status"], "")
+        console.print(f"[bold]{r['id']}[/]  [{style}]{r['status']}[/]  [dim]{r['seconds']:.2f} s[/]",
+                      highlight=False, soft_wrap=True)
+        if r["status"] != "not-implemented":
+            for line in _wrap_cut(r["summary"], width, SUMMARY_LINES):
+                console.print("    " + line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _wrap_cut(text: str, width: int, lines: int) -> list[str]:
+    """``text`` wrapped at ``width``, at most ``lines`` lines, the last one ending in an ellipsis if cut.
+
+    >>> _wrap_cut("one two three four five six", 9, 2)
+    ['one two', 'three…']
+    >>> _wrap_cut("short", 9, 2)
+    ['short']
+    """
+    wrapped = textwrap.wrap(" ".join(text.split()), width)
+    if len(wrapped) <= lines:
+        return wrapped
+    kept = wrapped[:lines]
+    kept[-1] = kept[-1][:width - 1].rstrip() + "…"
+    return kept
+
+
+def _patterns(text: Optional[str]) -> list[str] | None:
+    """Comma-separated ids or patterns, or None for every claim."""
+    items = [s.strip() for s in (text or "").split(",") if s.strip()]
+    return items or None
+
+
+def _select_or_fail(patterns: list[str] | None, option: str) -> list[str]:
+    """The claim ids ``patterns`` name (all without patterns); an unknown one fails naming ``option``."""
+    from nablab.lab.claims import UnknownClaimError
+    from nablab.lab.report import select_claims
+
+    try:
+        return select_claims(patterns)
+    except UnknownClaimError as exc:
+        fail(f"{option}: {exc}")
 
 
 def _say_cross_checks_not_run(records: list[dict]) -> None:
@@ -135,26 +170,36 @@ def _say_cross_checks_not_run(records: list[dict]) -> None:
 
 
 def lab_list() -> None:
-    """List every claim, its seed, and whether an experiment is registered.
+    """List every claim: its id, where the problem sets state it, and its title.
 
     Example: nablab lab list
+
+    In a pipe it prints one tab-separated line per claim: id, problem sets and section, title.
     """
     from nablab.lab import CLAIMS, registry
 
     fns = registry.registered()
-    table = Table(title=f"{len(CLAIMS)} claims ({len(fns)} with an experiment)")
-    # Ids and seeds stay whole; statements are cut to the width that is left.
-    id_w = max(len(c.id) for c in CLAIMS)
-    seed_w = max(len(c.seed) for c in CLAIMS)
-    room = max(20, console.width - id_w - seed_w - 10 - 13)
-    table.add_column("claim", no_wrap=True, min_width=id_w)
-    table.add_column("seed", no_wrap=True, min_width=seed_w)
-    table.add_column("experiment", no_wrap=True, min_width=10)
-    table.add_column("statement", no_wrap=True)
-    for c in CLAIMS:
-        text = c.statement if len(c.statement) <= room else c.statement[:room - 1] + "…"
-        table.add_row(c.id, c.seed, "yes" if c.id in fns else "[dim]not yet[/]", text)
-    console.print(table)
+
+    def title(claim):
+        return claim.title + ("" if claim.id in fns else " (no experiment yet)")
+
+    heading = f"{len(CLAIMS)} claims ({len(fns)} with an experiment)"
+    if not console.is_terminal:
+        # Whole lines for grep and cut: no borders, nothing cut, no colour (and tabs kept as tabs).
+        typer.echo("\n".join([f"# {heading}", "claim\tseed\ttitle"]
+                              + [f"{c.id}\t{c.seed}\t{title(c)}" for c in CLAIMS]))
+    else:
+        # Ids stay whole (they are what the other commands take); seeds and titles wrap,
+        # the seeds first: at 80 columns a title keeps about 35.
+        id_w = max(len(c.id) for c in CLAIMS)
+        seed_w = min(max(len(c.seed) for c in CLAIMS), max(10, (console.width - id_w - 6) // 4))
+        table = Table(title=heading, box=box.SIMPLE_HEAD, show_edge=False)
+        table.add_column("claim", no_wrap=True)
+        table.add_column("seed", width=seed_w)
+        table.add_column("title")
+        for c in CLAIMS:
+            table.add_row(c.id, c.seed, Text(title(c), style="" if c.id in fns else "dim"))
+        console.print(table)
     for module, tb in registry.load_errors().items():
         err_console.print(f"warning: {module} failed to import:\n{tb}", markup=False,
                           highlight=False)
@@ -199,7 +244,8 @@ def grade(
                                        help="Folder for grades.json and index.html [default: grades]."),
     as_json: bool = typer.Option(False, "--json", help="Print the grades as JSON."),
     template: bool = typer.Option(False, "--template", help="Write a blank sheet instead of grading."),
-    claims: Optional[str] = typer.Option(None, "--claims", help="With --template: comma-separated claim ids."),
+    claims: Optional[str] = typer.Option(
+        None, "--claims", help="With --template: comma-separated claim ids, globs ('cnn.*') or prefixes."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes for the computations."),
     seed: int = typer.Option(0, "--seed", help="Base random seed of the computations."),
     scheduler: str = _SCHEDULER,
@@ -213,17 +259,17 @@ def grade(
 
     Start a sheet with: nablab grade --template --claims cnn.conv-output-shape > mine.toml
     """
-    from nablab.lab.claims import CLAIMS_BY_ID, UnknownClaimError
+    from nablab.lab.claims import CLAIMS_BY_ID
     from nablab.lab.grade import grade_sheets, write_grades
     from nablab.lab.sheets import SheetError, load_sheet
     from nablab.lab.sheets import template as blank_sheet
     from nablab.lab.sweep import open_executor
 
+    if claims is not None and not template:
+        fail("--claims chooses the claims of a blank sheet: use it with --template")
     if template:
-        ids = [s.strip() for s in claims.split(",") if s.strip()] if claims else None
-        unknown = [i for i in ids or [] if i not in CLAIMS_BY_ID]
-        if unknown:
-            fail(str(UnknownClaimError(unknown)))
+        patterns = _patterns(claims)
+        ids = _select_or_fail(patterns, "--claims") if patterns else None
         text = blank_sheet([CLAIMS_BY_ID[i] for i in ids] if ids else None)
         if out is None:
             typer.echo(text)
@@ -310,9 +356,9 @@ def lab_run(
     use_agg()
     sweeps = folder / ".sweeps"
     try:
-        with open_executor(scheduler, workers) as executor:
+        with open_executor(scheduler, workers) as executor, ClaimProgress(console, claim_id) as shown:
             record, _ = run_claim(claim_id, folder, quick, seed, params, executor=executor,
-                                    sweep_dir=sweeps)
+                                  sweep_dir=sweeps, progress=shown.step)
     except ParamError as exc:
         fail(f"--param {exc}")
     except ValueError as exc:  # a bad --scheduler or --workers

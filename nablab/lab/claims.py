@@ -14,6 +14,8 @@ sizes, and its answer slots (:mod:`nablab.lab.slots`).
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -127,13 +129,92 @@ CLAIMS_BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
 
 
 class UnknownClaimError(ValueError):
-    """A claim id that is not in the catalogue; the message lists the valid ones."""
+    """Claim ids (or patterns) that name no claim; the message suggests the nearest ids.
+
+    >>> str(UnknownClaimError(["data.one-hto"]))
+    "unknown claim id 'data.one-hto'; did you mean 'data.one-hot'?"
+    """
 
     def __init__(self, ids):
         self.ids = list(ids)
-        names = ", ".join(repr(i) for i in self.ids)
-        super().__init__(f"unknown claim id{'s' if len(self.ids) > 1 else ''} {names}; "
-                         f"valid ids: {', '.join(CLAIMS_BY_ID)}")
+        hints = {given: nearest_ids(given) for given in self.ids}
+        if len(self.ids) == 1:
+            [(given, close)] = hints.items()
+            text = f"unknown claim id {given!r}" + (f"; did you mean {_either(close)}?" if close else "")
+        else:
+            text = "unknown claim ids " + ", ".join(
+                f"{given!r}" + (f" (did you mean {_either(close)}?)" if close else "")
+                for given, close in hints.items())
+        if not all(hints.values()):
+            text += f"; `nablab lab list` lists the {len(CLAIMS_BY_ID)} claims"
+        super().__init__(text)
+
+
+def _either(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _groups() -> list[str]:
+    return list(dict.fromkeys(claim_id.split(".")[0] for claim_id in CLAIMS_BY_ID))
+
+
+def nearest_ids(given: str, n: int = 3) -> list[str]:
+    """Up to ``n`` claim ids (or groups such as ``optim.*``) that look like ``given``, nearest first.
+
+    Ids that ``given`` begins come first; then those that read alike (difflib's
+    ratio at least 0.6 and close to the best one's), so one typo suggests one id.
+
+    >>> nearest_ids("optim.sgd-min-nrom")
+    ['optim.sgd-min-norm']
+    >>> nearest_ids("hyperr.*")
+    ['hyper.*']
+    >>> nearest_ids("hyper.one")
+    ['hyper.one-step-loss', 'hyper.one-step-2d']
+    """
+    begun = [i for i in CLAIMS_BY_ID if i.startswith(given)]
+    if begun:
+        return begun[:n]
+    candidates = list(CLAIMS_BY_ID) + [f"{g}.*" for g in _groups()]
+    scored = sorted(((difflib.SequenceMatcher(None, given, c).ratio(), c) for c in candidates), reverse=True)
+    best = scored[0][0]
+    return [c for ratio, c in scored if ratio >= max(0.6, best - 0.08)][:n]
+
+
+def select_ids(patterns) -> list[str]:
+    """The claim ids that ``patterns`` name, in catalogue order.
+
+    A pattern is an id, a glob (``optim.*``, ``*shape*``), a prefix ending in a dot
+    (``hyper.``) or a group (``theory``). A pattern that names no claim raises
+    :class:`UnknownClaimError`, which suggests the nearest ids.
+
+    >>> select_ids(["hyper.", "data.one-hot"])[:2], len(select_ids(["hyper."]))
+    (['hyper.graph-two-steps', 'hyper.memory-vs-steps'], 7)
+    >>> select_ids(["*rf*"])
+    ['arch.rf-factors', 'arch.rf-recursion']
+    """
+    wanted, unknown = set(), []
+    for raw in patterns:
+        pattern = raw.strip()
+        if not pattern:
+            continue
+        found = _matching(pattern)
+        if found:
+            wanted.update(found)
+        else:
+            unknown.append(pattern)
+    if unknown:
+        raise UnknownClaimError(unknown)
+    return [claim_id for claim_id in CLAIMS_BY_ID if claim_id in wanted]
+
+
+def _matching(pattern: str) -> list[str]:
+    if pattern in CLAIMS_BY_ID:
+        return [pattern]
+    if any(ch in pattern for ch in "*?["):
+        return [i for i in CLAIMS_BY_ID if fnmatch.fnmatchcase(i, pattern)]
+    prefix = pattern if pattern.endswith(".") else pattern + "." if pattern in _groups() else None
+    return [i for i in CLAIMS_BY_ID if i.startswith(prefix)] if prefix else []
 
 
 def get_claim(claim_id: str) -> Claim:

@@ -7,7 +7,7 @@ answer slot of the claim (named as the slots) beside its evidence and a
 which draws with ``run.savefig(fig, name, alt=...)``.  ``run`` is a
 :class:`Context`: ``run.params`` holds the claim's parameters for this run
 (quick or full, with the user's overrides), ``run.rng()`` its generator,
-``run.check`` its self-checks.  The verdict is not the experiment's business:
+``run.check`` its self-checks, ``run.progress`` how far a long one has got.  The verdict is not the experiment's business:
 it comes from grading the claim's answer sets (:mod:`nablab.lab.grading`).
 
 >>> from dataclasses import dataclass
@@ -90,6 +90,8 @@ class Context:
     sweep_dir: Path | None = None
     #: Figure file -> what it shows, in words (its alt text in the report).
     alts: dict = field(default_factory=dict)
+    #: ``(done, total, what)`` -> None: set by a runner that shows progress (see :meth:`progress`).
+    on_progress: Callable[[int, int, str], None] | None = field(default=None, repr=False)
     _rng: np.random.Generator | None = field(default=None, repr=False)
 
     def rng(self) -> np.random.Generator:
@@ -118,6 +120,30 @@ class Context:
         self.cross_checks.setdefault(name, "ran")
         return importlib.import_module(module)
 
+    def progress(self, done: int, total: int, what: str = "") -> None:
+        """Say how far a long computation has got: ``done`` of ``total`` parts, now ``what``.
+
+        It does nothing unless the runner asked for progress (``nablab reproduce``
+        and ``nablab lab run`` draw it as a bar), so a claim that runs for more
+        than a few seconds can call it freely.
+
+        >>> seen = []
+        >>> run = Context(out_dir=Path("."), on_progress=lambda *told: seen.append(told))
+        >>> run.progress(1, 4, "the MLP in PyTorch")
+        >>> seen
+        [(1, 4, 'the MLP in PyTorch')]
+        >>> run.progress(5, 4)
+        Traceback (most recent call last):
+        ...
+        ValueError: progress(done=5, total=4): done must be an integer from 0 to total
+        """
+        if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 1:
+            raise ValueError(f"progress(done={done!r}, total={total!r}): total must be a positive integer")
+        if isinstance(done, bool) or not isinstance(done, (int, np.integer)) or not 0 <= done <= total:
+            raise ValueError(f"progress(done={done!r}, total={total!r}): done must be an integer from 0 to total")
+        if self.on_progress is not None:
+            self.on_progress(int(done), int(total), str(what))
+
     def check(self, condition, message: str) -> None:
         """Assert one of the experiment's own consistency checks.
 
@@ -132,7 +158,13 @@ class Context:
         """Save a matplotlib figure as PNG in ``out_dir``, close it, return the file name.
 
         The file name is prefixed with the claim id so experiments never
-        overwrite each other's figures; ``alt`` says in words what it shows.
+        overwrite each other's figures; ``alt`` says in words what it shows
+        (``$...$`` holds math, as in the report's other text). The PNG has twice
+        the pixels the page shows it at (200 dpi for 100 CSS pixels an inch; the
+        report reads the density from the file), so it is sharp on high-density
+        screens; a figure wider than 30 inches gets fewer (at most 6,000 pixels a side).
+        Figures for the report are best at most 11 inches wide: wider ones are
+        shrunk to fit the page.
         """
         stem = name[:-4] if name.lower().endswith(".png") else name
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", stem):
@@ -141,7 +173,8 @@ class Context:
         file = f"{self.claim_id}--{stem}.png" if self.claim_id else f"{stem}.png"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            fig.savefig(self.out_dir / file, dpi=110, bbox_inches="tight")
+            dpi = min(200, 6000 / max(fig.get_size_inches()))
+            fig.savefig(self.out_dir / file, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         finally:
             import matplotlib.pyplot as plt
 

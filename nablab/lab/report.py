@@ -25,6 +25,7 @@ again with the same options, computes only the tasks that are missing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -39,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 
 from nablab.lab import registry
-from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID, UnknownClaimError
+from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID, select_ids
 from nablab.lab.registry import STATUSES, Context, fault_point
 from nablab.lab.sweep import open_executor
 
@@ -57,7 +58,6 @@ MARKER = ".nablab-report"
 #: Locked (flock) by the run that builds a folder, for as long as that run lives.
 _LOCK = ".nablab-lock"
 _REPORT_FILES = ("index.html", "claims.json", "run.json")
-_TEMPLATES = Path(__file__).parent / "templates"
 
 
 class OutChangedError(FileExistsError):
@@ -72,18 +72,16 @@ def use_agg() -> None:
 
 
 def select_claims(only: Sequence[str] | None) -> list[str]:
-    """Claim ids to run, in catalogue order; unknown ids raise UnknownClaimError.
+    """Claim ids to run, in catalogue order: ids, globs or prefixes (see :func:`~nablab.lab.claims.select_ids`).
 
     >>> select_claims(["data.one-hot", "autodiff.graph"])
     ['autodiff.graph', 'data.one-hot']
+    >>> select_claims(["arch.rf-*"])
+    ['arch.rf-factors', 'arch.rf-recursion']
     """
-    if not only:
+    if not only or not any(s.strip() for s in only):
         return [c.id for c in CLAIMS]
-    wanted = [s.strip() for s in only if s.strip()]
-    unknown = [s for s in wanted if s not in CLAIMS_BY_ID]
-    if unknown:
-        raise UnknownClaimError(unknown)
-    return [c.id for c in CLAIMS if c.id in wanted]
+    return select_ids(only)
 
 
 def claim_command(claim_id: str, seed: int, quick: bool, params: dict | None = None) -> str:
@@ -113,16 +111,18 @@ def _target(out: Path) -> Path:
 
 def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
               params: dict | None = None, *, executor=None,
-              sweep_dir: Path | None = None) -> tuple[dict, Context]:
+              sweep_dir: Path | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> tuple[dict, Context]:
     """Run one claim into ``out_dir``: compute it, draw it, grade its answer sets.
 
     Returns its report record and the context used. ``params`` are the user's
     overrides of the claim's parameters; ``executor`` and ``sweep_dir`` go to
-    the experiment's sweeps (see :mod:`nablab.lab.sweep`).
+    the experiment's sweeps (see :mod:`nablab.lab.sweep`); ``progress(done,
+    total, what)`` hears what the experiment says with ``run.progress``.
     """
     claim = CLAIMS_BY_ID[claim_id]
     ctx = Context(out_dir=out_dir, quick=quick, seed=seed, params=dict(params or {}),
-                  claim_id=claim_id, executor=executor, sweep_dir=sweep_dir)
+                  claim_id=claim_id, executor=executor, sweep_dir=sweep_dir, on_progress=progress)
     if claim_id not in registry.registered():
         return _not_implemented(claim, ctx, params), ctx
     return _run_computed(claim, ctx, params), ctx
@@ -130,8 +130,8 @@ def run_claim(claim_id: str, out_dir: Path, quick: bool, seed: int,
 
 def _not_implemented(claim, ctx: Context, params) -> dict:
     return {
-        "id": claim.id, "seed": claim.seed, "statement": claim.statement, "title": claim.title,
-        "status": "not-implemented", "computed": {}, "seed_says": None, "figures": [], "alts": {},
+        "id": claim.id, "seed": claim.seed, "source": claim.source, "statement": claim.statement,
+        "title": claim.title, "status": "not-implemented", "reason": "", "computed": {}, "seed_says": None, "figures": [], "alts": {},
         "summary": "No experiment is registered for this claim yet.", "details": "", "seconds": 0.0,
         "command": claim_command(claim.id, ctx.seed, ctx.quick, params), "cross_checks": {},
         "slots": {}, "grades": {},
@@ -141,6 +141,7 @@ def _not_implemented(claim, ctx: Context, params) -> dict:
 def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
     """A record for a claim written as compute and figure: computed once, graded on its answer sets."""
     from nablab.lab.grading import grade_claim, verdict
+    from nablab.lab.render import one_line_reason
     from nablab.lab.sheets import answer_sets
     from nablab.lab.slots import show
 
@@ -163,12 +164,15 @@ def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
         status = "error"
         summary = f"The experiment failed: {comp.error}" if comp.error else "The figure failed."
         details.append(comp.traceback or figure_error)
+        why = summary
     elif comp.needs_data:
         status, summary = "needs-data", comp.summary
         details.append(comp.needs_data)
+        why = comp.needs_data
     else:
         status, reason = verdict(main)
         summary = comp.summary
+        why = one_line_reason(claim.sets[0], [g.as_json() for g in main.slots]) if status == "disagrees" else ""
         if changed:
             details.insert(0, f"With {', '.join(changed)} changed this is another problem than the one "
                               "the answer sets answer, so they are not graded.")
@@ -186,8 +190,9 @@ def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
             says.append(f"Answer set {answer_set}: " + "; ".join(
                 f"{g.slot} = {show(g.given)}" + (f" (\"{g.says}\")" if g.says else "") for g in given))
     return {
-        "id": claim.id, "seed": claim.seed, "statement": claim.statement, "title": claim.title,
-        "status": status, "computed": comp.evidence, "seed_says": " ".join(says) or None,
+        "id": claim.id, "seed": claim.seed, "source": claim.source, "statement": claim.statement,
+        "title": claim.title, "status": status, "reason": (why.strip().splitlines() or [""])[0],
+        "computed": comp.evidence, "seed_says": " ".join(says) or None,
         "figures": list(ctx.figures), "alts": dict(ctx.alts), "summary": summary,
         "details": "\n\n".join(d for d in details if d), "seconds": round(comp.seconds, 4),
         "command": claim_command(claim.id, ctx.seed, ctx.quick, user_params),
@@ -199,10 +204,13 @@ def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
 
 def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, seed: int = 0,
               *, progress: Callable[[dict], None] | None = None, scheduler: str | None = "local",
-              workers: int | None = None, notice: Callable[[str], None] | None = None) -> list[dict]:
+              workers: int | None = None, notice: Callable[[str], None] | None = None,
+              claim_progress: Callable[[str, int, int, str], None] | None = None) -> list[dict]:
     """Run the selected claims and write the report to ``out``; return the records.
 
-    ``progress`` is called with each record as soon as its claim finishes, and
+    ``progress`` is called with each record as soon as its claim finishes,
+    ``claim_progress(claim_id, done, total, what)`` whenever a running claim
+    says how far it has got (``run.progress``), and
     ``notice`` (default: print to stderr) with what was recovered from a killed run.
     ``scheduler`` and ``workers`` choose where sweeps run (see the module's docstring).
     Raises :class:`OutChangedError` if files nablab did not write appeared in ``out``
@@ -226,8 +234,9 @@ def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, see
         records = []
         with open_executor(scheduler, workers) as executor:
             for claim_id in ids:
+                told = None if claim_progress is None else functools.partial(claim_progress, claim_id)
                 record, _ = run_claim(claim_id, tmp, quick, seed, executor=executor,
-                                      sweep_dir=sweeps)
+                                      sweep_dir=sweeps, progress=told)
                 records.append(record)
                 if progress is not None:
                     progress(record)
@@ -268,7 +277,7 @@ def reproduce_command(only, quick: bool, seed: int) -> str:
 def run_metadata(*, seed: int, quick: bool, only, started: datetime, seconds: float) -> dict:
     """Versions, platform, seed and timing of a run."""
     versions = {"python": platform.python_version()}
-    for dist in ("nablab", "numpy", "scipy", "matplotlib", "torch", "jinja2"):
+    for dist in ("nablab", "numpy", "scipy", "matplotlib", "torch", "jinja2", "latex2mathml"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -279,23 +288,44 @@ def run_metadata(*, seed: int, quick: bool, only, started: datetime, seconds: fl
         "seconds": round(seconds, 3), "seed": seed, "quick": quick,
         "only": list(only) if only else None, "versions": versions,
         "platform": f"{platform.system()} {platform.machine()}",
+        "commit": git_commit(Path(__file__).resolve().parents[2]),
         "load_errors": registry.load_errors(),
     }
+
+
+def git_commit(folder: Path) -> dict | None:
+    """The git commit checked out in ``folder`` and whether tracked files differ from it; None outside git."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        top = git("rev-parse", "--show-toplevel")    # an installed copy inside some other repository is not it
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(folder).resolve():
+            return None
+        head = git("rev-parse", "--verify", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):   # no git, or it hangs
+        return None
+    return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
 def write_report(folder: Path, records: list[dict], meta: dict) -> None:
     """Write ``index.html``, ``claims.json``, ``run.json`` and the marker into ``folder``."""
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     counts = {s: n for s, n in counts.items() if n}
-    claims_json = [{k: r.get(k) for k in ("id", "seed", "status", "computed", "seed_says", "figures",
-                                          "summary", "seconds", "statement", "title", "command",
-                                          "cross_checks", "slots", "grades")}
+    claims_json = [{k: r.get(k) for k in ("id", "seed", "source", "status", "reason", "computed", "seed_says",
+                                          "figures", "alts", "summary", "seconds", "statement", "title",
+                                          "command", "cross_checks", "slots", "grades")}
                    for r in records]
     (folder / "claims.json").write_text(
         json.dumps(claims_json, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     (folder / "run.json").write_text(
         json.dumps({**meta, "counts": counts}, indent=2) + "\n", encoding="utf-8")
-    html = _render(records=records, meta=meta, counts=counts, load_errors=meta["load_errors"])
+    html = _render(folder, records, meta, counts)
     (folder / "index.html").write_text(html, encoding="utf-8")
     # Last, so a folder with the marker is complete; it lists every file, so a file
     # someone adds later is known not to be the report's (and is never replaced).
@@ -304,26 +334,10 @@ def write_report(folder: Path, records: list[dict], meta: dict) -> None:
                                  + "\n", encoding="utf-8")
 
 
-def _render(**context) -> str:
-    import jinja2
+def _render(folder: Path, records: list[dict], meta: dict, counts: dict) -> str:
+    from nablab.lab.render import render_page
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["show"] = _show
-    return env.get_template("index.html.j2").render(**context)
-
-
-def _show(value):
-    """Format a computed value for HTML: scalars inline, long structures folded."""
-    from markupsafe import Markup, escape
-
-    if isinstance(value, str):
-        return escape(value)
-    text = json.dumps(value)
-    if len(text) <= 200:
-        return Markup("<code>%s</code>") % text
-    return Markup("<details><summary><code>%s ...</code></summary><pre>%s</pre></details>") % (
-        text[:80], _pretty(value))
+    return render_page(folder, records, meta, counts)
 
 
 def _pretty(value, indent: int = 0, width: int = 100) -> str:

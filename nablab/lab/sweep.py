@@ -190,7 +190,8 @@ def _call(fn: Callable, kwargs: dict) -> Any:
 
 
 def run_sweep(fn: Callable[..., dict], tasks: Sequence[dict], *, executor: Executor | None = None,
-              store: Path | str | None = None, retries: int = 2) -> list[dict[str, np.ndarray]]:
+              store: Path | str | None = None, retries: int = 2,
+              progress: Callable[[int, int], None] | None = None) -> list[dict[str, np.ndarray]]:
     """Run ``fn(**task)`` for every task; return the results in task order.
 
     With ``store``, results already saved there are loaded instead of computed,
@@ -199,6 +200,7 @@ def run_sweep(fn: Callable[..., dict], tasks: Sequence[dict], *, executor: Execu
     again up to ``retries`` times (a :class:`LocalPool` replaces its broken
     pool; Dask reschedules by itself). If tasks fail, the others still finish
     and are saved, then :class:`SweepError` says how many are missing.
+    ``progress(done, total)`` is called as distinct tasks finish (saved ones count as done).
     """
     tasks = [dict(t) for t in tasks]
     keys = [task_key(fn, t) for t in tasks] if store is not None else [str(i) for i in range(len(tasks))]
@@ -216,11 +218,18 @@ def run_sweep(fn: Callable[..., dict], tasks: Sequence[dict], *, executor: Execu
             todo.setdefault(key, task)
     name = f"{fn.__module__}.{fn.__qualname__}"
 
+    total = len(set(keys))
+
     def finish(key, value):
         arrays = _as_arrays(value, name)
         if store is not None:
             _save(store, key, arrays)
         results[key] = arrays
+        if progress is not None:
+            progress(len(results), total)
+
+    if progress is not None and total:
+        progress(len(results), total)
 
     if executor is None:
         for key, task in todo.items():
@@ -279,11 +288,13 @@ def sweep(ctx, name: str, fn: Callable[..., dict], tasks: Sequence[dict]) -> lis
 
     The store is ``ctx.sweep_dir / claim id / name`` when the run has a sweep
     folder (``nablab reproduce`` and ``nablab lab run`` do), else results stay
-    in memory.
+    in memory. Each finished task is told to ``ctx.progress`` (a bar in the CLI).
     """
     sweep_dir = getattr(ctx, "sweep_dir", None)
     store = Path(sweep_dir) / (ctx.claim_id or "_") / name if sweep_dir is not None else None
-    return run_sweep(fn, tasks, executor=getattr(ctx, "executor", None), store=store)
+    told = getattr(ctx, "progress", None)
+    return run_sweep(fn, tasks, executor=getattr(ctx, "executor", None), store=store,
+                     progress=None if told is None else lambda done, total: told(done, total, f"sweep {name}"))
 
 
 # -- executors ---------------------------------------------------------------------

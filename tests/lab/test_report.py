@@ -96,11 +96,11 @@ def test_only_runs_a_subset(tmp_path, fake_registry):
     assert list(read_claims(out)) == ["autodiff.graph", "data.one-hot"]
 
 
-def test_only_with_unknown_id_names_it_and_lists_valid_ones(tmp_path, fake_registry):
+def test_only_with_unknown_id_names_it_and_says_where_the_ids_are(tmp_path, fake_registry):
     with pytest.raises(UnknownClaimError) as info:
         report.reproduce(tmp_path / "r", only=["autodiff.graph", "no.such-claim"])
     msg = str(info.value)
-    assert "'no.such-claim'" in msg and "optim.sgd-min-norm" in msg
+    assert msg == "unknown claim id 'no.such-claim'; `nablab lab list` lists the 34 claims"
     assert not (tmp_path / "r").exists()
 
 
@@ -188,3 +188,54 @@ def test_pretty_json_round_trips_and_breaks_long_containers(value):
         assert text.count("\n") >= len(value) + 1  # one line per element plus the brackets
     else:
         assert text == flat
+
+
+# -- progress from inside a claim ------------------------------------------------------
+
+
+def test_a_claim_reports_progress_through_reproduce(tmp_path, fake_experiments, fake_result):
+    def counting(run):
+        for k in range(3):
+            run.progress(k + 1, 3, f"part {k + 1}")
+        return fake_result("Counted.")
+
+    fake_experiments({"data.one-hot": counting, "autodiff.graph": lambda run: fake_result("Quiet.")})
+    told = []
+    report.reproduce(tmp_path / "r", only=["autodiff.graph", "data.one-hot"],
+                     claim_progress=lambda *args: told.append(args))
+    assert told == [("data.one-hot", 1, 3, "part 1"), ("data.one-hot", 2, 3, "part 2"),
+                    ("data.one-hot", 3, 3, "part 3")]
+
+
+def test_progress_does_nothing_without_a_listener_and_refuses_bad_counts(tmp_path):
+    run = Context(out_dir=tmp_path)
+    run.progress(0, 5, "nobody listens")   # no callback: nothing happens
+    for done, total in [(6, 5), (-1, 5), (1, 0), (1.5, 3), (True, 3)]:
+        with pytest.raises(ValueError, match=rf"progress\(done={done!r}, total={total!r}\)"):
+            run.progress(done, total)
+
+
+def test_run_claim_passes_progress_and_a_sweep_reports_its_tasks(tmp_path, fake_experiments, fake_result):
+    from nablab.lab.sweep import square_task, sweep
+
+    def sweeping(run):
+        out = sweep(run, "squares", square_task, [{"x": float(i)} for i in range(4)])
+        return fake_result("Swept.", total=float(sum(float(r["y"]) for r in out)))
+
+    fake_experiments({"theory.wide-minima": sweeping})
+    told = []
+    record, _ = report.run_claim("theory.wide-minima", tmp_path, True, 0,
+                                 progress=lambda *args: told.append(args))
+    assert record["status"] == "reproduced"
+    assert told[0] == (0, 4, "sweep squares") and told[-1] == (4, 4, "sweep squares")
+    assert [done for done, _, _ in told] == [0, 1, 2, 3, 4]
+
+
+def test_unknown_claims_suggest_the_nearest_and_patterns_select(tmp_path, fake_registry):
+    with pytest.raises(UnknownClaimError) as info:
+        report.reproduce(tmp_path / "r", only=["optim.sgd-min-nrom"])
+    assert str(info.value) == "unknown claim id 'optim.sgd-min-nrom'; did you mean 'optim.sgd-min-norm'?"
+    assert report.select_claims(["arch.rf-*", "data."]) == ["arch.rf-factors", "arch.rf-recursion", "data.one-hot"]
+    assert report.select_claims(["theory"]) == [c.id for c in CLAIMS if c.id.startswith("theory.")]
+    records = report.reproduce(tmp_path / "r", only=["autodiff.*"])
+    assert [r["id"] for r in records] == ["autodiff.graph", "autodiff.jacobian-three-ways"]

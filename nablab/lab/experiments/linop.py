@@ -101,8 +101,12 @@ def conv1d_gd(run: Context) -> Conv1dGD:
 
     A = Convolution1d(k, n)
     D = dense_matrix(k, n)
+    parts = 3 + len(run.params["sizes"])
+    run.progress(0, parts, f"the loop with Convolution1d, n = {n}")
     x_op, t_op, peak_op = _timed(lambda: gd_loop(A, b, x0, alpha, lam))
+    run.progress(1, parts, f"the loop with the dense matrix, n = {n}")
     x_dense, t_dense, peak_dense = _timed(lambda: gd_loop(D, b, x0, alpha, lam), repeat=1)
+    run.progress(2, parts, "the objective along the way")
     max_diff = float(np.max(np.abs(x_op - x_dense)))
     rel_diff = max_diff / float(np.max(np.abs(x_dense)))
 
@@ -120,7 +124,8 @@ def conv1d_gd(run: Context) -> Conv1dGD:
     # Cost of the 100 steps as n grows: operator always, dense matrix while it is small
     # (at n itself, the loops above were just timed).
     scaling = []
-    for m in run.params["sizes"]:
+    for i, m in enumerate(run.params["sizes"]):
+        run.progress(3 + i, parts, f"the loop's time at n = {m}")
         if m == n:
             row = {"n": n, "operator_s": t_op, "operator_peak_bytes": peak_op}
             if n <= run.params["dense_up_to"]:
@@ -137,6 +142,7 @@ def conv1d_gd(run: Context) -> Conv1dGD:
             _, t2, p2 = _timed(lambda Dm=Dm, m=m, bm=bm, am=am: gd_loop(Dm, bm, np.zeros(m), am, lam), repeat=1)
             row.update(dense_s=t2, dense_matrix_bytes=Dm.nbytes, dense_loop_peak_bytes=p2)
         scaling.append(row)
+    run.progress(parts, parts, "checks")
 
     matches = bool(np.allclose(x_op, x_dense, rtol=1e-10, atol=1e-12))
     run.check(matches, f"the loop with Convolution1d and with the dense matrix differ by {max_diff:.3g} "
