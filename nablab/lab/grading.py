@@ -28,6 +28,19 @@ OUTCOMES = ("correct", "wrong", "unanswered")
 
 @dataclass(frozen=True)
 class SlotGrade:
+    """The grade of one slot: its ``outcome`` (``correct``, ``wrong`` or ``unanswered``), the value
+    ``given`` and the computed ``truth``, the rule that compared them (``explanation``), and the
+    answer's words and line.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> from nablab.lab.grading import grade_claim
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = 4\\n')
+    >>> truths = {"vocabulary_size": 5, "one_hot": [[1, 0], [0, 1]], "repeats_share_a_row": True}
+    >>> grade = grade_claim("data.one-hot", sheet.answers["data.one-hot"], truths)
+    >>> slot = grade.slots[0]
+    >>> slot.outcome, slot.given, slot.truth
+    ('wrong', 4, 5)
+    """
     claim: str
     slot: str
     outcome: str
@@ -53,6 +66,16 @@ class SlotGrade:
 
 @dataclass
 class ClaimGrade:
+    """The grades of one claim's slots, or the ``error`` that kept it from being computed.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> from nablab.lab.grading import grade_claim
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = 5\\n')
+    >>> truths = {"vocabulary_size": 5, "one_hot": [[1, 0], [0, 1]], "repeats_share_a_row": True}
+    >>> grade = grade_claim("data.one-hot", sheet.answers["data.one-hot"], truths)
+    >>> grade.count("correct"), grade.count("unanswered"), grade.answered
+    (1, 2, 1)
+    """
     claim: str
     slots: list = field(default_factory=list)
     error: str | None = None  # the claim could not be computed: nothing is graded
@@ -70,6 +93,16 @@ class ClaimGrade:
 
 @dataclass
 class SheetGrade:
+    """One sheet's grades, by claim; ``score`` is ``(correct, slots)``.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> from nablab.lab.grading import grade_sheet
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = 5\\n')
+    >>> truths = {"vocabulary_size": 5, "one_hot": [[1, 0], [0, 1]], "repeats_share_a_row": True}
+    >>> graded = grade_sheet(sheet, {"data.one-hot": truths})
+    >>> graded.score, graded.counts()
+    ((1, 3), {'correct': 1, 'wrong': 0, 'unanswered': 2})
+    """
     sheet: object
     claims: dict = field(default_factory=dict)
 
@@ -94,7 +127,17 @@ class SheetGrade:
 
 
 def grade_claim(claim_id: str, answers: dict, truths: dict) -> ClaimGrade:
-    """Grade one claim's answers (slot -> :class:`~nablab.lab.sheets.Answer`) against its truths."""
+    """Grade one claim's answers (slot -> :class:`~nablab.lab.sheets.Answer`) against its truths.
+
+    ``truths`` maps each slot to its computed value; a slot without an answer is ``unanswered``.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> from nablab.lab.grading import grade_claim
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = 4\\n')
+    >>> truths = {"vocabulary_size": 5, "one_hot": [[1, 0], [0, 1]], "repeats_share_a_row": True}
+    >>> grade_claim("data.one-hot", sheet.answers["data.one-hot"], truths).slots[0].text()
+    'vocabulary_size: wrong: 4 is not 5'
+    """
     claim = CLAIMS_BY_ID[claim_id]
     grade = ClaimGrade(claim_id)
     for name, slot in claim.slots.items():
@@ -116,6 +159,12 @@ def grade_sheet(sheet, truths: dict, errors: dict | None = None) -> SheetGrade:
 
     ``errors[claim]`` says why a claim has no truths (its computation failed):
     such a claim is reported, not graded.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> from nablab.lab.grading import grade_sheet
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = 5\\n')
+    >>> grade_sheet(sheet, {}, errors={"data.one-hot": "it raised"}).claims["data.one-hot"].error
+    'it raised'
     """
     errors = errors or {}
     result = SheetGrade(sheet)
@@ -128,7 +177,19 @@ def grade_sheet(sheet, truths: dict, errors: dict | None = None) -> SheetGrade:
 
 
 def verdict(grade: ClaimGrade | None) -> tuple[str, str]:
-    """``(status, reason)`` of a claim from the grade of its main answer set."""
+    """``(status, reason)`` of a claim from the grade of its main answer set.
+
+    ``grade`` is None when the main answer set does not answer the claim.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> from nablab.lab.grading import grade_claim, verdict
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = 5\\n')
+    >>> truths = {"vocabulary_size": 5, "one_hot": [[1, 0], [0, 1]], "repeats_share_a_row": True}
+    >>> verdict(grade_claim("data.one-hot", sheet.answers["data.one-hot"], truths))
+    ('agrees', '1 of 1 answered slots are right.')
+    >>> verdict(None)
+    ('reproduced', "The answer set gives no value for this claim's slots to check.")
+    """
     if grade is None or grade.answered == 0:
         return "reproduced", "The answer set gives no value for this claim's slots to check."
     wrong = grade.wrong()

@@ -49,11 +49,26 @@ IDENTITY_KEYS = ("course", "problem_set", "author", "title", "date", "notes")
 
 
 class SheetError(ValueError):
-    """A sheet that cannot be graded; the message names the file, the line and the slot."""
+    """A sheet that cannot be graded; the message names the file, the line and the slot.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> parse_sheet('["data.one-hot"]\\nvocabulary_size = "five"\\n', "mine.toml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.lab.sheets.SheetError: mine.toml, line 2: data.one-hot.vocabulary_size: expected a ...
+    """
 
 
 @dataclass(frozen=True)
 class Answer:
+    """One answer: the ``claim`` and ``slot`` it fills, its ``value``, the answer's own words (``says``)
+    and the sheet's ``line`` it came from.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> sheet = parse_sheet('["data.one-hot"]\\nvocabulary_size = { value = 5, says = "five words" }\\n')
+    >>> sheet.answers["data.one-hot"]["vocabulary_size"]
+    Answer(claim='data.one-hot', slot='vocabulary_size', value=5, says='five words', line=2)
+    """
     claim: str
     slot: str
     value: object
@@ -63,7 +78,16 @@ class Answer:
 
 @dataclass
 class Sheet:
-    """A read and checked answer sheet: who wrote it and the answers, by claim and slot."""
+    """A read and checked answer sheet: who wrote it and the answers, by claim and slot.
+
+    ``path`` names where it came from, ``identity`` holds its ``[sheet]`` table (course,
+    problem set, author, ...) and ``answers[claim][slot]`` its :class:`Answer` objects.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> sheet = parse_sheet('[sheet]\\nauthor = "A. Student"\\n["data.one-hot"]\\nvocabulary_size = 5\\n', "a.toml")
+    >>> sheet.path, sheet.identity, list(sheet.answers)
+    ('a.toml', {'author': 'A. Student'}, ['data.one-hot'])
+    """
 
     path: str
     identity: dict = field(default_factory=dict)
@@ -110,7 +134,18 @@ def _at(path, line) -> str:
 
 
 def parse_sheet(text: str, path: str = "<sheet>") -> Sheet:
-    """A sheet from its TOML text (see :func:`load_sheet`)."""
+    """A sheet from its TOML text (see :func:`load_sheet`).
+
+    ``path`` is only used in messages.
+
+    >>> from nablab.lab.sheets import parse_sheet
+    >>> parse_sheet('["data.one-hot"]\\nvocabulary_size = 5\\n').answers["data.one-hot"]["vocabulary_size"].value
+    5
+    >>> parse_sheet('["no.such-claim"]\\nx = 1\\n')  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.lab.sheets.SheetError: <sheet>, line 1: unknown claim 'no.such-claim' (`nablab ...
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -167,7 +202,15 @@ def parse_sheet(text: str, path: str = "<sheet>") -> Sheet:
 
 
 def load_sheet(path) -> Sheet:
-    """Read and check the sheet at ``path`` (raises :class:`SheetError`)."""
+    """Read and check the sheet at ``path`` (raises :class:`SheetError`).
+
+    >>> import tempfile, pathlib
+    >>> from nablab.lab.sheets import load_sheet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mine.toml"
+    >>> _ = path.write_text('["data.one-hot"]\\nvocabulary_size = 5\\n')
+    >>> load_sheet(path).answers["data.one-hot"]["vocabulary_size"].value
+    5
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -181,7 +224,13 @@ def load_sheet(path) -> Sheet:
 
 
 def answer_sets() -> dict[str, Sheet]:
-    """The problem sets' own worked answers, one sheet per answer set, by its id ("000", ...)."""
+    """The problem sets' own worked answers, one sheet per answer set, by its id ("000", ...).
+
+    >>> from nablab.lab.sheets import answer_sets
+    >>> sets = answer_sets()
+    >>> sorted(sets)[:3], sets["004"].problem_set
+    (['000', '001', '002'], '004')
+    """
     folder = resources.files("nablab.lab").joinpath("answers")
     sheets = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
@@ -195,6 +244,13 @@ def template(claims=None) -> str:
     """A blank sheet listing every slot of ``claims`` (all by default) with its type, unit and format.
 
     Every answer line is commented out, so the template itself reads as an empty sheet.
+
+    ``claims`` is a list of :class:`~nablab.lab.claims.Claim` objects.
+
+    >>> from nablab.lab import CLAIMS_BY_ID
+    >>> from nablab.lab.sheets import template
+    >>> print(template([CLAIMS_BY_ID["data.one-hot"]]).splitlines()[-5:][0])
+    # a list of rows, e.g. [[1, 0], [0, 1]]; graded exactly
     """
     claims = list(CLAIMS if claims is None else claims)
     out = ["# An answer sheet for `nablab grade`. Fill in the slots you answer (remove the '#');",
