@@ -94,7 +94,7 @@ def test_an_arch_claim_without_torch_agrees_and_says_the_check_was_not_run(tmp_p
 
 def test_the_torch_backend_without_torch_says_how_to_install_it(monkeypatch):
     from nablab.train.models import build_model
-    from nablab.train.torch_replica import to_torch
+    from nablab.torch_bridge import to_torch
 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ModuleNotFoundError, match=r"PyTorch is not installed.*pip install 'nablab\[torch\]'"):

@@ -21,7 +21,7 @@ def _torch_params(run: Context, spec: str):
     """PyTorch's parameter count of the same network, or None without PyTorch."""
     if run.cross_check("PyTorch counting the parameters") is None:
         return None
-    from nablab.arch.to_torch import to_torch
+    from nablab.torch_bridge import to_torch
 
     return int(sum(p.numel() for p in to_torch(spec).parameters()))
 
@@ -31,7 +31,7 @@ def _torch_shapes(run: Context, spec: str):
     torch = run.cross_check("PyTorch computing the shapes")
     if torch is None:
         return None
-    from nablab.arch.to_torch import to_torch
+    from nablab.torch_bridge import to_torch
 
     s = summary(spec)
     with torch.no_grad():

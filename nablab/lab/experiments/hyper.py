@@ -6,7 +6,8 @@ steps ``L_t`` as a function of eta.  Three independent routes meet in every
 experiment:
 
 * autodiff through the unrolled steps (:func:`unrolled_loss`, built from
-  ``nablab.grad`` of the loss, so nothing about the closed form is assumed);
+  ``nablab.grad`` of the loss, so nothing about the closed form is assumed; the
+  steps run in :func:`nablab.optim.iterate`, the loop every optimizer runs in);
 * closed forms derived here (:func:`one_step_closed_form`,
   :func:`t_step_closed_form`) and the library's oracle ``nablab.hyper.quadratic_lr``;
 * numerical minimisation (``scipy.optimize.minimize_scalar``) and finite differences.
@@ -28,8 +29,8 @@ from typing import Any
 import numpy as np
 
 import nablab as nb
-from nablab.hyper import lr_hypergradient, quadratic_lr
-from nablab.hyper.unrolled import Unrolled
+from nablab import optim
+from nablab.hyper import Unrolled, lr_hypergradient, quadratic_lr
 from nablab.lab.registry import Context, ParamError, compute, figure
 from nablab.optim import sgd
 
@@ -45,17 +46,28 @@ def lsq_loss(X, t):
     return lambda w: nb.sum((X @ w - t) ** 2) / n
 
 
+def gradient_descent(loss, w0, eta, steps, **options):
+    """``steps`` GD steps ``w <- w - eta grad loss(w)`` from ``w0``, gradients by ``nablab.grad``: an
+    :func:`nablab.optim.iterate` run (``options`` are its own, e.g. ``keep_trajectory``).
+
+    The step is written out rather than run by ``optim.run`` with ``optim.sgd`` (or
+    ``nablab.hyper.Unrolled``, which does): sgd's ``w + (-eta) g`` puts a negation per
+    step in the graph, so second derivatives differ in the last bit, and its per-step
+    bookkeeping made these claims about 20% slower. Unchecked: past the critical rate
+    the loss grows, which is a value like any other here.
+    """
+    g = nb.grad(loss)
+    return optim.iterate(lambda w, state, k: optim.Step(w - eta * g(w), state), w0, steps,
+                         on_divergence="ignore", **options)
+
+
 def unrolled_loss(eta, w0, X, t, steps):
     """``L_steps`` after ``steps`` GD steps at rate ``eta``; each gradient comes from ``nablab.grad``.
 
     Differentiable in every argument (eta, w0, X, t), to any order.
     """
     loss = lsq_loss(X, t)
-    g = nb.grad(loss)
-    w = w0
-    for _ in range(steps):
-        w = w - eta * g(w)
-    return loss(w)
+    return loss(gradient_descent(loss, w0, eta, steps).params)
 
 
 def random_problem(rng, n_max=8, d_max=8):
@@ -123,7 +135,11 @@ def t_step_closed_form(X, t, w0, eta, steps):
 
 
 def t_step_on_grid(X, t, w0, etas, steps):
-    """``L_t`` at many rates at once: the residual recursion ``a <- a - (2 eta/n) X X^T a`` per rate."""
+    """``L_t`` at many rates at once: the residual recursion ``a <- a - (2 eta/n) X X^T a`` per rate.
+
+    A closed-form recursion on the residual, not GD on w: with no gradient and no loop of nablab's,
+    it checks convexity without derivatives.
+    """
     n = X.shape[0]
     K = X @ X.T
     etas = np.asarray(etas, dtype=float)[:, None]
@@ -523,7 +539,12 @@ def memory_vs_steps_figure(result: MemoryVsSteps, run: Context) -> None:
 
 
 def loss_curve_hypergradients(loss_fn, w0, eta, steps):
-    """``dL(w_k)/d eta`` for k = 1..steps in one forward-mode pass (the tangent of the stacked losses)."""
+    """``dL(w_k)/d eta`` for k = 1..steps in one forward-mode pass (the tangent of the stacked losses).
+
+    Its own loop, not ``optim.iterate``: it is the route the library's reverse mode
+    (``lr_hypergradient``, through ``optim.run``) and ``Unrolled``'s central differences are
+    checked against, so it must not run through the loop they run through.
+    """
     def losses(e):
         g = nb.grad(loss_fn)
         w, out = w0, []
@@ -542,7 +563,11 @@ def double_well(w):
 
 
 def lyapunov_exponent(eta, w0, steps):
-    """Mean of log|1 - eta f''(w_k)| along GD on the double well: the growth rate of d w_k / d eta."""
+    """Mean of log|1 - eta f''(w_k)| along GD on the double well: the growth rate of d w_k / d eta.
+
+    Plain floats with f' = w^3 - w and f'' = 3 w^2 - 1 written out: the oracle for the growth of the
+    forward-mode hypergradient, so it uses neither nablab's derivatives nor its loop.
+    """
     w, logs = float(w0), []
     for _ in range(steps):
         logs.append(math.log(max(abs(1 - eta * (3 * w * w - 1)), 1e-300)))
@@ -866,11 +891,8 @@ def one_step_loss_figure(result: OneStepLoss, run: Context) -> None:
 
 def gd_path(X, t, w0, eta, steps):
     """Iterates of GD with nablab's gradient of (1/n)|Xw - t|^2."""
-    g = nb.grad(lsq_loss(X, t))
-    path = [np.asarray(w0, float)]
-    for _ in range(steps):
-        path.append(path[-1] - eta * np.asarray(g(path[-1])))
-    return np.array(path)
+    return np.array(gradient_descent(lsq_loss(X, t), np.asarray(w0, float), eta, steps,
+                                     keep_trajectory=True).trajectory)
 
 
 def projection(X, t, w):
@@ -1175,7 +1197,11 @@ def t_step_loss_figure(result: TStepLoss, run: Context) -> None:
 
 
 def numpy_gd_loss(X, t, w0, eta, steps):
-    """L_steps of plain NumPy gradient descent (the float64 behaviour, without tracing)."""
+    """L_steps of plain NumPy gradient descent (the float64 behaviour, without tracing).
+
+    A plain loop on purpose: it probes the float64 arithmetic of one written-out step,
+    ``w - eta (2/n) X^T (X w - t)``, cheaply enough to scan hundreds of rates.
+    """
     n = X.shape[0]
     w = np.array(w0, dtype=float)
     for _ in range(steps):

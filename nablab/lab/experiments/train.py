@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import nablab as nb
+from nablab import optim
 from nablab.lab.registry import Context, compute, figure
 from nablab.nn import functional as F
 from nablab.nn import functional_call
@@ -237,20 +238,25 @@ def _accumulation_check(data, lr, steps, seed):
     model = build_model("mlp", data.input_shape, data.num_classes, seed=seed)
     opt = make_optimizer("sgd", model.parameters(), lr)
     loader = DataLoader(data.x_train, data.y_train, 100, seed=seed)
-    worst, norms, batches = 0.0, [], None
-    for t in range(steps):
+    norms, batches = [], None
+
+    # The model and optimizer hold the weights, so the loop's state is only the worst difference so far.
+    def step(_, worst, t):
+        nonlocal batches
         if t % len(loader) == 0:
             batches = iter(loader)
         xb, yb = next(batches)
         params = {k: p.numpy().copy() for k, p in model.named_parameters()}
-        fresh = nb.grad(lambda P, xb=xb, yb=yb: F.cross_entropy(functional_call(model, P, xb), yb))(params)
+        fresh = nb.grad(lambda P: F.cross_entropy(functional_call(model, P, xb), yb))(params)
         before = {k: (p.grad.numpy().copy() if p.grad is not None else 0.0) for k, p in model.named_parameters()}
         F.cross_entropy(model(xb), yb).backward()
         for k, p in model.named_parameters():
             worst = max(worst, float(np.max(np.abs(p.grad.numpy() - before[k] - fresh[k]))))
         norms.append(float(np.sqrt(sum(np.sum(p.grad.numpy() ** 2) for p in model.parameters()))))
         opt.step()
-    return worst, norms
+        return optim.Step(None, worst)
+
+    return optim.iterate(step, None, steps, state=0.0).state, norms
 
 
 @dataclass
