@@ -32,7 +32,16 @@ CATALOGUE = "claims.toml"
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter of a claim's experiment: one value, or a quick and a full one."""
+    """A parameter of a claim's experiment: one value, or a quick and a full one.
+
+    ``quick`` and ``full`` are its values for a ``--quick`` and a full run (the same for one value),
+    ``help`` says what it is.
+
+    >>> from nablab.lab import get_claim
+    >>> param = get_claim("data.one-hot").params["sentence"]
+    >>> param.name, param.problem, param.value(quick=True)
+    ('sentence', True, 'This exam is a midterm exam')
+    """
 
     name: str
     quick: object
@@ -48,6 +57,16 @@ class Param:
 
 @dataclass(frozen=True)
 class Claim:
+    """One claim of the catalogue: its ``id``, ``title``, the answer ``sets`` and ``section`` it comes
+    from, its ``statement`` and ``notes``, the ``params`` of its experiment and its answer ``slots``.
+
+    >>> from nablab.lab import get_claim
+    >>> claim = get_claim("data.one-hot")
+    >>> claim.seed, list(claim.slots)
+    ('004 Q4', ['vocabulary_size', 'one_hot', 'repeats_share_a_row'])
+    >>> claim.param_values(quick=True)
+    {'sentence': 'This exam is a midterm exam'}
+    """
     id: str
     title: str
     sets: tuple
@@ -74,7 +93,12 @@ class Claim:
 
 
 class CatalogueError(ValueError):
-    """The claims catalogue is malformed (a bug in nablab's package data, named precisely)."""
+    """The claims catalogue is malformed (a bug in nablab's package data, named precisely).
+
+    >>> from nablab.lab.claims import CatalogueError
+    >>> issubclass(CatalogueError, ValueError)
+    True
+    """
 
 
 def _param(claim_id: str, name: str, table) -> Param:
@@ -115,7 +139,14 @@ def _claim(claim_id: str, table: dict) -> Claim:
 
 
 def load_catalogue() -> tuple[Claim, ...]:
-    """Every claim of the package's catalogue, in report order."""
+    """Every claim of the package's catalogue, in report order.
+
+    >>> from nablab.lab import CLAIMS
+    >>> from nablab.lab.claims import load_catalogue
+    >>> claims = load_catalogue()
+    >>> [c.id for c in claims] == [c.id for c in CLAIMS], claims[0].source.startswith("Problem set")
+    (True, True)
+    """
     text = resources.files("nablab.lab").joinpath("data", CATALOGUE).read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)

@@ -54,11 +54,25 @@ STATUSES = ("agrees", "disagrees", "reproduced", "needs-data", "error", "not-imp
 
 
 class SelfCheckError(AssertionError):
-    """An experiment's internal consistency check failed (see :meth:`Context.check`)."""
+    """An experiment's internal consistency check failed (see :meth:`Context.check`).
+
+    It is an ``AssertionError``; the report shows the claim as ``error``.
+
+    >>> from nablab.lab.registry import SelfCheckError
+    >>> issubclass(SelfCheckError, AssertionError)
+    True
+    """
 
 
 class ParamError(ValueError):
-    """A ``--param`` value that does not fit its parameter: the user's error, not the experiment's."""
+    """A ``--param`` value that does not fit its parameter: the user's error, not the experiment's.
+
+    >>> from nablab.lab.registry import resolve_params
+    >>> resolve_params("data.one-hot", quick=True, overrides={"sentense": "a b"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.lab.registry.ParamError: data.one-hot has no parameter 'sentense'; it accepts: ...
+    """
 
 
 #: What a cross-check that could not run says, per library (see :meth:`Context.cross_check`).
@@ -315,14 +329,35 @@ def _register(table, kind, claim_id, fn):
 
 
 def compute(claim_id: str):
-    """Register ``fn(run) -> result`` as the computation of ``claim_id`` (a catalogue id)."""
+    """Register ``fn(run) -> result`` as the computation of ``claim_id`` (a catalogue id).
+
+    Used as a decorator in a module of :mod:`nablab.lab.experiments`; an id that is not in the
+    catalogue is refused at once.
+
+    >>> from nablab.lab import compute, registered
+    >>> callable(registered()["data.one-hot"])
+    True
+    >>> compute("data.one-hto")
+    Traceback (most recent call last):
+    ...
+    nablab.lab.claims.UnknownClaimError: unknown claim id 'data.one-hto'; did you mean 'data.one-hot'?
+    """
     if claim_id not in CLAIMS_BY_ID:
         raise UnknownClaimError([claim_id])
     return lambda fn: _register(_COMPUTE, "compute", claim_id, fn)
 
 
 def figure(claim_id: str):
-    """Register ``fn(result, run)`` as the figure of ``claim_id`` (a catalogue id)."""
+    """Register ``fn(result, run)`` as the figure of ``claim_id`` (a catalogue id).
+
+    Used as a decorator beside :func:`compute`; the function draws into ``run.out_dir``.
+
+    >>> from nablab.lab import figure
+    >>> figure("no.such-claim")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.lab.claims.UnknownClaimError: unknown claim id 'no.such-claim'; `nablab lab list` ...
+    """
     if claim_id not in CLAIMS_BY_ID:
         raise UnknownClaimError([claim_id])
     return lambda fn: _register(_FIGURE, "figure", claim_id, fn)
@@ -344,13 +379,24 @@ def _load_experiments() -> None:
 
 
 def registered() -> dict[str, Callable]:
-    """Import every module of :mod:`nablab.lab.experiments`; return claim id -> compute function."""
+    """Import every module of :mod:`nablab.lab.experiments`; return claim id -> compute function.
+
+    >>> from nablab.lab import registered
+    >>> experiments = registered()
+    >>> len(experiments) > 30, "data.one-hot" in experiments
+    (True, True)
+    """
     _load_experiments()
     return dict(_COMPUTE)
 
 
 def load_errors() -> dict[str, str]:
-    """Experiment modules that failed to import: module name -> traceback."""
+    """Experiment modules that failed to import: module name -> traceback.
+
+    >>> from nablab.lab import load_errors
+    >>> load_errors()
+    {}
+    """
     _load_experiments()
     return dict(_LOAD_ERRORS)
 
@@ -374,6 +420,12 @@ def fault_point(name: str) -> None:
     gets here; ``NAME@N`` waits for the N-th time, and ``NAME:stop`` stops it
     (SIGSTOP) instead, so a test can act at that moment and let it continue.
     Without the variable this does nothing.
+
+    ``name`` names the point.
+
+    >>> from nablab.lab.registry import fault_point
+    >>> fault_point("report.before-swap") is None
+    True
     """
     spec = os.environ.get("NABLAB_FAULT")
     if not spec:
@@ -396,6 +448,12 @@ def resolve_params(claim_id: str, quick: bool, overrides: dict | None = None) ->
 
     An override the claim does not declare, or of the wrong type, raises
     :class:`ParamError` naming it and listing the parameters.
+
+    ``quick`` picks the quick values; ``overrides`` maps names to values (text is converted).
+
+    >>> from nablab.lab.registry import resolve_params
+    >>> resolve_params("data.one-hot", quick=True, overrides={"sentence": "a b a"})
+    {'sentence': 'a b a'}
     """
     claim = CLAIMS_BY_ID[claim_id]
     values = claim.param_values(quick)
@@ -410,7 +468,19 @@ def resolve_params(claim_id: str, quick: bool, overrides: dict | None = None) ->
 
 @dataclass
 class Computation:
-    """What running a claim's computation gave: its result and what the report needs of it."""
+    """What running a claim's computation gave: its result and what the report needs of it.
+
+    ``truths`` are the answer slots' computed values, ``evidence`` the other values the report shows,
+    ``summary`` one sentence; ``needs_data`` says what data is missing, ``error`` and ``traceback``
+    what failed; ``seconds`` is the time it took.
+
+    >>> import tempfile, pathlib
+    >>> from nablab.lab import Context
+    >>> from nablab.lab.registry import compute_claim
+    >>> done = compute_claim("data.one-hot", Context(out_dir=pathlib.Path(tempfile.mkdtemp()), quick=True))
+    >>> type(done).__name__, sorted(done.truths), done.needs_data
+    ('Computation', ['one_hot', 'repeats_share_a_row', 'vocabulary_size'], None)
+    """
 
     claim_id: str
     result: Any = None
@@ -428,6 +498,14 @@ def compute_claim(claim_id: str, ctx: Context) -> Computation:
 
     ``ctx.params`` holds the user's overrides; they are resolved against the
     claim's declared parameters first (a bad one raises :class:`ParamError`).
+
+    >>> import tempfile, pathlib
+    >>> from nablab.lab import Context
+    >>> from nablab.lab.registry import compute_claim
+    >>> ctx = Context(out_dir=pathlib.Path(tempfile.mkdtemp()), quick=True, claim_id="data.one-hot")
+    >>> done = compute_claim("data.one-hot", ctx)
+    >>> done.error, done.truths["vocabulary_size"], done.truths["repeats_share_a_row"]
+    (None, 5, True)
     """
     import time
 
@@ -468,7 +546,17 @@ def _fields(result) -> dict:
 
 
 def draw_claim(claim_id: str, computation: Computation, ctx: Context) -> str | None:
-    """Draw a computed claim's figures into ``ctx.out_dir``; return an error text or None."""
+    """Draw a computed claim's figures into ``ctx.out_dir``; return an error text or None.
+
+    >>> import tempfile, pathlib
+    >>> from nablab.lab import Context
+    >>> from nablab.lab.registry import compute_claim, draw_claim
+    >>> ctx = Context(out_dir=pathlib.Path(tempfile.mkdtemp()), quick=True, claim_id="data.one-hot")
+    >>> print(draw_claim("data.one-hot", compute_claim("data.one-hot", ctx), ctx))
+    None
+    >>> ctx.figures
+    ['data.one-hot--one-hot.png']
+    """
     fn = _FIGURE.get(claim_id)
     if fn is None or computation.result is None:
         return None
