@@ -7,7 +7,8 @@ The public API on one screen:
   and HIPS autograd's operators by name (:func:`elementwise_grad`, :func:`jacobian`,
   :func:`holomorphic_grad`, :func:`make_vjp`, :func:`make_jvp`, ...);
 - checks: :func:`numerical_jacobian`, :func:`gradcheck`;
-- graphs: :func:`trace` (render a computation with values and gradients);
+- graphs: :func:`trace_graph` (render a computation with values and gradients);
+  ``nb.trace`` is NumPy's ``trace``, as in :mod:`nablab.numpy`;
 - the imperative face: :func:`tensor`, ``Tensor.backward()``, :class:`no_grad`;
 - NumPy-like functions to use inside differentiated code (``exp``, ``log``,
   ``sum``, ``matmul``, ``where``, ``maximum``, ``logsumexp``, ...); all of NumPy,
@@ -31,9 +32,11 @@ array([0.113])
 from __future__ import annotations
 
 import importlib
+import inspect
+import warnings
 
 from nablab.autodiff.core import Tensor, is_grad_enabled, no_grad, primitive
-from nablab.autodiff.graph import Graph, trace
+from nablab.autodiff.graph import Graph, trace_graph
 from nablab.autodiff.imperative import tensor
 from nablab.autodiff.numeric import gradcheck, numerical_jacobian
 from nablab.autodiff.ops import (
@@ -53,6 +56,7 @@ from nablab.autodiff.wrappers import (
     vector_jacobian_product,
 )
 from nablab.errors import ShapeError, TracedValueError, UnsupportedFunctionError
+from nablab.numpy.indexing import trace as _numpy_trace
 
 __version__ = "0.1.0"
 
@@ -63,7 +67,7 @@ __all__ = [
     "elementwise_grad", "jacobian", "holomorphic_grad", "deriv", "make_vjp", "make_jvp", "make_hvp", "make_ggnvp",
     "hessian_tensor_product", "hessian_vector_product", "tensor_jacobian_product", "vector_jacobian_product",
     "grad_and_aux", "multigrad_dict", "grad_named", "checkpoint",
-    "numerical_jacobian", "gradcheck", "trace", "Graph",
+    "numerical_jacobian", "gradcheck", "trace_graph", "Graph",
     "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves",
     "ShapeError", "TracedValueError", "UnsupportedFunctionError",
     # NumPy-like functions (all of NumPy is nablab.numpy)
@@ -76,10 +80,29 @@ __all__ = [
     "reshape", "ravel", "expand_dims", "squeeze", "transpose", "swapaxes", "moveaxis",
     "broadcast_to", "concatenate", "stack", "hstack", "vstack", "pad", "array", "asarray",
     "matmul", "dot", "outer", "inner", "tensordot", "einsum", "diag", "diagonal",
-    "tril", "triu", "roll", "flip", "repeat", "tile", "take", "take_along_axis", "sort",
+    "tril", "triu", "roll", "flip", "repeat", "tile", "take", "take_along_axis", "sort", "trace",
     # nablab's own functions
     "stop_gradient", "relu", "sigmoid", "softplus", "logsumexp", "softmax", "log_softmax", "norm", "matrix_trace",
 ]
+
+def trace(a, *args, **kwargs):
+    """NumPy's ``trace``, the sum along a diagonal: :func:`nablab.numpy.trace`, with NumPy's arguments.
+
+    The computation-graph tracer, which had this name before, is :func:`trace_graph`.
+
+    >>> import numpy as np, nablab as nb
+    >>> float(nb.trace(np.arange(9.0).reshape(3, 3))), nb.grad(nb.trace)(np.ones((2, 2))).tolist()
+    (12.0, [[1.0, 0.0], [0.0, 1.0]])
+    """
+    if callable(a):  # the tracer's old call, trace(f, *args): still served, with a warning, until callers move
+        warnings.warn("nb.trace is NumPy's trace (the sum of a diagonal); trace a computation graph with "
+                      "nb.trace_graph(f, *args)", DeprecationWarning, stacklevel=2)
+        return trace_graph(a, *args, **kwargs)
+    return _numpy_trace(a, *args, **kwargs)
+
+
+trace.__signature__ = inspect.signature(_numpy_trace)
+
 
 #: Subpackages and modules reached as attributes (``nb.optim``), imported on first use (PEP 562).
 SUBMODULES = ("numpy", "scipy", "nn", "optim", "hyper", "train", "arch", "theory", "linop", "data", "lab",

@@ -408,16 +408,36 @@ def test_jacobians_handles_many_variables():
     assert math.isclose(res["value"][0], sum((i + 1) * i * i for i in range(5)))
 
 
-def test_graph_without_graphviz_writes_dot_and_says_how_to_install(tmp_path, monkeypatch):
+def test_graph_without_graphviz_draws_with_matplotlib(tmp_path, monkeypatch):
+    import nablab.autodiff.graph as graph_module
+
+    monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
+    for suffix, head in ((".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF")):
+        out = tmp_path / f"graph{suffix}"
+        r = invoke("graph", "(x + y) * (y + 1)", "--vars", "x,y", "--at", "1,2", "--out", str(out))
+        assert r.exit_code == 0, r.output
+        assert out.read_bytes().startswith(head)
+        assert f"wrote {out} (drawn with matplotlib" in r.output
+    assert not list(tmp_path.glob("*.dot"))
+
+
+def test_graph_that_cannot_be_drawn_writes_dot_and_names_the_cli_option(tmp_path, monkeypatch):
     import nablab.autodiff.graph as graph_module
 
     monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
     out = tmp_path / "g.svg"
-    r = invoke("graph", "x * x", "--vars", "x", "--at", "3", "--out", str(out))
+    r = invoke("graph", "x * x", "--vars", "x", "--at", "3", "--out", str(out), "--engine", "graphviz")
     assert r.exit_code == 1
-    assert "graphviz" in r.output.lower()
-    assert not out.exists()
-    assert "grad 6" in (tmp_path / "g.dot").read_text()
+    assert "Graphviz's dot is not installed (apt-get install graphviz" in r.output
+    assert "--engine matplotlib draws without it" in r.output and "--out NAME.dot" in r.output
+    assert ".to_dot()" not in r.output and "Traceback" not in r.output
+    assert not out.exists() and "grad 6" in (tmp_path / "g.dot").read_text()
+    monkeypatch.setattr(graph_module.Graph, "engine", staticmethod(lambda: None))
+    r = invoke("graph", "x * x", "--vars", "x", "--at", "3", "--out", str(tmp_path / "h.png"))
+    assert r.exit_code == 1 and "neither Graphviz's dot nor matplotlib is installed" in r.output
+    assert (tmp_path / "h.dot").is_file() and not (tmp_path / "h.png").exists()
+    r = invoke("graph", "x", "--vars", "x", "--at", "1", "--out", str(tmp_path / "i.svg"), "--engine", "gv")
+    assert r.exit_code == 2 and "--engine 'gv': choose one of auto, graphviz, matplotlib" in r.output
 
 
 def test_jacobian_names_nan_in_words_and_leaks_no_warning():

@@ -67,3 +67,15 @@ def test_the_site_builds_strictly(tmp_path):
     assert "<blockquote>" not in api
     for page in PAGES + ["claims", "index"]:
         assert (tmp_path / "site" / f"{page}.html").is_file(), page
+
+
+def test_the_api_pages_list_only_public_names():
+    """A name listed under ``members:`` on an API page is in its module's ``__all__`` (a renamed
+    function would otherwise drop out of the reference silently)."""
+    import importlib
+
+    for page in (ROOT / "docs" / "api").glob("*.md"):
+        for module, options in re.findall(r"^::: (\S+)\n((?:    .*\n)*)", page.read_text(), re.M):
+            listed = re.findall(r"^        - (\w+)$", options, re.M)
+            public = set(getattr(importlib.import_module(module), "__all__", []))
+            assert set(listed) <= public, (page.name, module, set(listed) - public)

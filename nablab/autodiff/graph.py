@@ -1,7 +1,10 @@
-"""Capture a computation as a graph you can look at: DOT text, SVG or PNG.
+"""Capture a computation as a graph you can look at: DOT text, SVG, PNG or PDF.
+
+Images are drawn by Graphviz's ``dot`` when it is installed and by matplotlib
+otherwise; in a notebook a graph shows itself as SVG.
 
 >>> import nablab as nb
->>> g = nb.trace(lambda x, y: (x + y) * (y + 1), 1.0, 2.0)
+>>> g = nb.trace_graph(lambda x, y: (x + y) * (y + 1), 1.0, 2.0)
 >>> g.backward()
 >>> [(n["op"], n["value"], n["grad"]) for n in g.nodes]
 [('x', 1.0, 3.0), ('y', 2.0, 6.0), ('add', 3.0, 3.0), ('add', 3.0, 3.0), ('multiply', 9.0, 1.0)]
@@ -11,7 +14,9 @@ digraph computation {
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import io
 import os
 import shutil
 import subprocess
@@ -24,10 +29,13 @@ from nablab.autodiff.core import Node, Tensor, backward, close_level, new_level,
 from nablab.autodiff.transforms import _as_input
 
 RENDER_FORMATS = ("svg", "png", "pdf")
+#: What draws an image: Graphviz's ``dot`` if installed, else matplotlib (``"auto"``), or one of them.
+ENGINES = ("auto", "graphviz", "matplotlib")
+GRAPHVIZ_HINT = ("Graphviz's `dot` program is not installed (Debian/Ubuntu: `sudo apt-get install graphviz`; "
+                 "macOS: `brew install graphviz`; conda: `conda install graphviz`)")
 INSTALL_HINT = (
-    "Graphviz's `dot` program is not installed, so the graph cannot be drawn. Install it "
-    "(Debian/Ubuntu: `sudo apt-get install graphviz`; macOS: `brew install graphviz`; "
-    "conda: `conda install graphviz`), or use `.to_dot()`, which needs nothing."
+    f"{GRAPHVIZ_HINT}, and neither is matplotlib (`pip install matplotlib`), so the graph cannot be "
+    "drawn as an image. Install one of them, or write the DOT text of `.to_dot()`, which needs nothing."
 )
 
 
@@ -48,7 +56,7 @@ class Graph:
     :meth:`backward`.  ``value`` is the output.
 
     >>> import nablab as nb
-    >>> g = nb.trace(lambda x, y: (x + y) * y, 1.0, 2.0)
+    >>> g = nb.trace_graph(lambda x, y: (x + y) * y, 1.0, 2.0)
     >>> float(g.value), [node["op"] for node in g.nodes]
     (6.0, ['x', 'y', 'add', 'multiply'])
     """
@@ -130,21 +138,38 @@ class Graph:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def render(self, path):
-        """Draw to ``path`` (``.svg``, ``.png`` or ``.pdf``) with Graphviz's ``dot``."""
+    def render(self, path, engine="auto"):
+        """Draw to ``path`` (``.svg``, ``.png`` or ``.pdf``); return the path.
+
+        ``engine="auto"`` uses Graphviz's ``dot`` when it is installed and
+        matplotlib (:meth:`plot`) otherwise; ``"graphviz"`` or ``"matplotlib"``
+        insist on one. The file is written whole or not at all.
+
+        >>> import tempfile, pathlib
+        >>> g = trace_graph(lambda x: x * x, 3.0)
+        >>> g.render(pathlib.Path(tempfile.mkdtemp()) / "g.svg", engine="matplotlib").read_text()[:5]
+        '<?xml'
+        """
         path = Path(path)
         fmt = path.suffix.lstrip(".").lower()
         if fmt not in RENDER_FORMATS:
             raise ValueError(f"render: cannot write {path.name!r}; use a name ending in .svg, .png or .pdf")
-        dot = shutil.which("dot")
-        if dot is None:
+        if engine not in ENGINES:
+            raise ValueError(f"render: engine {engine!r} is not one of {', '.join(ENGINES)}")
+        use = self.engine() if engine == "auto" else engine
+        if use == "graphviz" and shutil.which("dot") is None:
+            raise RuntimeError(GRAPHVIZ_HINT + "; engine='matplotlib' draws the graph without it")
+        if use is None:
             raise RuntimeError(INSTALL_HINT)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         try:
-            subprocess.run([dot, f"-T{fmt}", "-o", tmp], input=self.to_dot().encode(), check=True,
-                           capture_output=True, timeout=60)
+            if use == "graphviz":
+                subprocess.run([shutil.which("dot"), f"-T{fmt}", "-o", tmp], input=self.to_dot().encode(),
+                               check=True, capture_output=True, timeout=60)
+            else:
+                self._figure().savefig(tmp, format=fmt, bbox_inches="tight")
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
             os.replace(tmp, path)
         except subprocess.CalledProcessError as err:
@@ -154,6 +179,13 @@ class Graph:
                 os.unlink(tmp)
         return path
 
+    @staticmethod
+    def engine():
+        """What :meth:`render` draws with by default: ``"graphviz"``, ``"matplotlib"``, or None for neither."""
+        if shutil.which("dot") is not None:
+            return "graphviz"
+        return "matplotlib" if importlib.util.find_spec("matplotlib") is not None else None
+
     def plot(self, ax=None):
         """Draw the graph with matplotlib (no Graphviz needed); returns the figure.
 
@@ -162,21 +194,12 @@ class Graph:
         """
         import matplotlib.pyplot as plt
 
-        depth = {}
-        for n in self.nodes:
-            depth[n["id"]] = 1 + max((depth[i] for i in n["inputs"] if not isinstance(i, str)), default=-1)
-        for src, dst, _ in self.edges:
-            if isinstance(src, str):
-                depth[src] = depth[dst] - 1
-        columns = {}
-        for key in [n["id"] for n in self.nodes] + [c["id"] for c in self.constants]:
-            columns.setdefault(depth[key], []).append(key)
+        columns = self._columns()
         pos = {}
         for d, keys in columns.items():
             for k, key in enumerate(keys):
                 pos[key] = (d, (len(keys) - 1) / 2 - k)
-        width = max(columns, default=0) + 1
-        height = max((len(v) for v in columns.values()), default=1)
+        width, height = self._size(columns)
         if ax is None:
             _, ax = plt.subplots(figsize=(2.3 * width + 1, 1.3 * height + 1))
         for src, dst, _ in self.edges:
@@ -199,11 +222,48 @@ class Graph:
         ax.axis("off")
         return ax.figure
 
+    def _columns(self):
+        """Node and constant ids by depth from the inputs (a constant sits just before its user)."""
+        depth = {}
+        for n in self.nodes:
+            depth[n["id"]] = 1 + max((depth[i] for i in n["inputs"] if not isinstance(i, str)), default=-1)
+        for src, dst, _ in self.edges:
+            if isinstance(src, str):
+                depth[src] = depth[dst] - 1
+        columns = {}
+        for key in [n["id"] for n in self.nodes] + [c["id"] for c in self.constants]:
+            columns.setdefault(depth[key], []).append(key)
+        return columns
+
+    @staticmethod
+    def _size(columns):
+        return max(columns, default=0) + 1, max((len(v) for v in columns.values()), default=1)
+
+    def _figure(self):
+        """:meth:`plot` on a figure of its own, outside pyplot (so a notebook does not show it twice)."""
+        from matplotlib.figure import Figure
+
+        width, height = self._size(self._columns())
+        fig = Figure(figsize=(2.3 * width + 1, 1.3 * height + 1))
+        self.plot(ax=fig.subplots())
+        return fig
+
+    def __repr__(self):
+        ops = ", ".join(n["op"] for n in self.nodes[:8]) + (", ..." if len(self.nodes) > 8 else "")
+        grads = "with gradients" if any(n["grad"] is not None for n in self.nodes) else "no gradients yet"
+        return f"<Graph of {len(self.nodes)} nodes ({ops}); value {_format_value(self.value)}; {grads}>"
+
     def _repr_svg_(self):
-        if shutil.which("dot") is None:
-            return None
-        return subprocess.run(["dot", "-Tsvg"], input=self.to_dot().encode(), capture_output=True,
-                              check=True, timeout=60).stdout.decode()
+        """The graph as SVG in a notebook: Graphviz's drawing if it is installed, else matplotlib's."""
+        use = self.engine()
+        if use == "graphviz":
+            return subprocess.run([shutil.which("dot"), "-Tsvg"], input=self.to_dot().encode(),
+                                  capture_output=True, check=True, timeout=60).stdout.decode()
+        if use == "matplotlib":
+            buffer = io.StringIO()
+            self._figure().savefig(buffer, format="svg", bbox_inches="tight")
+            return buffer.getvalue()
+        return None  # neither: the notebook shows __repr__
 
 
 def _umask():
@@ -225,15 +285,18 @@ def _escape(text):
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def trace(f, *args, names=None):
+def trace_graph(f, *args, names=None):
     """Run ``f(*args)`` and capture its computation graph.
 
     Input nodes are named after ``f``'s parameters (or ``names``).  Call
-    ``.backward()`` on the result to add gradients, then ``.to_dot()`` or
-    ``.render("graph.svg")``.
+    ``.backward()`` on the result to add gradients, then ``.to_dot()``,
+    ``.render("graph.svg")`` or ``.plot()``; a notebook draws it by itself.
+    (``nb.trace`` is NumPy's ``trace``, the sum of a diagonal.)
 
     >>> import nablab as nb
-    >>> g = nb.trace(lambda x, y: (x + y) * y, 1.0, 2.0)
+    >>> g = nb.trace_graph(lambda x, y: (x + y) * y, 1.0, 2.0)
+    >>> g
+    <Graph of 4 nodes (x, y, add, multiply); value 6; no gradients yet>
     >>> g.backward()
     >>> [(node["op"], float(node["grad"])) for node in g.nodes]
     [('x', 2.0), ('y', 5.0), ('add', 2.0), ('multiply', 1.0)]
@@ -247,9 +310,9 @@ def trace(f, *args, names=None):
             params = []
         names = params[: len(args)] if len(params) >= len(args) else [f"x{i}" for i in range(len(args))]
     if len(names) != len(args):
-        raise ValueError(f"trace: {len(names)} names for {len(args)} arguments")
+        raise ValueError(f"trace_graph: {len(names)} names for {len(args)} arguments")
     level = new_level()
-    inputs = [Node.leaf(_as_input(a, f"trace: argument {i}")) for i, a in enumerate(args)]
+    inputs = [Node.leaf(_as_input(a, f"trace_graph: argument {i}")) for i, a in enumerate(args)]
     try:
         out = f(*[Tensor(n.ans, level, n) for n in inputs])
     finally:

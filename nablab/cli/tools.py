@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -209,17 +210,23 @@ def graph(
     vars: str = typer.Option(..., "--vars", help="Comma-separated variable names."),
     at: str = typer.Option(..., "--at", help="Comma-separated point, one value per variable."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .svg, .png, .pdf or .dot."),
+    engine: str = typer.Option("auto", "--engine",
+                               help="What draws SVG, PNG and PDF: graphviz, matplotlib, or auto (Graphviz's "
+                                    "dot when installed, else matplotlib)."),
 ) -> None:
     """Draw the computation graph of EXPRESSION with values and gradients.
 
     Example: nablab graph "(x + y) * (y + 1)" --vars x,y --at 1,2 --out graph.svg
 
-    SVG, PNG and PDF need Graphviz's `dot`; a .dot file needs nothing.
+    SVG, PNG and PDF are drawn by Graphviz's `dot` when it is installed, else by matplotlib; a .dot file needs neither.
     """
     import nablab as nb
+    from nablab.autodiff.graph import ENGINES, Graph
 
     names = _parse_vars(vars)
     point = _parse_point(at, names)
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     suffix = out.suffix.lower()
     if out.is_dir():
         fail(f"--out {out} is a folder; give a file name such as {out / ('graph' + (suffix or '.svg'))}")
@@ -235,7 +242,7 @@ def graph(
         fail(f"graph draws one expression; got {len(expr)} separated by ';'")
     try:
         with np.errstate(all="ignore"):   # NaN and infinity are named in words below instead
-            g = nb.trace(lambda *args: expr(*args)[0], *point, names=names)
+            g = nb.trace_graph(lambda *args: expr(*args)[0], *point, names=names)
             g.backward()
     except ExpressionError as exc:
         fail(str(exc))
@@ -261,20 +268,37 @@ def graph(
     cause = nonfinite_cause(expr, 0, dict(zip(names, point)))
     _print_notes(notes + ([f"{expr.sources[0]}: {cause}"] if cause else []))
 
+    drawn_by = None if suffix == ".dot" else (Graph.engine() if engine == "auto" else engine)
+    if suffix != ".dot" and (drawn_by is None or (drawn_by == "graphviz" and shutil.which("dot") is None)):
+        _write_dot_instead(g, out, "Graphviz's dot is not installed (apt-get install graphviz, brew install "
+                           "graphviz or conda install graphviz; --engine matplotlib draws without it)"
+                           if drawn_by else "neither Graphviz's dot nor matplotlib is installed (apt-get "
+                           "install graphviz, or pip install 'nablab[report]')")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".dot":
             out.write_text(g.to_dot(), encoding="utf-8")
         else:
-            try:
-                g.render(out)
-            except RuntimeError as exc:
-                dot_file = out.with_suffix(".dot")
-                dot_file.write_text(g.to_dot(), encoding="utf-8")
-                fail(f"{exc}\nThe DOT source was written to {dot_file}.", code=1)
+            g.render(out, engine=drawn_by)
     except OSError as exc:
         fail(f"cannot write {out}: {os_reason(exc)}", code=1)
-    console.print(f"wrote {out}", highlight=False)
+    except RuntimeError as exc:  # dot itself failed
+        fail(f"cannot draw {out}: {exc}", code=1)
+    console.print(f"wrote {out}" + (" (drawn with matplotlib; Graphviz's dot, if installed, lays graphs out "
+                                    "more compactly)" if drawn_by == "matplotlib" and engine == "auto" else ""),
+                  highlight=False, soft_wrap=True)
+
+
+def _write_dot_instead(g, out: Path, why: str) -> None:
+    """Write the graph's DOT text beside ``out`` and fail, saying why the image could not be drawn."""
+    dot_file = out.with_suffix(".dot")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        dot_file.write_text(g.to_dot(), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot draw {out}: {why}; and cannot write {dot_file}: {os_reason(exc)}", code=1)
+    fail(f"cannot draw {out}: {why}. The graph's DOT text is in {dot_file} (--out NAME.dot writes only that).",
+         code=1)
 
 
 def _fmt(v) -> str:

@@ -33,7 +33,7 @@ def test_lab_run_sweeps_on_a_local_pool_and_leaves_no_saved_tasks(tmp_path):
 
 
 def test_ctrl_c_says_where_the_finished_tasks_are(tmp_path, monkeypatch):
-    def interrupted(claim_id, out_dir, quick, seed, params=None, *, executor=None, sweep_dir=None):
+    def interrupted(claim_id, out_dir, quick, seed, params=None, *, executor=None, sweep_dir=None, progress=None):
         (sweep_dir / claim_id).mkdir(parents=True)
         (sweep_dir / claim_id / "0.npz").write_bytes(b"")
         raise KeyboardInterrupt

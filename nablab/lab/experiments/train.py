@@ -59,14 +59,20 @@ def _log_axis(ax):
 # --------------------------------------------------------------------------- train.cifar10
 
 
-def _train_both(config_kw, dataset, models, backends=("nablab", "torch")):
-    """Train every model in each backend from the same weights and batches: (rows, curves) per model."""
+def _train_both(config_kw, dataset, models, backends=("nablab", "torch"), run=None, label=""):
+    """Train every model in each backend from the same weights and batches: (rows, curves) per model.
+
+    Each training is told to ``run.progress`` (with ``label``, the dataset's name) as it starts.
+    """
     from nablab.train import TrainConfig, train
 
     rows, curves = {}, {}
-    for name in models:
+    for i, name in enumerate(models):
         runs = {}
-        for backend in backends:
+        for j, backend in enumerate(backends):
+            if run is not None:
+                run.progress(i * len(backends) + j, len(models) * len(backends),
+                             f"{label}: {LABELS.get(name, name)} in {backend}")
             start = time.perf_counter()
             result = train(TrainConfig(model=name, backend=backend, **config_kw), dataset=dataset)
             runs[backend] = (result, time.perf_counter() - start)
@@ -138,7 +144,7 @@ def train_cifar10(run: Context) -> Classifiers:
         mnist = load_dataset("mnist1d", dtype=np.float64).limited(p["limit"])
         rows, curves["MNIST-1D"] = _train_both(
             {"optimizer": "adam", "lr": p["lr"], "epochs": p["epochs"], "batch_size": 100, "seed": run.seed,
-             "dtype": "float64", "dataset": "mnist1d"}, mnist, list(p["models"]), backends)
+             "dtype": "float64", "dataset": "mnist1d"}, mnist, list(p["models"]), backends, run, "MNIST-1D")
         mnist1d = {"train_examples": len(mnist.x_train), "test_examples": len(mnist.x_test), "epochs": p["epochs"],
                    "recipe": f"Adam lr={p['lr']:g}, batch 100, {p['epochs']} epochs, float64, seed {run.seed}",
                    "models": rows}
@@ -159,7 +165,8 @@ def train_cifar10(run: Context) -> Classifiers:
             cifar = load_dataset("cifar10", where, limit=p["cifar_limit"], dtype=np.float32)
             c_rows, curves["CIFAR-10"] = _train_both(
                 {"optimizer": "adam", "lr": p["cifar_lr"], "epochs": p["cifar_epochs"], "batch_size": 100,
-                 "seed": run.seed, "dtype": "float32", "dataset": "cifar10"}, cifar, list(CIFAR_MODELS), backends)
+                 "seed": run.seed, "dtype": "float32", "dataset": "cifar10"}, cifar, list(CIFAR_MODELS), backends,
+                run, "CIFAR-10")
             cifar10 = {"data": str(where), "train_examples": len(cifar.x_train), "test_examples": len(cifar.x_test),
                        "recipe": f"Adam lr={p['cifar_lr']:g}, batch 100, {p['cifar_epochs']} epochs, float32, "
                                  "per-channel normalisation",
