@@ -191,7 +191,7 @@ def test_lab_list_in_a_pipe_gives_whole_tab_separated_lines():
     result = runner.invoke(app, ["lab", "list"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[:2] == ["# 34 claims (34 with an experiment)", "claim\tseed\ttitle"]
+    assert lines[:2] == ["# 34 claims (34 with an experiment)", "claim\tproblem set\ttitle"]
     assert lines[2:] == [f"{c.id}\t{c.seed}\t{c.title}" for c in CLAIMS]   # nothing cut, no borders
 
 

@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import typer
 from rich import box
+from rich.markup import escape as rich_escape
 from rich.table import Table
 from rich.text import Text
 
@@ -112,6 +113,8 @@ SUMMARY_LINES = 2
 
 def _print_summaries(records: list[dict]) -> None:
     """Each claim's status and time, then its summary over the full width, cut to SUMMARY_LINES lines."""
+    from nablab.lab.mathtext import plain_math
+
     console.print("[bold]Claims[/]", highlight=False)
     width = max(console.width - 4, 30)
     for r in records:
@@ -119,7 +122,7 @@ def _print_summaries(records: list[dict]) -> None:
         console.print(f"[bold]{r['id']}[/]  [{style}]{r['status']}[/]  [dim]{r['seconds']:.2f} s[/]",
                       highlight=False, soft_wrap=True)
         if r["status"] != "not-implemented":
-            for line in _wrap_cut(r["summary"], width, SUMMARY_LINES):
+            for line in _wrap_cut(plain_math(r["summary"]), width, SUMMARY_LINES):
                 console.print("    " + line, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -177,16 +180,17 @@ def lab_list() -> None:
     In a pipe it prints one tab-separated line per claim: id, problem sets and section, title.
     """
     from nablab.lab import CLAIMS, registry
+    from nablab.lab.mathtext import plain_math
 
     fns = registry.registered()
 
     def title(claim):
-        return claim.title + ("" if claim.id in fns else " (no experiment yet)")
+        return plain_math(claim.title) + ("" if claim.id in fns else " (no experiment yet)")
 
     heading = f"{len(CLAIMS)} claims ({len(fns)} with an experiment)"
     if not console.is_terminal:
         # Whole lines for grep and cut: no borders, nothing cut, no colour (and tabs kept as tabs).
-        typer.echo("\n".join([f"# {heading}", "claim\tseed\ttitle"]
+        typer.echo("\n".join([f"# {heading}", "claim\tproblem set\ttitle"]
                               + [f"{c.id}\t{c.seed}\t{title(c)}" for c in CLAIMS]))
     else:
         # Ids stay whole (they are what the other commands take); seeds and titles wrap,
@@ -195,7 +199,7 @@ def lab_list() -> None:
         seed_w = min(max(len(c.seed) for c in CLAIMS), max(10, (console.width - id_w - 6) // 4))
         table = Table(title=heading, box=box.SIMPLE_HEAD, show_edge=False)
         table.add_column("claim", no_wrap=True)
-        table.add_column("seed", width=seed_w)
+        table.add_column("problem set", width=seed_w)
         table.add_column("title")
         for c in CLAIMS:
             table.add_row(c.id, c.seed, Text(title(c), style="" if c.id in fns else "dim"))
@@ -215,17 +219,19 @@ def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `na
 
     if claim_id not in CLAIMS_BY_ID:
         fail(str(UnknownClaimError([claim_id])))
+    from nablab.lab.mathtext import plain_math
+
     claim = CLAIMS_BY_ID[claim_id]
-    console.print(f"[bold]{claim.id}[/]: {claim.title}", highlight=False)
+    console.print(f"[bold]{claim.id}[/]: " + rich_escape(plain_math(claim.title)), highlight=False)
     console.print(f"{claim.source}", style="dim", highlight=False)
-    console.print(claim.statement, markup=False, highlight=False)
+    console.print(plain_math(claim.statement), markup=False, highlight=False)
     if claim.slots:
         table = Table(title="Answer slots")
         table.add_column("slot", no_wrap=True)
         table.add_column("type and rule", overflow="fold")
         table.add_column("what it is", overflow="fold")
         for name, slot in claim.slots.items():
-            table.add_row(name, slot.describe(), slot.help)
+            table.add_row(name, slot.describe(), Text(plain_math(slot.help)))
         console.print(table)
     else:
         console.print("No answer slots: this claim is shown, not graded.", style="dim")
@@ -234,7 +240,7 @@ def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `na
         for column in ("name", "quick", "full", "what it is"):
             table.add_column(column, overflow="fold")
         for name, p in claim.params.items():
-            table.add_row(name, repr(p.quick), repr(p.full), p.help)
+            table.add_row(name, repr(p.quick), repr(p.full), Text(plain_math(p.help)))
         console.print(table)
 
 
@@ -336,6 +342,7 @@ def lab_run(
 
     from nablab.lab import CLAIMS_BY_ID, registry
     from nablab.lab.claims import UnknownClaimError
+    from nablab.lab.mathtext import plain_math
     from nablab.lab.registry import ParamError, parse_params, to_jsonable
     from nablab.lab.report import run_claim, use_agg
     from nablab.lab.sweep import open_executor
@@ -376,7 +383,7 @@ def lab_run(
     style = STATUS_STYLE.get(record["status"], "")
     console.print(f"[bold]{claim_id}[/] ({record['seed']}): [{style}]{record['status']}[/] "
                   f"in {record['seconds']:.2f} s", highlight=False)
-    console.print(record["summary"], markup=False)
+    console.print(plain_math(record["summary"]), markup=False)
     if record["seed_says"]:
         console.print(f"answer sets say: {record['seed_says']}", markup=False)
     if record["computed"]:
@@ -389,7 +396,7 @@ def lab_run(
     for fig in record["figures"]:
         console.print(f"figure: {folder / fig}", highlight=False)
     if record["details"]:
-        console.print(record["details"], markup=False, highlight=False)
+        console.print(plain_math(record["details"]), markup=False, highlight=False)
     _say_cross_checks_not_run([record])
     console.print(f"result: {folder / 'result.json'}", highlight=False)
     if record["status"] == "error":

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from nablab.lab.mathtext import MATH, plain_math
+
 __all__ = ["math_html", "plain_math", "format_number", "number_html", "value_html", "grade_tables",
            "one_line_reason", "figure_size", "render_page", "CSS_DPI"]
 
@@ -37,7 +39,6 @@ CSS_DPI = 100
 
 # -- math ----------------------------------------------------------------------------
 
-_MATH = re.compile(r"(?<!\\)\$((?:\\.|[^\\$])+?)\$")
 _MATHML_NS = "{http://www.w3.org/1998/Math/MathML}"
 _TAGS = {"math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub", "msubsup", "mfrac",
          "msqrt", "mroot", "mover", "munder", "munderover", "mstyle", "mtable", "mtr", "mtd",
@@ -86,7 +87,7 @@ def math_html(text) -> Markup:
     """``text`` escaped, with each ``$...$`` as MathML (or as its TeX, marked, if it cannot be)."""
     text = "" if text is None else str(text)
     parts, last = [], 0
-    for m in _MATH.finditer(text):
+    for m in MATH.finditer(text):
         parts.append(escape(text[last:m.start()].replace("\\$", "$")))
         tex = m.group(1).strip()
         mathml = _mathml(tex)
@@ -94,39 +95,6 @@ def math_html(text) -> Markup:
         last = m.end()
     parts.append(escape(text[last:].replace("\\$", "$")))
     return Markup("").join(parts)
-
-
-_PLAIN = {
-    r"\top": "ᵀ", r"\ast": "*", r"\star": "*", r"\cdot": "·", r"\times": "×", r"\le": "≤", r"\leq": "≤",
-    r"\ge": "≥", r"\geq": "≥", r"\ne": "≠", r"\neq": "≠", r"\approx": "≈", r"\to": "→", r"\in": "∈",
-    r"\infty": "∞", r"\nabla": "∇", r"\partial": "∂", r"\sum": "Σ", r"\prod": "∏", r"\sqrt": "√",
-    r"\|": "‖", r"\{": "{", r"\}": "}", r"\ldots": "…", r"\dots": "…", r"\pm": "±", r"\mid": "|",
-    r"\langle": "⟨", r"\rangle": "⟩", r"\lVert": "‖", r"\rVert": "‖", r"\,": " ", r"\;": " ", r"\quad": " ",
-    r"\min": "min", r"\max": "max", r"\log": "log", r"\exp": "exp", r"\ln": "ln",
-}
-_GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
-          "pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Phi "
-          "Psi Omega").split()
-_GREEK_CHARS = "αβγδεεζηθϑικλμνξπρστυφφχψωΓΔΘΛΞΠΣΦΨΩ"
-_PLAIN.update({"\\" + name: ch for name, ch in zip(_GREEK, _GREEK_CHARS)})
-_COMMAND = re.compile(r"\\(?:[A-Za-z]+|.)")
-
-
-def _plain_tex(tex: str) -> str:
-    tex = re.sub(r"\\(?:mathrm|mathbf|mathit|operatorname|text|mathbb|mathcal|tilde|hat|bar)\s*\{([^{}]*)\}",
-                 r"\1", tex)
-    tex = re.sub(r"\\t?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"(\1)/(\2)", tex)
-    tex = re.sub(r"\^\s*\\top", "ᵀ", tex)
-    tex = _COMMAND.sub(lambda m: _PLAIN.get(m.group(0), m.group(0)[1:]), tex)
-    tex = re.sub(r"([_^])\{([^{}]*)\}", lambda m: m.group(1) + (m.group(2) if len(m.group(2)) == 1
-                                                                  else m.group(2)), tex)
-    return tex.replace("{", "").replace("}", "").replace("~", " ")
-
-
-def plain_math(text) -> str:
-    """``text`` with its ``$...$`` math as readable plain text (for alt text, tooltips, a terminal)."""
-    text = "" if text is None else str(text)
-    return _MATH.sub(lambda m: _plain_tex(m.group(1).strip()), text).replace("\\$", "$")
 
 
 # -- numbers ---------------------------------------------------------------------------
