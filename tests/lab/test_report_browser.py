@@ -322,7 +322,7 @@ def test_the_dot_files_are_linked_and_the_tables_mark_wrong_answers(report_dir, 
         load(page, (report_dir / "index.html").resolve().as_uri(), 1400)
         links = page.js("[...document.querySelectorAll('#autodiff\\\\.graph .files a')].map(a => a.getAttribute('href'))")
         assert links == ["autodiff.graph--graph.dot"] and (report_dir / links[0]).is_file()
-        wrong = page.js("[...document.querySelectorAll('#data\\\\.one-hot table.grades tr.wrong td:first-child')]"
+        wrong = page.js("[...document.querySelectorAll('#data\\\\.one-hot table.grades > tbody > tr.wrong > td:first-child')]"
                         ".map(td => [td.textContent.trim(), getComputedStyle(td).backgroundColor])")
         assert [w[0] for w in wrong] == ["vocabulary_size", "one_hot", "repeats_share_a_row"], wrong
         assert all(w[1] not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)") for w in wrong), wrong
