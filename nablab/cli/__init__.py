@@ -43,7 +43,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
-    """nablab: automatic differentiation on NumPy and a lab that reproduces the seed claims.
+    """nablab: automatic differentiation on NumPy and a lab that reproduces the problem sets' claims.
 
     Example: nablab jacobian "x * y + exp(x)" --vars x,y --at 1,2
     """

@@ -194,7 +194,7 @@ def lab_list() -> None:
                               + [f"{c.id}\t{c.seed}\t{title(c)}" for c in CLAIMS]))
     else:
         # Ids stay whole (they are what the other commands take); seeds and titles wrap,
-        # the seeds first: at 80 columns a title keeps about 35.
+        # the problem sets first: at 80 columns a title keeps about 35.
         id_w = max(len(c.id) for c in CLAIMS)
         seed_w = min(max(len(c.seed) for c in CLAIMS), max(10, (console.width - id_w - 6) // 4))
         table = Table(title=heading, box=box.SIMPLE_HEAD, show_edge=False)

@@ -14,7 +14,7 @@ a run of ``ceil(d / n)`` or fewer consecutive integers, so the offset of ``D``
 in that run is all that must be stored: on average about ``log2(1 / gamma)``
 bits per parameter and step (measured by ``bits_per_parameter_step``).
 
-The update is the heavy-ball delta form of the seeds
+The update is the heavy-ball delta form of the problem sets
 (``delta <- gamma delta - lr g(w); w <- w + delta``); its adjoint, run during
 the reversal, accumulates d(loss)/d(lr), d(loss)/d(gamma) and d(loss)/d(w0)
 using Hessian-vector products (forward-over-reverse).

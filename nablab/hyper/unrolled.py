@@ -327,7 +327,7 @@ def lr_hypergradient(loss_fn, w0, lr, steps, optimizer=None, mode="reverse", *, 
 
     Plain gradient descent by default; ``optimizer`` is a function ``lr ->``
     a :mod:`nablab.optim` optimizer (``lambda lr: nablab.optim.adam(lr)``),
-    or ``momentum=`` selects heavy-ball momentum (the seeds' delta form),
+    or ``momentum=`` selects heavy-ball momentum (the problem sets' delta form),
     which is what ``mode="reversible"`` runs. Only ``lr`` is differentiated.
 
     ``loss_fn(w)`` (or ``loss_fn(w, batch)`` with ``batches``, one per step) is trained on, and

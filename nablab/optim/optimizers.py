@@ -2,7 +2,7 @@
 
 Formulas, defaults and the placement of ``eps`` follow ``torch.optim`` (the
 tests check trajectories against it to 1e-10 in float64), except
-:func:`heavy_ball`, which is the seeds' delta form.
+:func:`heavy_ball`, which is the problem sets' delta form.
 
 >>> import numpy as np, nablab as nb
 >>> from nablab import optim
@@ -97,7 +97,7 @@ def sgd(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0) -> Op
 
 
 def heavy_ball(lr, alpha) -> Optimizer:
-    """Momentum in the seeds' delta form: ``delta = -lr g + alpha delta``; ``w += delta``.
+    """Momentum in the problem sets' delta form: ``delta = -lr g + alpha delta``; ``w += delta``.
 
     Starting from ``delta = 0`` it equals :func:`sgd` with momentum ``alpha``
     and no dampening (the velocity is ``-lr`` times the buffer).

@@ -133,7 +133,7 @@ class SGD(StatefulOptimizer):
 
 
 class HeavyBall(StatefulOptimizer):
-    """Wrapper of :func:`nablab.optim.heavy_ball` (the seeds' delta form).
+    """Wrapper of :func:`nablab.optim.heavy_ball` (the problem sets' delta form).
 
     >>> import numpy as np, nablab as nb
     >>> from nablab import optim
