@@ -48,6 +48,43 @@ def test_help_has_an_example(path):
     assert "Usage: nablab" in result.output
 
 
+def _flags(command):
+    """The options of ``command`` that take no value, with the help option."""
+    ctx = command.make_context("nablab", [], resilient_parsing=True)
+    return [p for p in command.get_params(ctx) if getattr(p, "is_flag", False)]
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "nablab")
+def test_help_shows_no_type_after_flags_and_no_braces_in_usage(path):
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    usage = [line for line in result.output.splitlines() if "Usage:" in line]
+    assert len(usage) == 1 and "{" not in usage[0] and "}" not in usage[0], usage
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    flags = _flags(command)
+    assert any("--help" in f.opts for f in flags)
+    for flag in flags:   # the flag's row: its names, then straight to the help text
+        row = next(line for line in result.output.splitlines() if f" {flag.opts[0]} " in line)
+        assert "<" not in row.split(flag.opts[0], 1)[1].split(flag.help.split()[0])[0], row
+
+
+@pytest.mark.parametrize("path, usage", [
+    (("lab", "run"), "nablab lab run [OPTIONS] CLAIM_ID"),
+    (("lab", "show"), "nablab lab show [OPTIONS] CLAIM_ID"),
+    (("grade",), "nablab grade [OPTIONS] [SHEETS]..."),
+    (("arch",), "nablab arch [OPTIONS] SPEC"),
+    (("jacobian",), "nablab jacobian [OPTIONS] EXPRESSIONS"),
+    (("lab",), "nablab lab [OPTIONS] COMMAND [ARGS]..."),
+])
+def test_usage_lines_name_arguments_in_capitals(path, usage):
+    result = invoke(*path, "--help")
+    assert f"Usage: {usage}" in result.output
+    assert "Missing argument 'CLAIM_ID'" in " ".join(invoke("lab", "run").output.split())
+
+
 def test_python_dash_m_works():
     out = subprocess.run([sys.executable, "-m", "nablab", "--help"], capture_output=True,
                          text=True, timeout=120)

@@ -15,18 +15,20 @@ from __future__ import annotations
 import typer
 
 from nablab.cli import lab, tools, train
-from nablab.cli._common import console
+from nablab.cli._common import Command, Group, console
 from nablab.cli.tools import jacobians
 
 __all__ = ["app", "main", "jacobians"]
 
 app = typer.Typer(
     name="nablab",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 lab_app = typer.Typer(
+    cls=Group,
     help="List and run single lab experiments.\n\nExample: nablab lab list",
     no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
@@ -50,15 +52,15 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # The order here is the order of `nablab --help`.
-app.command()(lab.reproduce)
-app.command()(tools.jacobian)
-app.command()(tools.graph)
-lab_app.command("list")(lab.lab_list)
-lab_app.command("show")(lab.lab_show)
-app.command()(lab.grade)
-lab_app.command("run")(lab.lab_run)
-app.command("arch")(tools.arch_command)
-app.command("train")(train.train_command)
+app.command(cls=Command)(lab.reproduce)
+app.command(cls=Command)(tools.jacobian)
+app.command(cls=Command)(tools.graph)
+lab_app.command("list", cls=Command)(lab.lab_list)
+lab_app.command("show", cls=Command)(lab.lab_show)
+app.command(cls=Command)(lab.grade)
+lab_app.command("run", cls=Command)(lab.lab_run)
+app.command("arch", cls=Command)(tools.arch_command)
+app.command("train", cls=Command)(train.train_command)
 
 
 def main() -> None:

@@ -247,7 +247,7 @@ def lab_show(claim_id: str = typer.Argument(..., help="Claim id, as shown by `na
 def grade(
     sheets: Optional[List[Path]] = typer.Argument(None, help="Answer sheets (TOML)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Folder for grades.json and index.html [default: grades]."),
+                                       help="Folder for grades.json and index.html (default: grades)."),
     as_json: bool = typer.Option(False, "--json", help="Print the grades as JSON."),
     template: bool = typer.Option(False, "--template", help="Write a blank sheet instead of grading."),
     claims: Optional[str] = typer.Option(
@@ -322,7 +322,7 @@ def lab_run(
     param: Optional[List[str]] = typer.Option(None, "--param", "-p",
                                               help="Override a parameter: key=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Folder for figures and result.json [default: runs/ID]."),
+                                       help="Folder for figures and result.json (default: runs/ID)."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes, for a fast check."),
     seed: int = typer.Option(0, "--seed", help="Base random seed."),
     scheduler: str = _SCHEDULER,
