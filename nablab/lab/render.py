@@ -415,6 +415,7 @@ def _claim_view(record: dict, folder: Path) -> dict:
                        plain_math(statement), plain_math(summary)])
     return {
         "id": record["id"], "status": record["status"], "source": source,
+        "where": claim.seed if claim else source,
         "group": claim.sets[0] if claim else str(record.get("seed", "")).split(" ")[0],
         "title": math_html(record.get("title") or ""), "statement": math_html(statement),
         "summary": math_html(summary), "reason": _reason(record),
