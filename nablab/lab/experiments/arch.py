@@ -182,15 +182,15 @@ def convnet_size_figure(result: ConvnetSize, run: Context) -> None:
 RF_SWEEPS = (
     ("depth", "depth (number of conv3 layers)", range(1, 9),
      lambda L: ", ".join(["conv3-8"] * L), lambda L: ([3] * L, [1] * L, [1] * L)),
-    ("kernel_size", "kernel size k (two convk layers)", range(1, 10),
+    ("kernel_size", "kernel size $k$ (two convk layers)", range(1, 10),
      lambda k: f"conv{k}-8, conv{k}-8", lambda k: ([k, k], [1, 1], [1, 1])),
-    ("stride_of_an_earlier_layer", "stride s of the first of two conv3 layers", range(1, 5),
+    ("stride_of_an_earlier_layer", "stride $s$ of the first of two conv3 layers", range(1, 5),
      lambda s: f"conv3-8/s{s}, conv3-8", lambda s: ([3, 3], [s, 1], [1, 1])),
-    ("stride_of_the_layer_itself", "stride s of the last layer (its own units)", range(1, 5),
+    ("stride_of_the_layer_itself", "stride $s$ of the last layer (its own units)", range(1, 5),
      lambda s: f"conv3-8, conv3-8/s{s}", lambda s: ([3, 3], [1, s], [1, 1])),
-    ("dilation", "dilation d of the second conv3 layer", range(1, 5),
+    ("dilation", "dilation $d$ of the second conv3 layer", range(1, 5),
      lambda d: f"conv3-8, conv3-8/d{d}", lambda d: ([3, 3], [1, 1], [1, d])),
-    ("pooling", "pooling p (maxpool p between two conv3)", range(1, 5),
+    ("pooling", "pooling $p$ (maxpool p between two conv3)", range(1, 5),
      lambda p: f"conv3-8, maxpool{p}, conv3-8", lambda p: ([3, p, 3], [1, p, 1], [1, 1, 1])),
 )
 
@@ -220,13 +220,14 @@ class RfFactors:
         flat = [k for k, v in named.items() if not v]
         return (f"Receptive field of the last layer's units (one side, in input pixels), computed by nablab's "
                 f"layer recursion and equal to brute force in every sweep: 1 to 8 conv3 layers give {seq('depth')}; "
-                f"two convk layers with k = 1 .. 9 give {seq('kernel_size')}; a stride s = 1 .. 4 in the first of two "
-                f"conv3 layers gives {seq('stride_of_an_earlier_layer')}; dilation d = 1 .. 4 of the second gives "
-                f"{seq('dilation')}; a maxpool p = 1 .. 4 between them gives {seq('pooling')}. "
+                f"two convk layers with $k = 1, \\ldots, 9$ give {seq('kernel_size')}; a stride $s = 1, \\ldots, 4$ in "
+                f"the first of two conv3 layers gives {seq('stride_of_an_earlier_layer')}; dilation "
+                f"$d = 1, \\ldots, 4$ of the second gives {seq('dilation')}; a maxpool $p = 1, \\ldots, 4$ between them "
+                f"gives {seq('pooling')}. "
                 f"The field grows with {', '.join(grow) or 'none of them'}"
                 + (f" and not with {', '.join(flat)}" if flat else "")
-                + ": depth adds (k - 1) times the jump per layer, a larger kernel adds more, a stride multiplies "
-                  "the jump of every later layer, dilation d widens a kernel to d(k - 1) + 1, and pooling adds its "
+                + ": depth adds $(k - 1)$ times the jump per layer, a larger kernel adds more, a stride multiplies "
+                  "the jump of every later layer, dilation $d$ widens a kernel to $d(k - 1) + 1$, and pooling adds its "
                   f"window and multiplies the jump. A stride does not widen the field of the layer's own units "
                   f"(its sweep stays at {seq('stride_of_the_layer_itself')}): it spreads the next layers' taps.")
 
@@ -311,10 +312,11 @@ class RfRecursion:
         same = self.previous_stride_recursion == self.receptive_fields
         mixed_same = self.mixed_previous_stride_recursion == self.mixed_receptive_fields
         return (f"nablab gives receptive fields {self.receptive_fields} (input first), so "
-                f"{self.final_receptive_field[0]}x{self.final_receptive_field[1]} for the last layer, the same as "
-                "brute force. Its recursion is r_l = r_(l-1) + (k_l - 1) j_(l-1) with jump j_l = j_(l-1) s_l "
-                f"(Araujo et al. 2019); the jumps are {self.jumps}. The recursion r_i = s_(i-1) r_(i-1) + "
-                f"(k_i - s_(i-1)), which scales by the previous stride only, gives {self.previous_stride_recursion}"
+                f"${self.final_receptive_field[0]} \\times {self.final_receptive_field[1]}$ for the last layer, the "
+                "same as brute force. Its recursion is $r_l = r_{l-1} + (k_l - 1) j_{l-1}$ with jump "
+                f"$j_l = j_{{l-1}} s_l$ (Araujo et al. 2019); the jumps are {self.jumps}. The recursion "
+                "$r_i = s_{i-1} r_{i-1} + (k_i - s_{i-1})$, which scales by the previous stride only, gives "
+                f"{self.previous_stride_recursion}"
                 f"{' too' if same else ''} here; with strides {self.mixed_strides} it gives "
                 f"{self.mixed_previous_stride_recursion} where nablab and brute force give "
                 f"{self.mixed_receptive_fields}" + (" (the same)." if mixed_same else
@@ -359,16 +361,16 @@ def rf_recursion_figure(result: RfRecursion, run: Context) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, ((lo, hi), r) in enumerate(zip(result.intervals, result.receptive_fields)):
         ax1.barh(i, hi - lo + 1, left=lo - 0.5, height=0.6)
-        ax1.text(hi + 1, i, f"r = {r}", va="center", fontsize=8)
+        ax1.text(hi + 1, i, f"$r = {r}$", va="center", fontsize=8)
     n = len(result.intervals)
     ax1.set_yticks(range(n), ["input"] + [f"layer {i}" for i in range(1, n)])
     ax1.set_xlabel("input position")
-    ax1.set_title("input seen by one unit, three 3x3 stride-2 layers", fontsize=9)
+    ax1.set_title(r"input seen by one unit, three $3 \times 3$ stride-2 layers", fontsize=9)
     xs = np.arange(len(result.mixed_receptive_fields))
     ax2.plot(xs, result.mixed_receptive_fields, "o-", label="nablab (jump recursion)")
     ax2.plot(xs, result.mixed_brute_force, "x--", label="brute force (input positions read)")
-    ax2.plot(xs, result.mixed_previous_stride_recursion, "s:", label="r_i = s_(i-1) r_(i-1) + (k_i - s_(i-1))")
-    ax2.set_xticks(xs, ["input"] + [f"3x3 s{s}" for s in result.mixed_strides])
+    ax2.plot(xs, result.mixed_previous_stride_recursion, "s:", label=r"$r_i = s_{i-1} r_{i-1} + (k_i - s_{i-1})$")
+    ax2.set_xticks(xs, ["input"] + [rf"$3 \times 3$, $s = {s}$" for s in result.mixed_strides])
     ax2.set_title(f"strides {', '.join(map(str, result.mixed_strides))}: the recursions part", fontsize=9)
     ax2.legend(fontsize=8)
     fig.tight_layout()
@@ -397,9 +399,9 @@ class ConvOutputShape:
         n = self.input_shape[-1]
         shapes = [self.k3_s1_p0, self.k4_s2_p1]
         torch = ", as PyTorch's Conv2d does" if self.pytorch == [list(s) for s in shapes] else ""
-        return (f"floor((n + 2p - k)/s) + 1 with n = {n} gives {list(self.k3_s1_p0)} for k=3, s=1, p=0 and "
-                f"{list(self.k4_s2_p1)} for k=4, s=2, p=1{torch}: batch and filters pass through, and the "
-                "number of input channels does not enter the shape.")
+        return (f"$\\operatorname{{floor}}((n + 2p - k)/s) + 1$ with $n = {n}$ gives {list(self.k3_s1_p0)} for "
+                f"$k = 3$, $s = 1$, $p = 0$ and {list(self.k4_s2_p1)} for $k = 4$, $s = 2$, $p = 1${torch}: batch "
+                "and filters pass through, and the number of input channels does not enter the shape.")
 
 
 @compute("cnn.conv-output-shape")
@@ -449,9 +451,9 @@ class ShapePropagation:
         torch = {True: " PyTorch's layers give the same shapes, layer by layer.",
                  None: " The PyTorch cross-check was not run: PyTorch is not installed.",
                  False: ""}[self.pytorch_agrees]
-        text = (f"From {list(self.input)}: {shown}. A 3x3 conv with padding 1 keeps the height and width, each "
-                "2x2 pooling halves them, a 1x1 conv changes only the channels, each 2x2 stride-2 transposed conv "
-                "doubles them ((n - 1) 2 + 2), and a concatenation adds the channels of the two maps." + torch)
+        text = (f"From {list(self.input)}: {shown}. A $3 \\times 3$ conv with padding 1 keeps the height and width, "
+                "each $2 \\times 2$ pooling halves them, a $1 \\times 1$ conv changes only the channels, each "
+                "$2 \\times 2$ stride-2 transposed conv doubles them ($(n - 1) \\cdot 2 + 2$), and a concatenation adds the channels of the two maps." + torch)
         if self.missing:
             text += f" The spec names no layer {', '.join(self.missing)}, so those slots are empty."
         return text

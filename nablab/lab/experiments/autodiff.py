@@ -32,11 +32,13 @@ class GraphResult:
     graph: object = field(default=None, repr=False, metadata={"report": False})
 
     def summary(self) -> str:
-        return (f"At x = {self.x:g}, y = {self.y:g} the tracer records a = x + y = {self.x + self.y:g}, "
-                f"b = y + 1 = {self.y + 1:g} and f = a * b = {self.value:g}. Backpropagation gives "
-                f"df/da = b = {self.df_da:g} and df/db = a = {self.df_db:g}, then df/dx = df/da = {self.df_dx:g} "
-                f"and df/dy = df/da + df/db = {self.df_dy:g} (y feeds both a and b), matching the hand "
-                "derivative and central differences.")
+        return (f"At $x = {self.x:g}$, $y = {self.y:g}$ the tracer records $a = x + y = {self.x + self.y:g}$, "
+                f"$b = y + 1 = {self.y + 1:g}$ and $f = a b = {self.value:g}$. Backpropagation gives "
+                f"$\\partial f/\\partial a = b = {self.df_da:g}$ and $\\partial f/\\partial b = a = {self.df_db:g}$, "
+                f"then $\\partial f/\\partial x = \\partial f/\\partial a = {self.df_dx:g}$ and "
+                f"$\\partial f/\\partial y = \\partial f/\\partial a + \\partial f/\\partial b = {self.df_dy:g}$ "
+                "($y$ feeds both $a$ and $b$), matching the hand derivative (of $f = xy + y^2 + x + y$: "
+                "$\\partial f/\\partial x = y + 1$, $\\partial f/\\partial y = x + 2y + 1$) and central differences.")
 
 
 @compute("autodiff.graph")
@@ -73,11 +75,11 @@ def autodiff_graph(run: Context) -> GraphResult:
 @figure("autodiff.graph")
 def autodiff_graph_figure(result: GraphResult, run: Context) -> None:
     fig = result.graph.plot()
-    fig.suptitle(f"f(x, y) = (x + y)(y + 1) at x = {result.x:g}, y = {result.y:g}: values and gradients")
+    fig.suptitle(f"$f(x, y) = (x + y)(y + 1)$ at $x = {result.x:g}$, $y = {result.y:g}$: values and gradients")
     run.savefig(fig, "graph", alt=(
-        f"The computation graph of f = (x + y)(y + 1) at x = {result.x:g}, y = {result.y:g}: inputs x and y, "
-        f"a = x + y, b = y + 1 and f = a * b = {result.value:g}, each node with its value and gradient "
-        f"(df/dx = {result.df_dx:g}, df/dy = {result.df_dy:g})."))
+        f"The computation graph of $f = (x + y)(y + 1)$ at $x = {result.x:g}$, $y = {result.y:g}$: inputs $x$ "
+        f"and $y$, $a = x + y$, $b = y + 1$ and $f = a b = {result.value:g}$, each node with its value and "
+        f"gradient ($\\partial f/\\partial x = {result.df_dx:g}$, $\\partial f/\\partial y = {result.df_dy:g}$)."))
     for name in result.graph_files:
         (run.out_dir / name).write_text(result.graph.to_dot())
 
@@ -114,10 +116,10 @@ class JacobianResult:
     def summary(self) -> str:
         J, D = self.jacobian_reverse_mode, self.jacobian_forward_differences
         return (
-            f"f({self.w[0]:g}, {self.w[1]:g}) = ({self.value[0]:.6f}, {self.value[1]:.6f}). Forward and reverse "
+            f"$f({self.w[0]:g}, {self.w[1]:g}) = ({self.value[0]:.6f}, {self.value[1]:.6f})$. Forward and reverse "
             f"mode give the same Jacobian [[{J[0, 0]:.5f}, {J[0, 1]:.5f}], [{J[1, 0]:g}, {J[1, 1]:g}]] to "
             f"rounding; forward differences with step {self.step:g} give [[{D[0, 0]:.4f}, {D[0, 1]:.4f}], "
-            f"[{D[1, 0]:g}, {D[1, 1]:g}]], off by the truncation error O(step) "
+            f"[{D[1, 0]:g}, {D[1, 1]:g}]], off by the truncation error $O(\\text{{step}})$ "
             f"({100 * np.max(np.abs(D - J)[J != 0] / np.abs(J[J != 0])):.1f}% at most); central differences "
             f"with the same step are off by {np.max(np.abs(self.central_differences - J)):.2g}.")
 
@@ -161,17 +163,17 @@ def jacobian_figure(result: JacobianResult, run: Context) -> None:
     axes[0].set_ylabel("max |error| against autodiff")
     axes[0].legend(fontsize=8)
     axes[0].set_title("Finite-difference error: truncation vs rounding")
-    labels = ["df1/dw1", "df1/dw2", "df2/dw1", "df2/dw2"]
+    labels = [rf"$\partial f_{i}/\partial w_{j}$" for i in (1, 2) for j in (1, 2)]
     xs = np.arange(4)
     axes[1].bar(xs - 0.2, result.jacobian_forward_differences.ravel(), 0.4,
                 label=f"forward difference, step {result.step:g}")
     axes[1].bar(xs + 0.2, result.jacobian_reverse_mode.ravel(), 0.4, label="forward = reverse mode")
     axes[1].set_xticks(xs, labels)
     axes[1].legend(fontsize=8)
-    axes[1].set_title(f"Jacobian at w = ({result.w[0]:g}, {result.w[1]:g})")
+    axes[1].set_title(f"Jacobian at $w = ({result.w[0]:g}, {result.w[1]:g})$")
     run.savefig(fig, "jacobian", alt=(
         "Left: on log-log axes, the largest error of forward and central differences against autodiff as the "
         f"step goes from 1e-9 to 0.3; forward differences are most accurate near a step of {result.best_forward_step:.0e}, the "
         "error growing like the step above it (truncation) and like 1/step below it (rounding). Right: the four "
-        f"Jacobian entries at w = ({result.w[0]:g}, {result.w[1]:g}) by forward differences with step "
+        f"Jacobian entries at $w = ({result.w[0]:g}, {result.w[1]:g})$ by forward differences with step "
         f"{result.step:g} beside forward and reverse mode."))

@@ -90,14 +90,14 @@ class FilterOutput:
         flip = ("it equals its 180-degree rotation, so flipping it (a true convolution) changes nothing"
                 if self.kernel_symmetric else
                 "it is not symmetric, so a true convolution (the flipped kernel) gives another output")
-        text = (f"nablab's conv2d (a cross-correlation) with zero padding gives I * J = {out}; "
-                f"scipy.signal.correlate2d gives the same. J is {_matrix_text(self.kernel)}: {flip}. "
-                f"J sums to {self.kernel_sum:g}; the output is 0 at "
+        text = (f"nablab's conv2d (a cross-correlation) with zero padding gives $I * J$ = {out}; "
+                f"scipy.signal.correlate2d gives the same. $J$ is {_matrix_text(self.kernel)}: {flip}. "
+                f"$J$ sums to {self.kernel_sum:g}; the output is 0 at "
                 + ("every" if self.silent_exactly_on_flat else "not exactly every")
                 + f" pixel whose four neighbours equal it ({self.flat_pixels} pixels) and non-zero at the other "
                   f"{self.edge_pixels}, the pixels an edge passes through; inside a linear ramp it is "
                 + ("0 (to rounding)" if self.max_response_in_ramp < 1e-12 else f"up to {self.max_response_in_ramp:.3g}")
-                + ", and J is "
+                + ", and $J$ is "
                 + ("" if self.rotation_invariant else "not ")
                 + "unchanged by a 90-degree rotation. ")
         if self.detects_edges:
@@ -148,17 +148,17 @@ def filter_output_figure(result: FilterOutput, run: Context) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
-    _show(axes[0], result.image, "input I", binary=bool(np.isin(result.image, (0, 1)).all()))
-    _show(axes[1], result.kernel, "filter J")
-    _show(axes[2], result.output, "I * J (nablab conv2d, zero padding)")
+    _show(axes[0], result.image, "input $I$", binary=bool(np.isin(result.image, (0, 1)).all()))
+    _show(axes[1], result.kernel, "filter $J$")
+    _show(axes[2], result.output, "$I * J$ (nablab conv2d, zero padding)")
     _show(axes[3], np.where(result.flat, 0, 1), "black: a neighbour differs (edge)\nwhite: flat",
           annotate=False, binary=True)
     demo = result.demo_response
-    _show(axes[4], demo, "J on a test image: square, disc, ramp", annotate=False,
+    _show(axes[4], demo, "$J$ on a test image: square, disc, ramp", annotate=False,
           vmax=float(np.abs(demo).max()) or 1.0)
     fig.tight_layout()
-    alt = (f"Five panels: the input I, the filter J, the output I * J ({result.output.shape[0]}x"
-           f"{result.output.shape[1]}), the {result.edge_pixels} pixels where a neighbour differs, and J's "
+    alt = (f"Five panels: the input $I$, the filter $J$, the output $I * J$ (${result.output.shape[0]} \\times "
+           f"{result.output.shape[1]}$), the {result.edge_pixels} pixels where a neighbour differs, and $J$'s "
            "response to a square, a disc and a ramp"
            + (": non-zero along the edges only." if result.detects_edges else "."))
     run.savefig(fig, "output", alt=alt)

@@ -24,8 +24,8 @@ class OneHot:
         return (
             "Tokens are maximal runs of letters and digits, case kept; the vocabulary is the distinct "
             f"tokens in order of first appearance: {self.vocabulary}, so {self.vocabulary_size} one-hot "
-            f"columns for {len(self.tokens)} tokens. The matrix is {self.one_hot.shape[0]} x "
-            f"{self.one_hot.shape[1]} with one 1 per row"
+            f"columns for {len(self.tokens)} tokens. The matrix is ${self.one_hot.shape[0]} \\times "
+            f"{self.one_hot.shape[1]}$ with one 1 per row"
             + (f"; every occurrence of a repeated word ({', '.join(repeated)}) gets the same row."
                if repeated else ".")
         )
@@ -57,5 +57,6 @@ def one_hot_figure(result: OneHot, run: Context) -> None:
     ax.set_yticks(range(len(tokens)), [f"{i + 1}. {t}" for i, t in enumerate(tokens)])
     ax.set_title("rows: tokens in order; columns: vocabulary in order of first appearance", fontsize=9, pad=22)
     fig.tight_layout()
-    run.savefig(fig, "one-hot", alt=f"The {matrix.shape[0]} x {matrix.shape[1]} one-hot matrix of "
-                f"\"{result.sentence}\": one dark cell per row, repeated words on the same column.")
+    sentence = result.sentence.replace("$", "\\$")     # a dollar in the sentence is not math
+    run.savefig(fig, "one-hot", alt=f"The ${matrix.shape[0]} \\times {matrix.shape[1]}$ one-hot matrix of "
+                f"\"{sentence}\": one dark cell per row, repeated words on the same column.")

@@ -76,13 +76,14 @@ class Conv1dGD:
     def summary(self) -> str:
         start, end = self.objective_start_end
         return (
-            f"The problem's loop runs unchanged with A = Convolution1d(k, n) (n = {self.n}, r = {self.r}): after "
-            f"100 steps x differs from the dense computation by at most {self.max_abs_difference:.1e} (relative "
+            f"The problem's loop runs unchanged with A = Convolution1d(k, n) ($n = {self.n}$, $r = {self.r}$): after "
+            f"100 steps $x$ differs from the dense computation by at most {self.max_abs_difference:.1e} (relative "
             f"{self.relative_difference:.1e}); the objective falls from {start:.4g} to {end:.4g}. A @ x is "
             "numpy.correlate(x, k, 'valid') and A.T @ y numpy.convolve(y, k, 'full'): the loop's peak memory "
             f"was {self.operator_loop_peak_bytes / 2**10:.0f} KiB against {self.dense_matrix_bytes / 2**20:.1f} "
             f"MiB for the matrix, and it took {self.operator_loop_s * 1e3:.1f} ms against "
-            f"{self.dense_loop_s * 1e3:.1f} ms dense. A passes the dot test <Ax, y> = <x, A^T y>.")
+            f"{self.dense_loop_s * 1e3:.1f} ms dense. $A$ passes the dot test "
+            "$\\langle Ax, y \\rangle = \\langle x, A^\\top y \\rangle$.")
 
 
 @compute("linop.conv1d-gd")
@@ -175,15 +176,15 @@ def conv1d_gd_figure(result: Conv1dGD, run: Context) -> None:
     ax1.plot(result.objective, lw=3, alpha=0.6, label="Convolution1d (matrix-free)")
     ax1.plot(result.dense_objective, "k--", lw=1, label="dense matrix")
     ax1.set_xlabel("step")
-    ax1.set_ylabel("Huber(Ax - b) + lam/2 ||x||^2")
-    ax1.set_title(f"the problem's loop, n = {result.n}, r = {result.r}", fontsize=9)
+    ax1.set_ylabel(r"$\mathrm{Huber}(Ax - b) + (\lambda/2) \|x\|^2$")
+    ax1.set_title(f"the problem's loop, $n = {result.n}$, $r = {result.r}$", fontsize=9)
     ax1.legend(fontsize=8)
     rows = result.scaling
     ax2.loglog([row["n"] for row in rows], [row["operator_s"] for row in rows], "o-", label="Convolution1d")
     dense_rows = [row for row in rows if "dense_s" in row]
     ax2.loglog([row["n"] for row in dense_rows], [row["dense_s"] for row in dense_rows], "s-",
-               label="dense (n - r + 1) x n matrix")
-    ax2.set_xlabel("n")
+               label=r"dense $(n - r + 1) \times n$ matrix")
+    ax2.set_xlabel("$n$")
     ax2.set_ylabel("seconds for 100 steps")
     ax2.legend(fontsize=8)
     ax2.set_title("time of the loop", fontsize=9)
@@ -191,7 +192,7 @@ def conv1d_gd_figure(result: Conv1dGD, run: Context) -> None:
     start, end = result.objective_start_end
     sizes = ", ".join(str(row["n"]) for row in rows)
     run.savefig(fig, "gd", alt=(
-        f"Left: the objective over the 100 steps for n = {result.n}, falling from {start:.4g} to {end:.4g}, the "
-        "matrix-free and the dense curves on top of each other. Right: seconds for the 100 steps against n "
-        f"({sizes}) on log-log axes, for Convolution1d and, up to n = {dense_rows[-1]['n'] if dense_rows else 0}, "
+        f"Left: the objective over the 100 steps for $n = {result.n}$, falling from {start:.4g} to {end:.4g}, the "
+        "matrix-free and the dense curves on top of each other. Right: seconds for the 100 steps against $n$ "
+        f"({sizes}) on log-log axes, for Convolution1d and, up to $n = {dense_rows[-1]['n'] if dense_rows else 0}$, "
         "for the dense matrix."))
