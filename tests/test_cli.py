@@ -600,3 +600,23 @@ def test_lab_show_and_run_suggest_the_nearest_id():
         r = invoke(*args)
         assert r.exit_code == 2
         assert "unknown claim id 'data.one-hto'; did you mean 'data.one-hot'?" in r.output
+
+
+def test_arch_without_an_input_shape_names_the_option_not_the_parameter():
+    r = invoke("arch", "conv3-64, fc-10")
+    assert r.exit_code == 2
+    assert "error: no input shape: start the spec with 'input CxHxW' or pass --input CxHxW" in r.output
+    assert "input_shape" not in r.output
+    from nablab.arch import summary   # Python callers keep the parameter's name
+    with pytest.raises(ValueError, match=r"or pass input_shape=$"):
+        summary("conv3-64, fc-10")
+    r = invoke("arch", "conv3-64, fc-10", "--input", "3x8x8", "--csv")
+    assert r.exit_code == 0 and r.output.splitlines()[-1].startswith("2,fc-10,fc,10,")
+
+
+def test_arch_names_a_bad_input_option():
+    r = invoke("arch", "conv3-64, fc-10", "--input", "3xx")
+    assert r.exit_code == 2
+    assert r.output.strip() == "error: --input '3xx': cannot read the shape: expected positive sizes such as 3x112x112"
+    r = invoke("arch", "conv3-64, fc-10", "--json", "--csv")
+    assert r.exit_code == 2 and "choose one of --json and --csv" in r.output

@@ -323,17 +323,24 @@ def arch_command(
 
     Example: nablab arch "input 3x112x112, conv3-64, maxpool2, conv3-128, maxpool2, fc-100, softmax"
     """
-    from nablab.arch import summary
+    from nablab.arch import parse_shape, summary
+    from nablab.arch.summary import NoInputShapeError
     from nablab.errors import ShapeError, SpecError
 
     if json_ and csv:
-        typer.echo("error: choose one of --json and --csv", err=True)
-        raise typer.Exit(2)
+        fail("choose one of --json and --csv")
+    shape = None
+    if input is not None:
+        try:
+            shape = parse_shape(input)
+        except SpecError as e:   # its own words, without the caret under a "spec" it is not
+            fail(f"--input {input!r}: {e.message.replace(f'the shape {input!r}', 'the shape')}")
     try:
-        s = summary(spec, input_shape=input)
+        s = summary(spec, input_shape=shape)
+    except NoInputShapeError as e:   # the library says input_shape=; here it is an option
+        fail(e.remedy("--input CxHxW"))
     except (SpecError, ShapeError, ValueError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(e))
     if json_:
         typer.echo(json.dumps(s.to_dict(), indent=2))
     elif csv:
