@@ -186,22 +186,30 @@ class Graph:
             return "graphviz"
         return "matplotlib" if importlib.util.find_spec("matplotlib") is not None else None
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, direction="LR"):
         """Draw the graph with matplotlib (no Graphviz needed); returns the figure.
 
-        Columns are depths from the inputs; each box shows op, value and, after
-        :meth:`backward`, the gradient.
+        Layers are depths from the inputs, laid out left to right (``direction="LR"``)
+        or top to bottom (``"TB"``, for a long chain on a narrow page); each box shows
+        op, value and, after :meth:`backward`, the gradient.
+
+        >>> import nablab as nb
+        >>> g = nb.trace_graph(lambda x, y: (x + y) * y, 1.0, 2.0)
+        >>> [round(v) for v in g.plot(direction="TB").get_size_inches()]
+        [6, 4]
         """
         import matplotlib.pyplot as plt
 
+        if direction not in ("LR", "TB"):
+            raise ValueError(f"direction must be 'LR' or 'TB', not {direction!r}")
         columns = self._columns()
         pos = {}
         for d, keys in columns.items():
             for k, key in enumerate(keys):
-                pos[key] = (d, (len(keys) - 1) / 2 - k)
-        width, height = self._size(columns)
+                across = (len(keys) - 1) / 2 - k
+                pos[key] = (d, across) if direction == "LR" else (-across, -d)
         if ax is None:
-            _, ax = plt.subplots(figsize=(2.3 * width + 1, 1.3 * height + 1))
+            _, ax = plt.subplots(figsize=self._figsize(columns, direction))
         for src, dst, _ in self.edges:
             ax.annotate("", xy=pos[dst], xytext=pos[src],
                         arrowprops=dict(arrowstyle="-|>", color="#555555", shrinkA=28, shrinkB=28))
@@ -217,8 +225,13 @@ class Graph:
         for c in self.constants:
             ax.text(*pos[c["id"]], c["value"], ha="center", va="center", fontsize=9,
                     bbox=dict(boxstyle="circle", fc="white", ec="#777777"))
-        ax.set_xlim(-0.6, width - 0.4)
-        ax.set_ylim(-height / 2 - 0.2, height / 2 + 0.2)
+        depth, breadth = self._size(columns)
+        if direction == "LR":
+            ax.set_xlim(-0.6, depth - 0.4)
+            ax.set_ylim(-breadth / 2 - 0.2, breadth / 2 + 0.2)
+        else:
+            ax.set_xlim(-breadth / 2 - 0.1, breadth / 2 + 0.1)
+            ax.set_ylim(-depth + 0.6, 0.6)
         ax.axis("off")
         return ax.figure
 
@@ -239,12 +252,17 @@ class Graph:
     def _size(columns):
         return max(columns, default=0) + 1, max((len(v) for v in columns.values()), default=1)
 
+    @classmethod
+    def _figsize(cls, columns, direction="LR"):
+        """Inches for a layout: about 2.3 per box across a layer's boxes, 1.3 (LR) or 1.1 (TB) per layer."""
+        depth, breadth = cls._size(columns)
+        return (2.3 * depth + 1, 1.3 * breadth + 1) if direction == "LR" else (2.3 * breadth + 1, 1.1 * depth + 0.6)
+
     def _figure(self):
         """:meth:`plot` on a figure of its own, outside pyplot (so a notebook does not show it twice)."""
         from matplotlib.figure import Figure
 
-        width, height = self._size(self._columns())
-        fig = Figure(figsize=(2.3 * width + 1, 1.3 * height + 1))
+        fig = Figure(figsize=self._figsize(self._columns()))
         self.plot(ax=fig.subplots())
         return fig
 
