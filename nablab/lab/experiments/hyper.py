@@ -236,15 +236,16 @@ class GraphTwoSteps:
 
     def summary(self) -> str:
         structure = (
-            f"eta feeds {self.eta_uses} operation{'s' if self.eta_uses != 1 else ''}"
-            + (", one multiplication per step" if self.eta_uses == 2 else "") + "; w1 "
-            + ("feeds both grad L1 and w2" if self.w1_feeds_grad_L1_and_w2 else "does not feed both grad L1 and w2")
-            + "; L0 and L1 " + ("are" if self.losses_feed_L2 else "are not")
-            + " ancestors of L2" + ("" if self.losses_feed_L2 else
-                                    " (each gradient needs the residual X w - t, not the loss value)"))
+            f"$\\eta$ feeds {self.eta_uses} operation{'s' if self.eta_uses != 1 else ''}"
+            + (", one multiplication per step" if self.eta_uses == 2 else "") + "; $w_1$ "
+            + ("feeds both $\\nabla L_1$ and $w_2$" if self.w1_feeds_grad_L1_and_w2
+               else "does not feed both $\\nabla L_1$ and $w_2$")
+            + "; $L_0$ and $L_1$ " + ("are" if self.losses_feed_L2 else "are not")
+            + " ancestors of $L_2$" + ("" if self.losses_feed_L2 else
+                                       " (each gradient needs the residual $X w - t$, not the loss value)"))
         return (
-            f"nablab's tracer records L2(eta, w0, X, t) as {len(self.nodes)} nodes: {structure}. "
-            f"Backpropagation through it gives dL2/deta = {self.dL2_deta:.6g} at eta = {self.instance['eta']:g}, "
+            f"nablab's tracer records $L_2(\\eta, w_0, X, t)$ as {len(self.nodes)} nodes: {structure}. "
+            f"Backpropagation through it gives $dL_2/d\\eta$ = {self.dL2_deta:.6g} at $\\eta$ = {self.instance['eta']:g}, "
             f"equal to the closed form to {self.errors['dL2/deta: graph vs closed form']:.0e}; on {self.problems} "
             "random problems every input gradient matches central differences to "
             f"{self.errors['random problems: input gradients vs central differences']:.0e}. With nablab.grad "
@@ -451,16 +452,18 @@ class MemoryVsSteps:
         g, law = self.growth, self.growth_laws
         fit = self.reverse_fit
         return (
-            f"Measured with tracemalloc on least squares with {self.d} parameters, t = "
-            f"{', '.join(map(str, self.steps))}: computing L_t alone takes {law['forward pass']} memory "
-            f"(x{g['forward pass']:.3f} over the range); dL_t/deta by forward mode {law['forward mode']} "
+            f"Measured with tracemalloc on least squares with {self.d} parameters, $t$ = "
+            f"{', '.join(map(str, self.steps))}: computing $L_t$ alone takes {law['forward pass']} memory "
+            f"(x{g['forward pass']:.3f} over the range); $dL_t/d\\eta$ by forward mode {law['forward mode']} "
             f"(x{g['forward mode']:.3f}); by reverse mode {law['reverse mode']}, {fit['c1'] / 1024:.1f} KiB per step "
-            f"({fit['c1 per parameter']:.1f} bytes per parameter per step, R^2 = {fit['R^2']:.4f}), "
-            f"x{g['reverse mode']:.1f} from t = {self.steps[0]} to {self.steps[-1]}. Checkpointing every "
-            f"ceil(sqrt t) steps: {law['checkpointed']} (log-log slope {self.loglog_slope['checkpointed']:.2f}); "
+            f"({fit['c1 per parameter']:.1f} bytes per parameter per step, $R^2$ = {fit['R^2']:.4f}), "
+            f"x{g['reverse mode']:.1f} from $t$ = {self.steps[0]} to {self.steps[-1]}. Checkpointing every "
+            f"$\\operatorname{{ceil}}(\\sqrt{{t}})$ steps: {law['checkpointed']} (log-log slope "
+            f"{self.loglog_slope['checkpointed']:.2f}); "
             f"reversible SGD with momentum {self.momentum:g} stores {np.mean(self.reversible_bits):.3f} bits per "
-            f"parameter and step (log2(1/momentum) = {self.log2_inverse_momentum:.3f}), x{g['reversible']:.3f} over "
-            f"the range. All modes give the same dL_t/deta (max rel. difference {max(self.agreement.values()):.0e})."
+            f"parameter and step ($\\log_2(1/\\text{{momentum}})$ = {self.log2_inverse_momentum:.3f}), "
+            f"x{g['reversible']:.3f} over the range. All modes give the same $dL_t/d\\eta$ (max rel. difference "
+            f"{max(self.agreement.values()):.0e})."
         )
 
 
@@ -523,16 +526,16 @@ def memory_vs_steps_figure(result: MemoryVsSteps, run: Context) -> None:
     for mode, marker in zip(MEMORY_MODES, "osD^v"):
         ax.loglog(s, result.peak_mib[mode], marker + "-",
                   label=f"{mode}: {result.growth_laws[mode]} (slope {result.loglog_slope[mode]:.2f})")
-    ax.loglog(s, result.reverse_fit["c1"] * s / 2**20, "k:", lw=1, label="proportional to t")
-    ax.set_xlabel("unrolled steps t")
+    ax.loglog(s, result.reverse_fit["c1"] * s / 2**20, "k:", lw=1, label="proportional to $t$")
+    ax.set_xlabel("unrolled steps $t$")
     ax.set_ylabel("peak traced memory (MiB)")
-    ax.set_title(f"dL_t/d eta on least squares, d = {result.d}, n = {result.n} (tracemalloc)")
+    ax.set_title(f"$dL_t/d\\eta$ on least squares, $d = {result.d}$, $n = {result.n}$ (tracemalloc)")
     ax.legend(fontsize=8)
     run.savefig(fig, "memory", alt=(
         "Peak memory against the number of unrolled steps, on log-log axes, for each way of computing: "
-        + "; ".join(f"{m} {result.growth_laws[m]} (x{result.growth[m]:.2f} from t = {result.steps[0]} to "
+        + "; ".join(f"{m} {result.growth_laws[m]} (x{result.growth[m]:.2f} from $t$ = {result.steps[0]} to "
                     f"{result.steps[-1]})" for m in MEMORY_MODES)
-        + "; a dotted line proportional to t for comparison."))
+        + "; a dotted line proportional to $t$ for comparison."))
 
 
 # -- hyper.long-horizon -------------------------------------------------------------------------------
@@ -601,17 +604,18 @@ class LongHorizon:
         ex = self.extrapolation
         return (
             f"Memory: reverse mode's peak {'grows' if self.memory_grows else 'does not grow'} with the horizon "
-            f"({self.reverse_peaks[0] / 1024:.0f} KiB at t = {self.memory_steps[0]}, "
-            f"{self.reverse_peaks[1] / 1024:.0f} KiB at t = {self.memory_steps[1]}; "
+            f"({self.reverse_peaks[0] / 1024:.0f} KiB at $t$ = {self.memory_steps[0]}, "
+            f"{self.reverse_peaks[1] / 1024:.0f} KiB at $t$ = {self.memory_steps[1]}; "
             f"{self.reverse_bytes_per_parameter_step:.0f} bytes per parameter per step, against forward mode's "
             f"{self.forward_peak / 1024:.0f} KiB in all). Keeping one float64 iterate per step is already "
             f"{ex['GiB']:.0f} GiB for {ex['parameters']:.0e} parameters and {ex['steps']:.0e} steps. "
-            f"Gradients: on least squares |dL_t/deta| goes from {hs[0]:.2g} to {hs[1]:.2g} in {self.horizon} steps "
+            f"Gradients: on least squares $|dL_t/d\\eta|$ goes from {hs[0]:.2g} to {hs[1]:.2g} in {self.horizon} steps "
             f"at {ls['stable']['eta / eta_crit']:g} x the critical rate and from {hu[0]:.2g} to {hu[1]:.2g} at "
-            f"{ls['unstable']['eta / eta_crit']:g} x, by the factor max|1 - 2 eta lambda_i/n|^2 per step the closed "
+            f"{ls['unstable']['eta / eta_crit']:g} x, by the factor $\\max_i |1 - 2\\eta\\lambda_i/n|^2$ per step the "
+            "closed "
             f"form predicts ({ls['unstable']['predicted factor per step']:.4g} there). On the double well GD at "
-            f"eta = {wc['eta']:g} keeps the loss at most {wc['largest loss after 20 steps']:.3g} after 20 steps "
-            f"while |dL_t/deta| reaches {wc['|dL/deta| at t = 1 and T'][1]:.1e}, growing at "
+            f"$\\eta$ = {wc['eta']:g} keeps the loss at most {wc['largest loss after 20 steps']:.3g} after 20 steps "
+            f"while $|dL_t/d\\eta|$ reaches {wc['|dL/deta| at t = 1 and T'][1]:.1e}, growing at "
             f"{wc['fitted growth rate of log|dL/deta| per step']:.3f} per step against a Lyapunov exponent of "
             f"{wc['Lyapunov exponent']:.3f}. So hypergradients "
             + ("vanish" if self.hypergradient_vanishes else "do not vanish") + " at small rates and "
@@ -720,35 +724,36 @@ def long_horizon_figure(result: LongHorizon, run: Context) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for name, style in (("stable", "-"), ("unstable", "--")):
         v = result.least_squares[name]
-        axes[0].semilogy(ks, c[f"least squares, {name}"], style, label=f"{name}: eta = {v['eta / eta_crit']:g} eta_crit")
+        axes[0].semilogy(ks, c[f"least squares, {name}"], style,
+                         label=f"{name}: $\\eta = {v['eta / eta_crit']:g}\\, \\eta_{{\\mathrm{{crit}}}}$")
     for name, style in (("stable", "-"), ("chaotic", "--")):
         curve = c[f"double well, {name}"]
         axes[1].semilogy(ks, np.where(curve > 0, curve, np.nan), style,
-                         label=f"{name}: eta = {result.double_well[name]['eta']:g}")
-    axes[0].set_title(f"Least squares (n = {result.n}, d = {result.d}): |dL_t/d eta|")
-    axes[1].set_title("GD on the double well (w^2 - 1)^2 / 4: |dL_t/d eta|")
+                         label=f"{name}: $\\eta = {result.double_well[name]['eta']:g}$")
+    axes[0].set_title(f"Least squares ($n = {result.n}$, $d = {result.d}$): $|dL_t/d\\eta|$")
+    axes[1].set_title(r"GD on the double well $(w^2 - 1)^2 / 4$: $|dL_t/d\eta|$")
     for ax in axes[:2]:
-        ax.set_xlabel("steps t")
+        ax.set_xlabel("steps $t$")
         ax.legend(fontsize=8)
     ex = result.extrapolation
     P = ex["parameters"]
     ts = np.unique(np.geomspace(10, ex["steps"], 4).round())
     axes[2].loglog(ts, ex["measured bytes per parameter per step"] * P * ts / 2**30, "o-",
                    label=f"reverse, measured bytes/parameter/step x {P:.0e}")
-    axes[2].loglog(ts, 8 * P * ts / 2**30, "k:", label="reverse, lower bound: one float64 w_k per step")
+    axes[2].loglog(ts, 8 * P * ts / 2**30, "k:", label="reverse, lower bound: one float64 $w_k$ per step")
     axes[2].axhline(ex["forward mode bytes per parameter"] * P / 2**30, color="C1",
                     label=f"forward, measured peak per parameter x {P:.0e}")
-    axes[2].set_xlabel("steps t")
+    axes[2].set_xlabel("steps $t$")
     axes[2].set_ylabel(f"GiB for {P:.0e} parameters")
-    axes[2].set_title("Memory of dL_t/d eta")
+    axes[2].set_title(r"Memory of $dL_t/d\eta$")
     axes[2].legend(fontsize=7)
     ls, dw = result.least_squares, result.double_well
     run.savefig(fig, "long-horizon", alt=(
-        f"Three panels. Left: |dL_t/d eta| on least squares over {result.horizon} steps on a log scale, falling "
+        f"Three panels. Left: $|dL_t/d\\eta|$ on least squares over {result.horizon} steps on a log scale, falling "
         f"to {ls['stable']['|dL/deta| at t = 1 and T'][1]:.1e} at the stable rate and rising to "
         f"{ls['unstable']['|dL/deta| at t = 1 and T'][1]:.1e} at the unstable one. Middle: the same on the double "
-        f"well, falling at eta = {dw['stable']['eta']:g} and rising to "
-        f"{dw['chaotic']['|dL/deta| at t = 1 and T'][1]:.1e} at eta = {dw['chaotic']['eta']:g}. Right: reverse "
+        f"well, falling at $\\eta$ = {dw['stable']['eta']:g} and rising to "
+        f"{dw['chaotic']['|dL/deta| at t = 1 and T'][1]:.1e} at $\\eta$ = {dw['chaotic']['eta']:g}. Right: reverse "
         f"mode's memory for {P:.0e} parameters growing linearly with the steps, above the 8-byte-per-step floor, "
         "against forward mode's flat line."))
 
@@ -774,16 +779,18 @@ class OneStepLoss:
     def summary(self) -> str:
         e, inst = self.errors, self.instance
         return (
-            f"On {self.problems} random problems L1(eta) = (1/n)|a - (2 eta/n) X X^T a|^2 matches autodiff through "
-            f"one step to {e['L1 closed form vs autodiff']:.0e}; L1'' = 8|X X^T a|^2/n^3 >= 0 (autodiff's second "
+            f"On {self.problems} random problems $L_1(\\eta) = (1/n)\\|a - (2\\eta/n) X X^\\top a\\|^2$ matches "
+            f"autodiff through one step to {e['L1 closed form vs autodiff']:.0e}; "
+            f"$L_1'' = 8\\|X X^\\top a\\|^2/n^3 \\geq 0$ (autodiff's second "
             f"derivative agrees to {e['d2L1/deta2 closed form vs autodiff']:.0e}, and was negative on "
-            f"{self.negative_second_derivatives} problems), so L1 is {'convex' if self.convex else 'not convex'}; "
-            f"eta* = (n/2)|X^T a|^2/|X X^T a|^2 agrees with scipy's minimiser to "
+            f"{self.negative_second_derivatives} problems), so $L_1$ is {'convex' if self.convex else 'not convex'}; "
+            f"$\\eta^* = (n/2)\\|X^\\top a\\|^2/\\|X X^\\top a\\|^2$ agrees with scipy's minimiser to "
             f"{e['eta* closed form vs minimize_scalar']:.0e} and with the library oracle. On the check instance "
-            f"X = {_matrix(inst['X'])}, t = {_vector(inst['t'])}, w0 = {_vector(inst['w0'])}: L1({inst['eta']:g}) = "
-            f"{self.L1:.10g}, dL1/deta = {self.dL1_deta:.10g}, L1'' = {self.L1_second_derivative:.10g}, "
-            f"eta* = {self.eta_star:.10g}. L1'' is 0 when X^T a = 0 (w0 already a minimiser): then L1 is constant "
-            f"in eta and eta* is 0/0 (computed: L1'' = {self.degenerate['d2L1/deta2 (autodiff)']:.1e})."
+            f"$X$ = {_matrix(inst['X'])}, $t$ = {_vector(inst['t'])}, $w_0$ = {_vector(inst['w0'])}: "
+            f"$L_1({inst['eta']:g})$ = {self.L1:.10g}, $dL_1/d\\eta$ = {self.dL1_deta:.10g}, "
+            f"$L_1''$ = {self.L1_second_derivative:.10g}, $\\eta^*$ = {self.eta_star:.10g}. $L_1''$ is 0 when "
+            f"$X^\\top a = 0$ ($w_0$ already a minimiser): then $L_1$ is constant in $\\eta$ and $\\eta^*$ is $0/0$ "
+            f"(computed: $L_1''$ = {self.degenerate['d2L1/deta2 (autodiff)']:.1e})."
         )
 
 
@@ -865,24 +872,25 @@ def one_step_loss_figure(result: OneStepLoss, run: Context) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for n, d, grid, ratio in result.curves:
-        axes[0].plot(grid, ratio, lw=1.2, label=f"n = {n}, d = {d}")
+        axes[0].plot(grid, ratio, lw=1.2, label=f"$n = {n}$, $d = {d}$")
     axes[0].axvline(1.0, color="k", ls=":", lw=1)
-    axes[0].set_xlabel("eta / eta* (closed form)")
-    axes[0].set_ylabel("L1(eta) / L0 (autodiff through one step)")
-    axes[0].set_title("One-step loss: a parabola with its vertex at eta*")
+    axes[0].set_xlabel(r"$\eta / \eta^*$ (closed form)")
+    axes[0].set_ylabel(r"$L_1(\eta) / L_0$ (autodiff through one step)")
+    axes[0].set_title(r"One-step loss: a parabola with its vertex at $\eta^*$")
     axes[0].legend(fontsize=7)
     keys = list(result.errors)
     axes[1].bar(range(len(keys)), [max(result.errors[k], 1e-18) for k in keys], color="C0")
     axes[1].plot(range(len(keys)), [result.limits[k] for k in keys], "r_", ms=20, mew=2, label="tolerance")
     axes[1].set_yscale("log")
-    labels = ["L1", "L1'", "L1''", "eta* lib", "eta* scipy", "eta* vertex", "L1'(eta*)"]
+    labels = ["$L_1$", "$L_1'$", "$L_1''$", r"$\eta^*$ lib", r"$\eta^*$ scipy", r"$\eta^*$ vertex", r"$L_1'(\eta^*)$"]
     axes[1].set_xticks(range(len(keys)), labels, rotation=30, fontsize=8)
     axes[1].set_title(f"Worst relative error over {result.problems} random problems")
     axes[1].legend(fontsize=8)
     run.savefig(fig, "one-step", alt=(
-        f"Left: L1(eta)/L0 against eta/eta* for {len(result.curves)} random problems, parabolas with their lowest "
-        "point at eta/eta* = 1. Right: on a log scale, the worst relative error of each closed form (L1, its "
-        "first and second derivatives, eta* against the library, scipy and the autodiff vertex) over the random "
+        f"Left: $L_1(\\eta)/L_0$ against $\\eta/\\eta^*$ for {len(result.curves)} random problems, parabolas with "
+        "their lowest point at $\\eta/\\eta^* = 1$. Right: on a log scale, the worst relative error of each closed "
+        "form ($L_1$, its first and second derivatives, $\\eta^*$ against the library, scipy and the autodiff vertex) "
+        "over the random "
         "problems, every bar below its tolerance mark."))
 
 
@@ -926,18 +934,19 @@ class OneStepTwoD:
         w1 = _vector(self.w1)
         mn = np.allclose(self.w1, self.min_norm_solution, rtol=0, atol=1e-12)
         return (
-            f"For X = {_matrix(self.X)}, t = {_vector(self.t)}, w0 = {_vector(self.w0)}: eta* = {self.eta_star:g} "
-            f"(closed form, scipy on autodiff and the library agree), grad L0 = {_vector(self.grad_L0)}, and one step "
-            f"gives w1 = {w1}, with L1 = {self.L1_at_eta_star:.3g}; w1 "
-            + ("is" if self.w1_is_projection else "is not") + " the orthogonal projection of w0 onto the solutions"
-            + (" and equals the minimum-norm solution X^T (X X^T)^-1 t" if mn else "")
+            f"For $X$ = {_matrix(self.X)}, $t$ = {_vector(self.t)}, $w_0$ = {_vector(self.w0)}: "
+            f"$\\eta^*$ = {self.eta_star:g} (closed form, scipy on autodiff and the library agree), "
+            f"$\\nabla L_0$ = {_vector(self.grad_L0)}, and one step "
+            f"gives $w_1$ = {w1}, with $L_1$ = {self.L1_at_eta_star:.3g}; $w_1$ "
+            + ("is" if self.w1_is_projection else "is not") + " the orthogonal projection of $w_0$ onto the solutions"
+            + (" and equals the minimum-norm solution $X^\\top (X X^\\top)^{-1} t$" if mn else "")
             + f". GD at the small rate {self.small_rate:g} reaches {_vector(self.w_small_rate)} after "
-            f"{self.small_rate_steps} steps. With one example every GD step moves along X^T, perpendicular to the "
-            "solution set, so the path is the projection of w0: small rates creep there, eta* jumps in one step, "
-            f"larger rates overshoot and oscillate about it. On {self.problems} random one-row problems the eta* "
-            f"step lands on the projection of w0 (to {self.one_row_worst_distance:.0e}); with two rows it reached "
-            f"zero loss in {self.two_rows_reaching_zero} of {self.problems}: one step suffices only when n = 1 "
-            "(or a is an eigenvector of X X^T)."
+            f"{self.small_rate_steps} steps. With one example every GD step moves along $X^\\top$, perpendicular to "
+            "the solution set, so the path is the projection of $w_0$: small rates creep there, $\\eta^*$ jumps in one "
+            f"step, larger rates overshoot and oscillate about it. On {self.problems} random one-row problems the "
+            f"$\\eta^*$ step lands on the projection of $w_0$ (to {self.one_row_worst_distance:.0e}); with two rows it reached "
+            f"zero loss in {self.two_rows_reaching_zero} of {self.problems}: one step suffices only when $n = 1$ "
+            "(or $a$ is an eigenvector of $X X^\\top$)."
         )
 
 
@@ -1010,7 +1019,7 @@ def one_step_2d_figure(result: OneStepTwoD, run: Context) -> None:
             ax.plot(s, (t0 - x1 * s) / x2, "k-", lw=1, label=f"solutions {x1:g} w[0] + {x2:g} w[1] = {t0:g}")
     styles = ("o-", "s-", "D-", "^-", "v-", "<-", ">-")
     for (eta, p), style in zip(result.paths.items(), styles):
-        label = f"eta = {eta:g}" + (" (eta*)" if eta == result.eta_star else "")
+        label = f"$\\eta = {eta:g}$" + (r" ($\eta^*$)" if eta == result.eta_star else "")
         if two_d:
             ax.plot(p[:, 0], p[:, 1], style, ms=3, lw=0.8, label=label)
         axes[1].plot(np.arange(len(p)), p[:, 0], style, ms=3, lw=0.8, label=label)
@@ -1023,25 +1032,26 @@ def one_step_2d_figure(result: OneStepTwoD, run: Context) -> None:
         ax.set_aspect("equal")
     ax.set_xlabel("w[0]")
     ax.set_ylabel("w[1]")
-    ax.set_title(f"GD from w0 = {_vector(result.w0)} moves along X^T")
+    ax.set_title(f"GD from $w_0$ = {_vector(result.w0)} moves along $X^\\top$")
     ax.legend(fontsize=7, loc="upper right")
     axes[1].axhline(mn[0], color="k", ls=":", lw=1, label="min-norm solution")
-    axes[1].set_xlabel("step k")
-    axes[1].set_ylabel("w_k[0]")
-    axes[1].set_title("Creep (small eta), one jump (eta*), overshoot (large eta)")
+    axes[1].set_xlabel("step $k$")
+    axes[1].set_ylabel("$w_k$[0]")
+    axes[1].set_title(r"Creep (small $\eta$), one jump ($\eta^*$), overshoot (large $\eta$)")
     axes[1].legend(fontsize=7)
     etas, L1 = result.loss_curve
     axes[2].plot(etas, L1)
-    axes[2].axvline(result.eta_star, color="k", ls=":", label=f"eta* = {result.eta_star:g}")
-    axes[2].set_xlabel("eta")
-    axes[2].set_ylabel("L1(eta) (autodiff through one step)")
-    axes[2].set_title(f"L1(eta) for X = {_matrix(result.X)}, t = {_vector(result.t)}")
+    axes[2].axvline(result.eta_star, color="k", ls=":", label=f"$\\eta^* = {result.eta_star:g}$")
+    axes[2].set_xlabel(r"$\eta$")
+    axes[2].set_ylabel(r"$L_1(\eta)$ (autodiff through one step)")
+    axes[2].set_title(f"$L_1(\\eta)$ for $X$ = {_matrix(result.X)}, $t$ = {_vector(result.t)}")
     axes[2].legend()
     run.savefig(fig, "trajectory", alt=(
-        f"Left: GD paths from w0 = {_vector(result.w0)} in the (w[0], w[1]) plane at {len(result.paths)} rates, "
-        f"all along one straight line towards the minimum-norm solution {_vector(mn)}; the eta* = "
+        f"Left: GD paths from $w_0$ = {_vector(result.w0)} in the (w[0], w[1]) plane at {len(result.paths)} rates, "
+        f"all along one straight line towards the minimum-norm solution {_vector(mn)}; the $\\eta^*$ = "
         f"{result.eta_star:g} path reaches it in one step, small rates creep, large ones overshoot. Middle: "
-        f"w_k[0] against the step. Right: L1(eta), a parabola with its minimum at eta*."))
+        "$w_k$[0] against the step. Right: $L_1(\\eta)$, a parabola with its minimum at "
+        "$\\eta^*$."))
 
 
 # -- hyper.t-step-loss --------------------------------------------------------------------------------
@@ -1069,21 +1079,21 @@ class TStepLoss:
     def summary(self) -> str:
         inst = self.instance
         return (
-            f"L_t(eta) = (1/n)|(I - (2 eta/n) X X^T)^t a0|^2 matches autodiff through t unrolled steps to "
-            f"{self.errors['L_t matrix power vs autodiff']:.0e} on {self.problems} random problems (t up to "
-            f"{max(self.steps)}), and L_t is " + ("convex" if self.convex else "NOT convex")
-            + " in eta on every one (smallest scaled second difference on a grid "
+            f"$L_t(\\eta) = (1/n)\\|(I - (2\\eta/n) X X^\\top)^t a_0\\|^2$ matches autodiff through $t$ unrolled steps "
+            f"to {self.errors['L_t matrix power vs autodiff']:.0e} on {self.problems} random problems ($t$ up to "
+            f"{max(self.steps)}), and $L_t$ is " + ("convex" if self.convex else "NOT convex")
+            + " in $\\eta$ on every one (smallest scaled second difference on a grid "
             f"{self.smallest_second_difference:.1e}, smallest scaled autodiff second derivative "
-            f"{self.smallest_second_derivative:.1e}): L_t = (1/n) sum_i c_i^2 (1 - 2 eta lambda_i/n)^(2t) is a sum "
-            "of even powers of affine functions of eta. X X^T is "
+            f"{self.smallest_second_derivative:.1e}): $L_t = (1/n) \\sum_i c_i^2 (1 - 2\\eta\\lambda_i/n)^{{2t}}$ "
+            "is a sum of even powers of affine functions of $\\eta$. $X X^\\top$ is "
             + ("positive definite on every problem" if self.gram_always_positive_definite else
-               f"not always positive definite: in {self.overdetermined_problems} problems with n > d it had "
-               f"{self.zero_eigenvalues} zero eigenvalues (rank <= d)")
-            + "; when a0 lies in the null space L_t does not depend on eta at all (computed: L_3'' = "
-            f"{self.degenerate['d2L_3/deta2 (autodiff)']:.1e}), so the second derivative is >= 0, not > 0. On the "
-            f"check instance X = {_matrix(inst['X'])} (eigenvalues of X X^T "
-            f"{', '.join(_eigenvalues(self.instance_gram_eigenvalues))}), t = {_vector(inst['t'])}, "
-            f"w0 = {_vector(inst['w0'])}: L_{inst['horizon']}({inst['eta']:g}) = {self.L_t:.10g}."
+               f"not always positive definite: in {self.overdetermined_problems} problems with $n > d$ it had "
+               f"{self.zero_eigenvalues} zero eigenvalues (rank $\\leq d$)")
+            + "; when $a_0$ lies in the null space $L_t$ does not depend on $\\eta$ at all (computed: $L_3''$ = "
+            f"{self.degenerate['d2L_3/deta2 (autodiff)']:.1e}), so the second derivative is $\\geq 0$, not $> 0$. On "
+            f"the check instance $X$ = {_matrix(inst['X'])} (eigenvalues of $X X^\\top$ "
+            f"{', '.join(_eigenvalues(self.instance_gram_eigenvalues))}), $t$ = {_vector(inst['t'])}, "
+            f"$w_0$ = {_vector(inst['w0'])}: $L_{{{inst['horizon']}}}({inst['eta']:g})$ = {self.L_t:.10g}."
         )
 
 
@@ -1177,18 +1187,19 @@ def t_step_loss_figure(result: TStepLoss, run: Context) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ex = result.example
     for steps, L in ex["L_t"].items():
-        axes[0].semilogy(ex["eta / eta_crit"], L, label=f"t = {steps}")
-    axes[0].set_xlabel("eta / eta_crit  (eta_crit = n / lambda_max)")
-    axes[0].set_ylabel("L_t(eta)")
-    axes[0].set_title(f"L_t on one random problem (n = {ex['n']}, d = {ex['d']})")
+        axes[0].semilogy(ex["eta / eta_crit"], L, label=f"$t = {steps}$")
+    axes[0].set_xlabel(r"$\eta / \eta_{\mathrm{crit}}$  ($\eta_{\mathrm{crit}} = n / \lambda_{\max}$)")
+    axes[0].set_ylabel(r"$L_t(\eta)$")
+    axes[0].set_title(f"$L_t$ on one random problem ($n = {ex['n']}$, $d = {ex['d']}$)")
     axes[0].legend(fontsize=8)
     axes[1].hist(np.clip(result.min_second_derivative_per_problem, 0, None), bins=30)
-    axes[1].set_xlabel("smallest autodiff L_t''(eta), scaled (t = 2, 5; random eta)")
+    axes[1].set_xlabel(r"smallest autodiff $L_t''(\eta)$, scaled ($t$ = 2, 5; random $\eta$)")
     axes[1].set_ylabel("problems")
     axes[1].set_title("Second derivatives: " + ("never negative" if result.convex else "some negative"))
     run.savefig(fig, "t-step", alt=(
-        f"Left: L_t(eta) on a log scale for t = 1, 2, 5, 10 and 20 on a random problem with n = {ex['n']}, "
-        f"d = {ex['d']}: valleys that deepen and narrow as t grows, rising steeply past eta_crit. Right: a "
+        f"Left: $L_t(\\eta)$ on a log scale for $t$ = 1, 2, 5, 10 and 20 on a random problem with $n = {ex['n']}$, "
+        f"$d = {ex['d']}$: valleys that deepen and narrow as $t$ grows, rising steeply past "
+        "$\\eta_{\\mathrm{crit}}$. Right: a "
         f"histogram over {result.problems} problems of the smallest scaled second derivative, "
         + ("none below zero." if result.convex else "some below zero.")))
 
@@ -1230,22 +1241,25 @@ class TStepTwoD:
             last = self.per_t[-1]
             exact = [str(r["t"]) for r in self.per_t if abs(r["eta* minimize_scalar on autodiff"] - r["eta*"]) <= 1e-7]
             head = (
-                f"With one example (n = 1) X X^T = |x|^2 = {x2:g} has a single eigenvalue, so L_t(eta) = "
-                f"(1/n) a0^2 (1 - 2 eta |x|^2 / n)^(2t) and eta* = n / (2 |x|^2) = {self.eta_star[0]:g} for every t: "
+                f"With one example ($n = 1$) $X X^\\top = \\|x\\|^2$ = {x2:g} has a single eigenvalue, so "
+                f"$L_t(\\eta) = (1/n) a_0^2 (1 - 2\\eta \\|x\\|^2/n)^{{2t}}$ and $\\eta^* = n/(2\\|x\\|^2)$ = "
+                f"{self.eta_star[0]:g} for every $t$: "
                 "the first step already reaches the solution, and the following ones stay there. The library's "
-                f"oracle gives {', '.join(f'{v:g}' for v in np.unique(self.eta_star))} for t = "
-                f"{', '.join(map(str, self.steps))}; scipy on autodiff agrees to 1e-7 for t = {', '.join(exact)}; "
-                f"for larger t the bottom is flat in float64: GD lands on the solution to the last bit for every "
-                f"rate within {last['half-width where float64 L_t == 0']:.1e} of eta* at t = {last['t']}, so L_t "
+                f"oracle gives {', '.join(f'{v:g}' for v in np.unique(self.eta_star))} for $t$ = "
+                f"{', '.join(map(str, self.steps))}; scipy on autodiff agrees to 1e-7 for $t$ = {', '.join(exact)}; "
+                f"for larger $t$ the bottom is flat in float64: GD lands on the solution to the last bit for every "
+                f"rate within {last['half-width where float64 L_t == 0']:.1e} of $\\eta^*$ at $t$ = {last['t']}, so "
+                "$L_t$ "
                 f"computes as exactly 0.0 there and a numerical search may stop anywhere inside (scipy: "
                 f"{last['eta* minimize_scalar on autodiff']:.4f})."
             )
         else:
-            head = (f"With {n} examples eta* is {', '.join(f'{v:.4f}' for v in self.eta_star)} for t = "
+            head = (f"With {n} examples $\\eta^*$ is {', '.join(f'{v:.4f}' for v in self.eta_star)} for $t$ = "
                     f"{', '.join(map(str, self.steps))} (the library's oracle; scipy on autodiff agrees).")
         return head + (
-            f" With two examples, X = {_matrix(c['X'])}, eta* does depend on t: {c['eta*'][0]:.4f} at t = "
-            f"{self.steps[0]} to {c['eta*'][-1]:.4f} at t = {self.steps[-1]}, approaching n/(lambda_1 + lambda_2) "
+            f" With two examples, $X$ = {_matrix(c['X'])}, $\\eta^*$ does depend on $t$: {c['eta*'][0]:.4f} at "
+            f"$t$ = {self.steps[0]} to {c['eta*'][-1]:.4f} at $t$ = {self.steps[-1]}, approaching "
+            "$n/(\\lambda_1 + \\lambda_2)$ "
             f"= {c['limit n / (lambda_1 + lambda_2)']:.4f}."
         )
 
@@ -1315,22 +1329,24 @@ def t_step_2d_figure(result: TStepTwoD, run: Context) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for steps, L in result.curves["L_t"].items():
-        axes[0].plot(result.curves["eta"], L, label=f"t = {steps}")
+        axes[0].plot(result.curves["eta"], L, label=f"$t = {steps}$")
     axes[0].set_yscale("symlog", linthresh=1e-3)
-    axes[0].set_xlabel("eta")
-    axes[0].set_ylabel("L_t(eta)")
-    axes[0].set_title(f"X = {_matrix(result.X)}, t = {_vector(result.t)}, w0 = {_vector(result.w0)}")
+    axes[0].set_xlabel(r"$\eta$")
+    axes[0].set_ylabel(r"$L_t(\eta)$")
+    axes[0].set_title(f"$X$ = {_matrix(result.X)}, $t$ = {_vector(result.t)}, $w_0$ = {_vector(result.w0)}")
     axes[0].legend(fontsize=8)
     c = result.contrast
-    axes[1].semilogx(result.steps, result.eta_star, "o-", label=f"X = {_matrix(result.X)} (n = {result.X.shape[0]})")
-    axes[1].semilogx(result.steps, c["eta*"], "s-", label=f"X = {_matrix(c['X'])} (n = {c['X'].shape[0]})")
-    axes[1].axhline(c["limit n / (lambda_1 + lambda_2)"], color="C1", ls=":", label="n / (lambda_1 + lambda_2)")
-    axes[1].set_xlabel("steps t")
-    axes[1].set_ylabel("eta*")
+    axes[1].semilogx(result.steps, result.eta_star, "o-",
+                     label=f"$X$ = {_matrix(result.X)} ($n = {result.X.shape[0]}$)")
+    axes[1].semilogx(result.steps, c["eta*"], "s-", label=f"$X$ = {_matrix(c['X'])} ($n = {c['X'].shape[0]}$)")
+    axes[1].axhline(c["limit n / (lambda_1 + lambda_2)"], color="C1", ls=":",
+                    label=r"$n / (\lambda_1 + \lambda_2)$")
+    axes[1].set_xlabel("steps $t$")
+    axes[1].set_ylabel(r"$\eta^*$")
     axes[1].set_title("Optimal learning rate against the horizon")
     axes[1].legend(fontsize=8)
     run.savefig(fig, "t-step-2d", alt=(
-        f"Left: L_t(eta) for t = {', '.join(map(str, result.curves['L_t']))}, valleys that narrow as t grows "
-        f"around eta = {result.eta_star[0]:g}. Right: eta* against the horizon t on a log axis: "
-        + ("flat" if not result.eta_star_depends_on_t else "changing") + f" for X = {_matrix(result.X)}, rising "
-        f"from {c['eta*'][0]:.3f} towards {c['limit n / (lambda_1 + lambda_2)']:.3f} for X = {_matrix(c['X'])}."))
+        f"Left: $L_t(\\eta)$ for $t$ = {', '.join(map(str, result.curves['L_t']))}, valleys that narrow as $t$ "
+        f"grows around $\\eta$ = {result.eta_star[0]:g}. Right: $\\eta^*$ against the horizon $t$ on a log axis: "
+        + ("flat" if not result.eta_star_depends_on_t else "changing") + f" for $X$ = {_matrix(result.X)}, rising "
+        f"from {c['eta*'][0]:.3f} towards {c['limit n / (lambda_1 + lambda_2)']:.3f} for $X$ = {_matrix(c['X'])}."))
