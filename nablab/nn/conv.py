@@ -1,4 +1,4 @@
-"""Convolution and pooling as engine primitives (im2col + one batched GEMM).
+"""Convolution and pooling as engine primitives.
 
 Three bilinear primitives close under differentiation, so convolutions nest
 like every other op (a Hessian-vector product through a ConvNet works):
@@ -8,6 +8,9 @@ like every other op (a Hessian-vector product through a ConvNet works):
 - ``conv_weight_grad(x, g)``: its adjoint in ``w``.
 
 The VJP of each is one of the three, with the roles of the arguments exchanged.
+Each is computed by one of the algorithms of :mod:`nablab.nn.conv_algorithms`
+(im2col and GEMMs, Winograd, FFT), chosen per shape. When the weight is being
+differentiated in reverse mode, the forward keeps its columns for the weight gradient.
 Layouts follow PyTorch: inputs ``(N, C, H, W)``, weights ``(O, C / groups, kh, kw)``.
 Max pooling is a gather of the window maxima and its adjoint a scatter; at ties
 the first maximum in the window (row-major) takes the gradient, as in PyTorch.
@@ -15,11 +18,14 @@ the first maximum in the window (row-major) takes the gradient, as in PyTorch.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from nablab.autodiff import ops
-from nablab.autodiff.core import primitive, shape_of, value_of
+from nablab.autodiff import core, ops
+from nablab.autodiff.core import Primitive, bind, primitive, shape_of, value_of
 from nablab.errors import ShapeError
+from nablab.nn import conv_algorithms as algorithms
 
 # --------------------------------------------------------------------------- geometry
 
@@ -33,112 +39,84 @@ def pair(value, name):
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
-def conv_output_size(size, kernel, stride, padding, dilation):
-    """PyTorch's formula: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
-    if len(x_shape) != 4:
-        raise ShapeError(f"{who}: input must be (N, C, H, W), got shape {x_shape}")
-    if len(w_shape) != 4:
-        raise ShapeError(f"{who}: weight must be (O, C/groups, kh, kw), got shape {w_shape}")
-    N, C, H, W = x_shape
-    O, Cg, kh, kw = w_shape
-    if groups < 1 or C % groups or O % groups:
-        raise ShapeError(f"{who}: groups={groups} must divide the input channels ({C}) and output channels ({O})")
-    if Cg * groups != C:
-        raise ShapeError(
-            f"{who}: input has {C} channels but the weight {w_shape} expects {Cg} x groups={groups} = {Cg * groups}"
-        )
-    Ho = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
-    Wo = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
-    if Ho < 1 or Wo < 1:
-        raise ShapeError(
-            f"{who}: kernel {kh}x{kw} (dilation {dilation}) does not fit the input {H}x{W} padded by {padding}"
-        )
-    return N, C, H, W, O, Cg, kh, kw, Ho, Wo
-
-
-def _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups):
-    """im2col as (groups, C/groups * kh * kw, N * Ho * Wo).
-
-    The input is laid out channels-first (C, N, H, W) once, then each of the
-    kh * kw kernel offsets is one strided copy with long contiguous rows: far
-    faster than copying a window view whose innermost axis is the kernel.
-    """
-    N, C, H, W = x.shape
-    ph, pw = padding
-    xt = x.transpose(1, 0, 2, 3)
-    if ph or pw:
-        xp = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
-        xp[:, :, ph : ph + H, pw : pw + W] = xt
-    else:
-        xp = xt
-    cols = np.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
-    sh, sw = stride
-    for a in range(kh):
-        r = a * dilation[0]
-        for b in range(kw):
-            c = b * dilation[1]
-            cols[:, a, b] = xp[:, :, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw]
-    return cols.reshape(groups, (C // groups) * kh * kw, N * Ho * Wo)
-
-
-def _gemm(a, b):
-    """Batched matmul over groups; with one group a plain 2-D product (NumPy's 3-D path is slower)."""
-    if a.shape[0] == 1:
-        return (a[0] @ b[0])[None]
-    return np.matmul(a, b)
-
-
-def _grad_rows(g, groups):
-    """(N, O, Ho, Wo) -> (groups, O / groups, N * Ho * Wo)."""
-    N, O, Ho, Wo = g.shape
-    return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, O // groups, N * Ho * Wo)
-
+conv_output_size = algorithms.output_size
 
 # --------------------------------------------------------------------------- the three primitives
 
 
+class _State(threading.local):
+    keep = False  # the forward running now should keep its columns
+    saved = None  # (x, (algorithm, columns)) for the weight gradient running now
+
+
+_state = _State()
+
+
+def _reverse_recorded(w):
+    """Whether some reverse level (a transform's or the imperative tape) records ``w``."""
+    while isinstance(w, core.Tensor):
+        level = w._level
+        if level > core.IMPERATIVE and level not in core._forward_levels:
+            return True
+        if level == core.IMPERATIVE and w._node is not None and core._grad_mode.enabled:
+            return True
+        w = w._value
+    return False
+
+
+class _ConvPrimitive(Primitive):
+    """``conv``: a primitive that tells its forward whether the weight's gradient will be asked for."""
+
+    def __call__(self, x, w, **kwargs):
+        previous, _state.keep = _state.keep, _reverse_recorded(w) and algorithms.save_columns()
+        try:
+            return bind(self, (x, w), kwargs)
+        finally:
+            _state.keep = previous
+
+
 def _conv(x, w, stride, padding, dilation, groups):
-    N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
-    cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
-    out = _gemm(w.reshape(groups, O // groups, Cg * kh * kw), cols)  # (groups, O/groups, N*Ho*Wo)
-    return np.ascontiguousarray(out.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
+    geo = algorithms.geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
+    out, saved = algorithms.forward(x, w, geo, keep=_state.keep)
+    if saved is not None:
+        algorithms.keep_for(out, x, *saved)
+    return out
 
 
 def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
-    N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding, dilation, groups, "conv2d")
-    if g.shape != (N, O, Ho, Wo):
-        raise ShapeError(f"conv_transpose2d: input has shape {g.shape}, expected {(N, O, Ho, Wo)} for output {x_shape}")
-    wm = w.reshape(groups, O // groups, Cg * kh * kw).transpose(0, 2, 1)
-    dcols = _gemm(wm, _grad_rows(g, groups)).reshape(C, kh, kw, N, Ho, Wo)
-    ph, pw = padding
-    dx = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=np.result_type(g, w))
-    sh, sw = stride
-    for a in range(kh):
-        r = a * dilation[0]
-        for b in range(kw):
-            c = b * dilation[1]
-            dx[:, :, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw] += dcols[:, a, b]
-    return np.ascontiguousarray(dx[:, :, ph : ph + H, pw : pw + W].transpose(1, 0, 2, 3))
+    geo = algorithms.geometry(x_shape, w.shape, stride, padding, dilation, groups, "conv2d")
+    if g.shape != (geo.N, geo.O, geo.Ho, geo.Wo):
+        raise ShapeError(f"conv_transpose2d: input has shape {g.shape}, expected {(geo.N, geo.O, geo.Ho, geo.Wo)} "
+                         f"for output {tuple(x_shape)}")
+    return algorithms.input_grad(g, w, geo)
 
 
 def _conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups):
-    N, C, H, W, O, Cg, kh, kw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding, dilation, groups, "conv2d")
-    cols = _columns(x, kh, kw, Ho, Wo, stride, padding, dilation, groups)
-    dw = _gemm(_grad_rows(g, groups), cols.transpose(0, 2, 1))  # (groups, O/groups, Cg*kh*kw)
-    return dw.reshape(O, Cg, kh, kw)
+    geo = algorithms.geometry(x.shape, w_shape, stride, padding, dilation, groups, "conv2d")
+    saved = _state.saved
+    return algorithms.weight_grad(x, g, geo, saved=saved[1] if saved is not None and saved[0] is x else None)
 
 
-conv = primitive(_conv, name="conv2d")
-conv_input_grad = primitive(_conv_input_grad, name="conv_transpose2d")
-conv_weight_grad = primitive(_conv_weight_grad, name="conv2d_weight_grad")
+conv = _ConvPrimitive(_conv, name="conv2d")
+conv_input_grad = Primitive(_conv_input_grad, name="conv_transpose2d")
+conv_weight_grad = Primitive(_conv_weight_grad, name="conv2d_weight_grad")
+
+
+def _conv_weight_vjp(g, ans, x, w, **k):
+    """The weight's cotangent, from the columns the forward kept for ``ans`` when there are any."""
+    saved = algorithms.kept_for(ans, x)
+    if saved is None:
+        return conv_weight_grad(x, g, shape_of(w), **k)
+    previous, _state.saved = _state.saved, (x, saved)
+    try:
+        return conv_weight_grad(x, g, shape_of(w), **k)
+    finally:
+        _state.saved = previous
+
 
 conv.defvjp(
     lambda g, ans, x, w, **k: conv_input_grad(g, w, shape_of(x), **k),
-    lambda g, ans, x, w, **k: conv_weight_grad(x, g, shape_of(w), **k),
+    _conv_weight_vjp,
 )
 conv.defjvp(
     lambda t, ans, x, w, **k: conv(t, w, **k),

@@ -1,0 +1,828 @@
+"""The algorithms behind ``conv2d`` and its two adjoints, and the per-shape choice among them.
+
+Each algorithm computes the same three maps (PyTorch's layouts: input ``(N, C, H, W)``,
+weight ``(O, C / groups, kh, kw)``):
+
+- ``forward(x, w)``: the cross-correlation ``conv2d(x, w)``;
+- ``input_grad(g, w)``: its adjoint in ``x`` (also the transposed convolution);
+- ``weight_grad(x, g)``: its adjoint in ``w``.
+
+The algorithms:
+
+``im2col``
+    Columns ``(groups, C/groups kh kw, N Ho Wo)`` from the input laid out channels-first,
+    then one GEMM for the whole batch. Any geometry. The deterministic default.
+``im2col_per_image``
+    Columns ``(N, groups, C/groups kh kw, Ho Wo)`` and one GEMM per image (NumPy's
+    batched ``matmul``), which writes the output in its ``(N, O, Ho, Wo)`` layout with no
+    transpose. A 1x1 convolution with stride 1 and no padding needs no columns at all: the
+    input itself, reshaped, is the matrix (a view, no copy). Any geometry.
+``winograd2``, ``winograd4``
+    Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) (Lavin & Gray, "Fast
+    Algorithms for Convolutional Neural Networks", CVPR 2016): the input is cut into
+    overlapping 4x4 (6x6) tiles, each transformed by ``B^T d B``, the weights by ``G g G^T``;
+    then 16 (36) GEMMs over channels, and ``A^T M A`` gives 2x2 (4x4) outputs per tile.
+    2.25x (4x) fewer multiplications in the GEMMs than im2col. 3x3 kernels, stride 1,
+    dilation 1, one group, floating point; the input gradient is the forward with the
+    kernel flipped (padding at most 2), the weight gradient the algorithm's adjoint
+    (``G^T [sum over tiles (A dY A^T) * (B^T d B)] G``).
+``fft``
+    Real FFTs of the padded input, the kernel and the output gradient on one grid of the
+    padded input's size (rounded up to a 5-smooth length); products summed over channels
+    in the frequency domain. Stride 1, dilation 1, one group, floating point.
+
+Float32 error, measured against the same computation in float64 with inputs from a
+standard normal (``tests/nn/test_conv_algorithms.py`` checks it): for each map,
+``max |result32 - exact| <= bound * max (|x| conv |w|)`` (the same convolution of the
+absolute values; for the gradients the corresponding product of absolute values), with
+``bound`` from :data:`FLOAT32_ERROR_BOUND`: 1e-6 for im2col (both), 2e-6 for F(2x2, 3x3),
+5e-5 for F(4x4, 3x3) and 2e-6 for the FFT. Measured worst cases are about 4x below each.
+In float64 every algorithm agrees with PyTorch to 1e-10 (relative and absolute).
+
+The choice. With :func:`autotune` on (the default), the first call of each map with a
+new shape, dtype and geometry runs every algorithm that applies, twice, and keeps the
+fastest (by a margin of 10% over im2col: ties go to im2col), as
+``torch.backends.cudnn.benchmark`` does; later calls reuse it (:func:`choices` lists them).
+Problems under 20 million multiply-adds (and anything while autotuning is off) use
+im2col without measuring. Results of different algorithms differ in the last bits, so
+for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
+environment variable ``NABLAB_CONV_AUTOTUNE=0`` before nablab is imported. :func:`use`
+forces one algorithm wherever it applies (im2col elsewhere).
+
+Saving columns. When the weight is being differentiated in reverse mode, the forward
+keeps what it computed from the input (the columns, Winograd's transformed tiles or the
+input's spectrum) for the weight gradient, tied to the forward's output array, and
+drops it with that array. The weight gradient then uses it instead of computing it
+again; :func:`save_columns` (``False``) turns this off, trading time for memory.
+
+>>> import numpy as np
+>>> from nablab.nn import conv_algorithms as ca
+>>> rng = np.random.default_rng(0)
+>>> x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+>>> geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
+>>> reference = ca.forward(x, w, geo)[0]
+>>> with ca.use("winograd4"):
+...     out, _ = ca.forward(x, w, geo)
+>>> bool(np.allclose(out, reference, rtol=1e-12, atol=1e-12))
+True
+>>> sorted(ca.applicable("forward", geo))
+['fft', 'im2col', 'im2col_per_image', 'winograd2', 'winograd4']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from nablab.errors import ShapeError
+
+__all__ = [
+    "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "weight_grad",
+    "applicable", "choose", "autotune", "is_autotuning", "use", "save_columns", "choices", "clear_choices", "calls",
+]
+
+#: Every algorithm's name, the default first.
+ALGORITHMS = ("im2col", "im2col_per_image", "winograd2", "winograd4", "fft")
+
+#: ``max |float32 result - exact| / max (product of absolute values)``, per algorithm (see the module's text).
+FLOAT32_ERROR_BOUND = {"im2col": 1e-6, "im2col_per_image": 1e-6, "winograd2": 2e-6, "winograd4": 5e-5,
+                       "fft": 2e-6}
+
+#: Problems with fewer multiply-adds than this are not measured: im2col runs them.
+AUTOTUNE_MIN_MACS = 20_000_000
+
+#: im2col and Winograd work through the batch in passes whose working set takes about this many bytes (cache-sized).
+CHUNK_BYTES = 1 << 20
+
+#: A measured algorithm replaces im2col only when it is faster by this factor.
+AUTOTUNE_MARGIN = 0.9
+
+# --------------------------------------------------------------------------- geometry
+
+
+class Geometry(NamedTuple):
+    """The sizes of one convolution: input (N, C, H, W), weight (O, Cg, kh, kw), output (Ho, Wo) and the rest."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    O: int  # noqa: E741
+    Cg: int
+    kh: int
+    kw: int
+    Ho: int
+    Wo: int
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+
+    @property
+    def macs(self):
+        """Multiply-adds of the forward by definition: N O Ho Wo (C / groups) kh kw."""
+        return self.N * self.O * self.Ho * self.Wo * self.Cg * self.kh * self.kw
+
+
+def output_size(size, kernel, stride, padding, dilation):
+    """PyTorch's formula: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def geometry(x_shape, w_shape, stride, padding, dilation, groups, who="conv2d"):
+    """Check the shapes of a convolution and return its :class:`Geometry`; errors name ``who`` and the shapes.
+
+    >>> geometry((8, 3, 32, 32), (16, 3, 5, 5), (1, 1), (2, 2), (1, 1), 1)[-6:-4]
+    (32, 32)
+    """
+    if len(x_shape) != 4:
+        raise ShapeError(f"{who}: input must be (N, C, H, W), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ShapeError(f"{who}: weight must be (O, C/groups, kh, kw), got shape {tuple(w_shape)}")
+    N, C, H, W = (int(v) for v in x_shape)
+    O, Cg, kh, kw = (int(v) for v in w_shape)  # noqa: E741
+    if groups < 1 or C % groups or O % groups:
+        raise ShapeError(f"{who}: groups={groups} must divide the input channels ({C}) and output channels ({O})")
+    if Cg * groups != C:
+        raise ShapeError(
+            f"{who}: input has {C} channels but the weight {tuple(w_shape)} expects {Cg} x groups={groups} "
+            f"= {Cg * groups}"
+        )
+    Ho = output_size(H, kh, stride[0], padding[0], dilation[0])
+    Wo = output_size(W, kw, stride[1], padding[1], dilation[1])
+    if Ho < 1 or Wo < 1:
+        raise ShapeError(
+            f"{who}: kernel {kh}x{kw} (dilation {dilation}) does not fit the input {H}x{W} padded by {padding}"
+        )
+    return Geometry(N, C, H, W, O, Cg, kh, kw, Ho, Wo, tuple(stride), tuple(padding), tuple(dilation), int(groups))
+
+
+def _window(a, b, geo):
+    """The slices of the padded input that kernel offset (a, b) meets, for every output position."""
+    sh, sw = geo.stride
+    r, c = a * geo.dilation[0], b * geo.dilation[1]
+    return slice(r, r + sh * (geo.Ho - 1) + 1, sh), slice(c, c + sw * (geo.Wo - 1) + 1, sw)
+
+
+def _padded(x, geo, channels_first):
+    """The input padded with zeros, as (N, C, Hp, Wp) or (C, N, Hp, Wp)."""
+    ph, pw = geo.padding
+    src = x.transpose(1, 0, 2, 3) if channels_first else x
+    if not (ph or pw):
+        return src
+    xp = np.zeros(src.shape[:2] + (geo.H + 2 * ph, geo.W + 2 * pw), dtype=x.dtype)
+    xp[:, :, ph:ph + geo.H, pw:pw + geo.W] = src
+    return xp
+
+
+# --------------------------------------------------------------------------- im2col
+
+
+def _chunks(N, per_image_bytes):
+    """``(n0, n1)`` ranges of images whose working set takes about ``CHUNK_BYTES`` (at least one image)."""
+    step = int(max(1, min(N, CHUNK_BYTES // max(per_image_bytes, 1))))
+    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+
+def _gemm(a, b, out=None):
+    """Batched matmul over groups; with one group a plain 2-D product (NumPy's 3-D path is slower)."""
+    if a.shape[0] == 1:
+        if out is None:
+            return (a[0] @ b[0])[None]
+        np.matmul(a[0], b[0], out=out[0])
+        return out
+    return np.matmul(a, b, out=out)
+
+
+class Im2col:
+    """Columns (groups, Cg kh kw, n Ho Wo) built channels-first and one GEMM, a cache-sized chunk of images at a time.
+
+    The chunk's input is laid out channels-first, then each kernel offset is one strided copy with long
+    contiguous rows (far faster than copying a window view whose innermost axis is the kernel).
+    """
+
+    name = "im2col"
+
+    def applies(self, op, geo, dtype):
+        return True
+
+    @staticmethod
+    def _rows(geo):
+        return geo.Cg * geo.kh * geo.kw
+
+    def columns(self, x, geo, out=None):
+        """(groups, Cg kh kw, n Ho Wo) for the n images of ``x``; written into ``out`` when given."""
+        n = x.shape[0]
+        xp = _padded(x, geo, channels_first=True)
+        cols = np.empty((geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo), dtype=x.dtype) if out is None else \
+            out.reshape(geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo)
+        for a in range(geo.kh):
+            for b in range(geo.kw):
+                rows, cs = _window(a, b, geo)
+                cols[:, a, b] = xp[:, :, rows, cs]
+        return cols.reshape(geo.groups, self._rows(geo), n * geo.Ho * geo.Wo)
+
+    def _chunks(self, geo, itemsize):
+        return _chunks(geo.N, (self._rows(geo) * geo.groups + geo.O) * geo.Ho * geo.Wo * itemsize)
+
+    def forward(self, x, w, geo, keep=False):
+        dtype = np.result_type(x, w)
+        wm = w.reshape(geo.groups, geo.O // geo.groups, -1)
+        out = np.empty((geo.N, geo.O, geo.Ho, geo.Wo), dtype=dtype)
+        kept = [] if keep else None
+        for n0, n1 in self._chunks(geo, dtype.itemsize):
+            cols = self.columns(x[n0:n1], geo)
+            y = _gemm(wm, cols)  # (groups, O/groups, n Ho Wo)
+            out[n0:n1] = y.reshape(geo.O, n1 - n0, geo.Ho, geo.Wo).transpose(1, 0, 2, 3)
+            if keep:
+                kept.append((n0, n1, cols))
+        return out, kept
+
+    @staticmethod
+    def _grad_rows(g, geo):
+        """(n, O, Ho, Wo) -> (groups, O / groups, n Ho Wo)."""
+        return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(geo.groups, geo.O // geo.groups, -1)
+
+    def input_grad(self, g, w, geo):
+        wm = w.reshape(geo.groups, geo.O // geo.groups, -1).transpose(0, 2, 1)
+        ph, pw = geo.padding
+        dtype = np.result_type(g, w)
+        dx = np.empty((geo.N, geo.C, geo.H, geo.W), dtype=dtype)
+        for n0, n1 in self._chunks(geo, dtype.itemsize):
+            n = n1 - n0
+            dcols = _gemm(wm, self._grad_rows(g[n0:n1], geo)).reshape(geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo)
+            acc = np.zeros((geo.C, n, geo.H + 2 * ph, geo.W + 2 * pw), dtype=dtype)
+            for a in range(geo.kh):
+                for b in range(geo.kw):
+                    rows, cs = _window(a, b, geo)
+                    acc[:, :, rows, cs] += dcols[:, a, b]
+            dx[n0:n1] = acc[:, :, ph:ph + geo.H, pw:pw + geo.W].transpose(1, 0, 2, 3)
+        return dx
+
+    def weight_grad(self, x, g, geo, saved=None):
+        dtype = np.result_type(x, g)
+        dw = np.zeros((geo.groups, geo.O // geo.groups, self._rows(geo)), dtype=dtype)
+        for n0, n1, cols in saved or [(n0, n1, None) for n0, n1 in self._chunks(geo, dtype.itemsize)]:
+            cols = self.columns(x[n0:n1], geo) if cols is None else cols
+            dw += _gemm(self._grad_rows(g[n0:n1], geo), cols.transpose(0, 2, 1))  # (groups, O/groups, Cg kh kw)
+        return dw.reshape(geo.O, geo.Cg, geo.kh, geo.kw)
+
+
+class Im2colPerImage(Im2col):
+    """Columns (n, groups, Cg kh kw, Ho Wo) and one GEMM per image (NumPy's batched ``matmul``), which writes
+    (N, O, Ho Wo) with no transpose; a 1x1 convolution with stride 1 and no padding uses the input as it is."""
+
+    name = "im2col_per_image"
+
+    @staticmethod
+    def _no_copy(geo):
+        return geo.kh == geo.kw == 1 and geo.stride == (1, 1) and geo.padding == (0, 0)
+
+    def columns(self, x, geo):
+        n, G = x.shape[0], geo.groups
+        if self._no_copy(geo):  # the input is the matrix: a view
+            return x.reshape(n, G, geo.Cg, geo.H * geo.W)
+        xp = _padded(x, geo, channels_first=False)
+        cols = np.empty((n, geo.C, geo.kh, geo.kw, geo.Ho, geo.Wo), dtype=x.dtype)
+        for a in range(geo.kh):
+            for b in range(geo.kw):
+                rows, cs = _window(a, b, geo)
+                cols[:, :, a, b] = xp[:, :, rows, cs]
+        return cols.reshape(n, G, self._rows(geo), geo.Ho * geo.Wo)
+
+    def forward(self, x, w, geo, keep=False):
+        dtype = np.result_type(x, w)
+        G = geo.groups
+        wm = w.reshape(G, geo.O // G, -1)
+        out = np.empty((geo.N, geo.O, geo.Ho, geo.Wo), dtype=dtype)
+        kept = [] if keep else None
+        for n0, n1 in self._chunks(geo, dtype.itemsize):
+            cols = self.columns(x[n0:n1], geo)
+            np.matmul(wm, cols, out=out[n0:n1].reshape(n1 - n0, G, geo.O // G, -1))
+            if keep:
+                kept.append((n0, n1, cols))
+        return out, kept
+
+    def input_grad(self, g, w, geo):
+        G = geo.groups
+        wt = w.reshape(G, geo.O // G, -1).transpose(0, 2, 1)  # (groups, Cg kh kw, O/groups)
+        dtype = np.result_type(g, w)
+        if self._no_copy(geo):
+            return np.matmul(wt, g.reshape(geo.N, G, geo.O // G, -1)).reshape(geo.N, geo.C, geo.H, geo.W)
+        ph, pw = geo.padding
+        dx = np.empty((geo.N, geo.C, geo.H, geo.W), dtype=dtype)
+        for n0, n1 in self._chunks(geo, dtype.itemsize):
+            n = n1 - n0
+            dcols = np.matmul(wt, g[n0:n1].reshape(n, G, geo.O // G, -1))  # (n, groups, Cg kh kw, Ho Wo)
+            dcols = dcols.reshape(n, geo.C, geo.kh, geo.kw, geo.Ho, geo.Wo)
+            acc = np.zeros((n, geo.C, geo.H + 2 * ph, geo.W + 2 * pw), dtype=dtype)
+            for a in range(geo.kh):
+                for b in range(geo.kw):
+                    rows, cs = _window(a, b, geo)
+                    acc[:, :, rows, cs] += dcols[:, :, a, b]
+            dx[n0:n1] = acc[:, :, ph:ph + geo.H, pw:pw + geo.W]
+        return dx
+
+    def weight_grad(self, x, g, geo, saved=None):
+        G = geo.groups
+        dtype = np.result_type(x, g)
+        dw = np.zeros((G, geo.O // G, self._rows(geo)), dtype=dtype)
+        for n0, n1, cols in saved or [(n0, n1, None) for n0, n1 in self._chunks(geo, dtype.itemsize)]:
+            cols = self.columns(x[n0:n1], geo) if cols is None else cols
+            rows = g[n0:n1].reshape(n1 - n0, G, geo.O // G, -1)
+            dw += np.matmul(rows, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (groups, O/groups, Cg kh kw)
+        return dw.reshape(geo.O, geo.Cg, geo.kh, geo.kw)
+
+
+# --------------------------------------------------------------------------- Winograd F(m x m, 3 x 3)
+
+# Lavin & Gray (2016), section 4: F(2, 3) and F(4, 3) (interpolation points 0, +-1, +-2 and infinity).
+_WINOGRAD = {
+    2: (
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],  # B^T
+        [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],  # G
+        [[1, 1, 1, 0], [0, 1, -1, -1]],  # A^T
+    ),
+    4: (
+        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+
+
+def _is_float(dtype):
+    return np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize in (4, 8)
+
+
+class Winograd:
+    """F(m x m, 3 x 3): tiles of (m + 2)^2 inputs give m^2 outputs with (m + 2)^2 products per channel pair."""
+
+    def __init__(self, m):
+        self.m = m
+        self.alpha = m + 2
+        self.name = f"winograd{m}"
+        BT, G, AT = (np.array(a, dtype=np.float64) for a in _WINOGRAD[m])
+        self._mats = {np.dtype(t): (BT.astype(t), G.astype(t), AT.astype(t)) for t in (np.float32, np.float64)}
+        self._G64 = G
+
+    def applies(self, op, geo, dtype):
+        simple = (geo.kh, geo.kw) == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1) and geo.groups == 1
+        if op == "input_grad":  # the forward with the kernel flipped and padding 2 - p
+            simple = simple and max(geo.padding) <= 2
+        return simple and _is_float(dtype)
+
+    def _tiles(self, Ho, Wo):
+        m = self.m
+        return -(-Ho // m), -(-Wo // m)
+
+    def _input_transform(self, x, padding, Ho, Wo):
+        """B^T d B of every tile: (alpha^2, C, N th tw) from x (N, C, H, W) padded by ``padding``."""
+        m, a = self.m, self.alpha
+        BT = self._mats[x.dtype][0]
+        N, C, H, W = x.shape
+        th, tw = self._tiles(Ho, Wo)
+        ph, pw = padding
+        xp = np.zeros((C, N, th * m + 2, tw * m + 2), dtype=x.dtype)
+        xp[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)[:, :, : th * m + 2 - ph, : tw * m + 2 - pw]
+        s = xp.strides
+        tiles = as_strided(xp, (a, a, C, N, th, tw), (s[2], s[3], s[0], s[1], m * s[2], m * s[3]), writeable=False)
+        d = np.ascontiguousarray(tiles).reshape(a, -1)
+        v = np.matmul(BT, (BT @ d).reshape(a, a, -1))  # rows, then columns
+        return v.reshape(a * a, C, N * th * tw)
+
+    def _weight_transform(self, w):
+        """G g G^T per (O, C) pair, computed in float64: (alpha^2, O, C)."""
+        G = self._G64
+        u = np.einsum("ik,ockl,jl->ijoc", G, w.astype(np.float64), G, optimize=True)
+        return u.reshape(self.alpha ** 2, w.shape[0], w.shape[1]).astype(w.dtype)
+
+    def _output_transform(self, mm, N, O, Ho, Wo):
+        """A^T M A per tile, the tiles put back in place: (N, O, Ho, Wo)."""
+        m, a = self.m, self.alpha
+        AT = self._mats[mm.dtype][2]
+        th, tw = self._tiles(Ho, Wo)
+        y = np.matmul(AT, (AT @ mm.reshape(a, -1)).reshape(m, a, -1))  # (m, m, O N th tw)
+        y = y.reshape(m, m, O, N, th, tw).transpose(3, 2, 4, 0, 5, 1).reshape(N, O, th * m, tw * m)
+        return np.ascontiguousarray(y[:, :, :Ho, :Wo])
+
+    def _check_dtype(self, *arrays):
+        dtype = arrays[0].dtype
+        if any(a.dtype != dtype for a in arrays) or not _is_float(dtype):
+            raise TypeError(f"{self.name}: needs float32 or float64 arrays of one dtype, got "
+                            f"{', '.join(str(a.dtype) for a in arrays)}")
+
+    def _images_per_chunk(self, N, C, O, Ho, Wo, itemsize):
+        """Images per pass: each pass's tiles (input and output side) take about ``CHUNK_BYTES``, so they stay
+        in cache between the transforms and the GEMMs."""
+        th, tw = self._tiles(Ho, Wo)
+        per_image = self.alpha ** 2 * th * tw * (C + O) * itemsize
+        return int(max(1, min(N, CHUNK_BYTES // per_image)))
+
+    def _conv(self, x, w, padding, Ho, Wo, keep=False):
+        self._check_dtype(x, w)
+        N, C = x.shape[:2]
+        O = w.shape[0]
+        th, tw = self._tiles(Ho, Wo)
+        u = self._weight_transform(w)
+        out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+        v_all = np.empty((self.alpha ** 2, C, N * th * tw), dtype=x.dtype) if keep else None
+        step = self._images_per_chunk(N, C, O, Ho, Wo, x.dtype.itemsize)
+        for n0 in range(0, N, step):
+            n1 = min(N, n0 + step)
+            v = self._input_transform(x[n0:n1], padding, Ho, Wo)
+            if keep:
+                v_all[:, :, n0 * th * tw:n1 * th * tw] = v
+            out[n0:n1] = self._output_transform(np.matmul(u, v), n1 - n0, O, Ho, Wo)  # (alpha^2, O, n th tw)
+        return out, v_all
+
+    def forward(self, x, w, geo, keep=False):
+        return self._conv(x, w, geo.padding, geo.Ho, geo.Wo, keep)
+
+    def input_grad(self, g, w, geo):
+        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        padding = (2 - geo.padding[0], 2 - geo.padding[1])
+        return self._conv(g, flipped, padding, geo.H, geo.W)[0]
+
+    def weight_grad(self, x, g, geo, saved=None):
+        self._check_dtype(x, g)
+        m, a = self.m, self.alpha
+        _, G, AT = self._mats[g.dtype]
+        th, tw = self._tiles(geo.Ho, geo.Wo)
+        du = np.zeros((a * a, geo.O, geo.C), dtype=g.dtype)
+        step = self._images_per_chunk(geo.N, geo.C, geo.O, geo.Ho, geo.Wo, g.dtype.itemsize)
+        for n0 in range(0, geo.N, step):
+            n1 = min(geo.N, n0 + step)
+            n = n1 - n0
+            if saved is None:
+                v = self._input_transform(x[n0:n1], geo.padding, geo.Ho, geo.Wo)
+            else:
+                v = saved[:, :, n0 * th * tw:n1 * th * tw]
+            padded = np.zeros((n, geo.O, th * m, tw * m), dtype=g.dtype)
+            padded[:, :, :geo.Ho, :geo.Wo] = g[n0:n1]
+            gp = padded.reshape(n, geo.O, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4)  # tiles: (m, m, O, n, th, tw)
+            gp = np.ascontiguousarray(gp).reshape(m, -1)
+            dm = np.matmul(AT.T, (AT.T @ gp).reshape(a, m, -1))  # A dY A^T: (a, a, O n th tw)
+            du += np.matmul(dm.reshape(a * a, geo.O, -1), v.transpose(0, 2, 1))  # (a^2, O, C)
+        dw = np.einsum("ia,ijoc,jb->ocab", G, du.reshape(a, a, geo.O, geo.C), G, optimize=True)
+        return np.ascontiguousarray(dw)
+
+
+# --------------------------------------------------------------------------- FFT
+
+
+def _smooth_length(n):
+    """The least 2^a 3^b 5^c >= n (lengths the FFT handles fastest)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+class FFT:
+    """Products of spectra on the padded input's grid (no wrap-around there: see the module's text)."""
+
+    name = "fft"
+
+    def applies(self, op, geo, dtype):
+        return geo.stride == (1, 1) and geo.dilation == (1, 1) and geo.groups == 1 and _is_float(dtype)
+
+    @staticmethod
+    def _grid(geo):
+        return _smooth_length(geo.H + 2 * geo.padding[0]), _smooth_length(geo.W + 2 * geo.padding[1])
+
+    @staticmethod
+    def _contract(a, b, conj_b):
+        """Per frequency, the sum over the shared channel axis: a (I, K, F) and b (J, K, F) give (I, J, F)."""
+        bf = np.moveaxis(b, -1, 0).transpose(0, 2, 1)  # (F, K, J)
+        return np.moveaxis(np.matmul(np.moveaxis(a, -1, 0), np.conj(bf) if conj_b else bf), 0, -1)
+
+    def _spectrum_x(self, x, geo):
+        P, Q = self._grid(geo)
+        xp = _padded(x, geo, channels_first=False)
+        return np.fft.rfft2(xp, s=(P, Q)).reshape(geo.N, geo.C, -1)
+
+    def _spectrum(self, a, geo):
+        P, Q = self._grid(geo)
+        return np.fft.rfft2(a, s=(P, Q)).reshape(a.shape[0], a.shape[1], -1)
+
+    def _back(self, spectrum, geo, rows, cols):
+        P, Q = self._grid(geo)
+        n, k = spectrum.shape[:2]
+        out = np.fft.irfft2(spectrum.reshape(n, k, P, Q // 2 + 1), s=(P, Q))
+        return np.ascontiguousarray(out[:, :, rows, cols])
+
+    @staticmethod
+    def _check(*arrays):
+        dtype = arrays[0].dtype
+        if any(a.dtype != dtype for a in arrays) or not _is_float(dtype):
+            raise TypeError(f"fft: needs float32 or float64 arrays of one dtype, got "
+                            f"{', '.join(str(a.dtype) for a in arrays)}")
+        return dtype
+
+    def forward(self, x, w, geo, keep=False):
+        dtype = self._check(x, w)
+        xf = self._spectrum_x(x, geo)
+        yf = self._contract(xf, self._spectrum(w, geo), conj_b=True)  # (N, O, F)
+        out = self._back(yf, geo, slice(0, geo.Ho), slice(0, geo.Wo)).astype(dtype, copy=False)
+        return out, (xf if keep else None)
+
+    def input_grad(self, g, w, geo):
+        dtype = self._check(g, w)
+        wf = np.moveaxis(self._spectrum(w, geo), -1, 0)  # (F, O, C)
+        dxf = np.moveaxis(np.matmul(np.moveaxis(self._spectrum(g, geo), -1, 0), wf), 0, -1)  # (N, C, F)
+        ph, pw = geo.padding
+        return self._back(dxf, geo, slice(ph, ph + geo.H), slice(pw, pw + geo.W)).astype(dtype, copy=False)
+
+    def weight_grad(self, x, g, geo, saved=None):
+        dtype = self._check(x, g)
+        xf = self._spectrum_x(x, geo) if saved is None else saved
+        gf = self._spectrum(g, geo)
+        # sum over n of conj(G[n, o]) X[n, c]: (F, O, N) @ (F, N, C)
+        dwf = np.moveaxis(np.matmul(np.conj(np.moveaxis(gf, -1, 0)).transpose(0, 2, 1), np.moveaxis(xf, -1, 0)), 0, -1)
+        return self._back(dwf, geo, slice(0, geo.kh), slice(0, geo.kw)).astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- the choice
+
+_IMPLEMENTATIONS = {a.name: a for a in (Im2col(), Im2colPerImage(), Winograd(2), Winograd(4), FFT())}
+_OPS = ("forward", "input_grad", "weight_grad")
+
+
+class _Settings(threading.local):
+    forced = None
+
+
+_settings = _Settings()
+_autotune = os.environ.get("NABLAB_CONV_AUTOTUNE", "1").strip().lower() not in ("0", "false", "no", "off")
+_save_columns = True
+_choices: dict = {}
+_calls: dict = {}
+
+
+def autotune(enabled=None):
+    """Turn measuring per shape on or off (``autotune(False)``: always im2col, the same bits every run).
+
+    Returns the previous setting; ``autotune()`` only reads it. Turning it off keeps the choices
+    measured so far (:func:`clear_choices` drops them) but stops using them.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> previous = ca.autotune(False)
+    >>> ca.is_autotuning()
+    False
+    >>> _ = ca.autotune(previous)
+    """
+    global _autotune
+    previous = _autotune
+    if enabled is not None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"autotune: expected True or False, got {enabled!r}")
+        _autotune = enabled
+    return previous
+
+
+def is_autotuning():
+    """Whether convolutions choose their algorithm by measuring (see :func:`autotune`).
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> isinstance(ca.is_autotuning(), bool)
+    True
+    """
+    return _autotune
+
+
+def save_columns(enabled=None):
+    """Whether the forward keeps its columns (or tiles, or spectrum) for the weight gradient; returns the previous
+    setting, and sets it when ``enabled`` is given.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> previous = ca.save_columns(False)
+    >>> ca.save_columns(previous)
+    False
+    """
+    global _save_columns
+    previous = _save_columns
+    if enabled is not None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"save_columns: expected True or False, got {enabled!r}")
+        _save_columns = enabled
+    return previous
+
+
+@contextlib.contextmanager
+def use(name):
+    """Within the block (this thread), run ``name`` wherever it applies and im2col elsewhere; no measuring.
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> from nablab.nn import functional as F
+    >>> with ca.use("fft"):
+    ...     y = F.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), padding=1)
+    >>> y[0, 0, 0]
+    array([4., 6., 6., 4.])
+    """
+    if name not in _IMPLEMENTATIONS:
+        raise ValueError(f"unknown convolution algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
+    previous = _settings.forced
+    _settings.forced = name
+    try:
+        yield
+    finally:
+        _settings.forced = previous
+
+
+def applicable(op, geo, dtype=np.float64):
+    """The algorithms that can compute ``op`` (``"forward"``, ``"input_grad"`` or ``"weight_grad"``) for ``geo``.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> geo = ca.geometry((1, 2, 9, 9), (2, 2, 3, 3), (2, 2), (0, 0), (1, 1), 1)
+    >>> ca.applicable("forward", geo)
+    ['im2col', 'im2col_per_image']
+    """
+    if op not in _OPS:
+        raise ValueError(f"unknown convolution map {op!r}; choose from {', '.join(_OPS)}")
+    return [name for name, impl in _IMPLEMENTATIONS.items() if impl.applies(op, geo, dtype)]
+
+
+def choices():
+    """The measured choices so far: ``{(op, geometry, dtype): {"algorithm": name, "seconds": {name: s}}}``.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> isinstance(ca.choices(), dict)
+    True
+    """
+    return {key: {"algorithm": c["algorithm"], "seconds": dict(c["seconds"])} for key, c in _choices.items()}
+
+
+def clear_choices():
+    """Forget every measured choice (the next call of each shape measures again).
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.clear_choices(); ca.choices()
+    {}
+    """
+    _choices.clear()
+
+
+def calls():
+    """How many times each (op, algorithm) ran in this process (tests check that a forced algorithm ran).
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> isinstance(ca.calls(), dict)
+    True
+    """
+    return dict(_calls)
+
+
+def _run(op, name, args, geo, **kwargs):
+    key = (op, name)
+    _calls[key] = _calls.get(key, 0) + 1
+    return getattr(_IMPLEMENTATIONS[name], op)(*args, geo, **kwargs)
+
+
+def _measure(op, key, candidates, args, geo, kwargs):
+    """Run each candidate twice, keep the fastest (im2col unless beaten by the margin): ``(name, result)``."""
+    seconds, results = {}, {}
+    for _ in range(2):
+        for name in candidates:
+            start = time.perf_counter()
+            result = _run(op, name, args, geo, **kwargs)
+            elapsed = time.perf_counter() - start
+            if elapsed < seconds.get(name, np.inf):
+                seconds[name] = elapsed
+            results[name] = result
+    best = min(seconds, key=seconds.get)
+    if "im2col" in seconds and seconds[best] > AUTOTUNE_MARGIN * seconds["im2col"]:
+        best = "im2col"
+    _choices[key] = {"algorithm": best, "seconds": seconds}
+    return best, results[best]
+
+
+def choose(op, geo, dtype):
+    """The algorithm that runs ``op`` for ``geo`` and ``dtype`` now, or None when it would be measured first.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> geo = ca.geometry((1, 2, 9, 9), (2, 2, 3, 3), (1, 1), (1, 1), (1, 1), 1)
+    >>> ca.choose("forward", geo, "float32")
+    'im2col'
+    >>> with ca.use("winograd2"):
+    ...     ca.choose("forward", geo, "float32"), ca.choose("forward", geo, "int64")
+    ('winograd2', 'im2col')
+    """
+    forced = _settings.forced
+    if forced is not None:
+        return forced if _IMPLEMENTATIONS[forced].applies(op, geo, dtype) else "im2col"
+    if not _autotune or geo.macs < AUTOTUNE_MIN_MACS:
+        return "im2col"
+    chosen = _choices.get((op, geo, np.dtype(dtype).str))
+    return None if chosen is None else chosen["algorithm"]
+
+
+def _dispatch(op, args, geo, dtype, **kwargs):
+    name = choose(op, geo, dtype)
+    if name is not None:
+        return name, _run(op, name, args, geo, **kwargs)
+    candidates = applicable(op, geo, dtype)
+    if max(geo.kh, geo.kw) < 5 and "fft" in candidates:  # never close for small kernels: not worth measuring
+        candidates.remove("fft")
+    return _measure(op, (op, geo, np.dtype(dtype).str), candidates, args, geo, kwargs)
+
+
+def forward(x, w, geo, keep=False):
+    """``conv2d(x, w)`` by the chosen algorithm: ``(out, saved)``; with ``keep``, ``saved`` is
+    ``(algorithm, columns)`` for :func:`weight_grad`, else None.
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+    >>> ca.forward(x, w, ca.geometry(x.shape, w.shape, (1, 1), (0, 0), (1, 1), 1))[0]
+    array([[[[4., 4.],
+             [4., 4.]]]])
+    """
+    name, (out, columns) = _dispatch("forward", (x, w), geo, np.result_type(x, w), keep=keep)
+    return out, ((name, columns) if keep and columns is not None else None)
+
+
+def input_grad(g, w, geo):
+    """The adjoint of ``conv2d`` in its input (the transposed convolution of ``g``) by the chosen algorithm.
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> g, w = np.ones((1, 1, 1, 1)), np.arange(4.0).reshape(1, 1, 2, 2)
+    >>> ca.input_grad(g, w, ca.geometry((1, 1, 2, 2), w.shape, (1, 1), (0, 0), (1, 1), 1))
+    array([[[[0., 1.],
+             [2., 3.]]]])
+    """
+    return _dispatch("input_grad", (g, w), geo, np.result_type(g, w))[1]
+
+
+def weight_grad(x, g, geo, saved=None):
+    """The adjoint of ``conv2d`` in its weight. With ``saved`` (``(algorithm, columns)`` from :func:`forward`)
+    that algorithm runs on those columns; otherwise the chosen one.
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> x, g = np.arange(4.0).reshape(1, 1, 2, 2), np.ones((1, 1, 1, 1))
+    >>> ca.weight_grad(x, g, ca.geometry(x.shape, (1, 1, 2, 2), (1, 1), (0, 0), (1, 1), 1))
+    array([[[[0., 1.],
+             [2., 3.]]]])
+    """
+    if saved is not None:
+        name, columns = saved
+        return _run("weight_grad", name, (x, g), geo, saved=columns)
+    return _dispatch("weight_grad", (x, g), geo, np.result_type(x, g))[1]
+
+
+# --------------------------------------------------------------------------- columns kept for the weight gradient
+
+_kept: dict = {}
+
+
+def keep_for(out, x, name, columns):
+    """Tie ``columns`` (computed by algorithm ``name`` from ``x``) to the forward's output array ``out``.
+
+    They live as long as ``out`` does (the graph holds it) and are dropped with it.
+    """
+    key = id(out)
+    _kept[key] = (x, name, columns)
+    weakref.finalize(out, _kept.pop, key, None)
+
+
+def kept_for(out, x):
+    """``(name, columns)`` kept for the output ``out`` if they were computed from this very ``x``, else None."""
+    if not isinstance(out, np.ndarray):
+        return None
+    entry = _kept.get(id(out))
+    if entry is None or entry[0] is not x:
+        return None
+    return entry[1], entry[2]
+
+
+def kept_bytes():
+    """Bytes held by kept columns right now (for memory accounting).
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.kept_bytes() >= 0
+    True
+    """
+    total = 0
+    for _, _, columns in _kept.values():
+        total += columns.nbytes if isinstance(columns, np.ndarray) else sum(c.nbytes for _, _, c in columns)
+    return total
