@@ -36,6 +36,7 @@ import inspect
 import warnings
 
 from nablab.autodiff.core import Tensor, is_grad_enabled, no_grad, primitive
+from nablab.autodiff.custom import custom_jvp, custom_vjp, linear_transpose, linearize
 from nablab.autodiff.graph import Graph, trace_graph
 from nablab.autodiff.imperative import tensor
 from nablab.autodiff.numeric import gradcheck, numerical_jacobian
@@ -66,7 +67,8 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp",
     "elementwise_grad", "jacobian", "holomorphic_grad", "deriv", "make_vjp", "make_jvp", "make_hvp", "make_ggnvp",
     "hessian_tensor_product", "hessian_vector_product", "tensor_jacobian_product", "vector_jacobian_product",
-    "grad_and_aux", "multigrad_dict", "grad_named", "checkpoint",
+    "grad_and_aux", "multigrad_dict", "grad_named", "checkpoint", "custom_vjp", "custom_jvp",
+    "linearize", "linear_transpose",
     "numerical_jacobian", "gradcheck", "trace_graph", "Graph",
     "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves",
     "ShapeError", "TracedValueError", "UnsupportedFunctionError",

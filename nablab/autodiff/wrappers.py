@@ -23,7 +23,8 @@ import inspect
 import numpy as np
 
 from nablab.autodiff import ops
-from nablab.autodiff.core import Primitive, RulesForAnyArgument, bind, shape_of, value_of
+from nablab.autodiff.core import shape_of, value_of
+from nablab.autodiff.custom import checkpoint  # noqa: F401  (rematerialisation lives with the custom rules)
 from nablab.autodiff.transforms import (
     _argnums_tuple,
     _check_scalar_output,
@@ -329,44 +330,3 @@ def grad_named(f, argname):
     """
     position = list(inspect.signature(f).parameters).index(argname)
     return grad(f, position)
-
-
-def checkpoint(f):
-    """``f`` that keeps only its inputs for the backward pass and recomputes the rest there.
-
-    Memory falls from everything ``f`` computes to its inputs and output; time
-    rises by one more forward pass of ``f`` per backward.  It nests with every
-    transform: the recomputation is itself differentiated as usual.
-
-    >>> import numpy as np, nablab as nb
-    >>> layer = nb.checkpoint(lambda x: nb.tanh(x) ** 2)
-    >>> nb.grad(lambda x: nb.sum(layer(x)))(np.array([0.0, 1.0]))
-    array([0.        , 0.63970001])
-    """
-    prim = Primitive(lambda *args, **kwargs: _plain_call(f, args, kwargs),
-                     name=f"checkpoint({getattr(f, '__name__', 'f')})")
-
-    def vjp_rule(i):
-        def rule(g, ans, *args, **kwargs):
-            return vjp(lambda *xs: f(*xs, **kwargs), *args)[1](g)[i]
-
-        return rule
-
-    prim.vjps = RulesForAnyArgument(vjp_rule)
-
-    def jvp_all(tangents, ans, *args, **kwargs):
-        zeros = [ops.zeros_like(a) if t is None else t for t, a in zip(tangents, args)]
-        return jvp(lambda *xs: f(*xs, **kwargs), tuple(args), tuple(zeros))[1]
-
-    prim.jvp_all = jvp_all
-
-    @_wraps(f, f"checkpointed_{getattr(f, '__name__', 'f')}")
-    def wrapped(*args, **kwargs):
-        return bind(prim, args, kwargs)
-
-    return wrapped
-
-
-def _plain_call(f, args, kwargs):
-    # The forward pass of a checkpointed function runs on plain values: nothing is recorded.
-    return f(*args, **kwargs)

@@ -8,8 +8,9 @@ implementation:
 
 - ``"reverse"``: backpropagation through every step; memory grows with the
   number of steps, since every step's graph is kept; with ``checkpoint_every=k``
-  only every k-th training state is kept and each segment is recomputed once on
-  the way back: memory O(steps / k + k) for one more forward pass;
+  each k steps are one :func:`nablab.checkpoint`, so only every k-th training
+  state is kept and each segment is recomputed once on the way back: memory
+  O(steps / k + k) for one more forward pass;
 - ``"forward"``: the tangent d(state)/d(hyperparameter) is carried along the
   steps; memory does not depend on the number of steps, but each scalar entry
   differentiated costs one more pass;
@@ -30,10 +31,12 @@ True
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from nablab.autodiff.core import value_of
-from nablab.autodiff.transforms import grad, jvp, value_and_grad, vjp
+from nablab.autodiff.custom import checkpoint
+from nablab.autodiff.transforms import grad, jvp, value_and_grad
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
 from nablab.checks import check_count, check_lr
 from nablab.optim import heavy_ball, sgd
@@ -120,14 +123,17 @@ class Unrolled:
 
 def _reverse(run, hyper, w0, wrt, options):
     every = options.get("checkpoint_every")
-    if every:
-        value, grads = _checkpointed(run, hyper, w0, int(every))
-        return value, {k: grads[k] for k in wrt}
+    if every is not None:
+        every = int(every)
+        if every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        return _gradients(_checkpointed_loss(run, hyper, every), hyper, w0, wrt)
+    return _gradients(lambda chosen, w: run.final_loss({**hyper, **chosen}, w), hyper, w0, wrt)
+
+
+def _gradients(final, hyper, w0, wrt):
+    """``final(chosen, w0)`` and its gradient, by reverse mode, for what ``wrt`` names."""
     names = [k for k in wrt if k != "w0"]
-
-    def final(chosen, w):
-        return run.final_loss({**hyper, **chosen}, w)
-
     chosen = {k: hyper[k] for k in names}
     if "w0" not in wrt:
         value, g_hyper = value_and_grad(final)(chosen, w0)
@@ -271,54 +277,29 @@ def hypergradient(loss_fn, w0, hyper, steps, make_optimizer, *, val_loss=None, b
     return implementation(run, hyper, w0, names, options)
 
 
-def _is_differentiable(x):
-    return isinstance(x, (float, np.floating)) or (isinstance(x, np.ndarray) and x.dtype.kind == "f")
+def _segment(run, start, stop, hyper, carry):
+    """Steps ``start .. stop - 1`` from ``carry = (w, state)``: one checkpointed segment."""
+    w, state = carry
+    return run.run(hyper, w, start, stop, state)
 
 
-def _split_carry(carry):
-    """Float leaves (differentiated) and the rest (step counters), with a function to join them back."""
-    leaves, spec = tree_flatten(carry)
-    mask = [_is_differentiable(value_of(x)) for x in leaves]
-    diff = [x for x, m in zip(leaves, mask) if m]
-    static = [x for x, m in zip(leaves, mask) if not m]
+def _checkpointed_loss(run, hyper, every):
+    """The final loss as a function of ``(chosen, w0)``, each ``every`` steps one :func:`nablab.checkpoint`.
 
-    def join(diff_leaves, static_leaves=static):
-        it_d, it_s = iter(diff_leaves), iter(static_leaves)
-        return tree_unflatten(spec, [next(it_d) if m else next(it_s) for m in mask])
+    The backward pass then keeps only the training state at the start of each
+    segment (and the hyperparameters) and runs each segment again, recording it,
+    when its turn comes: memory O(steps / every + every) for one more forward pass.
+    """
 
-    return diff, join
+    def final(chosen, w0):
+        h = {**hyper, **chosen}
+        carry = (w0, run.make_optimizer(h).init(w0))
+        for start in range(0, run.steps, every):
+            stop = min(start + every, run.steps)
+            carry = checkpoint(functools.partial(_segment, run, start, stop))(h, carry)
+        return run.val_loss(carry[0])
 
-
-def _checkpointed(run, hyper, w0, every):
-    """Reverse mode keeping every ``every``-th state; each segment is replayed with recording on the way back."""
-    if every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {every}")
-    carry = (w0, run.make_optimizer(hyper).init(w0))
-    checkpoints = []
-    for start in range(0, run.steps, every):
-        checkpoints.append((start, carry))
-        carry = run.run(hyper, carry[0], start, min(start + every, run.steps), carry[1])
-    final_diff, join_final = _split_carry(carry)
-    value, pull_final = vjp(lambda d: run.val_loss(join_final(d)[0]), final_diff)
-    (cotangent,) = pull_final(np.ones_like(np.asarray(value)))
-    g_hyper = None
-    for start, saved in reversed(checkpoints):
-        stop = min(start + every, run.steps)
-        diff, join = _split_carry(saved)
-
-        def segment(h, d, join=join, start=start, stop=stop):
-            w, state = join(d)
-            w, state = run.run(h, w, start, stop, state)
-            return _split_carry((w, state))[0]
-
-        _, pull = vjp(segment, hyper, diff)
-        gh, cotangent = pull(cotangent)
-        del pull, _  # drop this segment's graph before the next one is recorded
-        g_hyper = gh if g_hyper is None else {k: g_hyper[k] + gh[k] for k in gh}
-    if g_hyper is None:  # zero steps
-        g_hyper = {k: np.zeros_like(np.asarray(v)) for k, v in hyper.items()}
-    join_initial = _split_carry(checkpoints[0][1])[1] if checkpoints else join_final
-    return value, {**g_hyper, "w0": join_initial(cotangent)[0]}
+    return final
 
 
 def lr_hypergradient(loss_fn, w0, lr, steps, optimizer=None, mode="reverse", *, momentum=None, val_loss=None,
