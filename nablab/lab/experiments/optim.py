@@ -163,7 +163,7 @@ def draw_solution_line(ax, x, t, box=(-1.0, 3.2), label=True):
     ax.plot(*(w_star[:, None] + along[:, None] * s), "k-", lw=1.2,
             label=f"solutions of {x[0]:g} w1 + {x[1]:g} w2 = {t:g}" if label else None)
     ax.plot(*(x[:, None] / np.linalg.norm(x) * s), color="0.6", ls=":", lw=1,
-            label="row space span(x)" if label else None)
+            label=r"row space $\operatorname{span}(x)$" if label else None)
     ax.plot(*w_star, "k*", ms=12, label="minimum-norm point" if label else None)
     ax.set_xlim(*box)
     ax.set_ylim(*box)
@@ -239,13 +239,13 @@ class MinNormRun:
         farther = ("" if self.ended_at_min_norm == self.problems else
                    f" (the farthest, {self.max_distance_to_min_norm:.1e} away, is still approaching it)")
         return (
-            f"{self.method} from w0 = 0 on {self.problems} random problems (n = {self.n}, d = {self.d}, "
+            f"{self.method} from $w_0 = 0$ on {self.problems} random problems ($n = {self.n}$, $d = {self.d}$, "
             f"{self.steps} sampled steps, lr = {self.lr:.3g}): {self.ended_at_min_norm} of {self.problems} end "
-            f"within {self.tol:g} (relative) of the minimum-norm point X^+ t{farther}, and no iterate was ever "
-            f"farther than {self.max_distance_to_row_space:.1e} (relative) from the row space of X"
+            f"within {self.tol:g} (relative) of the minimum-norm point $X^+ t${farther}, and no iterate was ever "
+            f"farther than {self.max_distance_to_row_space:.1e} (relative) from the row space of $X$"
             + self._velocity_text() +
-            f". The same problems started at a random w0 end a median {self.random_start_distance_to_min_norm:.2f} "
-            f"(relative) away from it, at w* + (I - Q Q^T) w0 (median gap {self.random_start_gap_to_prediction:.1e}): "
+            f". The same problems started at a random $w_0$ end a median {self.random_start_distance_to_min_norm:.2f} "
+            f"(relative) away from it, at $w^* + (I - Q Q^\\top) w_0$ (median gap {self.random_start_gap_to_prediction:.1e}): "
             "the start's null-space part is never touched, so it is the zero start that selects the minimum norm."
             + ("" if self.reaches_min_norm and self.iterates_stay_in_row_space else
                " So here the claim fails: see the numbers.")
@@ -263,7 +263,7 @@ class MomentumMinNormRun(MinNormRun):
     max_velocity_distance_to_row_space: float = 0.0  # over every step from 0, relative to ||w*||
 
     def _velocity_text(self) -> str:
-        return (f", nor any velocity delta farther than {self.max_velocity_distance_to_row_space:.1e}")
+        return (f", nor any velocity $\\delta$ farther than {self.max_velocity_distance_to_row_space:.1e}")
 
 
 def _min_norm_run(run: Context, momentum: bool) -> MinNormRun:
@@ -375,23 +375,23 @@ def min_norm_figure(result: MinNormRun, run: Context) -> None:
     axes[0].set_title(f"{short} in 2-D: only the start at 0\nends at the minimum-norm point")
     zero, other = slice(0, r.problems), slice(r.problems, 2 * r.problems)
     ks = np.arange(r.steps + 1)
-    band(axes[1], ks, floor(r.distance_curves[:, zero]), "C0", "from w0 = 0")
-    band(axes[1], ks, floor(r.distance_curves[:, other]), "C1", "from a random w0")
+    band(axes[1], ks, floor(r.distance_curves[:, zero]), "C0", "from $w_0 = 0$")
+    band(axes[1], ks, floor(r.distance_curves[:, other]), "C1", "from a random $w_0$")
     axes[1].axhline(r.tol, color="gray", ls=":", lw=1, label=f"tolerance {r.tol:g}")
     axes[1].set_xlabel("step")
-    axes[1].set_ylabel("||w_k - w*|| / ||w*||")
-    axes[1].set_title(f"Distance to the minimum-norm point\n{r.problems} problems, n = {r.n}, d = {r.d} "
+    axes[1].set_ylabel(r"$\|w_k - w^*\| / \|w^*\|$")
+    axes[1].set_title(f"Distance to the minimum-norm point\n{r.problems} problems, $n = {r.n}$, $d = {r.d}$ "
                       "(median, min-max)")
     axes[1].legend(fontsize=8)
-    band(axes[2], ks, floor(r.row_space_curves[:, zero]), "C0", "from w0 = 0")
-    band(axes[2], ks, floor(r.row_space_curves[:, other]), "C1", "from a random w0")
+    band(axes[2], ks, floor(r.row_space_curves[:, zero]), "C0", "from $w_0 = 0$")
+    band(axes[2], ks, floor(r.row_space_curves[:, other]), "C1", "from a random $w_0$")
     axes[2].set_xlabel("step")
-    axes[2].set_ylabel("distance to row space / ||w*||")
-    axes[2].set_title("Distance of the iterates to the row space of X")
+    axes[2].set_ylabel(r"distance to row space / $\|w^*\|$")
+    axes[2].set_title("Distance of the iterates to the row space of $X$")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     run.savefig(fig, "min-norm", alt=(
-        f"Left: {short} on x = [1, 2], t = 3 from three starts; only the run from 0 ends at the minimum-norm "
+        f"Left: {short} on $x = [1, 2]$, $t = 3$ from three starts; only the run from 0 ends at the minimum-norm "
         f"point. Middle: relative distance to the minimum-norm point over {r.steps} steps on {r.problems} random "
         f"problems, falling below {r.tol:g} from 0 and levelling off from random starts. Right: the distance to "
         f"the row space stays at rounding level (at most {r.max_distance_to_row_space:.0e}) from 0."))
@@ -456,25 +456,27 @@ class AdagradLimits:
     d_predicted: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
 
     def summary(self) -> str:
-        worked = (f"With lr = {self.first_lr:g}, eps = {self.first_eps:g} the first step from 0 on x = "
+        worked = (f"With lr = {self.first_lr:g}, $\\epsilon$ = {self.first_eps:g} the first step from 0 on $x$ = "
                   f"{listed(self.x_unequal)} has gradient {vec(self.first_gradient, 4)}, accumulator "
                   f"{vec(self.first_accumulator, 4)} and lands at {vec(self.first_step)}, "
-                  f"{'inside' if self.first_step_in_span else 'outside'} span(x); after {self.worked_steps} steps "
-                  f"the iterate is {vec(self.worked_iterate, 5)} (x . w - t = {self.worked_residual:.1e}, still "
+                  f"{'inside' if self.first_step_in_span else 'outside'} $\\operatorname{{span}}(x)$; after "
+                  f"{self.worked_steps} steps the iterate is {vec(self.worked_iterate, 5)} ($x \\cdot w - t$ = "
+                  f"{self.worked_residual:.1e}, still "
                   "creeping along the same ray).")
         n_random = sum(r["problems"] for r in self.random.values())
         return (
-            f"Adagrad (lr = {self.lr:g}, eps = 1e-10) from 0 with t = {self.target:g}: for x = "
+            f"Adagrad (lr = {self.lr:g}, $\\epsilon = 10^{{-10}}$) from 0 with $t$ = {self.target:g}: for $x$ = "
             f"{listed(self.x_equal)} it ends at {vec(self.limit_equal)}, "
             + ("the minimum-norm point" if self.limit_is_min_norm_equal else
                f"not the minimum-norm point {vec(self.min_norm_equal)}")
-            + f" (distance {self.distances_to_min_norm['equal']:.1e}); for x = {listed(self.x_unequal)} it ends at "
+            + f" (distance {self.distances_to_min_norm['equal']:.1e}); for $x$ = {listed(self.x_unequal)} it ends at "
             f"{vec(self.limit_unequal)} (norm {self.norms['unequal'][0]:.6f}), while the minimum-norm point is "
             f"{vec(self.min_norm_unequal)} (norm {self.norms['unequal'][1]:.6f}). "
-            "Why: on one equation every gradient is a multiple of x, so Adagrad divides coordinate i by a "
-            "multiple of |x_i| and steps along sign(x); that is the direction of x (the minimum-norm direction) "
-            "only when all |x_i| are equal. The limit t sign(x)/||x||_1 and the norm ratio "
-            f"sqrt(d) ||x||_2/||x||_1 >= 1 match {n_random} random equations ({self.random_at_min_norm} of them "
+            "Why: on one equation every gradient is a multiple of $x$, so Adagrad divides coordinate $i$ by a "
+            "multiple of $|x_i|$ and steps along $\\operatorname{sign}(x)$; that is the direction of $x$ (the "
+            "minimum-norm direction) only when all $|x_i|$ are equal. The limit $t \\operatorname{sign}(x)/\\|x\\|_1$ "
+            "and the norm ratio "
+            f"$\\sqrt{{d}}\\, \\|x\\|_2/\\|x\\|_1 \\geq 1$ match {n_random} random equations ({self.random_at_min_norm} of them "
             f"end at the minimum-norm point). So Adagrad does {'' if self.always_min_norm else 'not '}always "
             f"reach the minimum-norm solution. " + worked
         )
@@ -590,42 +592,42 @@ def adagrad_figure(result: AdagradLimits, run: Context) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     ax = axes[0]
     for i, (key, (xa, path, gd_path)) in enumerate(r.paths.items()):
-        name = f"x = [{xa[0]:g}, {xa[1]:g}]"
+        name = f"$x = [{xa[0]:g}, {xa[1]:g}]$"
         draw_solution_line(ax, xa, r.target, box=(-0.3, 2.6), label=False)
         ax.plot(path[:, 0], path[:, 1], "o-", color=f"C{i}", ms=2.5, lw=0.8, label=f"Adagrad, {name}")
         ax.plot(gd_path[:, 0], gd_path[:, 1], "--", color=f"C{i}", lw=0.8, label=f"GD, {name}")
-        ax.annotate(f"w* for {name}", xy=theory.min_norm_solution(xa[None], np.array([r.target])),
+        ax.annotate(f"$w^*$ for {name}", xy=theory.min_norm_solution(xa[None], np.array([r.target])),
                     xytext=(6, -12), textcoords="offset points", fontsize=7)
     ax.plot(*r.limit_equal, "ks", ms=5, mfc="none", label="Adagrad limits")
     ax.plot(*r.limit_unequal, "ks", ms=5, mfc="none")
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(f"t = {r.target:g} from w0 = 0: Adagrad moves along sign(x),\n"
-                 "GD along x (stars: minimum-norm points)")
+    ax.set_title(f"$t = {r.target:g}$ from $w_0 = 0$: Adagrad moves along $\\operatorname{{sign}}(x)$,\n"
+                 "GD along $x$ (stars: minimum-norm points)")
     ax = axes[1]
     phi = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.degrees(phi), np.sqrt(2) / (np.abs(np.cos(phi)) + np.abs(np.sin(phi))), "k-", lw=1,
-            label="sqrt(2) ||x||_2 / ||x||_1")
+            label=r"$\sqrt{2}\, \|x\|_2 / \|x\|_1$")
     ax.plot(np.degrees(r.angles % (2 * np.pi)), r.plane_ratio, "C0.", ms=3, label=f"Adagrad runs ({len(r.angles)})")
     for deg in (45, 135, 225, 315):
         ax.axvline(deg, color="0.8", lw=0.8, zorder=0)
-    ax.set_xlabel("direction of x (degrees)")
-    ax.set_ylabel("||Adagrad limit|| / ||minimum-norm point||")
-    ax.set_title("Random single equations in 2-D: equal only when |x1| = |x2|")
+    ax.set_xlabel("direction of $x$ (degrees)")
+    ax.set_ylabel(r"$\|$Adagrad limit$\|$ / $\|$minimum-norm point$\|$")
+    ax.set_title("Random single equations in 2-D: equal only when $|x_1| = |x_2|$")
     ax.legend(fontsize=8)
     ax = axes[2]
     ax.plot(r.d_predicted, r.d_ratio, "C1.", ms=3)
     lims = [min(r.d_predicted.min(), r.d_ratio.min()), max(r.d_predicted.max(), r.d_ratio.max())]
     ax.plot(lims, lims, "k-", lw=0.8)
-    ax.set_xlabel("sqrt(d) ||x||_2 / ||x||_1")
-    ax.set_ylabel("||Adagrad limit|| / ||w*|| (run)")
+    ax.set_xlabel(r"$\sqrt{d}\, \|x\|_2 / \|x\|_1$")
+    ax.set_ylabel(r"$\|$Adagrad limit$\|$ / $\|w^*\|$ (run)")
     ax.set_title(f"Random single equations in {r.d}-D ({len(r.d_ratio)})")
     fig.tight_layout()
     run.savefig(fig, "adagrad", alt=(
-        f"Left: Adagrad and GD paths from 0 to the lines x . w = {r.target:g} for x = {listed(r.x_equal)} and "
+        f"Left: Adagrad and GD paths from 0 to the lines $x \\cdot w = {r.target:g}$ for $x$ = {listed(r.x_equal)} and "
         f"{listed(r.x_unequal)}; GD ends at the minimum-norm points, Adagrad at {vec(r.limit_equal, 3)} and "
         f"{vec(r.limit_unequal, 3)}. Middle: the norm ratio of Adagrad's limit to the minimum-norm point against "
-        "the direction of x, on the curve sqrt(2) ||x||_2/||x||_1 and equal to 1 only on the diagonals. Right: "
-        "the same ratio in higher dimension against sqrt(d) ||x||_2/||x||_1, on the identity line."))
+        "the direction of $x$, on the curve $\\sqrt{2}\\, \\|x\\|_2/\\|x\\|_1$ and equal to 1 only on the diagonals. "
+        "Right: the same ratio in higher dimension against $\\sqrt{d}\\, \\|x\\|_2/\\|x\\|_1$, on the identity line."))
 
 
 # -- RMSprop and Adam -----------------------------------------------------------------
@@ -683,14 +685,14 @@ class AdaptiveLimits:
         never = [self.labels[k].split(" (")[0] for k, ok in (("rmsprop", self.rmsprop_always_min_norm),
                                                              ("adam", self.adam_always_min_norm)) if not ok]
         return (
-            f"Full-batch runs from 0 on {self.problems} random problems (n = {self.n}, d = {self.d}, "
+            f"Full-batch runs from 0 on {self.problems} random problems ($n = {self.n}$, $d = {self.d}$, "
             f"{self.steps} steps): GD ends at the minimum-norm point on every problem (max relative distance "
             f"{gd['distance'][2]:.1e}); the adaptive methods reach a solution (residual < {self.tol:g}) but one "
             f"farther than {self.far:g} (relative) from it: {parts}. Their limits are solutions of larger norm, "
             f"and they move with the learning rate: Adam's limits at {lrs[0]} and at {lrs[-1]} are a median "
             f"{self.adam_lr_ends_apart:.2f} apart (relative). "
             + (f"So no: like Adagrad, {' and '.join(never)} do{'es' if len(never) == 1 else ''} not pick the "
-               "minimum-norm solution in general; per-coordinate rates leave the row space of X." if never else
+               "minimum-norm solution in general; per-coordinate rates leave the row space of $X$." if never else
                "Here both reached the minimum-norm point on every problem.")
         )
 
@@ -787,14 +789,14 @@ def adaptive_figure(result: AdaptiveLimits, run: Context) -> None:
     ax.set_yscale("log")
     ax.set_xticks(range(len(keys)), [r.labels[k].replace(" (", "\n(") for k in keys], fontsize=8)
     ax.axhline(r.far, color="gray", ls=":", lw=1)
-    ax.set_ylabel("||limit - w*|| / ||w*||")
-    ax.set_title(f"Limits on {r.problems} random problems (n = {r.n}, d = {r.d}), full batch from 0")
+    ax.set_ylabel(r"$\|\mathrm{limit} - w^*\| / \|w^*\|$")
+    ax.set_title(f"Limits on {r.problems} random problems ($n = {r.n}$, $d = {r.d}$), full batch from 0")
     ax = axes[0, 1]
     ks = np.arange(r.steps + 1)
     for i, key in enumerate(keys):
         band(ax, ks, floor(r.curves[key]), f"C{i}", r.labels[key])
     ax.set_xlabel("step")
-    ax.set_ylabel("distance to the row space / ||w*||")
+    ax.set_ylabel(r"distance to the row space / $\|w^*\|$")
     ax.set_title("GD stays in the row space; the adaptive methods leave it at once")
     ax.legend(fontsize=8)
     ax = axes[1, 0]
@@ -802,10 +804,10 @@ def adaptive_figure(result: AdaptiveLimits, run: Context) -> None:
     for i, (name, path) in enumerate(r.demo_paths.items()):
         ax.plot(path[:, 0], path[:, 1], ".-", color=f"C{i}", ms=2, lw=0.7, label=name)
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title("x1 = [1, 2], t = 3: the adaptive methods all move along sign(x) = [1, 1]")
+    ax.set_title(r"$x_1 = [1, 2]$, $t = 3$: the adaptive methods all move along $\operatorname{sign}(x) = [1, 1]$")
     ax = axes[1, 1]
     lrs = list(r.sweep)
-    ax.semilogx(lrs, [r.sweep[lr][0] for lr in lrs], "o-", color="C3", label="Adam: median distance to w*")
+    ax.semilogx(lrs, [r.sweep[lr][0] for lr in lrs], "o-", color="C3", label="Adam: median distance to $w^*$")
     ax.semilogx(lrs, [r.sweep[lr][1] for lr in lrs], "s--", color="C4",
                 label="Adam: median distance to its lr 0.03 limit")
     ax.set_xlabel("Adam's peak learning rate (cosine decay)")
@@ -818,7 +820,7 @@ def adaptive_figure(result: AdaptiveLimits, run: Context) -> None:
         f"problems; GD's at rounding level, Adagrad's, RMSprop's and Adam's around "
         f"{np.median([r.methods[k]['distance'][1] for k in keys if k != 'gd']):.1f}. Top right: distance to the "
         "row space over the steps; GD stays at zero, the adaptive methods leave it at the first step. Bottom "
-        "left: the paths of the four methods on x = [1, 2], t = 3. Bottom right: Adam's distance to the "
+        "left: the paths of the four methods on $x = [1, 2]$, $t = 3$. Bottom right: Adam's distance to the "
         "minimum-norm point and to its own limit at lr 0.03, against its learning rate."))
 
 
@@ -873,19 +875,21 @@ class PreconditionedLimits:
 
     def summary(self) -> str:
         per = "; ".join(f"{self.labels[k]}: {vec(self.preconditioned[k]['limit'])} "
-                        f"(a . theta = {self.preconditioned[k]['a_dot_limit']:.6g})" for k in PRECONDITIONERS)
+                        f"($a \\cdot \\theta$ = {self.preconditioned[k]['a_dot_limit']:.6g})" for k in PRECONDITIONERS)
         ones = np.ones(len(self.a))
         return (
-            f"Preconditioned SGD from 0 on {listed(self.a)} theta = {self.target:g} ends at M a^T / (a M a^T), the "
-            f"solution of least theta^T M^-1 theta: {per}. Rescaling theta_bar_i = a_i theta_i turns the equation "
-            f"into {listed(ones)} theta_bar = {self.target:g}, whose SGD limit is {vec(self.rescaled_solution)}; "
-            f"mapped back through theta_i = theta_bar_i / a_i it is {vec(self.rescaled_mapped_back, 4)}, the "
-            "M = diag(1/a_i^2) limit. Adagrad and RMSprop, which build M_t = diag(1/RMS gradient) on the fly, "
-            f"end at the diag(1/|a_i|) point too (within "
+            f"Preconditioned SGD from 0 on {listed(self.a)} $\\theta$ = {self.target:g} ends at "
+            f"$M a^\\top / (a M a^\\top)$, the solution of least $\\theta^\\top M^{{-1}} \\theta$: {per}. Rescaling "
+            f"$\\bar{{\\theta}}_i = a_i \\theta_i$ turns the equation into {listed(ones)} $\\bar{{\\theta}}$ = "
+            f"{self.target:g}, whose SGD limit is {vec(self.rescaled_solution)}; mapped back through "
+            f"$\\theta_i = \\bar{{\\theta}}_i / a_i$ it is {vec(self.rescaled_mapped_back, 4)}, the "
+            "$M = \\operatorname{diag}(1/a_i^2)$ limit. Adagrad and RMSprop, which build "
+            "$M_t = \\operatorname{diag}(1/\\mathrm{RMS\\ gradient})$ on the fly, "
+            f"end at the $\\operatorname{{diag}}(1/|a_i|)$ point too (within "
             f"{max(v['distance_to_inverse_abs'] for v in self.adaptive.values()):.1e}). On "
             f"{self.random_diagonal['problems']} random diagonal and {self.random_full['problems']} full "
-            "positive-definite M the runs end at the closed form M X^T (X M X^T)^-1 t (median relative distance "
-            f"{self.random_diagonal['distance'][0]:.1e}) and never leave range(M X^T)."
+            "positive-definite $M$ the runs end at the closed form $M X^\\top (X M X^\\top)^{-1} t$ (median relative "
+            f"distance {self.random_diagonal['distance'][0]:.1e}) and never leave $\\operatorname{{range}}(M X^\\top)$."
         )
 
 
@@ -1012,8 +1016,9 @@ def preconditioned_figure(result: PreconditionedLimits, run: Context) -> None:
         ax.semilogy(np.arange(1, len(path)), floor(off), styles[i % len(styles)], color=f"C{i}", ms=2, lw=1,
                     markevery=max(1, len(off) // 20), label=r.labels[key])
     ax.set_xlabel("step")
-    ax.set_ylabel("sin(angle between theta_k and its ray)")
-    ax.set_title("Each run stays on the ray along M a^T\n(adaptive runs: along sign(a); eps tilts them slightly)")
+    ax.set_ylabel(r"$\sin$(angle between $\theta_k$ and its ray)")
+    ax.set_title("Each run stays on the ray along $M a^\\top$\n"
+                 r"(adaptive runs: along $\operatorname{sign}(a)$; $\epsilon$ tilts them slightly)")
     ax.legend(fontsize=7)
     ax = axes[1]
     shown = list(PRECONDITIONERS) + list(r.adaptive)
@@ -1024,22 +1029,23 @@ def preconditioned_figure(result: PreconditionedLimits, run: Context) -> None:
         ax.bar(np.arange(dim) + (i - len(shown) / 2 + 0.5) * width, limits[key], width, color=f"C{i}",
                label=r.labels[key])
     ax.set_yscale("log")
-    ax.set_xticks(range(dim), [f"theta_{i + 1}" for i in range(dim)])
+    ax.set_xticks(range(dim), [f"$\\theta_{i + 1}$" for i in range(dim)])
     ax.set_title("Limits: the preconditioner picks the solution")
     ax.legend(fontsize=7)
     ax = axes[2]
     bins = np.logspace(-17, 1, 37)
-    ax.hist(r.random_errors.clip(1e-17), bins=bins, alpha=0.7, label="distance to M X^T (X M X^T)^-1 t")
-    ax.hist(r.random_shifts, bins=bins, alpha=0.7, label="its distance to X^+ t")
+    ax.hist(r.random_errors.clip(1e-17), bins=bins, alpha=0.7, label=r"distance to $M X^\top (X M X^\top)^{-1} t$")
+    ax.hist(r.random_shifts, bins=bins, alpha=0.7, label="its distance to $X^+ t$")
     ax.set_xscale("log")
     ax.set_xlabel("relative distance")
     ax.set_ylabel("problems")
-    ax.set_title(f"{r.random_diagonal['problems']} diagonal and {r.random_full['problems']} full random M")
+    ax.set_title(f"{r.random_diagonal['problems']} diagonal and {r.random_full['problems']} full random $M$")
     ax.legend(fontsize=8)
     fig.tight_layout()
     run.savefig(fig, "preconditioned", alt=(
-        f"Left: each run on {listed(r.a)} theta = {r.target:g} stays on its ray (sine of the angle at rounding level). "
-        "Middle: the limits' coordinates on a log scale for M = I, diag(1/|a_i|), diag(1/a_i^2), Adagrad and "
+        f"Left: each run on {listed(r.a)} $\\theta$ = {r.target:g} stays on its ray (sine of the angle at rounding "
+        "level). Middle: the limits' coordinates on a log scale for $M = I$, $\\operatorname{diag}(1/|a_i|)$, "
+        "$\\operatorname{diag}(1/a_i^2)$, Adagrad and "
         f"RMSprop; the rescaled limit is {vec(r.limit_rescaled, 3)}. Right: histograms over random problems of "
         "the distance to the closed-form limit (at rounding level) and of that limit's distance to the "
         "minimum-norm point (of order one)."))
@@ -1122,21 +1128,22 @@ class NonuniformSGD:
 
     def summary(self) -> str:
         return (
-            f"Constant-step SGD from 0 with random sampling probabilities p_i on {self.instances} random systems "
-            f"(n = {self.n}, d = {self.d}), {self.runs} runs each: with alpha = 1/(2 max ||x_i||^2), "
+            f"Constant-step SGD from 0 with random sampling probabilities $p_i$ on {self.instances} random systems "
+            f"($n = {self.n}$, $d = {self.d}$), {self.runs} runs each: with $\\alpha = 1/(2 \\max \\|x_i\\|^2)$, "
             f"{self.runs_at_min_norm} of {self.instances * self.runs} runs end within {self.tol:g} (relative) of "
-            f"the minimum-norm point X^+ y and no iterate leaves the row space (max "
-            f"{self.max_distance_to_row_space:.1e}). J(theta) = sum p_i (y_i - x_i^T theta)^2 "
-            f"{'=' if self.lyapunov_identity else 'differs from'} ||X~ (theta - theta*)||^2 with rows sqrt(p_i) "
-            f"x_i (largest gap {self.identity_gap:.1e}). With alpha* = lambda_min/(2 lambda_max R^2), rho = "
-            f"4 alpha lambda_min - 4 alpha^2 lambda_max R^2 is between {self.rho.min():.1e} and {self.rho.max():.1e}; "
-            f"the exact E[J_k] and the {self.runs}-run mean "
-            + ("stay under (1 - rho)^k J_0 at every step on every instance, and the exact worst one-step factor q* "
-               "is below 1 - rho. " if self.expected_decrease else "do not stay under (1 - rho)^k J_0. ")
-            + f"E[A] <= -4 alpha lambda_min J {'holds' if self.a_term_bound else 'fails'} on {self.probes} random "
-            f"theta per instance, and E[B] <= 4 alpha^2 lambda_max R^2 J "
-            f"{'holds' if self.b_term_bound_with_4 else 'fails'}; without the factor 4, E[B] <= alpha^2 lambda_max "
-            f"(max ||x_i||^2) J fails on {self.b_failures} of {self.instances} instances (worst ratio "
+            f"the minimum-norm point $X^+ y$ and no iterate leaves the row space (max "
+            f"{self.max_distance_to_row_space:.1e}). $J(\\theta) = \\sum_i p_i (y_i - x_i^\\top \\theta)^2$ "
+            f"{'equals' if self.lyapunov_identity else 'differs from'} $\\|\\tilde{{X}} (\\theta - \\theta^*)\\|^2$ with "
+            f"rows $\\sqrt{{p_i}}\\, x_i$ (largest gap {self.identity_gap:.1e}). With "
+            f"$\\alpha^* = \\lambda_{{\\min}}/(2 \\lambda_{{\\max}} R^2)$, "
+            f"$\\rho = 4 \\alpha \\lambda_{{\\min}} - 4 \\alpha^2 \\lambda_{{\\max}} R^2$ is between {self.rho.min():.1e} "
+            f"and {self.rho.max():.1e}; the exact $E[J_k]$ and the {self.runs}-run mean "
+            + ("stay under $(1 - \\rho)^k J_0$ at every step on every instance, and the exact worst one-step factor "
+               "$q^*$ is below $1 - \\rho$. " if self.expected_decrease else "do not stay under $(1 - \\rho)^k J_0$. ")
+            + f"$E[A] \\leq -4 \\alpha \\lambda_{{\\min}} J$ {'holds' if self.a_term_bound else 'fails'} on "
+            f"{self.probes} random $\\theta$ per instance, and $E[B] \\leq 4 \\alpha^2 \\lambda_{{\\max}} R^2 J$ "
+            f"{'holds' if self.b_term_bound_with_4 else 'fails'}; without the factor 4, "
+            f"$E[B] \\leq \\alpha^2 \\lambda_{{\\max}} (\\max \\|x_i\\|^2) J$ fails on {self.b_failures} of {self.instances} instances (worst ratio "
             f"{self.b_ratio.max():.2f})."
         )
 
@@ -1271,42 +1278,44 @@ def nonuniform_figure(result: NonuniformSGD, run: Context) -> None:
     ax.fill_between(ks, floor(r.distance_band[:, 0]), floor(r.distance_band[:, 2]), color="C0", alpha=0.2, lw=0)
     ax.axhline(r.tol, color="gray", ls=":", lw=1, label=f"tolerance {r.tol:g}")
     ax.set_xlabel("step")
-    ax.set_ylabel("||theta_k - theta*|| / ||theta*||")
-    ax.set_title("alpha = 1/(2 max ||x_i||^2): every run ends at the minimum-norm point")
+    ax.set_ylabel(r"$\|\theta_k - \theta^*\| / \|\theta^*\|$")
+    ax.set_title(r"$\alpha = 1/(2 \max \|x_i\|^2)$: every run ends at the minimum-norm point")
     ax.legend(fontsize=8)
     ax = axes[0, 1]
     show = int(np.argmax(r.rho))
     J0 = r.J_exact[0, show]
-    ax.semilogy(ks, r.J_mean[:, show], "C0", label=f"mean of J over {r.runs} runs")
+    ax.semilogy(ks, r.J_mean[:, show], "C0", label=f"mean of $J$ over {r.runs} runs")
     ax.fill_between(ks, np.maximum(r.J_mean[:, show] - 2 * r.J_se[:, show], 1e-300),
                     r.J_mean[:, show] + 2 * r.J_se[:, show], color="C0", alpha=0.2, lw=0)
-    ax.semilogy(ks, r.J_exact[:, show], "k--", lw=1, label="exact E[J_k]")
-    ax.semilogy(ks, (1 - r.rho[show]) ** ks * J0, "C3", label=f"(1 - rho)^k J_0, rho = {r.rho[show]:.2e}")
+    ax.semilogy(ks, r.J_exact[:, show], "k--", lw=1, label="exact $E[J_k]$")
+    ax.semilogy(ks, (1 - r.rho[show]) ** ks * J0, "C3", label=f"$(1 - \\rho)^k J_0$, $\\rho$ = {r.rho[show]:.2e}")
     ax.semilogy(ks, r.q_star[show] ** ks * J0, "C2:",
-                label=f"q*^k J_0, q* = {r.q_star[show]:.4f} (worst one step)")
+                label=f"${{q^*}}^k J_0$, $q^*$ = {r.q_star[show]:.4f} (worst one step)")
     ax.set_xlabel("step")
-    ax.set_ylabel("J(theta_k)")
-    ax.set_title(f"Instance {show}: alpha* = lambda_min / (2 lambda_max R^2) = {r.alpha_star[show]:.3g}")
+    ax.set_ylabel(r"$J(\theta_k)$")
+    ax.set_title(f"Instance {show}: $\\alpha^* = \\lambda_{{\\min}} / (2 \\lambda_{{\\max}} R^2)$ = "
+                 f"{r.alpha_star[show]:.3g}")
     ax.legend(fontsize=8)
     ax = axes[1, 0]
     ax.loglog(r.rho, 1 - r.q_star, "C0o", ms=5)
     lo, hi = min(r.rho.min(), (1 - r.q_star).min()), max(r.rho.max(), (1 - r.q_star).max())
     ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8)
-    ax.set_xlabel("rho = 4 alpha lambda_min - 4 alpha^2 lambda_max R^2 (the bound)")
-    ax.set_ylabel("1 - q* (exact worst one-step decrease)")
+    ax.set_xlabel(r"$\rho = 4 \alpha \lambda_{\min} - 4 \alpha^2 \lambda_{\max} R^2$ (the bound)")
+    ax.set_ylabel("$1 - q^*$ (exact worst one-step decrease)")
     ax.set_title("Every instance decreases faster than the bound (above the line)")
     ax = axes[1, 1]
     ax.bar(np.arange(r.instances), r.b_ratio, color="C1")
     ax.axhline(1, color="k", lw=0.8)
-    ax.axhline(4, color="C3", lw=0.8, ls="--", label="4: the factor of the E[B] bound")
+    ax.axhline(4, color="C3", lw=0.8, ls="--", label="4: the factor of the $E[B]$ bound")
     ax.set_xlabel("instance")
-    ax.set_ylabel("worst E[B] / (alpha^2 lambda_max R^2 J)")
-    ax.set_title("E[B] <= lambda_max R^2 alpha^2 J (no factor 4)\nfails above 1")
+    ax.set_ylabel(r"worst $E[B] / (\alpha^2 \lambda_{\max} R^2 J)$")
+    ax.set_title(r"$E[B] \leq \lambda_{\max} R^2 \alpha^2 J$ (no factor 4)" "\nfails above 1")
     ax.legend(fontsize=8)
     fig.tight_layout()
     run.savefig(fig, "nonuniform", alt=(
         f"Top left: relative distance to the minimum-norm point over {r.steps} steps for {r.instances * r.runs} "
-        f"runs, falling below {r.tol:g}. Top right: on instance {show}, the run mean of J, the exact E[J_k], the "
-        "bound (1 - rho)^k J_0 above both, and q*^k J_0. Bottom left: 1 - q* against rho per instance, all on or "
-        f"above the identity line. Bottom right: the worst E[B] / (alpha^2 lambda_max R^2 J) per instance, between "
+        f"runs, falling below {r.tol:g}. Top right: on instance {show}, the run mean of $J$, the exact $E[J_k]$, the "
+        "bound $(1 - \\rho)^k J_0$ above both, and ${q^*}^k J_0$. Bottom left: $1 - q^*$ against $\\rho$ per "
+        "instance, all on or above the identity line. Bottom right: the worst "
+        f"$E[B] / (\\alpha^2 \\lambda_{{\\max}} R^2 J)$ per instance, between "
         f"{r.b_ratio.min():.2f} and {r.b_ratio.max():.2f}: above 1 and at most 4."))
