@@ -1,4 +1,5 @@
-"""Data: MNIST-1D generated locally, CIFAR-10 read safely from disk, a seeded loader,
+"""Data: MNIST-1D generated locally, CIFAR-10 read safely from disk, scikit-learn's digits
+as CIFAR-10-shaped images, a seeded loader,
 normalisation and augmentation, one-hot text.
 
 >>> import numpy as np
@@ -12,6 +13,7 @@ normalisation and augmentation, one-hot text.
 """
 
 from nablab.data.cifar10 import find_cifar10, load_cifar10
+from nablab.data.digits import load_digits
 from nablab.errors import DataNotFoundError
 from nablab.data.loader import DataLoader
 from nablab.data.mnist_1d import load_mnist1d
@@ -19,7 +21,7 @@ from nablab.data.text import one_hot_sentence, tokenize
 from nablab.data.transforms import channel_stats, compose, horizontal_flip, normalize, random_crop
 
 __all__ = [
-    "load_mnist1d", "load_cifar10", "find_cifar10", "DataLoader", "DataNotFoundError",
+    "load_mnist1d", "load_cifar10", "find_cifar10", "load_digits", "DataLoader", "DataNotFoundError",
     "normalize", "channel_stats", "random_crop", "horizontal_flip", "compose",
     "one_hot_sentence", "tokenize",
 ]

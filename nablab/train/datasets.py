@@ -5,6 +5,12 @@
 - ``cifar10``: CIFAR-10 from disk through :func:`nablab.data.load_cifar10`;
   images ``(3, 32, 32)`` scaled to [0, 1] and normalised per channel with the
   training set's mean and standard deviation.
+- ``digits``: scikit-learn's 1,797 handwritten digits through
+  :func:`nablab.data.load_digits`, shaped like CIFAR-10: each 8 x 8 image scaled
+  to [0, 1], upsampled (bilinear) to 32 x 32 and repeated over 3 channels, split
+  80/20 by a seeded stratified split (``split_seed``), then normalised like
+  CIFAR-10 with the training images' mean and standard deviation per channel.
+  Needs scikit-learn.
 
 ``limit`` keeps only the first ``limit`` training and test examples (quick runs).
 
@@ -23,7 +29,7 @@ import numpy as np
 
 __all__ = ["DATASETS", "Dataset", "load_dataset", "check_limit"]
 
-DATASETS = ("mnist1d", "cifar10")
+DATASETS = ("mnist1d", "cifar10", "digits")
 
 
 @dataclass
@@ -68,12 +74,20 @@ def check_limit(limit):
     return int(limit)
 
 
-def load_dataset(name: str, path=None, limit=None, dtype=np.float32) -> Dataset:
-    """Load ``name`` ("mnist1d" or "cifar10"); ``path`` is the CIFAR-10 archive or folder.
+def load_dataset(name: str, path=None, limit=None, dtype=np.float32, split_seed=None) -> Dataset:
+    """Load ``name`` ("mnist1d", "cifar10" or "digits"); ``path`` is the CIFAR-10 archive or folder.
 
     A missing CIFAR-10 raises :class:`nablab.data.DataNotFoundError` with instructions.
 
     ``limit`` keeps the first examples of each split; ``dtype`` is the inputs' type.
+    ``split_seed`` seeds the digits' stratified split (default 0); the other data sets come
+    with a fixed split and refuse it.
+
+    >>> d = load_dataset("digits", split_seed=1, dtype=np.float64)
+    >>> d.input_shape, len(d.x_train), len(d.x_test)
+    ((3, 32, 32), 1438, 359)
+    >>> [round(float(v), 12) + 0.0 for v in (d.x_train.mean(), d.x_train.std())]   # normalised on the training images
+    [0.0, 1.0]
 
     >>> from nablab.train import load_dataset
     >>> load_dataset("cifar10", path="/nonexistent")  # doctest: +ELLIPSIS
@@ -86,6 +100,18 @@ def load_dataset(name: str, path=None, limit=None, dtype=np.float32) -> Dataset:
         raise ValueError(f"dtype {dtype} is not supported; use float32 or float64")
     if limit is not None:
         check_limit(limit)
+    if split_seed is not None and name != "digits":
+        raise ValueError(f"split_seed={split_seed!r}: only the digits are split here; {name} comes with its own "
+                         "training and test sets")
+    if name == "digits":
+        from nablab.data import load_digits
+
+        d = load_digits(split_seed=0 if split_seed is None else split_seed)
+        mean = d["x_train"].mean(axis=(0, 2, 3), keepdims=True)
+        std = d["x_train"].std(axis=(0, 2, 3), keepdims=True)
+        data = Dataset("digits", ((d["x_train"] - mean) / std).astype(dtype), d["y_train"],
+                       ((d["x_test"] - mean) / std).astype(dtype), d["y_test"], d["classes"])
+        return data.limited(limit)
     if name == "mnist1d":
         from nablab.data import load_mnist1d
 

@@ -7,13 +7,14 @@ import pytest
 import nablab.data
 import nablab.data.cache
 import nablab.data.cifar10
+import nablab.data.digits
 import nablab.data.loader
 import nablab.data.mnist_1d
 import nablab.data.safe_pickle
 import nablab.data.text
 import nablab.data.transforms
 
-MODULES = [nablab.data, nablab.data.cache, nablab.data.cifar10, nablab.data.loader,
+MODULES = [nablab.data, nablab.data.cache, nablab.data.cifar10, nablab.data.digits, nablab.data.loader,
            nablab.data.mnist_1d, nablab.data.safe_pickle, nablab.data.text, nablab.data.transforms]
 
 
