@@ -1,0 +1,334 @@
+"""Every convolution algorithm against PyTorch: float64 to 1e-10 in reverse, forward and imperative mode and
+to second order; float32 within its stated bound; the choice, its switch and the kept columns."""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import nablab as nb
+from nablab.nn import conv_algorithms as ca
+from nablab.nn import functional as F
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+settings.register_profile("conv-algorithms", max_examples=25, deadline=None)
+ALGORITHMS = list(ca.ALGORITHMS)
+
+
+def _load_existing_tests():
+    path = pathlib.Path(__file__).with_name("test_functional_vs_torch.py")
+    spec = importlib.util.spec_from_file_location("_conv_tests_vs_torch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXISTING = _load_existing_tests()
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@pytest.mark.parametrize("test", ["test_conv2d_matches_torch", "test_conv_transpose2d_matches_torch",
+                                  "test_conv1d_matches_torch", "test_conv2d_same_and_valid_padding_match_torch",
+                                  "test_max_pool1d_and_avg_pool2d_match_torch", "test_conv_and_pool_nest_to_second_order",
+                                  "test_hessian_vector_product_through_a_convnet_matches_torch"])
+def test_the_existing_tests_pass_with_each_algorithm_forced(name, test):
+    fn = getattr(EXISTING, test)
+    with ca.use(name):
+        if test == "test_conv2d_same_and_valid_padding_match_torch":
+            for k in [(2, 2), (3, 3), (2, 3), (4, 1)]:
+                fn(k)
+        else:
+            fn()
+
+
+@st.composite
+def fast_configs(draw):
+    """Mostly shapes the fast algorithms take (3x3 or larger, stride 1, one group), some they do not."""
+    special = draw(st.booleans())
+    groups = 1 if special else draw(st.sampled_from([1, 2]))
+    cin, cout = groups * draw(st.integers(1, 4)), groups * draw(st.integers(1, 4))
+    k = 3 if special else draw(st.integers(1, 5))
+    kh, kw = (k, k) if special else (k, draw(st.integers(1, 5)))
+    stride = (1, 1) if special else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dilation = (1, 1) if special else (draw(st.integers(1, 2)), 1)
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 11))
+    w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 11))
+    return dict(n=draw(st.integers(1, 3)), cin=cin, cout=cout, k=(kh, kw), hw=(h, w), stride=stride,
+                padding=padding, dilation=dilation, groups=groups)
+
+
+def _arrays(cfg, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["cin"]) + cfg["hw"]).astype(dtype)
+    w = rng.standard_normal((cfg["cout"], cfg["cin"] // cfg["groups"]) + cfg["k"]).astype(dtype)
+    b = rng.standard_normal(cfg["cout"]).astype(dtype)
+    return x, w, b
+
+
+def _options(cfg):
+    return {k: cfg[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+def _geometry(cfg):
+    return ca.geometry((cfg["n"], cfg["cin"]) + cfg["hw"], (cfg["cout"], cfg["cin"] // cfg["groups"]) + cfg["k"],
+                       cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+
+
+def _ran(before, name, ops):
+    after = ca.calls()
+    return all(after.get((op, name), 0) > before.get((op, name), 0) for op in ops)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@settings(settings.get_profile("conv-algorithms"))
+@given(cfg=fast_configs(), seed=st.integers(0, 2**31 - 1))
+def test_reverse_mode_matches_torch(name, cfg, seed):
+    x, w, b = _arrays(cfg, seed)
+    kw = _options(cfg)
+    before = ca.calls()
+    with ca.use(name):
+        out, vjp = nb.vjp(lambda x, w, b: F.conv2d(x, w, b, **kw), x, w, b)
+        g = np.random.default_rng(seed + 1).standard_normal(out.shape)
+        grads = vjp(g)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    ref = torch.nn.functional.conv2d(*ts, **kw)
+    ref.backward(torch.tensor(g))
+    np.testing.assert_allclose(out, ref.detach().numpy(), **TOL)
+    for ours, t in zip(grads, ts):
+        np.testing.assert_allclose(ours, t.grad.numpy(), **TOL)
+    geo = _geometry(cfg)
+    applies = [op for op in ("forward", "input_grad", "weight_grad") if name in ca.applicable(op, geo)]
+    assert _ran(before, name, applies), f"{name} was forced but did not run {applies} for {geo}"
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@settings(settings.get_profile("conv-algorithms"))
+@given(cfg=fast_configs(), seed=st.integers(0, 2**31 - 1))
+def test_forward_mode_matches_torch(name, cfg, seed):
+    x, w, b = _arrays(cfg, seed)
+    rng = np.random.default_rng(seed + 2)
+    tx, tw = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    kw = _options(cfg)
+    with ca.use(name):
+        out, tangent = nb.jvp(lambda x, w: F.conv2d(x, w, b, **kw), (x, w), (tx, tw))
+    ref, ref_tangent = torch.func.jvp(lambda x, w: torch.nn.functional.conv2d(x, w, torch.tensor(b), **kw),
+                                      (torch.tensor(x), torch.tensor(w)), (torch.tensor(tx), torch.tensor(tw)))
+    np.testing.assert_allclose(out, ref.numpy(), **TOL)
+    np.testing.assert_allclose(tangent, ref_tangent.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@settings(settings.get_profile("conv-algorithms"))
+@given(cfg=fast_configs(), seed=st.integers(0, 2**31 - 1))
+def test_imperative_backward_matches_torch_and_uses_the_kept_columns(name, cfg, seed):
+    x, w, b = _arrays(cfg, seed)
+    kw = _options(cfg)
+    g = None
+    with ca.use(name):
+        xs, ws, bs = (nb.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(xs, ws, bs, **kw)
+        assert ca.kept_bytes() > 0, "the forward kept no columns although the weight requires grad"
+        g = np.random.default_rng(seed + 3).standard_normal(y.shape)
+        y.backward(g)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    torch.nn.functional.conv2d(*ts, **kw).backward(torch.tensor(g))
+    for ours, t in zip((xs, ws, bs), ts):
+        np.testing.assert_allclose(ours.grad.numpy(), t.grad.numpy(), **TOL)
+    del y
+    assert ca.kept_bytes() == 0, "the kept columns outlived the forward's output"
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_second_order_matches_torch(name):
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    vx, vw = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+
+    def loss(x, w):
+        return nb.sum(nb.tanh(F.conv2d(x, w, padding=1)) ** 2)
+
+    with ca.use(name):
+        assert nb.gradcheck(loss, x, w, order=2)
+        hv = nb.jvp(nb.grad(loss, argnums=(0, 1)), (x, w), (vx, vw))[1]
+        hh = nb.grad(lambda w: nb.sum(nb.grad(loss, argnums=1)(x, w) ** 2))(w)  # reverse over reverse
+
+    def tloss(x, w):
+        return (torch.tanh(torch.nn.functional.conv2d(x, w, padding=1)) ** 2).sum()
+
+    _, thv = torch.autograd.functional.hvp(tloss, (torch.tensor(x), torch.tensor(w)),
+                                           (torch.tensor(vx), torch.tensor(vw)))
+    for ours, theirs in zip(hv, thv):
+        np.testing.assert_allclose(ours, theirs.numpy(), **TOL)
+    wt = torch.tensor(w, requires_grad=True)
+    (gw,) = torch.autograd.grad(tloss(torch.tensor(x), wt), wt, create_graph=True)
+    (thh,) = torch.autograd.grad((gw ** 2).sum(), wt)
+    np.testing.assert_allclose(hh, thh.numpy(), **TOL)
+
+
+FLOAT32_CASES = [  # (N, C, O, size, kernel, padding)
+    (4, 16, 8, 14, 3, 1), (2, 64, 32, 8, 3, 1), (8, 3, 32, 32, 3, 1), (32, 32, 16, 16, 3, 0), (4, 3, 16, 20, 7, 3),
+    (2, 128, 16, 6, 3, 2),
+]
+
+
+@pytest.mark.parametrize("case", FLOAT32_CASES)
+def test_float32_error_is_within_the_stated_bound(case):
+    n, c, o, size, k, p = case
+    rng = np.random.default_rng(sum(case))
+    x, w = rng.standard_normal((n, c, size, size)), rng.standard_normal((o, c, k, k))
+    geo = ca.geometry(x.shape, w.shape, (1, 1), (p, p), (1, 1), 1)
+    g = rng.standard_normal((n, o, geo.Ho, geo.Wo))
+    with ca.use("im2col"):  # float64 im2col as the exact value (its own error is ~1e-16 of the scale)
+        exact = {"forward": ca.forward(x, w, geo)[0], "input_grad": ca.input_grad(g, w, geo),
+                 "weight_grad": ca.weight_grad(x, g, geo)}
+        scale = {"forward": ca.forward(abs(x), abs(w), geo)[0].max(),
+                 "input_grad": ca.input_grad(abs(g), abs(w), geo).max(),
+                 "weight_grad": ca.weight_grad(abs(x), abs(g), geo).max()}
+    x32, w32, g32 = (a.astype(np.float32) for a in (x, w, g))
+    checked = 0
+    for name in ALGORITHMS:
+        with ca.use(name):
+            results = {"forward": ca.forward(x32, w32, geo)[0], "input_grad": ca.input_grad(g32, w32, geo),
+                       "weight_grad": ca.weight_grad(x32, g32, geo)}
+        for op, result in results.items():
+            if name not in ca.applicable(op, geo, np.float32):
+                continue
+            assert result.dtype == np.float32, f"{name} {op} returned {result.dtype} for float32 inputs"
+            error = np.max(np.abs(result - exact[op])) / scale[op]
+            assert error <= ca.FLOAT32_ERROR_BOUND[name], f"{name} {op} on {case}: error {error:.2e}"
+            assert error > 0  # really float32 arithmetic
+            checked += 1
+    assert checked >= 9
+
+
+def test_winograd4_is_less_accurate_than_winograd2_as_documented():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((4, 32, 12, 12)), rng.standard_normal((8, 32, 3, 3))
+    geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    with ca.use("im2col"):
+        exact = ca.forward(x, w, geo)[0]
+    errors = {}
+    for name in ("winograd2", "winograd4"):
+        with ca.use(name):
+            errors[name] = np.max(np.abs(ca.forward(x.astype(np.float32), w.astype(np.float32), geo)[0] - exact))
+    assert errors["winograd4"] > 2 * errors["winograd2"]
+
+
+def test_the_kept_columns_are_those_of_the_forward_input_and_an_in_place_change_is_refused():
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    for name in ALGORITHMS:
+        with ca.use(name):
+            xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
+            y = nb.sum(F.conv2d(xs, ws, padding=1) ** 2)
+            xs.data = x + 1.0  # the version counter sees it: backward refuses
+            with pytest.raises(RuntimeError, match="changed in place"):
+                y.backward()
+    # without kept columns the weight gradient is the same
+    grads = []
+    for keep in (True, False):
+        previous = ca.save_columns(keep)
+        try:
+            ws = nb.tensor(w, requires_grad=True)
+            y = nb.sum(F.conv2d(x, ws, padding=1) ** 2)
+            assert (ca.kept_bytes() > 0) == keep
+            y.backward()
+            grads.append(ws.grad.numpy())
+        finally:
+            ca.save_columns(previous)
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_nothing_is_kept_when_only_the_input_or_nothing_is_differentiated():
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    F.conv2d(x, w)
+    with nb.no_grad():
+        y = F.conv2d(x, nb.tensor(w, requires_grad=True))
+        assert ca.kept_bytes() == 0
+    y = F.conv2d(nb.tensor(x, requires_grad=True), w)
+    assert ca.kept_bytes() == 0
+    nb.jvp(lambda w: F.conv2d(x, w), (w,), (w,))
+    assert ca.kept_bytes() == 0
+    del y
+
+
+def test_autotuning_measures_once_per_shape_and_can_be_turned_off():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    assert geo.macs > ca.AUTOTUNE_MIN_MACS
+    previous = ca.autotune(True)
+    try:
+        ca.clear_choices()
+        assert ca.choose("forward", geo, np.float32) is None  # would measure
+        with ca.use("im2col"):
+            reference = F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+            scale = np.max(F.conv2d(np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), padding=1))
+        y = F.conv2d(x, w, padding=1)
+        (key, choice), = ca.choices().items()
+        assert key == ("forward", geo, "<f4")
+        assert set(choice["seconds"]) == {"im2col", "im2col_per_image", "winograd2", "winograd4"}  # fft: k < 5
+        assert choice["algorithm"] in choice["seconds"]
+        assert ca.choose("forward", geo, np.float32) == choice["algorithm"]
+        bound = ca.FLOAT32_ERROR_BOUND[choice["algorithm"]]
+        assert np.max(np.abs(y - reference)) <= bound * scale
+        before = ca.calls()
+        F.conv2d(x, w, padding=1)  # measured once: the second call runs only the choice
+        after = ca.calls()
+        assert sum(after.values()) - sum(before.values()) == 1
+        ca.autotune(False)
+        assert ca.choose("forward", geo, np.float32) == "im2col"
+        small = ca.geometry((1, 1, 5, 5), (1, 1, 3, 3), (1, 1), (0, 0), (1, 1), 1)
+        ca.autotune(True)
+        assert ca.choose("forward", small, np.float32) == "im2col"  # too small to measure
+    finally:
+        ca.autotune(previous)
+        ca.clear_choices()
+    with pytest.raises(TypeError, match="True or False"):
+        ca.autotune("no")
+
+
+def test_the_environment_variable_turns_autotuning_off():
+    code = "from nablab.nn import conv_algorithms as ca; print(ca.is_autotuning())"
+    for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={"NABLAB_CONV_AUTOTUNE": value, "PATH": "", "PYTHONPATH": str(pathlib.Path(__file__).parents[2])})
+        assert out.stdout.strip() == expected, (value, out.stdout, out.stderr)
+
+
+def test_forcing_an_algorithm_that_does_not_apply_runs_im2col_and_unknown_names_are_refused():
+    x, w = np.ones((1, 2, 7, 7)), np.ones((3, 2, 3, 3))
+    before = ca.calls()
+    with ca.use("winograd4"):
+        y = F.conv2d(x, w, stride=2)
+    assert _ran(before, "im2col", ["forward"]) and not _ran(before, "winograd4", ["forward"])
+    np.testing.assert_allclose(y, torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), stride=2).numpy())
+    with pytest.raises(ValueError, match="unknown convolution algorithm 'winograd8'; choose from im2col"):
+        with ca.use("winograd8"):
+            pass
+    with pytest.raises(ValueError, match="unknown convolution map 'backward'"):
+        ca.applicable("backward", ca.geometry(x.shape, w.shape, (1, 1), (0, 0), (1, 1), 1))
+
+
+def test_winograd_and_fft_take_mixed_float_dtypes_and_refuse_integers_by_name():
+    geo = ca.geometry((1, 1, 4, 4), (1, 1, 3, 3), (1, 1), (1, 1), (1, 1), 1)
+    x32, w64 = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3))
+    for name in ("winograd2", "winograd4", "fft"):
+        out = ca._IMPLEMENTATIONS[name].forward(x32, w64, geo)[0]
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out, torch.nn.functional.conv2d(torch.ones(1, 1, 4, 4, dtype=torch.float64),
+                                                                   torch.tensor(w64), padding=1).numpy(), **TOL)
+    with pytest.raises(TypeError, match="winograd4: needs float32 or float64 arrays, got int64, int64"):
+        ca._IMPLEMENTATIONS["winograd4"].forward(np.ones((1, 1, 4, 4), int), np.ones((1, 1, 3, 3), int), geo)
+    with pytest.raises(TypeError, match="fft: needs float32 or float64"):
+        ca._IMPLEMENTATIONS["fft"].forward(np.ones((1, 1, 4, 4), int), np.ones((1, 1, 3, 3), int), geo)
+    with ca.use("winograd4"):  # the dispatcher never sends them there: integers go to im2col
+        assert ca.choose("forward", geo, np.int64) == "im2col"
