@@ -79,6 +79,12 @@ def _divergence_factor(text: str):
         fail(f"--divergence-factor must be a number > 1 or 'off', got {text!r}")
 
 
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (or by an environment variable), not defaulted."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def _num(x):
     return f"{x:.4f}" if abs(x) < 1000 else f"{x:.3e}"
 
@@ -90,6 +96,7 @@ def _epoch_line(row, total, seconds):
 
 
 def train_command(
+    ctx: typer.Context,
     dataset: str = typer.Option("mnist1d", "--dataset", help=f"One of: {', '.join(DATASETS)}."),
     model: str = typer.Option("cnn1d", "--model", help=f"One of: {', '.join(MODELS)}."),
     optimizer: str = typer.Option("adam", "--optimizer", help=f"One of: {', '.join(OPTIMIZERS)}."),
@@ -105,10 +112,13 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N training and N test examples."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    hidden: int = typer.Option(100, "--hidden", help="Hidden units of mlp, resmlp and convnet."),
     divergence_factor: str = typer.Option(
         "1e4", "--divergence-factor",
         help="Stop when a step's loss exceeds this many times the first step's loss (NaN or infinity always "
              "stops); 'off' keeps only the NaN/infinity rule."),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="A TOML file of these settings (batch_size = 50, ...); options given here override it."),
 ) -> None:
     """Train a classifier; write per-epoch metrics, plots and checkpoints to --out.
 
@@ -121,15 +131,26 @@ def train_command(
     Stop a run with Ctrl-C and continue it with --resume: the result is the same as an uninterrupted run.
 
     A run that diverges (a loss above --divergence-factor times the first step's, or NaN) stops with exit status 1, naming the step; its last checkpoint is kept.
+
+    A --config file sets the same things in TrainConfig's names (model = "mlp", batch_size = 50, divergence_factor = "off"); a relative data path in it is read from the file's folder.
     """
     from nablab.data import DataNotFoundError
     from nablab.train.checkpoint import CheckpointError
+    from nablab.train.configfile import ConfigFileError, read_config_file
     from nablab.train.loop import CHECKPOINT, METRICS, TrainConfig, TrainingDiverged, train
 
-    factor = _divergence_factor(divergence_factor)
-    config = TrainConfig(dataset=dataset, model=model, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                         epochs=epochs, seed=seed, batch_size=batch_size, backend=backend, dtype=dtype, limit=limit,
-                         divergence_factor=factor, data=data)
+    given = dict(dataset=dataset, model=model, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                 epochs=epochs, seed=seed, batch_size=batch_size, backend=backend, dtype=dtype, limit=limit,
+                 hidden=hidden, divergence_factor=_divergence_factor(divergence_factor), data=data)
+    settings = {}
+    if config_file is not None:
+        try:
+            settings = read_config_file(config_file)
+        except ConfigFileError as exc:
+            fail(f"--config {exc}")
+    # An option typed on the command line wins over the file, which wins over the option's default.
+    settings.update({name: value for name, value in given.items() if _typed(ctx, name) or name not in settings})
+    config = TrainConfig(**settings)
     try:
         config.validate()
     except ValueError as exc:
@@ -137,6 +158,10 @@ def train_command(
         if message.startswith("divergence_factor"):  # say it in the option's words
             message = "--" + message.replace("_", "-", 1).replace("None", "off")
         fail(message)
+    backend, model, dataset, optimizer = config.backend, config.model, config.dataset, config.optimizer
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
     if backend == "torch":
         try:
             import torch  # noqa: F401

@@ -320,7 +320,6 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
         if not resume and ckpt_path.exists():
             raise FileExistsError(f"{run_dir} already holds a run ({CHECKPOINT}): resume it (--resume) "
                                   "or choose another folder")
-        run_dir.mkdir(parents=True, exist_ok=True)
 
     saved_arrays = meta = None
     if resume:
@@ -344,7 +343,8 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
         seconds = meta.get("epoch_seconds", [])
         step_losses = saved_arrays["history.step_loss"].tolist()
         first_epoch, step = meta["epoch"], meta["step"]
-    if run_dir is not None:
+    if run_dir is not None:   # made only now: a run that cannot start (no data, say) leaves no folder
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     result = TrainResult(config, history, step_losses, seconds, backend, run_dir)
