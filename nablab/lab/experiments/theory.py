@@ -66,10 +66,10 @@ class LsqGradients:
     def summary(self) -> str:
         def verb(ok):
             return "equals" if ok else "differs from"
-        return (f"On {self.trials} random least-squares problems (N and p from 1 to 29), the reverse-mode "
-                f"gradient of l_i {verb(self.per_example_formula)} (x_i^T theta - y_i) x_i (largest relative "
-                f"difference {self.per_example_error:.1e}) and that of L {verb(self.full_formula)} "
-                f"X^T (X theta - Y) ({self.full_error:.1e}); central differences agree with reverse mode to "
+        return (f"On {self.trials} random least-squares problems ($N$ and $p$ from 1 to 29), the reverse-mode "
+                f"gradient of $l_i$ {verb(self.per_example_formula)} $(x_i^\\top \\theta - y_i) x_i$ (largest "
+                f"relative difference {self.per_example_error:.1e}) and that of $L$ {verb(self.full_formula)} "
+                f"$X^\\top (X \\theta - Y)$ ({self.full_error:.1e}); central differences agree with reverse mode to "
                 f"{self.finite_difference_error:.1e}.")
 
 
@@ -162,17 +162,17 @@ class Divergence1D:
     paths: np.ndarray = _hidden()   # |theta_k / theta_0| for the step sizes in ``shown``, one start
 
     def summary(self) -> str:
-        below = ("converged from every start for every alpha below it" if self.converges_below
-                 else "did not converge from every start for every alpha below it")
-        above = ("grew from every start for every alpha above it" if self.diverges_above
-                 else "did not grow from every start for every alpha above it")
-        at = {"2-cycle": "neither converges nor diverges: theta_k = (-1)^k theta_0, a 2-cycle",
+        below = ("converged from every start for every $\\alpha$ below it" if self.converges_below
+                 else "did not converge from every start for every $\\alpha$ below it")
+        above = ("grew from every start for every $\\alpha$ above it" if self.diverges_above
+                 else "did not grow from every start for every $\\alpha$ above it")
+        at = {"2-cycle": "neither converges nor diverges: $\\theta_k = (-1)^k \\theta_0$, a 2-cycle",
               "converges": "converges", "diverges": "diverges"}[self.at_threshold]
         return (f"Over {self.step_sizes} step sizes in (0, {self.lr_max:g}] and {self.starts} random starts "
-                f"each, GD on theta^2/2 changes from converging to diverging at alpha = {self.threshold:.9g} "
+                f"each, GD on $\\theta^2/2$ changes from converging to diverging at $\\alpha$ = {self.threshold:.9g} "
                 f"(found by multisection between {self.largest_converging:g} and {self.smallest_diverging:g}); "
-                f"it {below} and {above}. The measured growth per step equals |1 - alpha| to "
-                f"{self.growth_error:.1e}, as theta_k = (1 - alpha)^k theta_0 says. At the threshold it {at}.")
+                f"it {below} and {above}. The measured growth per step equals $|1 - \\alpha|$ to "
+                f"{self.growth_error:.1e}, as $\\theta_k = (1 - \\alpha)^k \\theta_0$ says. At the threshold it {at}.")
 
 
 @compute("theory.gd-1d-divergence")
@@ -252,21 +252,21 @@ def gd_1d_divergence_figure(r: Divergence1D, run: Context) -> None:
     ax.axvline(r.threshold, color="gray", lw=0.8, ls="--")
     ax.set_xlabel(r"step size $\alpha$")
     ax.set_ylabel(r"growth per step $(|\theta_K|/|\theta_0|)^{1/K}$")
-    ax.set_title(f"GD on $\\theta^2/2$: {r.starts} starts per $\\alpha$, K = {r.steps}")
+    ax.set_title(f"GD on $\\theta^2/2$: {r.starts} starts per $\\alpha$, $K = {r.steps}$")
     ax.legend(fontsize=8)
     ax = axes[1]
     ks = np.arange(min(r.steps, 40) + 1)
     for j, a in enumerate(r.shown):
         ax.semilogy(ks, r.paths[ks, j], "o-", ms=2.5, lw=1, label=f"$\\alpha$ = {a:g}: factor {abs(1 - a):g}")
-    ax.set_xlabel("step k")
+    ax.set_xlabel("step $k$")
     ax.set_ylabel(r"$|\theta_k / \theta_0|$ (the sign flips each step when $\alpha > 1$)")
     ax.set_title(r"$\theta_k = (1-\alpha)^k \theta_0$, one start")
     ax.legend(fontsize=8)
     run.savefig(fig, "divergence", alt=(
-        f"Left: the measured growth per step of GD on theta^2/2 against the step size, on the line "
-        f"|1 - alpha|: below 1 (converging, green) left of alpha = {r.threshold:.4g}, above 1 (diverging, red) "
-        f"right of it. Right: |theta_k/theta_0| over the steps for alpha = "
-        f"{', '.join(f'{a:g}' for a in r.shown)}, flat at alpha = 2."))
+        f"Left: the measured growth per step of GD on $\\theta^2/2$ against the step size, on the line "
+        f"$|1 - \\alpha|$: below 1 (converging, green) left of $\\alpha$ = {r.threshold:.4g}, above 1 (diverging, "
+        f"red) right of it. Right: $|\\theta_k/\\theta_0|$ over the steps for $\\alpha$ = "
+        f"{', '.join(f'{a:g}' for a in r.shown)}, flat at $\\alpha = 2$."))
 
 
 # --------------------------------------------------------------------------- theory.gd-threshold
@@ -350,11 +350,12 @@ class ThresholdLsq:
         ratios = np.array(self.ratios)
         frac = np.array(self.growing_fraction)
         below, clear = ratios < 1, ratios >= _CLEAR_RATIO
-        parts = [f"On {self.problems} random {self.x_shape[0]}x{self.x_shape[1]} least-squares problems, "]
+        parts = [f"On {self.problems} random ${self.x_shape[0]} \\times {self.x_shape[1]}$ least-squares problems, "]
         if below.any():
             parts.append(
-                ("no start ever moved away from theta* below the threshold 2/rho(X^T X)" if frac[below].max() == 0
-                 else f"up to {frac[below].max():.1%} of the starts moved away from theta* below the threshold")
+                ("no start ever moved away from $\\theta^*$ below the threshold $2/\\rho(X^\\top X)$"
+                 if frac[below].max() == 0
+                 else f"up to {frac[below].max():.1%} of the starts moved away from $\\theta^*$ below the threshold")
                 + f" (ratios {', '.join(f'{r:g}' for r in ratios[below])}; the per-step contraction is at most "
                 f"1 - {1 - self.contraction_below:.1e} and the median error after {self.steps} steps is "
                 f"{self.median_shrink_below:.2g} of the start's); ")
@@ -364,7 +365,7 @@ class ThresholdLsq:
                           if least == 1.0 else f"from {_CLEAR_RATIO:g} x the threshold up, at least {least:.1%} "
                           "of the random starts diverged within ") + f"{self.steps} steps. ")
         parts.append(f"Bisection on the step size finds each problem's divergence threshold within "
-                     f"{self.threshold_ratio_max_deviation:.1e} (relative) of 2/rho(X^T X). At "
+                     f"{self.threshold_ratio_max_deviation:.1e} (relative) of $2/\\rho(X^\\top X)$. At "
                      f"{self.orthogonal_ratio:g} x the threshold a start with no component along the amplified "
                      f"eigenvectors shrinks its error to {self.orthogonal_smallest_error:.1e} of the start's ")
         parts.append(f"until rounding errors along those eigenvectors, amplified every step, take over at step "
@@ -481,7 +482,7 @@ def gd_threshold_figure(r: ThresholdLsq, run: Context) -> None:
     ax.axvline(1.0, color="gray", ls="--", lw=0.8)
     ax.set_xlabel(r"step size / threshold, $\alpha \rho(X^TX)/2$")
     ax.set_ylabel(r"fraction of starts with $\|\theta_K - \theta^*\| > \|\theta_0 - \theta^*\|$")
-    ax.set_title(f"{r.problems} problems x {r.starts} starts, K = {r.steps}")
+    ax.set_title(f"{r.problems} problems $\\times$ {r.starts} starts, $K = {r.steps}$")
     ax = axes[1]
     ax.hist(r.observed_ratios - 1.0, bins=20, color="tab:blue")
     ax.set_xlabel(r"observed threshold / $(2/\rho(X^TX))$ - 1")
@@ -491,14 +492,14 @@ def gd_threshold_figure(r: ThresholdLsq, run: Context) -> None:
     for name, norms in r.trajectories.items():
         ax.semilogy(norms, lw=1.2, label=name)
     ax.set_ylim(1e-2, 1e8)
-    ax.set_xlabel("step k")
+    ax.set_xlabel("step $k$")
     ax.set_ylabel(r"$\|\theta_k - \theta^*\| / \|\theta_0 - \theta^*\|$")
     ax.set_title("One problem: below, above, and the exceptional set")
     ax.legend(fontsize=7)
     run.savefig(fig, "threshold", alt=(
         "Left: the fraction of random starts whose error grew, against the step size in units of "
-        "2/rho(X^T X): zero below 1, near one above. Middle: a histogram of each problem's observed "
-        f"threshold relative to 2/rho(X^T X), all within {r.threshold_ratio_max_deviation:.1e}. Right: the "
+        "$2/\\rho(X^\\top X)$: zero below 1, near one above. Middle: a histogram of each problem's observed "
+        f"threshold relative to $2/\\rho(X^\\top X)$, all within {r.threshold_ratio_max_deviation:.1e}. Right: the "
         "error of one problem's GD run below the threshold (falling), above it (growing), and from a start "
         "with no component along the amplified eigenvectors (falling until rounding errors grow)."))
 
@@ -618,13 +619,13 @@ class WideMinima:
     def summary(self) -> str:
         parts = []
         for a, c in self.fractions.items():
-            parts.append(f"alpha = {a}: sharp {c['sharp']:.1%}, wide {c['wide']:.1%}, diverged {c['diverged']:.1%}"
+            parts.append(f"$\\alpha$ = {a}: sharp {c['sharp']:.1%}, wide {c['wide']:.1%}, diverged {c['diverged']:.1%}"
                          + (f", not settled {c['not settled']:.1%}" if c["not settled"] else "")
                          + f" ({self.outcomes[a]})")
         return (f"{self.starts} starts per step size, uniform in [{self.low:g}, {self.high:g}]. " + "; ".join(parts)
-                + f". Why: a minimum can hold GD only if alpha < 2/f'' there, i.e. alpha < "
-                f"{self.stability_sharp:.3g} at the sharp minimum (f'' = {self.curvature_sharp:.3g}) and alpha < "
-                f"{self.stability_wide:.3g} at the wide one (f'' = {self.curvature_wide:.3g}).")
+                + f". Why: a minimum can hold GD only if $\\alpha < 2/f''$ there, i.e. $\\alpha$ < "
+                f"{self.stability_sharp:.3g} at the sharp minimum ($f''$ = {self.curvature_sharp:.3g}) and $\\alpha$ < "
+                f"{self.stability_wide:.3g} at the wide one ($f''$ = {self.curvature_wide:.3g}).")
 
 
 @compute("theory.wide-minima")
@@ -700,7 +701,7 @@ def wide_minima_figure(r: WideMinima, run: Context) -> None:
     ax.plot(xs, theory.sharp_wide(xs), "k-")
     for name, x in (("sharp", r.sharp_minimum), ("wide", r.wide_minimum)):
         ax.plot([x], [theory.sharp_wide(x)], "o",
-                label=f"{name}: theta = {x:.4g}, f'' = {curv[name]:.3g}, 2/f'' = {thr[name]:.3g}")
+                label=f"{name}: $\\theta$ = {x:.4g}, $f''$ = {curv[name]:.3g}, $2/f''$ = {thr[name]:.3g}")
     ax.set_xlabel(r"$\theta$")
     ax.set_ylabel(r"$f(\theta)$")
     ax.set_title("A sharp and a wide minimum")
@@ -715,7 +716,7 @@ def wide_minima_figure(r: WideMinima, run: Context) -> None:
             ax.fill_between(r.sweep_lrs, bottom, bottom + vals, step="mid", color=col, alpha=0.7, label=key)
         bottom += vals
     for name, ls in (("sharp", "--"), ("wide", ":")):
-        ax.axvline(thr[name], color="k", ls=ls, lw=1, label=f"2/f'' at the {name} minimum")
+        ax.axvline(thr[name], color="k", ls=ls, lw=1, label=f"$2/f''$ at the {name} minimum")
     for a in r.runs:
         ax.axvline(a, color="orange", lw=0.8)
     ax.set_xscale("log")
@@ -724,9 +725,9 @@ def wide_minima_figure(r: WideMinima, run: Context) -> None:
     ax.set_title(f"Where GD ends, {r.sweep_starts} starts per step size")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     run.savefig(fig, "outcomes", alt=(
-        f"Left: f with its sharp minimum at {r.sharp_minimum:.3g} (f'' = {curv['sharp']:.3g}) and its wide "
-        f"minimum at {r.wide_minimum:.4g} (f'' = {curv['wide']:.3g}). Right: the fraction of starts ending at "
-        f"each minimum, diverging or unsettled against the step size, switching at 2/f'' = "
+        f"Left: $f$ with its sharp minimum at {r.sharp_minimum:.3g} ($f''$ = {curv['sharp']:.3g}) and its wide "
+        f"minimum at {r.wide_minimum:.4g} ($f''$ = {curv['wide']:.3g}). Right: the fraction of starts ending at "
+        f"each minimum, diverging or unsettled against the step size, switching at $2/f''$ = "
         f"{thr['sharp']:.3g} and {thr['wide']:.3g}."))
 
     lrs = list(r.runs)
@@ -744,7 +745,7 @@ def wide_minima_figure(r: WideMinima, run: Context) -> None:
         ax.set_xticks(range(len(cats)), [f"sharp\n{r.sharp_minimum:.3g}", f"wide\n{r.wide_minimum:.4g}",
                                          "diverged", "not\nsettled"], fontsize=8)
         n_div = int((outcome == DIVERGED).sum())
-        ax.set_title(f"alpha = {a:g}: where {r.starts} starts end"
+        ax.set_title(f"$\\alpha = {a:g}$: where {r.starts} starts end"
                      + (f"\n(diverged: by step {int(np.median(decided[outcome == DIVERGED]))}, median)"
                         if n_div else ""), fontsize=9)
         ax = axes[1][j]
@@ -759,7 +760,7 @@ def wide_minima_figure(r: WideMinima, run: Context) -> None:
     axes[1][-1].legend(fontsize=7)
     fig.tight_layout()
     run.savefig(fig, "limits", alt=(
-        "For each step size (" + ", ".join(f"alpha = {a:g}: {r.outcomes[f'{a:g}']}" for a in lrs)
+        "For each step size (" + ", ".join(f"$\\alpha = {a:g}$: {r.outcomes[f'{a:g}']}" for a in lrs)
         + "): bars counting the starts that end at the sharp minimum, the wide one, diverge or do not "
         "settle, and below them a histogram of the starts coloured by where they end."))
 
@@ -821,13 +822,14 @@ class Proximal:
 
     def summary(self) -> str:
         err = max(self.minimizer_error.values())
-        return (f"On {self.trials} random smooth convex problems (logsumexp plus a quadratic, d = 1..10, lambda "
-                f"from 0.01 to 100), minimizing f(w_t) + <w - w_t, grad f(w_t)> + lambda/2 ||w - w_t||^2 "
-                f"numerically ({', '.join(self.minimizer_error)}) lands on w_t - grad f(w_t)/lambda to "
-                f"{err:.1e} relative; the surrogate's Hessian is lambda I (so that minimizer is unique), and the "
-                f"step the minimizer took is a GD step with eta lambda = {self.eta_times_lambda:.9g} (farthest "
+        return (f"On {self.trials} random smooth convex problems (logsumexp plus a quadratic, "
+                f"$d = 1, \\ldots, 10$, $\\lambda$ from 0.01 to 100), minimizing "
+                f"$f(w_t) + \\langle w - w_t, \\nabla f(w_t) \\rangle + (\\lambda/2) \\|w - w_t\\|^2$ "
+                f"numerically ({', '.join(self.minimizer_error)}) lands on $w_t - \\nabla f(w_t)/\\lambda$ to "
+                f"{err:.1e} relative; the surrogate's Hessian is $\\lambda I$ (so that minimizer is unique), and the "
+                f"step the minimizer took is a GD step with $\\eta \\lambda$ = {self.eta_times_lambda:.9g} (farthest "
                 f"from 1 over the problems; {self.eta_error:.1e} relative to the step). A GD step with "
-                "eta = 1/lambda is the minimizer of this local model.")
+                "$\\eta = 1/\\lambda$ is the minimizer of this local model.")
 
 
 @compute("theory.gd-proximal")
@@ -913,7 +915,7 @@ def gd_proximal_figure(r: Proximal, run: Context) -> None:
     ax.contour(gx, gy, fz, levels=20, cmap="Greys", linewidths=0.7)
     ax.plot(*w2, "ko", label=r"$w_t$")
     for lam, w_num in zip(_PICTURE_LAMBDAS, p["argmins"]):
-        ax.plot(*w_num, "o", ms=7, label=f"numerical argmin, lambda = {lam:g} (eta = {1 / lam:g})")
+        ax.plot(*w_num, "o", ms=7, label=f"numerical argmin, $\\lambda = {lam:g}$ ($\\eta = {1 / lam:g}$)")
     ts = np.linspace(0, 1.05, 2)
     ax.plot(w2[0] - ts * g2[0], w2[1] - ts * g2[1], "k--", lw=0.8, label=r"$w_t - \eta \nabla f(w_t)$")
     ax.set_aspect("equal")
@@ -926,14 +928,14 @@ def gd_proximal_figure(r: Proximal, run: Context) -> None:
     ax.loglog(line, line, "k-", lw=0.8, label=r"$\eta = 1/\lambda$")
     ax.set_xlabel(r"$1/\lambda$")
     ax.set_ylabel(r"effective $\eta$ = $\langle w_t - w^\star, g\rangle / \|g\|^2$")
-    ax.set_title(f"{len(r.lambdas)} random problems (d = 1..10)")
+    ax.set_title(f"{len(r.lambdas)} random problems ($d = 1, \\ldots, 10$)")
     ax.legend(fontsize=8)
     run.savefig(fig, "proximal", alt=(
-        "Left: contours of a 2-D smooth convex f, the point w_t, and the numerical minimizers of the "
-        "linearization plus lambda/2 ||w - w_t||^2 for lambda = "
-        f"{', '.join(f'{lam:g}' for lam in _PICTURE_LAMBDAS)}, all on the line w_t - eta grad f(w_t) at "
-        f"eta = 1/lambda. Right: the step each of {len(r.lambdas)} random problems' minimizer took against "
-        "1/lambda, on the diagonal eta = 1/lambda."))
+        "Left: contours of a 2-D smooth convex $f$, the point $w_t$, and the numerical minimizers of the "
+        "linearization plus $(\\lambda/2) \\|w - w_t\\|^2$ for $\\lambda$ = "
+        f"{', '.join(f'{lam:g}' for lam in _PICTURE_LAMBDAS)}, all on the line $w_t - \\eta \\nabla f(w_t)$ at "
+        f"$\\eta = 1/\\lambda$. Right: the step each of {len(r.lambdas)} random problems' minimizer took against "
+        "$1/\\lambda$, on the diagonal $\\eta = 1/\\lambda$."))
 
 
 # --------------------------------------------------------------------------- theory.regret-lemma
@@ -983,14 +985,14 @@ class Regret:
     ratios: dict = _hidden()     # kind -> [(left side / bound, slack / bound)]
 
     def summary(self) -> str:
-        return (f"Over {self.sequences} random sequences (T up to 200, d up to 20, eta from 1e-3 to 10; "
-                f"{', '.join(self.kinds[:-1])} v_t, and sequences with w* = w_(T+1)) the left side "
+        return (f"Over {self.sequences} random sequences ($T$ up to 200, $d$ up to 20, $\\eta$ from $10^{{-3}}$ to "
+                f"10; {', '.join(self.kinds[:-1])} $v_t$, and sequences with $w^* = w_{{T+1}}$) the left side "
                 + ("never exceeded the bound" if self.inequality_holds else "exceeded the bound")
                 + f" (largest excess {self.max_excess:.1e} of the bound). The gap equals "
-                f"||w_(T+1) - w*||^2/(2 eta) to {self.slack_error:.1e}, so the bound is attained exactly when "
-                f"w* = w_(T+1) (there the ratio is 1 to {self.tight_error:.0e}; elsewhere at most "
-                f"{self.largest_ratio_other_kinds:.3g}). Per step, <w_t - w*, v_t> = (||w_t - w*||^2 - "
-                f"||w_(t+1) - w*||^2)/(2 eta) + eta/2 ||v_t||^2 holds to {self.step_identity_residual:.0e}, and "
+                f"$\\|w_{{T+1}} - w^*\\|^2/(2\\eta)$ to {self.slack_error:.1e}, so the bound is attained exactly when "
+                f"$w^* = w_{{T+1}}$ (there the ratio is 1 to {self.tight_error:.0e}; elsewhere at most "
+                f"{self.largest_ratio_other_kinds:.3g}). Per step, $\\langle w_t - w^*, v_t \\rangle = (\\|w_t - w^*\\|^2 - "
+                f"\\|w_{{t+1}} - w^*\\|^2)/(2\\eta) + (\\eta/2) \\|v_t\\|^2$ holds to {self.step_identity_residual:.0e}, and "
                 f"the polarization identity behind it to {self.polarization_residual:.0e}.")
 
 
@@ -1063,7 +1065,7 @@ def regret_lemma_figure(r: Regret, run: Context) -> None:
     run.savefig(fig, "regret", alt=(
         f"Left: histograms, one per kind of sequence ({', '.join(r.kinds)}), of the left side over the bound: "
         "all at or below 1, the tight kind exactly at 1. Right: for the other kinds, the gap to the bound "
-        "against ||w_(T+1) - w*||^2/(2 eta), both over the bound: every point on the diagonal."))
+        "against $\\|w_{T+1} - w^*\\|^2/(2\\eta)$, both over the bound: every point on the diagonal."))
 
 
 # --------------------------------------------------------------------------- theory.gd-rate
@@ -1121,14 +1123,16 @@ class Rate:
 
     def summary(self) -> str:
         at = self.hinge_T[int(np.argmax(np.array(self.hinge_gap) * np.sqrt(self.hinge_T)))]
-        return (f"On {self.problems} random convex Lipschitz problems (f = ||Aw - b||_1 / n) and T from {self.T[0]} "
-                f"to {self.T[-1]}, averaged GD with eta = B/(rho sqrt T) stayed under B rho/sqrt(T) in every run "
+        return (f"On {self.problems} random convex Lipschitz problems ($f = \\|Aw - b\\|_1 / n$) and $T$ from "
+                f"{self.T[0]} to {self.T[-1]}, averaged GD with $\\eta = B/(\\rho \\sqrt{{T}})$ stayed under "
+                f"$B \\rho/\\sqrt{{T}}$ in every run "
                 f"(at most {self.max_gap_over_bound:.2f} of it), with log-log slope {self.rate_exponent:.2f} "
-                f"(median; range {self.slope_range[0]:.2f} to {self.slope_range[1]:.2f}): the O(1/sqrt(T)) rate "
-                f"holds. With that eta the bound B^2/(2 eta T) + eta rho^2/2 is C/sqrt(T) with C = B rho = "
-                f"{self.bound_constant:g} for B = {self.hinge_B:g}, rho = 1, and no smaller constant holds: on "
-                f"f(w) = max({self.hinge_B:g} - w, 0) averaged GD's gap is exactly B rho (sqrt(T) + 1)/(2T), so "
-                f"gap x sqrt(T) reaches {self.hinge_constant_measured:g} (at T = {at}).")
+                f"(median; range {self.slope_range[0]:.2f} to {self.slope_range[1]:.2f}): the $O(1/\\sqrt{{T}})$ rate "
+                f"holds. With that $\\eta$ the bound $B^2/(2\\eta T) + \\eta \\rho^2/2$ is $C/\\sqrt{{T}}$ with "
+                f"$C = B \\rho$ = {self.bound_constant:g} for $B = {self.hinge_B:g}$, $\\rho = 1$, and no smaller "
+                f"constant holds: on $f(w) = \\max({self.hinge_B:g} - w, 0)$ averaged GD's gap is exactly "
+                f"$B \\rho (\\sqrt{{T}} + 1)/(2T)$, so gap $\\times \\sqrt{{T}}$ reaches {self.hinge_constant_measured:g} "
+                f"(at $T = {at}$).")
 
 
 @compute("theory.gd-rate")
@@ -1216,21 +1220,22 @@ def gd_rate_figure(r: Rate, run: Context) -> None:
     ax.loglog(r.T, np.median(r.gaps, axis=0), "o-", color="tab:blue",
               label=f"median (fitted slope {r.rate_exponent:.2f})")
     ax.loglog(r.T, 1 / np.sqrt(r.T), "k--", label=r"bound $B\rho/\sqrt{T}$")
-    ax.set_xlabel("T")
+    ax.set_xlabel("$T$")
     ax.set_ylabel(r"$(f(\bar w) - f(w^*)) / (B\rho)$")
-    ax.set_title(f"{r.problems} random problems f = ||Aw - b||_1 / n")
+    ax.set_title(f"{r.problems} random problems $f = \\|Aw - b\\|_1 / n$")
     ax.legend(fontsize=8)
     ax = axes[1]
     ax.loglog(r.hinge_T, r.hinge_gap, "o-", label=f"gap (fitted slope {r.hinge_slope:.2f})")
     ax.loglog(r.hinge_T, r.hinge_bound, "k--", label=r"$B\rho/\sqrt{T}$")
-    ax.set_xlabel("T (powers of 4: GD lands exactly on the kink)")
+    ax.set_xlabel("$T$ (powers of 4: GD lands exactly on the kink)")
     ax.set_ylabel(r"$f(\bar w) - f(w^*)$")
-    ax.set_title(f"f(w) = max({r.hinge_B:g} - w, 0) from w = 0 (B = {r.hinge_B:g}, rho = 1)")
+    ax.set_title(f"$f(w) = \\max({r.hinge_B:g} - w, 0)$ from $w = 0$ ($B = {r.hinge_B:g}$, $\\rho = 1$)")
     ax.legend(fontsize=8)
     run.savefig(fig, "rate", alt=(
-        f"Left, log-log: the gap of averaged GD over B rho against T for {r.problems} random problems, under "
-        f"the line 1/sqrt(T) and parallel to it (median slope {r.rate_exponent:.2f}). Right: the gap on the "
-        f"hinge max({r.hinge_B:g} - w, 0) against T beside B rho/sqrt(T), touching it at T = {r.hinge_T[0]}."))
+        f"Left, log-log: the gap of averaged GD over $B \\rho$ against $T$ for {r.problems} random problems, under "
+        f"the line $1/\\sqrt{{T}}$ and parallel to it (median slope {r.rate_exponent:.2f}). Right: the gap on the "
+        f"hinge $\\max({r.hinge_B:g} - w, 0)$ against $T$ beside $B \\rho/\\sqrt{{T}}$, touching it at "
+        f"$T = {r.hinge_T[0]}$."))
 
 
 # --------------------------------------------------------------------------- theory.sgd-not-monotone
@@ -1262,16 +1267,16 @@ class SgdNotMonotone:
 
     def summary(self) -> str:
         etas = ", ".join(f"{e:g}" for e in self.etas)
-        return ((f"{'Yes' if self.always_decreases else 'No'}: from w0 = 0 an SGD step on f1 gives w1 = "
-                 f"{self.w1_over_eta:g} eta (computed with nb.grad, for eta = {etas}) and changes f by "
-                 f"{min(self.rise):.3g} to {max(self.rise):.3g}, while changing f1 by {min(self.f1_drop):.3g} to "
+        return ((f"{'Yes' if self.always_decreases else 'No'}: from $w_0 = 0$ an SGD step on $f_1$ gives "
+                 f"$w_1 = {self.w1_over_eta:g}\\, \\eta$ (computed with nb.grad, for $\\eta$ = {etas}) and changes $f$ "
+                 f"by {min(self.rise):.3g} to {max(self.rise):.3g}, while changing $f_1$ by {min(self.f1_drop):.3g} to "
                  f"{max(self.f1_drop):.3g}. ")
-                + (f"This is not special to w = 0: at {self.fraction_points_with_uphill_step:.1%} of {self.trials} "
-                   f"random (w, eta) pairs one of the two possible steps raised f ({self.fraction_steps_uphill:.1%} "
+                + (f"This is not special to $w = 0$: at {self.fraction_points_with_uphill_step:.1%} of {self.trials} "
+                   f"random $(w, \\eta)$ pairs one of the two possible steps raised $f$ ({self.fraction_steps_uphill:.1%} "
                    "of all steps), although every step lowered its own term"
-                   + (", because f' = 2 sigmoid(w) - 1 has the sign of w while f1' > 0 > f2'"
+                   + (", because $f' = 2 \\operatorname{sigmoid}(w) - 1$ has the sign of $w$ while $f_1' > 0 > f_2'$"
                       if self.uphill_side_rule else "") + ". ")
-                + f"A {self.run_steps}-step SGD run from w = 3 with eta = {self.run_eta:g} raised f on "
+                + f"A {self.run_steps}-step SGD run from $w = 3$ with $\\eta$ = {self.run_eta:g} raised $f$ on "
                 f"{self.run_steps_uphill} steps.")
 
 
@@ -1334,16 +1339,16 @@ def sgd_not_monotone_figure(r: SgdNotMonotone, run: Context) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
     xs = np.linspace(-3, 3, 400)
-    ax.plot(xs, f(xs), "k-", label="f = f1 + f2")
-    ax.plot(xs, f1(xs), "--", label="f1 = softplus(w)")
-    ax.plot(xs, f2(xs), ":", label="f2 = softplus(-w)")
+    ax.plot(xs, f(xs), "k-", label="$f = f_1 + f_2$")
+    ax.plot(xs, f1(xs), "--", label=r"$f_1 = \mathrm{softplus}(w)$")
+    ax.plot(xs, f2(xs), ":", label=r"$f_2 = \mathrm{softplus}(-w)$")
     e_show = 1.0
     w_show = r.w1_over_eta * e_show
     ax.annotate("", xy=(w_show, float(f(w_show))), xytext=(0.0, float(f(0.0))),
                 arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5))
     ax.plot([0.0, w_show], [float(f(0.0)), float(f(w_show))], "o", color="tab:red",
-            label=f"SGD step on f1 from w = 0, eta = {e_show:g}")
-    ax.set_xlabel("w")
+            label=f"SGD step on $f_1$ from $w = 0$, $\\eta = {e_show:g}$")
+    ax.set_xlabel("$w$")
     ax.legend(fontsize=8)
     ax.set_title("The two logistic terms and their sum")
     ax = axes[1]
@@ -1351,12 +1356,13 @@ def sgd_not_monotone_figure(r: SgdNotMonotone, run: Context) -> None:
     ax.plot(path, "k.-", ms=3, lw=0.8)
     up_idx = np.flatnonzero(np.diff(path) > 0) + 1
     ax.plot(up_idx, path[up_idx], "o", color="tab:red", ms=4,
-            label=f"{r.run_steps_uphill} of {r.run_steps} steps raised f")
+            label=f"{r.run_steps_uphill} of {r.run_steps} steps raised $f$")
     ax.set_xlabel("SGD step (one term sampled uniformly)")
-    ax.set_ylabel("f(w)")
-    ax.set_title(f"SGD from w = 3, eta = {r.run_eta:g}")
+    ax.set_ylabel("$f(w)$")
+    ax.set_title(f"SGD from $w = 3$, $\\eta = {r.run_eta:g}$")
     ax.legend(fontsize=8)
     run.savefig(fig, "sgd", alt=(
-        "Left: f1 = softplus(w), f2 = softplus(-w) and their sum f, with an arrow for the SGD step on f1 from "
-        f"w = 0 with eta = 1, which moves to w = {w_show:g} and up the curve of f. Right: f along a "
-        f"{r.run_steps}-step SGD run from w = 3, with the {r.run_steps_uphill} steps that raised f marked."))
+        "Left: $f_1 = \\operatorname{softplus}(w)$, $f_2 = \\operatorname{softplus}(-w)$ and their sum $f$, with an "
+        "arrow for the SGD step on $f_1$ from "
+        f"$w = 0$ with $\\eta = 1$, which moves to $w$ = {w_show:g} and up the curve of $f$. Right: $f$ along a "
+        f"{r.run_steps}-step SGD run from $w = 3$, with the {r.run_steps_uphill} steps that raised $f$ marked."))
