@@ -406,7 +406,7 @@ def test_reproduce_summaries_fit_80_columns(tmp_path, fake_experiments, fake_res
 
 
 @pytest.mark.parametrize("module", ["nablab.cli", "nablab.cli.lab", "nablab.cli.tools", "nablab.cli.train",
-                                    "nablab.cli._progress"])
+                                    "nablab.cli._progress", "nablab.cli._common"])
 def test_doctests(module):
     import importlib
 
