@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import html
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -90,6 +91,39 @@ class Claim:
     def param_values(self, quick: bool) -> dict:
         """The parameters' values for a quick or a full run."""
         return {name: p.value(quick) for name, p in self.params.items()}
+
+    def _repr_html_(self) -> str:
+        """The claim in a notebook: id, title, source, statement and a table of its answer slots.
+
+        Math between dollar signs is MathML when the report's extra (markupsafe, latex2mathml) is
+        installed, else plain text; everything else is escaped.
+
+        >>> from nablab.lab import get_claim
+        >>> page = get_claim("data.one-hot")._repr_html_()
+        >>> page.startswith('<div class="nablab-claim">'), "<th>slot</th>" in page, "vocabulary_size" in page
+        (True, True, True)
+        """
+        text = _html_text()
+        rows = "".join(f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(slot.describe())}</td>"
+                       f"<td>{text(slot.help)}</td></tr>" for name, slot in self.slots.items())
+        slots = (f"<table><thead><tr><th>slot</th><th>type and rule</th><th>what it is</th></tr></thead>"
+                 f"<tbody>{rows}</tbody></table>" if self.slots
+                 else "<p><em>No answer slots: this claim is shown, not graded.</em></p>")
+        notes = f"<p>{text(self.notes)}</p>" if self.notes else ""
+        return (f'<div class="nablab-claim"><p><strong><code>{html.escape(self.id)}</code></strong>: '
+                f"{text(self.title)}</p><p><small>{html.escape(self.source)}</small></p>"
+                f"<p>{text(self.statement)}</p>{notes}{slots}</div>")
+
+
+def _html_text():
+    """A function from text with ``$...$`` math to HTML: MathML (the report's), else escaped plain text."""
+    try:
+        from nablab.lab.render import math_html
+    except ImportError:     # markupsafe is in the report extra
+        from nablab.lab.mathtext import plain_math
+
+        return lambda text: html.escape(plain_math(text or ""), quote=False)
+    return lambda text: str(math_html(text or ""))
 
 
 class CatalogueError(ValueError):

@@ -48,6 +48,7 @@ True
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
@@ -205,6 +206,41 @@ class TrainResult:
     @property
     def final(self):
         return self.history[-1] if self.history else None
+
+    def _repr_html_(self) -> str:
+        """The run in a notebook: a small table of its final metrics, headed by what was trained.
+
+        >>> import numpy as np, xml.etree.ElementTree as ET
+        >>> from nablab.train import TrainConfig, Dataset, train
+        >>> x = np.random.default_rng(0).standard_normal((32, 1, 4)).astype(np.float32)
+        >>> data = Dataset("toy", x, (x[:, 0, 0] > 0).astype(np.int64), x, (x[:, 0, 0] > 0).astype(np.int64), ["-", "+"])
+        >>> page = train(TrainConfig(model="logistic", epochs=2, batch_size=16), dataset=data)._repr_html_()
+        >>> [cell.text for cell in ET.fromstring(page).iter("th")][:3]
+        ['epochs', 'steps', 'train loss']
+        """
+        c = self.config
+        caption = html.escape(f"{c.model} on {c.dataset} ({c.backend}, {c.optimizer}, lr={c.lr:g})")
+        final = self.final
+        if final is None:
+            return f'<div class="nablab-train"><p>{caption}: no epochs run</p></div>'
+        seconds = sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else None
+        cells = {"epochs": str(final["epoch"]), "steps": str(final["step"]),
+                 "train loss": _metric(final["train_loss"]), "train acc": f"{100 * final['train_acc']:.2f}%",
+                 "test loss": _metric(final["test_loss"]), "test acc": f"{100 * final['test_acc']:.2f}%"}
+        if seconds is not None:
+            cells["s / epoch"] = f"{seconds:.2f}"
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in cells)
+        body = "".join(f'<td style="text-align:right">{html.escape(v)}</td>' for v in cells.values())
+        where = f"<p><small>run folder: <code>{html.escape(str(self.run_dir))}</code></small></p>" \
+            if self.run_dir is not None else ""
+        return (f'<div class="nablab-train"><table><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+                f"<tbody><tr>{body}</tr></tbody></table>{where}</div>")
+
+
+def _metric(x) -> str:
+    """A loss for a table: four decimals, or three significant digits in exponent form when large."""
+    x = float(x)
+    return f"{x:.4f}" if abs(x) < 1000 else f"{x:.3e}"
 
 
 def _dataset_for(config, dataset):
