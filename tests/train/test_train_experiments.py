@@ -1,5 +1,6 @@
 """The two training claims run (quick sizes): their slots, evidence and statuses from grading."""
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -10,8 +11,12 @@ from nablab.lab.experiments import train as exp
 from nablab.lab.report import run_claim
 
 
-def record_of(claim_id, tmp_path, **params):
-    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
+#: The digits part of train.cifar10 at its smallest, for tests about the rest of the claim.
+TINY_DIGITS = {"digits_seeds": 1, "digits_limit": 100, "digits_float64_steps": 1}
+
+
+def record_of(claim_id, tmp_path, seed=0, **params):
+    record, _ = run_claim(claim_id, tmp_path, True, seed, params)
     assert record["status"] != "error", record["details"]
     for figure in record["figures"]:
         assert (tmp_path / figure).is_file() and record["alts"][figure]
@@ -26,7 +31,7 @@ def test_both_claims_are_compute_and_figure():
 
 def test_train_cifar10_without_data_runs_mnist1d_in_both_backends(tmp_path, monkeypatch):
     monkeypatch.delenv("NABLAB_DATA", raising=False)
-    record = record_of("train.cifar10", tmp_path, epochs=2, models=["logistic", "cnn1d"])
+    record = record_of("train.cifar10", tmp_path, epochs=2, models=["logistic", "cnn1d"], **TINY_DIGITS)
     assert record["status"] == "needs-data"
     rows = record["computed"]["mnist1d"]["models"]
     assert set(rows) == {"logistic", "cnn1d"}
@@ -38,14 +43,14 @@ def test_train_cifar10_without_data_runs_mnist1d_in_both_backends(tmp_path, monk
     needs = record["computed"]["needs_data"]
     assert "cifar-10-python.tar.gz" in needs and "NABLAB_DATA" in needs and "--param data=PATH" in needs
     assert needs in record["details"]
-    assert record["figures"] == ["train.cifar10--mnist1d.png"]
+    assert record["figures"][0] == "train.cifar10--mnist1d.png"
     assert record["cross_checks"] == {exp.TORCH_TRAINING: "ran"}
 
 
 def test_train_cifar10_slots_are_the_three_models_sizes_on_cifar10(tmp_path, monkeypatch):
     """Closed forms: 3072*10 + 10; 3072*100 + 100 + 100*10 + 10; 32*3*7*7 + 32 + 32*16*16*100 + 100 + 100*10 + 10."""
     monkeypatch.delenv("NABLAB_DATA", raising=False)
-    record = record_of("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"])
+    record = record_of("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"], **TINY_DIGITS)
     assert record["slots"] == {"softmax_parameters": 3072 * 10 + 10,
                                "mlp_parameters": 3072 * 100 + 100 + 100 * 10 + 10,
                                "convnet_parameters": 32 * 3 * 49 + 32 + 32 * 16 * 16 * 100 + 100 + 100 * 10 + 10}
@@ -53,7 +58,8 @@ def test_train_cifar10_slots_are_the_three_models_sizes_on_cifar10(tmp_path, mon
 
 
 def test_train_cifar10_with_data_trains_the_problem_sets_three_models(tmp_path, fake_cifar):
-    record = record_of("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"], cifar_limit=100)
+    record = record_of("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"], cifar_limit=100,
+                       **TINY_DIGITS)
     assert record["status"] == "reproduced"
     cifar = record["computed"]["cifar10"]
     assert record["computed"]["needs_data"] is None
@@ -61,6 +67,58 @@ def test_train_cifar10_with_data_trains_the_problem_sets_three_models(tmp_path, 
     for row in cifar["models"].values():
         assert abs(row["nablab_test_accuracy"] - row["torch_test_accuracy"]) <= 0.05  # float32, same start
     assert "train.cifar10--cifar10.png" in record["figures"]
+
+
+DIGITS_FIGURES = ["train.cifar10--digits-curves.png", "train.cifar10--digits-confusion.png",
+                  "train.cifar10--digits-misclassified.png"]
+
+
+def test_train_cifar10_trains_the_three_models_on_the_digits_over_seeds(tmp_path, monkeypatch):
+    """Real images without CIFAR-10: each model per seed in nablab and PyTorch, from the same start and batches."""
+    pytest.importorskip("sklearn")
+    monkeypatch.delenv("NABLAB_DATA", raising=False)
+    record = record_of("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"], digits_seeds=2,
+                       digits_limit=300, digits_float64_steps=3, seed=4)
+    assert record["status"] == "needs-data"          # the slots are CIFAR-10's; the digits are evidence
+    d = record["computed"]["digits"]
+    assert record["computed"]["digits_not_run"] is None
+    assert d["seeds"] == [4, 5] and d["train_examples"] == 300 and d["test_examples"] == 359
+    assert "1,797 real 8 x 8 images" in d["images"] and d["float64_steps"] == 3
+    assert set(d["models"]) == {"logistic", "mlp", "convnet"}
+    for row in d["models"].values():
+        for backend in ("nablab", "torch"):
+            accs = row[f"{backend}_test_accuracies"]
+            assert len(accs) == 2 and all(0.3 < a <= 1 for a in accs)   # chance is 10%; 3 steps of Adam
+            assert row[f"{backend}_test_accuracy_mean"] == pytest.approx(np.mean(accs), abs=1e-15)
+            assert row[f"{backend}_test_accuracy_spread"] == pytest.approx(np.std(accs, ddof=1), abs=1e-15)
+        assert row["max_loss_difference_float64"] < 1e-10          # the same computation, step by step
+        assert row["max_loss_difference_float32"] < 1e-4           # float32 rounding over 6 steps
+        assert abs(row["nablab_test_accuracy_mean"] - row["torch_test_accuracy_mean"]) <= 2 / 359
+    assert record["figures"][1:] == DIGITS_FIGURES
+    assert "PyTorch dashed" in record["alts"][DIGITS_FIGURES[0]]
+    assert "summed over the 2 seeds" in record["alts"][DIGITS_FIGURES[1]]
+    assert "handwritten digits" in record["summary"] and "float64 steps" in record["summary"]
+
+
+@pytest.mark.parametrize("tolerance", ["FLOAT32_LOSS_TOLERANCE", "FLOAT64_LOSS_TOLERANCE"])
+def test_train_cifar10_self_check_fails_when_the_digits_curves_differ(tolerance, tmp_path, monkeypatch):
+    """With no room at all (a difference below 0), the step-by-step check fails and the claim is an error."""
+    pytest.importorskip("sklearn")
+    monkeypatch.setattr(exp, tolerance, 0.0)
+    record, _ = run_claim("train.cifar10", tmp_path, True, 0,
+                          {"epochs": 1, "limit": 200, "models": ["logistic"], **TINY_DIGITS})
+    assert record["status"] == "error"
+    assert ("in float32" if tolerance.startswith("FLOAT32") else "in float64") in record["details"]
+
+
+def test_train_cifar10_without_scikit_learn_says_the_digits_were_not_trained(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    record = record_of("train.cifar10", tmp_path, epochs=1, limit=200, models=["logistic"], **TINY_DIGITS)
+    assert record["computed"]["digits"] is None
+    assert "scikit-learn, which is not installed" in record["computed"]["digits_not_run"]
+    assert "The digits were not trained" in record["summary"]
+    assert record["figures"] == ["train.cifar10--mnist1d.png"]
 
 
 def test_train_diagnostics_agrees_and_both_backends_match(tmp_path):
@@ -111,6 +169,16 @@ def test_without_torch_the_claims_run_on_nablab_alone(tmp_path, monkeypatch):
     assert record["computed"]["torch_ran"] is False
     assert record["computed"]["max_loss_difference_torch"] == [None, None]
     assert "PyTorch is not installed" in record["summary"]
+    if importlib.util.find_spec("sklearn") is None:
+        return
+    record = record_of("train.cifar10", tmp_path / "cifar", epochs=1, limit=200, models=["logistic"], **TINY_DIGITS)
+    row = record["computed"]["digits"]["models"]["convnet"]
+    assert set(row) == {"nablab_test_accuracy_mean", "nablab_test_accuracy_spread", "nablab_test_accuracies",
+                        "nablab_seconds_per_epoch"}
+    assert row["nablab_test_accuracy_spread"] is None            # one seed: no spread, said as such
+    assert record["computed"]["digits"]["spread"] == "one seed"
+    assert "PyTorch" not in record["summary"].split("handwritten digits")[1]
+    assert record["figures"][1:] == DIGITS_FIGURES
 
 
 @pytest.mark.parametrize("steps", [1, 7])

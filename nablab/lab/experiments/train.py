@@ -1,9 +1,12 @@
 """train.cifar10 (three classifiers in nablab beside PyTorch) and train.diagnostics (loss-curve diagnostics).
 
 Both claims train on MNIST-1D (generated locally) and, when CIFAR-10 is on
-disk, ``train.cifar10`` trains on it too.  Every PyTorch run starts from the
-nablab model's weights and sees the same batches, so the two loss curves can
-be compared step by step.  PyTorch is a cross-check (``run.cross_check``):
+disk, ``train.cifar10`` trains on it too.  Until it is, ``train.cifar10``
+also trains the seed's three CIFAR-10 models on real images that a package
+ships: scikit-learn's handwritten digits, shaped like CIFAR-10 by
+:func:`nablab.data.load_digits`, over several seeds.  Every PyTorch run
+starts from the nablab model's weights and sees the same batches, so the two
+loss curves can be compared step by step.  PyTorch is a cross-check (``run.cross_check``):
 without it everything runs on nablab alone.
 """
 
@@ -32,6 +35,11 @@ CIFAR_SHAPE, CIFAR_CLASSES = (3, 32, 32), 10
 TORCH_TRAINING = "PyTorch training from the same weights and batches"
 TORCH_LOOP = "PyTorch running the same loops"
 NOT_RUN = "the PyTorch cross-check was not run: PyTorch is not installed"
+#: From the same start and batches, float32 training in nablab and PyTorch may drift apart only by
+#: rounding: well below this loss difference (a different batch or update differs by about 0.1 at once).
+FLOAT32_LOSS_TOLERANCE = 1e-2
+#: ... and float64 steps agree to this.
+FLOAT64_LOSS_TOLERANCE = 1e-8
 
 
 @contextmanager
@@ -105,7 +113,10 @@ class Classifiers:
     mnist1d: dict                  # examples, recipe, and per model: accuracies, losses, seconds
     cifar10: dict | None           # the same on CIFAR-10, when it is on disk
     needs_data: str | None         # how to supply CIFAR-10, when it is not
+    digits: dict | None = None     # the three models on scikit-learn's digits as 3 x 32 x 32 images, per seed
+    digits_not_run: str | None = None  # why the digits were not trained (scikit-learn missing)
     curves: dict = field(default_factory=dict, repr=False, metadata={"report": False})
+    digits_runs: dict = field(default_factory=dict, repr=False, metadata={"report": False})
 
     def summary(self) -> str:
         rows = self.mnist1d["models"]
@@ -124,7 +135,19 @@ class Classifiers:
             text += (f" Trained on {self.cifar10['train_examples']} CIFAR-10 images they reach "
                      f"{_accuracies(self.cifar10['models'], self.torch_ran)}.")
         else:
-            text += " CIFAR-10 is not on this machine, so only the MNIST-1D run is shown."
+            text += " CIFAR-10 is not on this machine, so they are shown on MNIST-1D and on real digit images."
+        if self.digits is not None:
+            d = self.digits
+            text += (f" On scikit-learn's handwritten digits as 3 x 32 x 32 images ({d['train_examples']} training, "
+                     f"{d['test_examples']} test, {len(d['seeds'])} seeds), test accuracy "
+                     f"({d['spread']}): " + _digits_accuracies(d["models"], self.torch_ran) + ".")
+            if self.torch_ran:
+                f32 = max(r["max_loss_difference_float32"] for r in d["models"].values())
+                f64 = max(r["max_loss_difference_float64"] for r in d["models"].values())
+                text += (f" From the same weights and batches the float32 loss curves differ by at most {f32:.1e} "
+                         f"over all steps, and {d['float64_steps']} float64 steps by at most {f64:.1e}.")
+        else:
+            text += f" The digits were not trained: {self.digits_not_run}"
         return text
 
 
@@ -172,12 +195,167 @@ def train_cifar10(run: Context) -> Classifiers:
                                  "per-channel normalisation",
                        "models": c_rows}
 
+        digits, digits_runs, digits_not_run = _digits(run, torch)
+
     needs_data = None if where is not None else (
         missing + " In the lab: `NABLAB_DATA=PATH nablab reproduce --only train.cifar10`, or "
         "`nablab lab run train.cifar10 --param data=PATH`.")
     return Classifiers(softmax_parameters=sizes["logistic"], mlp_parameters=sizes["mlp"],
                        convnet_parameters=sizes["convnet"], torch_ran=torch is not None, mnist1d=mnist1d,
-                       cifar10=cifar10, needs_data=needs_data, curves=curves)
+                       cifar10=cifar10, needs_data=needs_data, digits=digits, digits_not_run=digits_not_run,
+                       curves=curves, digits_runs=digits_runs)
+
+
+def _mean_spread(values):
+    """Mean and sample standard deviation (None for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else None)
+
+
+def _percent(mean, spread):
+    return f"{100 * mean:.1f}%" + ("" if spread is None else f" ± {100 * spread:.1f}")
+
+
+def _digits_accuracies(rows, with_torch):
+    return ", ".join(
+        f"{LABELS[m]} {_percent(r['nablab_test_accuracy_mean'], r['nablab_test_accuracy_spread'])}"
+        + (f" (PyTorch {_percent(r['torch_test_accuracy_mean'], r['torch_test_accuracy_spread'])})"
+           if with_torch else "")
+        for m, r in rows.items())
+
+
+def _predict(backend, x, batch_size=500):
+    """The classes a trained backend's model predicts for ``x``, without recording a graph."""
+    parts = []
+    if backend.name == "torch":
+        import torch
+
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                parts.append(backend.model(torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size])))
+                             .argmax(dim=1).numpy())
+    else:
+        from nablab.autodiff.core import no_grad
+
+        with no_grad():
+            for i in range(0, len(x), batch_size):
+                parts.append(np.argmax(backend.model(x[i:i + batch_size]).data, axis=1))
+    return np.concatenate(parts).astype(np.int64)
+
+
+def _float64_replay(name, data, seed, lr, batch_size, steps):
+    """``steps`` float64 Adam steps of model ``name`` in nablab and PyTorch from the same weights and batches."""
+    from nablab.data import DataLoader
+    from nablab.train.backends import NablabBackend, TorchBackend
+    from nablab.train.models import build_model
+
+    model = build_model(name, data.input_shape, data.num_classes, seed=seed, dtype=np.float64)
+    theirs, ours = TorchBackend(model, "adam", lr), NablabBackend(model, "adam", lr)
+    losses = [_losses(backend, DataLoader(data.x_train, data.y_train, batch_size, seed=seed), steps)
+              for backend in (ours, theirs)]
+    return float(np.max(np.abs(losses[0] - losses[1])))
+
+
+def _digits(run: Context, torch):
+    """The seed's three models on scikit-learn's digits (nablab.data.load_digits), per seed and backend.
+
+    Returns ``(evidence, runs, None)``, or ``(None, {}, why)`` when scikit-learn is missing. Each seed
+    draws the stratified split, the weights and the batches; PyTorch starts from nablab's weights.
+    """
+    from nablab.train import Dataset, TrainConfig, load_dataset, train
+
+    p = run.params
+    if p["digits_seeds"] < 1 or p["digits_limit"] < 0:
+        raise ValueError(f"digits_seeds must be at least 1 and digits_limit at least 0 (0: every training image); "
+                         f"got digits_seeds={p['digits_seeds']}, digits_limit={p['digits_limit']}")
+    seeds = [run.seed + i for i in range(p["digits_seeds"])]
+    backends = ("nablab", "torch") if torch is not None else ("nablab",)
+    models, limit = list(CIFAR_MODELS), p["digits_limit"]
+
+    sizes = {}
+
+    def digits(seed, dtype):
+        data = load_dataset("digits", dtype=dtype, split_seed=seed)
+        sizes["images"] = len(data.x_train) + len(data.x_test)
+        if not limit:
+            return data
+        return Dataset(data.name, data.x_train[:limit], data.y_train[:limit], data.x_test, data.y_test, data.classes)
+
+    try:
+        first = digits(seeds[0], np.float32)
+    except ModuleNotFoundError as exc:
+        if exc.name != "sklearn":
+            raise
+        return None, {}, str(exc) + "."
+    runs = {m: {b: [] for b in backends} for m in models}
+    tests, done, total = [], 0, len(seeds) * len(models) * len(backends)
+    for seed in seeds:
+        data = first if seed == seeds[0] else digits(seed, np.float32)
+        tests.append({"seed": seed, "x": data.x_test[:, 0], "y": data.y_test})
+        for m in models:
+            for b in backends:
+                run.progress(done, total, f"digits, seed {seed}: {LABELS[m]} in {b}")
+                done += 1
+                result = train(TrainConfig(dataset="digits", model=m, backend=b, optimizer="adam",
+                                           lr=p["digits_lr"], epochs=p["digits_epochs"],
+                                           batch_size=p["digits_batch"], seed=seed, dtype="float32"), dataset=data)
+                runs[m][b].append({"seed": seed, "test_acc": [h["test_acc"] for h in result.history],
+                                   "step_losses": np.asarray(result.step_losses),
+                                   "predictions": _predict(result.backend, data.x_test),
+                                   "seconds_per_epoch": float(np.mean(result.epoch_seconds))})
+    run.progress(total, total, "digits: done")
+
+    rows, confusion = {}, {}
+    for m in models:
+        row = {}
+        for b in backends:
+            accs = [r["test_acc"][-1] for r in runs[m][b]]
+            mean, spread = _mean_spread(accs)
+            row.update({f"{b}_test_accuracy_mean": mean, f"{b}_test_accuracy_spread": spread,
+                        f"{b}_test_accuracies": accs,
+                        f"{b}_seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs[m][b]]))})
+        matrix = np.zeros((10, 10), dtype=np.int64)
+        for r, t in zip(runs[m]["nablab"], tests):
+            np.add.at(matrix, (t["y"], r["predictions"]), 1)
+        confusion[m] = matrix
+        if torch is not None:
+            gaps = [np.abs(a["step_losses"] - b["step_losses"]) for a, b in zip(runs[m]["nablab"], runs[m]["torch"])]
+            row["max_loss_difference_float32"] = float(max(g.max() for g in gaps))
+            row["prediction_disagreements"] = int(sum(np.count_nonzero(a["predictions"] != b["predictions"])
+                                                      for a, b in zip(runs[m]["nablab"], runs[m]["torch"])))
+        rows[m] = row
+    steps = p["digits_float64_steps"]
+    if torch is not None:
+        data64 = digits(seeds[0], np.float64)
+        for m in models:
+            rows[m]["max_loss_difference_float64"] = _float64_replay(m, data64, seeds[0], p["digits_lr"],
+                                                                     p["digits_batch"], steps)
+        f64 = {m: r["max_loss_difference_float64"] for m, r in rows.items()}
+        run.check(max(f64.values()) < FLOAT64_LOSS_TOLERANCE,
+                  f"digits: in float64, from the same weights and batches, the first {steps} losses of nablab and "
+                  "PyTorch differ by up to " + ", ".join(f"{m} {v:.3g}" for m, v in f64.items())
+                  + f" (limit {FLOAT64_LOSS_TOLERANCE:g})")
+        f32 = {m: r["max_loss_difference_float32"] for m, r in rows.items()}
+        run.check(max(f32.values()) < FLOAT32_LOSS_TOLERANCE,
+                  "digits: in float32, from the same weights and batches, the loss curves of nablab and PyTorch "
+                  "differ by up to " + ", ".join(f"{m} {v:.3g}" for m, v in f32.items())
+                  + f" (limit {FLOAT32_LOSS_TOLERANCE:g}: more than rounding)")
+
+    import sklearn
+
+    evidence = {
+        "images": f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__}): {sizes['images']:,} real 8 x 8 "
+                  "images, "
+                  "grey levels 0-16 scaled to [0, 1], bilinear upsampling to 32 x 32, repeated over 3 channels",
+        "train_examples": len(first.x_train),
+        "test_examples": len(tests[0]["y"]), "seeds": seeds,
+        "spread": "mean ± sample standard deviation over the seeds" if len(seeds) > 1 else "one seed",
+        "recipe": f"Adam lr={p['digits_lr']:g}, batch {p['digits_batch']}, {p['digits_epochs']} epochs, float32, "
+                  "per-channel normalisation by the training images' mean and standard deviation; each seed draws "
+                  "the stratified 80/20 split, the weights and the batches",
+        "float64_steps": steps if torch is not None else None,
+        "models": rows}
+    return evidence, {"runs": runs, "tests": tests, "confusion": confusion}, None
 
 
 def _curves_figure(run, curves, rows, dataset_name, name):
@@ -219,6 +397,130 @@ def train_cifar10_figure(result: Classifiers, run: Context) -> None:
     _curves_figure(run, result.curves["MNIST-1D"], result.mnist1d["models"], "MNIST-1D", "mnist1d")
     if result.cifar10 is not None:
         _curves_figure(run, result.curves["CIFAR-10"], result.cifar10["models"], "CIFAR-10", "cifar10")
+    if result.digits is not None:
+        _digits_curves_figure(run, result)
+        _digits_confusion_figure(run, result)
+        _digits_misclassified_figure(run, result)
+
+
+def _digits_curves_figure(run, result):
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
+    d, runs = result.digits, result.digits_runs["runs"]
+    models, with_torch = list(d["models"]), result.torch_ran
+    rows = 3 if with_torch else 2
+    fig, axes = plt.subplots(rows, len(models), figsize=(9, 2.3 * rows + 0.3), sharex="row", squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, m in enumerate(models):
+        for k, a in enumerate(runs[m]["nablab"]):
+            c, seed = colours[k % len(colours)], a["seed"]
+            steps = np.arange(1, len(a["step_losses"]) + 1)
+            epochs = np.arange(1, len(a["test_acc"]) + 1)
+            axes[0, j].plot(steps, a["step_losses"], color=c, lw=1.2, label=f"seed {seed}, nablab")
+            axes[1, j].plot(epochs, 100 * np.asarray(a["test_acc"]), "o-", color=c, ms=3, lw=1.2,
+                            label=f"seed {seed}, nablab")
+            if with_torch:
+                b = runs[m]["torch"][k]
+                axes[0, j].plot(steps, b["step_losses"], "--", color="k", lw=0.6,
+                                label="PyTorch" if k == 0 else None)
+                axes[1, j].plot(epochs, 100 * np.asarray(b["test_acc"]), "x", color="k", ms=4,
+                                label="PyTorch" if k == 0 else None)
+                gap = np.abs(a["step_losses"] - b["step_losses"])
+                axes[2, j].plot(steps, np.where(gap > 0, gap, np.nan), color=c, lw=1.0, label=f"seed {seed}")
+        axes[0, j].set_title(f"{LABELS[m]}")
+        _log_axis(axes[0, j])
+        axes[1, j].set_ylim(max(0, axes[1, j].get_ylim()[0]), 100.5)
+        axes[0, j].set_xlabel("step")
+        axes[1, j].set_xlabel("epoch")
+        axes[1, j].xaxis.set_major_locator(MaxNLocator(integer=True))
+        if with_torch:
+            axes[2, j].set_yscale("log")
+            axes[2, j].yaxis.set_minor_formatter(NullFormatter())
+            axes[2, j].axhline(np.finfo(np.float32).eps, color="0.6", lw=0.8, ls=":")
+            axes[2, j].set_xlabel("step")
+    axes[0, 0].set_ylabel("training loss (batch)")
+    axes[1, 0].set_ylabel("test accuracy (%)")
+    axes[0, 0].legend(fontsize=6)
+    axes[1, 0].legend(fontsize=6, loc="lower right")
+    if with_torch:
+        axes[2, 0].set_ylabel(r"$|\ell_{\mathrm{nablab}} - \ell_{\mathrm{PyTorch}}|$")
+        axes[2, 0].legend(fontsize=6)
+    fig.suptitle(f"Handwritten digits as $3 \\times 32 \\times 32$ images: {len(d['seeds'])} seeds, float32", fontsize=10)
+    fig.tight_layout()
+    run.savefig(fig, "digits-curves", alt=(
+        f"scikit-learn's handwritten digits, upsampled to 3 x 32 x 32, for the {', '.join(LABELS[m] for m in models)}"
+        f" over seeds {', '.join(map(str, d['seeds']))}. Top row: the training loss per step (log scale)"
+        + (", nablab in colour and PyTorch dashed in black on top of it" if with_torch else ", in nablab")
+        + ". Middle row: the test accuracy after each epoch; final accuracies "
+        + _digits_accuracies(d["models"], with_torch) + "."
+        + (" Bottom row: the absolute difference of nablab's and PyTorch's float32 losses at each step (log "
+           "scale; exact zeros left out), from float32 rounding (dotted: float32's machine epsilon) growing "
+           "with training, at most " + ", ".join(f"{r['max_loss_difference_float32']:.1e}" for r in d["models"].values())
+           + "." if with_torch else "")))
+
+
+def _digits_confusion_figure(run, result):
+    import matplotlib.pyplot as plt
+
+    d, confusion = result.digits, result.digits_runs["confusion"]
+    models = list(d["models"])
+    fig, axes = plt.subplots(1, len(models), figsize=(9, 3.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        matrix = confusion[m]
+        ax.imshow(matrix, cmap="Blues", norm="log" if matrix.max() > 1 else None)
+        for (i, j), n in np.ndenumerate(matrix):
+            if n:
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=5 if i == j else 6,
+                        color="white" if i == j else "#b00")
+        wrong = int(matrix.sum() - np.trace(matrix))
+        ax.set_title(f"{LABELS[m]}: {wrong} of {int(matrix.sum())} wrong", fontsize=9)
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("predicted digit", fontsize=8)
+    axes[0, 0].set_ylabel("true digit", fontsize=8)
+    fig.tight_layout()
+    worst = {}
+    for m in models:
+        off = confusion[m] - np.diag(np.diag(confusion[m]))
+        i, j = np.unravel_index(np.argmax(off), off.shape)
+        worst[m] = (int(i), int(j), int(off[i, j]))
+    run.savefig(fig, "digits-confusion", alt=(
+        f"Confusion matrices of nablab's {', '.join(LABELS[m] for m in models)} on the digits' test images, "
+        f"summed over the {len(d['seeds'])} seeds (each seed has its own test split): true digit down, predicted "
+        "across, errors in red. The most frequent confusions: "
+        + "; ".join(f"{LABELS[m]}: {i} taken for {j} {n} times" if n else f"{LABELS[m]}: no errors"
+                    for m, (i, j, n) in worst.items()) + "."))
+
+
+def _digits_misclassified_figure(run, result, count=8):
+    import matplotlib.pyplot as plt
+
+    runs, tests = result.digits_runs["runs"], result.digits_runs["tests"]
+    model = "convnet" if "convnet" in runs else list(runs)[-1]
+    wrong = []
+    for r, t in zip(runs[model]["nablab"], tests):
+        for i in np.flatnonzero(r["predictions"] != t["y"]):
+            wrong.append((t["seed"], t["x"][i], int(t["y"][i]), int(r["predictions"][i])))
+    if not wrong:
+        return
+    shown = wrong[:count]
+    fig, axes = plt.subplots(1, count, figsize=(9, 1.75), squeeze=False)
+    for ax, item in zip(axes[0], shown + [None] * (count - len(shown))):
+        ax.axis("off")
+        if item is None:
+            continue
+        seed, image, true, said = item
+        ax.imshow(image, cmap="gray_r")
+        ax.set_title(f"${true} \\to {said}$ (seed {seed})", fontsize=8)
+    fig.suptitle(f"Test images nablab's {LABELS[model]} gets wrong: true $\\to$ predicted "
+                 f"({len(shown)} of {len(wrong)})", fontsize=9)
+    fig.tight_layout()
+    run.savefig(fig, "digits-misclassified", alt=(
+        f"{len(shown)} of the {len(wrong)} test images that nablab's {LABELS[model]} misclassifies over all seeds, "
+        "as the 32 x 32 images it sees (dark is ink), each titled true digit and predicted digit: "
+        + ", ".join(f"{t} taken for {s}" for _, _, t, s in shown) + "."))
 
 
 # --------------------------------------------------------------------------- train.diagnostics
