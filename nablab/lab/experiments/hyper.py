@@ -332,12 +332,13 @@ def graph_two_steps(run: Context) -> GraphTwoSteps:
 @figure("hyper.graph-two-steps")
 def graph_two_steps_figure(result: GraphTwoSteps, run: Context) -> None:
     p = result.instance
-    fig = result.graph.plot()
-    fig.suptitle(f"L2 after two GD steps, X = {_matrix(p['X'])}, t = {_vector(p['t'])}, w0 = {_vector(p['w0'])}, "
-                 f"eta = {p['eta']:g}: values and gradients (dL2/deta = {result.dL2_deta:.6g})")
+    fig = result.graph.plot(direction="TB")  # 16 layers deep, 4 wide: top to bottom fits the page
+    fig.suptitle(f"$L_2$ after two GD steps, $X$ = {_matrix(p['X'])}, $t$ = {_vector(p['t'])}, "
+                 f"$w_0$ = {_vector(p['w0'])}, $\\eta$ = {p['eta']:g}:\nvalues and gradients "
+                 f"($dL_2/d\\eta$ = {result.dL2_deta:.6g})")
     run.savefig(fig, "graph", alt=(
         f"The computation graph of L2 as nablab's tracer records it, {len(result.nodes)} boxes from the inputs "
-        "eta, w0, X and t on the left to L2 on the right, each with its value and gradient; the nodes holding "
+        "eta, w0, X and t at the top to L2 at the bottom, each with its value and gradient; the nodes holding "
         f"grad L0, w1, grad L1, w2 and L2 are labelled, and eta has arrows into {result.eta_uses} of them."))
     for name, graph in zip(result.graph_files, (result.graph, result.graph_autodiff)):
         (run.out_dir / name).write_text(graph.to_dot())
