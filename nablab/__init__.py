@@ -50,6 +50,7 @@ from nablab.autodiff.ops import (
     take, take_along_axis, tan, tanh, tensordot, tile, transpose, tril, triu, var, vstack, where, zeros, zeros_like,
 )
 from nablab.autodiff.transforms import grad, hessian, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp
+from nablab.autodiff.batching import vmap
 from nablab.autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 from nablab.autodiff.wrappers import (
     checkpoint, deriv, elementwise_grad, grad_and_aux, grad_named, hessian_tensor_product, hessian_vector_product,
@@ -64,7 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     # the engine
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "primitive",
-    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp",
+    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp", "vmap",
     "elementwise_grad", "jacobian", "holomorphic_grad", "deriv", "make_vjp", "make_jvp", "make_hvp", "make_ggnvp",
     "hessian_tensor_product", "hessian_vector_product", "tensor_jacobian_product", "vector_jacobian_product",
     "grad_and_aux", "multigrad_dict", "grad_named", "checkpoint", "custom_vjp", "custom_jvp",

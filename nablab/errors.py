@@ -5,7 +5,8 @@ that catches the built-in keeps working; the modules that raise them re-export
 them under their old names (``nablab.arch.ShapeError`` is this ``ShapeError``).
 
 - :class:`ShapeError`: shapes that do not fit (an operation, a layer, a spec);
-- :class:`InPlaceError`, :class:`TracedValueError`, :class:`UnsupportedFunctionError`:
+- :class:`InPlaceError`, :class:`TracedValueError` (and :class:`BatchedValueError`, its vmap case),
+  :class:`UnsupportedFunctionError`:
   what the autodiff engine refuses instead of returning a silently wrong derivative;
 - :class:`GradcheckError`: a derivative that disagrees with finite differences;
 - :class:`DivergenceError` and its :class:`TrainingDiverged`: a run whose loss or
@@ -27,7 +28,7 @@ from __future__ import annotations
 import pickle
 
 __all__ = [
-    "ShapeError", "InPlaceError", "TracedValueError", "UnsupportedFunctionError", "GradcheckError",
+    "ShapeError", "InPlaceError", "TracedValueError", "BatchedValueError", "UnsupportedFunctionError", "GradcheckError",
     "DivergenceError", "TrainingDiverged", "SpecError", "ExpressionError", "CheckpointError",
     "DataNotFoundError", "UnsafePickleError",
 ]
@@ -66,6 +67,22 @@ class TracedValueError(TypeError):
     Traceback (most recent call last):
     ...
     nablab.errors.TracedValueError: conversion to a NumPy array on a tensor of shape (1,) and ...
+    """
+
+
+class BatchedValueError(TracedValueError):
+    """A value batched by ``vmap`` was asked for as one plain array (``np.asarray``, ``float``, ``bool``).
+
+    Inside ``vmap`` a value is one array per example and has no single NumPy value.
+    ``vmap`` catches this error from its own function and runs that function example by
+    example instead (with a warning); a batched value that escapes ``vmap`` raises it.
+
+    >>> import numpy as np
+    >>> from nablab.autodiff.batching import BatchTensor
+    >>> np.asarray(BatchTensor(np.zeros((3, 2)), level=10 ** 9))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nablab.errors.BatchedValueError: conversion to a NumPy array of a value batched by vmap ...
     """
 
 

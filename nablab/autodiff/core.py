@@ -29,7 +29,7 @@ import threading
 
 import numpy as np
 
-from nablab.errors import InPlaceError, ShapeError  # noqa: F401  (raised here; importable from here)
+from nablab.errors import BatchedValueError, InPlaceError, ShapeError, TracedValueError  # noqa: F401  (raised here; importable from here)
 
 CONSTANT = -1
 IMPERATIVE = 0
@@ -37,6 +37,21 @@ IMPERATIVE = 0
 _level_counter = itertools.count(1)
 _forward_levels: set[int] = set()
 _live_levels: set[int] = set()
+#: Batch levels of ``vmap`` alive now: level -> batch size (see :mod:`nablab.autodiff.batching`).
+#: Empty outside vmap, so each hook below costs one truth test when vmap is not in use.
+_batch_levels: dict[int, int] = {}
+
+
+class _BatchHooks:
+    """Filled in by :mod:`nablab.autodiff.batching`: how a batch level binds and unboxes."""
+
+    bind = None  # bind(prim, args, kwargs, level)
+    value_of = None  # value_of(x) keeping batch boxes
+    shape_of = None  # shape_of(x) per example
+    rule_per_example = None  # rule_per_example(rule, prim, args, kwargs, err): a rule run in a loop
+
+
+_batch = _BatchHooks()
 
 
 #: Counts in-place changes to tensors (see ``Tensor._set_value``).  A node remembers
@@ -65,6 +80,7 @@ def new_level(forward: bool = False) -> int:
 def close_level(level: int) -> None:
     _live_levels.discard(level)
     _forward_levels.discard(level)
+    _batch_levels.pop(level, None)
 
 
 class Node:
@@ -197,7 +213,9 @@ def primitive(fn=None, *, name=None, saves_values=True, lists_are_arrays=True):
 
 
 def shape_of(x):
-    """The shape of a box, an array or a Python number."""
+    """The shape of a box, an array or a Python number (per example inside ``vmap``)."""
+    if _batch_levels and isinstance(x, Tensor):
+        return _batch.shape_of(x)
     while isinstance(x, Tensor):
         x = x._value
     try:
@@ -207,7 +225,20 @@ def shape_of(x):
 
 
 def value_of(x):
-    """Strip every box: the plain NumPy value underneath."""
+    """Strip every box: the plain NumPy value underneath.
+
+    Inside ``vmap`` the boxes of batch levels stay (the value has no derivative, but
+    it is still one value per example): what is stripped is every derivative level.
+    """
+    if _batch_levels and isinstance(x, Tensor):
+        return _batch.value_of(x)
+    while isinstance(x, Tensor):
+        x = x._value
+    return x
+
+
+def raw_value_of(x):
+    """Strip every box, batch levels too: the NumPy array underneath (for dtype and storage)."""
     while isinstance(x, Tensor):
         x = x._value
     return x
@@ -270,6 +301,8 @@ def bind(prim, args, kwargs):
         if top == CONSTANT or not _grad_mode.enabled:
             vals = [value_of(a) if isinstance(a, Tensor) else a for a in args]
             return Tensor(_apply_numpy(prim, vals, kwargs))
+    if _batch_levels and top in _batch_levels:
+        return _batch.bind(prim, args, kwargs, top)
 
     # The hot path of every recorded op: plain loops, no helper calls.
     vals = list(args)
@@ -309,7 +342,11 @@ def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
         tangents = [None] * len(args)
         for i in boxed:
             tangents[i] = args[i]._tangent
-        tangent = prim.jvp_all(tangents, ans, *vals, **kwargs)
+        try:
+            tangent = prim.jvp_all(tangents, ans, *vals, **kwargs)
+        except BatchedValueError as err:
+            tangent = _batch.rule_per_example(lambda *a, **k: prim.jvp_all(a[0], *a[1:], **k), prim,
+                                              (tangents, ans, *vals), kwargs, err)
     else:
         tangent = None
         for i in boxed:
@@ -318,7 +355,10 @@ def _forward_tangent(prim, args, boxed, ans, vals, kwargs):
                 raise NotImplementedError(
                     f"{prim.name}: no JVP rule for argument {i}; forward mode cannot pass it"
                 )
-            term = rule(args[i]._tangent, ans, *vals, **kwargs)
+            try:
+                term = rule(args[i]._tangent, ans, *vals, **kwargs)
+            except BatchedValueError as err:
+                term = _batch.rule_per_example(rule, prim, (args[i]._tangent, ans, *vals), kwargs, err)
             tangent = term if tangent is None else _ops.add(tangent, term)
     ans_shape = shape_of(ans)
     if shape_of(tangent) != ans_shape:
@@ -412,7 +452,10 @@ def _backward_pass(roots, grads, kept, keep_all, add):
                     f"{prim.name}: no VJP rule for argument {argnum}; it cannot be differentiated "
                     "in reverse mode"
                 ) from None
-            contribution = rule(g, node.ans, *args, **kwargs)
+            try:
+                contribution = rule(g, node.ans, *args, **kwargs)
+            except BatchedValueError as err:
+                contribution = _batch.rule_per_example(rule, prim, (g, node.ans, *args), kwargs, err)
             previous = grads.get(parent)
             grads[parent] = contribution if previous is None else add(previous, contribution)
 
@@ -590,7 +633,7 @@ class Tensor:
 
     @property
     def dtype(self):
-        return np.asarray(value_of(self._value)).dtype
+        return np.asarray(raw_value_of(self._value)).dtype
 
     @property
     def itemsize(self):
@@ -627,7 +670,8 @@ class Tensor:
 
     def detach(self):
         """The same value as a constant: gradients do not flow through it."""
-        return Tensor(value_of(self))
+        value = value_of(self)
+        return value if isinstance(value, Tensor) else Tensor(value)  # batched by vmap: stays batched
 
     def __len__(self):
         shape = self.shape
@@ -664,7 +708,7 @@ class Tensor:
         return round(value) if ndigits is None and np.ndim(value) == 0 else np.round(value, ndigits or 0)
 
     def __repr__(self):
-        body = np.array2string(np.asarray(value_of(self)), separator=", ", prefix="tensor(")
+        body = np.array2string(np.asarray(raw_value_of(self)), separator=", ", prefix="tensor(")
         extra = ""
         if self._level == IMPERATIVE and self._node is not None:
             extra = ", requires_grad=True"

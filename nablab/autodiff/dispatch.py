@@ -108,7 +108,9 @@ def caller_location() -> str:
 
 def describe(x) -> str:
     """A short description of a tensor for error messages: shape, dtype and who traces it."""
-    v = np.asarray(value_of(x))
+    v = np.asarray(core.raw_value_of(x))
+    if x._level in core._batch_levels:
+        return f"a value batched by vmap (example shape {x.shape})"
     if x._level == IMPERATIVE:
         who = "requires grad"
     elif x._level in core._forward_levels:
@@ -209,6 +211,10 @@ def nondifferentiable(fn, name=None):
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
+        if core._batch_levels:  # inside vmap: one result per example
+            from nablab.autodiff.batching import apply_nondiff
+
+            return apply_nondiff(fn, args, kwargs)
         return fn(*unbox_all(args), **unbox_all(kwargs))
 
     wrapped.__name__ = name or getattr(fn, "__name__", "nondifferentiable")

@@ -50,7 +50,9 @@ def stop_gradient(x):
     3.0
     """
     x = as_array(x)
-    return value_of(x) if not isinstance(x, Tensor) else Tensor(value_of(x))
+    value = value_of(x)
+    # a value batched by vmap stays batched (value_of kept its batch boxes, which carry no derivative)
+    return value if not isinstance(x, Tensor) or isinstance(value, Tensor) else Tensor(value)
 
 
 def _relu(x):

@@ -17,6 +17,7 @@ array([[ 6.,  0.],
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from nablab.autodiff.core import (
     close_level,
     gc_paused,
     new_level,
+    raw_value_of,
     shape_of,
 )
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
@@ -68,11 +70,16 @@ def _as_input(x, who):
 
 def _in_dtype_of(ct, x):
     """A cotangent in its input's floating type (float32 in, float32 gradient out, as PyTorch)."""
-    dtype = getattr(ops.value_of(x), "dtype", None)
-    ct_dtype = getattr(ops.value_of(ct), "dtype", None)
+    dtype = getattr(raw_value_of(x), "dtype", None)
+    ct_dtype = getattr(raw_value_of(ct), "dtype", None)
     if dtype is None or ct_dtype is None or ct_dtype == dtype or dtype.kind != ct_dtype.kind:
         return ct
     return ct.astype(dtype) if not isinstance(ct, Tensor) else ops.astype(ct, dtype)
+
+
+def _dtype(x):
+    """The dtype of a box, an array or a number (without reading a batched value as one array)."""
+    return np.asarray(raw_value_of(x)).dtype
 
 
 def _exit(x):
@@ -141,7 +148,7 @@ def vjp(f, *primals):
                 )
             if w:
                 roots.append(o._node)
-                seeds.append(ct if isinstance(ct, Tensor) else np.asarray(ct, dtype=np.asarray(ops.value_of(val)).dtype))
+                seeds.append(ct if isinstance(ct, Tensor) else np.asarray(ct, dtype=_dtype(val)))
         grads = backward(roots, seeds) if roots else {}
         result = []
         for inputs, nodes, spec in zip(leaves_per_primal, leaf_nodes, specs):
@@ -177,7 +184,7 @@ def jvp(f, primals, tangents):
                 if shape_of(t) != shape_of(p):
                     raise ShapeError(f"jvp: tangent {i} has shape {shape_of(t)} but primal {i} has shape {shape_of(p)}")
                 if not isinstance(t, Tensor):
-                    t = np.asarray(t, dtype=np.asarray(ops.value_of(p)).dtype)
+                    t = np.asarray(t, dtype=_dtype(p))
                 leaves.append(Tensor(p, level, None, t))
             boxed.append(tree_unflatten(spec, leaves))
         out = f(*boxed)
@@ -201,13 +208,14 @@ def _check_scalar_output(out, who, allow_complex=False):
             f"{who}: the function must return a scalar, but it returned a container; "
             "use jacrev / jacfwd / vjp for several outputs, or sum them"
         )
-    value = np.asarray(ops.value_of(out))
+    value = np.asarray(raw_value_of(out))  # inside vmap: every example's value
+    shape = shape_of(out)
     if value.dtype.kind == "b":
         raise TypeError(f"{who}: the function returned a boolean ({value}), which has no derivative")
-    if value.size != 1:
+    if math.prod(shape) != 1:
         raise TypeError(
             f"{who}: the function must return a scalar (or one value of any shape), but it "
-            f"returned shape {value.shape}; use jacrev / jacfwd / vjp for vector outputs, or sum the output"
+            f"returned shape {shape}; use jacrev / jacfwd / vjp for vector outputs, or sum the output"
         )
     if value.dtype.kind == "c" and not allow_complex:
         raise TypeError(
@@ -301,6 +309,17 @@ def _flat_basis(n, dtype):
     return np.eye(n, dtype=dtype)
 
 
+#: jacrev and jacfwd take every row (column) at once through vmap when there are at least this
+#: many; below it one VJP (JVP) each is as fast (see benchmarks/transforms.py).
+VMAP_FROM = 2
+
+
+def _batching():
+    from nablab.autodiff import batching  # imports this module: bound on first use
+
+    return batching
+
+
 def jacrev(f, argnums=0, *, argnum=None):
     """The Jacobian by reverse mode, one VJP per output entry.
 
@@ -330,10 +349,13 @@ def jacrev(f, argnums=0, *, argnum=None):
         out, vjp_fn = vjp(restricted, x)
         out_shape, x_shape = shape_of(out), shape_of(_as_input(x, "jacrev: argument"))
         n_out = int(np.prod(out_shape))
-        basis = _flat_basis(n_out, np.result_type(ops.value_of(out), np.float64))
-        rows = [vjp_fn(basis[i].reshape(out_shape))[0] for i in range(n_out)]
-        if not rows:
+        basis = _flat_basis(n_out, np.result_type(_dtype(out), np.float64))
+        if n_out == 0:
             return np.zeros(out_shape + x_shape)
+        if n_out >= VMAP_FROM:  # every row in one batched reverse pass
+            rows = _batching().vmap(lambda ct: vjp_fn(ct)[0])(basis.reshape((n_out,) + out_shape))
+            return _exit(ops.reshape(rows, out_shape + x_shape))
+        rows = [vjp_fn(basis[i].reshape(out_shape))[0] for i in range(n_out)]
         return _exit(ops.reshape(ops.stack(rows), out_shape + x_shape))
 
     return wrapped
@@ -364,7 +386,12 @@ def jacfwd(f, argnums=0, *, argnum=None):
         x = _as_input(args[num], "jacfwd: argument")
         x_shape = shape_of(x)
         n_in = int(np.prod(x_shape))
-        basis = _flat_basis(n_in, np.result_type(ops.value_of(x)))
+        basis = _flat_basis(n_in, np.result_type(_dtype(x)))
+        if n_in >= VMAP_FROM:  # every column in one batched forward pass (the primal computed once)
+            cols = _batching().vmap(lambda t: jvp(restricted, (x,), (t,))[1])(basis.reshape((n_in,) + x_shape))
+            out_shape = shape_of(cols)[1:]
+            cols = ops.moveaxis(cols, 0, -1) if out_shape else cols
+            return _exit(ops.reshape(cols, out_shape + x_shape))
         cols, out_shape = [], None
         for j in range(n_in):
             out, col = jvp(restricted, (x,), (basis[j].reshape(x_shape),))

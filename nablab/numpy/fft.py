@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from nablab.autodiff.core import primitive, shape_of, value_of
+from nablab.autodiff.core import primitive, raw_value_of, shape_of, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.shape import as_array, getitem, pad
 from nablab.numpy.ufuncs import _is_complex, _match_complex, conj, real_part
@@ -84,7 +84,7 @@ def _half_weights(n, axis, ndim, dtype, inner):
 
 
 def _real_dtype(x):
-    return np.empty(0, dtype=np.asarray(value_of(x)).dtype).real.dtype
+    return np.empty(0, dtype=np.asarray(raw_value_of(x)).dtype).real.dtype
 
 
 # --------------------------------------------------------------------------- one-axis primitives
@@ -152,8 +152,8 @@ def _no_out(name, out, *arrays):
 
 def _prepare(name, a, axis, norm):
     a = as_array(a)
-    if np.asarray(value_of(a)).dtype.kind not in "biufc":
-        raise TypeError(f"{name}: expected a numeric array, got dtype {np.asarray(value_of(a)).dtype}")
+    if np.asarray(raw_value_of(a)).dtype.kind not in "biufc":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {np.asarray(raw_value_of(a)).dtype}")
     ndim = len(shape_of(a))
     if ndim == 0:
         raise ValueError(f"{name}: needs an array of at least one dimension, got a scalar")

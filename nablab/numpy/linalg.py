@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from nablab.autodiff.core import primitive, shape_of, value_of
+from nablab.autodiff.core import Tensor, primitive, raw_value_of, shape_of, value_of
 from nablab.autodiff.dispatch import nondifferentiable, unbox_all
 from nablab.numpy.products import einsum, matmul, tensordot as _tensordot, cross as _cross
 from nablab.numpy.reductions import max as _max, min as _min, normalize_axis, sum as _sum
@@ -72,7 +72,7 @@ def _dot(a, b):
 
 
 def _real_dtype(x):
-    v = np.asarray(value_of(x))
+    v = np.asarray(raw_value_of(x))  # the dtype only (inside vmap value_of keeps the batch box)
     return v.real.dtype if v.dtype.kind in "fc" else np.float64
 
 
@@ -290,7 +290,10 @@ def slogdet(a):
     _square_check("slogdet", a)
     logdet = _logdet_p(a)
     if not _is_complex(logdet):
-        return _SlogdetResult(np.linalg.slogdet(value_of(a))[0], logdet)
+        plain = value_of(a)
+        if isinstance(plain, Tensor):  # batched by vmap: the sign of the determinant, per example
+            return _SlogdetResult(np.sign(_det_p(plain)), logdet)
+        return _SlogdetResult(np.linalg.slogdet(plain)[0], logdet)
     logabs = real(logdet)
     zero = np.isneginf(np.asarray(value_of(logabs)))
     sign = exp(1j * imag(logdet))
@@ -807,7 +810,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     """``np.linalg.norm``: vector norms (None/2, 1, inf, -inf, 0, any p) and matrix norms
     ('fro', 'nuc', 2, -2, 1, -1, inf, -inf) along ``axis``; see the module notes at 0."""
     x = as_array(x)
-    if not np.asarray(value_of(x)).dtype.kind in "fc":
+    if not np.asarray(raw_value_of(x)).dtype.kind in "fc":
         x = np.asarray(value_of(x), dtype=np.float64)
     nd = _ndim(x)
     if axis is None:

@@ -240,7 +240,9 @@ def where(condition, x=None, y=None):
         return np.nonzero(unbox_all(condition))
     if x is None or y is None:
         raise ValueError("where: give both x and y, or neither")
-    return _where_p(np.asarray(unbox_all(condition)), x, y)
+    condition = unbox_all(condition)
+    # inside vmap a condition may be batched (a box without derivative): it stays a box
+    return _where_p(condition if isinstance(condition, Tensor) else np.asarray(condition), x, y)
 
 
 # --------------------------------------------------------------------------- astype
