@@ -55,10 +55,9 @@ from nablab.autodiff.core import (
     close_level,
     new_level,
     shape_of,
-    value_of,
 )
 from nablab.autodiff.core import backward as _backward
-from nablab.autodiff.tree import tree_flatten, tree_unflatten
+from nablab.autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = ["custom_vjp", "custom_jvp", "checkpoint", "linearize", "linear_transpose", "register_level_rule"]
 
@@ -77,12 +76,12 @@ def _level(x):
 
 
 def _levels(leaves):
-    """Every level boxed anywhere in ``leaves`` (boxes of boxes included)."""
+    """Every differentiation level (forward or reverse) boxed anywhere in ``leaves``, boxes of boxes included."""
     found = set()
     for x in leaves:
         while isinstance(x, Tensor):
             level = _level(x)
-            if level is not None:
+            if level is not None and (level in _forward_levels or x._node is not None):
                 found.add(level)
             x = x._value
     return found
@@ -148,12 +147,31 @@ def register_level_rule(predicate, handler):
     _LEVEL_RULES.append((predicate, handler))
 
 
-def _other_level(kind, obj, args, kwargs, level, name):
+def _other_level(kind, obj, args, kwargs, level, name, leaves):
+    """A call whose highest level is neither forward nor reverse (a batching level of ``vmap``).
+
+    A rule registered for it answers. Without one: if no level in the arguments
+    differentiates (no forward or reverse level anywhere in them), the function runs
+    as written, as JAX runs it when nothing differentiates it; a checkpoint runs as
+    written in any case (same numbers; reverse levels below keep its inside).
+    Otherwise a custom rule would be bypassed, so it raises.
+    """
     for predicate, handler in _LEVEL_RULES:
         if predicate(level):
             return handler(kind, obj, args, kwargs, level)
-    raise NotImplementedError(f"{name}: its argument is traced at level {level}, which is neither a forward nor a "
-                              f"reverse level, and no rule for {kind} is registered for it")
+    differentiating = set()
+    for x in leaves:
+        while isinstance(x, Tensor):
+            lv = _level(x)
+            if lv is not None and _kind(lv, x) != "other":
+                differentiating.add(lv)
+            x = x._value
+    if kind == "checkpoint" or not differentiating:
+        return obj.fun(*args, **kwargs)
+    raise NotImplementedError(
+        f"{name}: its argument is traced at level {level}, which is neither a forward nor a reverse level "
+        f"(vmap's?), above differentiation level {max(differentiating)}; no rule for {kind} is registered for "
+        "that kind of level, and running the function as written would bypass its rule")
 
 
 # -- recording one node for a custom rule ------------------------------------------
@@ -205,7 +223,7 @@ class _Pullback:
 
 
 def _is_inexact(v):
-    return np.asarray(value_of(v)).dtype.kind in "fc" if not isinstance(v, (float, complex)) else True
+    return _dtype(v).kind in "fc"
 
 
 def _record(level, name, inputs, out_leaves, pullback, replay=None):
@@ -301,13 +319,26 @@ def _refuse_closure(who, out_levels, arg_levels, level=None):
 
 
 def _zeros_like_leaf(v):
-    return ops.zeros_like(value_of(v))
+    return np.zeros(shape_of(v), _dtype(v))
+
+
+def _dtype(x):
+    """The dtype of a box, an array or a number (the array beneath every box: never a batched value as one)."""
+    while isinstance(x, Tensor):
+        x = x._value
+    return np.asarray(x).dtype
+
+
+def _raw(x):
+    while isinstance(x, Tensor):
+        x = x._value
+    return x
 
 
 def _cast_cotangent(ct, x, who):
     """A cotangent in its input's floating type; a complex one for a real input is refused."""
-    x_dtype = np.asarray(value_of(x)).dtype
-    ct_dtype = np.asarray(value_of(ct)).dtype
+    x_dtype = _dtype(x)
+    ct_dtype = _dtype(ct)
     if x_dtype.kind == "f" and ct_dtype.kind == "c":
         raise TypeError(f"{who} is complex ({ct_dtype}) but the argument is real ({x_dtype})")
     if x_dtype.kind in "fc" and ct_dtype != x_dtype and ct_dtype.kind in "fciub":
@@ -391,7 +422,7 @@ class custom_vjp:
                 "gives only vector-Jacobian products. Use reverse mode (grad, vjp, jacrev; hessian's default "
                 "'fwd-over-rev' works), or define the rule with custom_jvp, which serves both modes")
         if kind == "other":
-            return _other_level("custom_vjp", self, args, {}, top, f"custom_vjp function {name}")
+            return _other_level("custom_vjp", self, args, {}, top, f"custom_vjp function {name}", all_leaves)
         vals = [tree_unflatten(spec, [_unbox(x, top) for x in leaves]) for leaves, spec in flat]
         pair = self.fwd(*vals)
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -420,9 +451,10 @@ class custom_vjp:
 
 
 def _positional(obj, args, kwargs, what):
-    if not kwargs:
-        return args
+    """The arguments by position, defaults filled in (so fwd and bwd always see the same count)."""
     if obj._signature is None:
+        if not kwargs:
+            return args
         raise TypeError(f"{what} function {_name(obj.fun)}: keyword arguments need a function with a signature")
     bound = obj._signature.bind(*args, **kwargs)
     bound.apply_defaults()
@@ -474,9 +506,9 @@ def _check_bwd_output(obj, who, cts, flat, level):
             if shape_of(c) != shape_of(x):
                 raise ShapeError(f"{who}: the cotangent for {where} has shape {shape_of(c)} but the argument "
                                  f"has shape {shape_of(x)}")
-            c_level = _level(c)
-            if c_level is not None and c_level >= level:
-                raise TypeError(f"{who}: the cotangent for {where} is traced at level {c_level}, the level being "
+            stale = [lv for lv in _levels([c]) if lv >= level]
+            if stale:
+                raise TypeError(f"{who}: the cotangent for {where} is traced at level {max(stale)}, the level being "
                                 "differentiated: bwd used a value of the forward pass that was not a residual")
             checked.append(_cast_cotangent(c, x, f"{who}: the cotangent for {where}"))
         per_arg[i] = checked
@@ -550,8 +582,8 @@ class custom_jvp:
                 if rule is None:
                     continue
                 term = rule(t, out, *primals)
-                total = term if total is None else ops.add(total, term)
-            return out, (ops.zeros_like(value_of(out)) if total is None else total)
+                total = term if total is None else tree_map(ops.add, total, term)
+            return out, (tree_map(_zeros_like_leaf, out) if total is None else total)
 
         self.jvp = jvp
 
@@ -574,7 +606,7 @@ class custom_jvp:
         _refuse_traced_nondiff(self, flat, top, "custom_jvp")
         kind = _kind(top, box)
         if kind == "other":
-            return _other_level("custom_jvp", self, args, {}, top, f"custom_jvp function {name}")
+            return _other_level("custom_jvp", self, args, {}, top, f"custom_jvp function {name}", all_leaves)
         vals = [tree_unflatten(spec, [_unbox(x, top) for x in leaves]) for leaves, spec in flat]
         arg_levels = _levels([_unbox(x, top) for x in all_leaves])
         diff = [i for i in range(len(args)) if i not in self.nondiff_argnums]
@@ -652,8 +684,8 @@ class custom_jvp:
 
 
 def _tangent_in_dtype(t, o):
-    o_dtype = np.asarray(value_of(o)).dtype
-    t_dtype = np.asarray(value_of(t)).dtype
+    o_dtype = _dtype(o)
+    t_dtype = _dtype(t)
     if o_dtype.kind in "fc" and t_dtype != o_dtype and not (o_dtype.kind == "f" and t_dtype.kind == "c"):
         return ops.astype(t, o_dtype) if isinstance(t, Tensor) else np.asarray(t, dtype=o_dtype)
     return t
@@ -718,7 +750,7 @@ class _Checkpointed:
             return fun(*args, **kwargs)
         kind = _kind(top, box)
         if kind == "other":
-            return _other_level("checkpoint", self, args, kwargs, top, name)
+            return _other_level("checkpoint", self, args, kwargs, top, name, leaves)
         vals = [_unbox(x, top) for x in leaves]
         diff = [k for k, x in enumerate(leaves) if _level(x) == top]
         if kind == "forward":
@@ -735,7 +767,7 @@ class _Checkpointed:
         out = self(*a_vals, **kw_vals)  # lower levels (if any) checkpoint it too; none records its inside
         out_leaves, out_spec = tree_flatten(out)
         _refuse_closure(name, _levels(out_leaves), _levels(vals), top)
-        zeros = [(shape_of(o), np.asarray(value_of(o)).dtype) for o in out_leaves]
+        zeros = [(shape_of(o), _dtype(o)) for o in out_leaves]
         del out, a_vals, kw_vals
 
         def pullback(gs):
@@ -819,8 +851,8 @@ def linearize(fun, *primals):
             nodes = [Node.leaf() for _ in inputs]
             specs.append(spec)
             leaf_nodes.append(nodes)
-            shapes.append([(shape_of(v), np.asarray(value_of(v)).dtype) for v in inputs])
-            placeholders.append(tree_unflatten(spec, [Tensor(np.zeros(shape_of(v), np.asarray(value_of(v)).dtype),
+            shapes.append([(shape_of(v), _dtype(v)) for v in inputs])
+            placeholders.append(tree_unflatten(spec, [Tensor(np.zeros(shape_of(v), _dtype(v)),
                                                              own, n) for v, n in zip(inputs, nodes)]))
         out, tangent_out = jvp(fun, primals, tuple(placeholders))
     finally:
@@ -894,7 +926,7 @@ def linear_transpose(fun, *primals):
     zeros = []
     for i, primal in enumerate(primals):
         leaves, spec = tree_flatten(primal)
-        zeros.append(tree_unflatten(spec, [np.zeros(shape_of(v), np.asarray(value_of(v)).dtype) for v in
+        zeros.append(tree_unflatten(spec, [np.zeros(shape_of(v), _dtype(v)) for v in
                                            (_as_input(x, f"linear_transpose: primal {i}") for x in leaves)]))
     level_before = new_level()  # every level the vjp below opens is above this one
     close_level(level_before)
@@ -911,7 +943,7 @@ def linear_transpose(fun, *primals):
     who = f"linear_transpose of {_name(fun)}"
     _check_linear(seen.get("roots", []), f"{who}: fun", what="its input")
     for k, leaf in enumerate(tree_flatten(out)[0]):
-        if np.any(np.asarray(value_of(leaf)) != 0):
+        if np.any(np.asarray(_raw(leaf)) != 0):
             raise TypeError(f"{who}: fun is not linear: at zero its output {k} is not zero (an offset)")
 
     def transpose(ct):
