@@ -472,3 +472,16 @@ def test_doctests_of_the_batching_module():
 
     result = doctest.testmod(batching, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 10 and result.failed == 0
+
+
+def test_a_wrong_rule_is_caught(monkeypatch):
+    """The loop comparison does catch a rule that forgets to move an axis past the batch."""
+    from nablab.numpy import reductions
+
+    def wrong(prim, vals, batched, kwargs, size):
+        return prim(vals[0], **kwargs)  # axis=(0,) now sums over the batch
+
+    monkeypatch.setitem(batching._RULES, reductions._sum_p, wrong)
+    f, args, in_axes = CASES["sum_keep"]
+    with pytest.raises(AssertionError):
+        close(nb.vmap(f, in_axes=in_axes)(*args), loop(f, in_axes, args))
