@@ -50,11 +50,15 @@ for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
 environment variable ``NABLAB_CONV_AUTOTUNE=0`` before nablab is imported. :func:`use`
 forces one algorithm wherever it applies (im2col elsewhere).
 
-Saving columns. When the weight is being differentiated in reverse mode, the forward
+Keeping columns. When the weight is being differentiated in reverse mode, the forward
 keeps what it computed from the input (the columns, Winograd's transformed tiles or the
 input's spectrum) for the weight gradient, tied to the forward's output array, and
-drops it with that array. The weight gradient then uses it instead of computing it
-again; :func:`save_columns` (``False``) turns this off, trading time for memory.
+drops it with that array; the weight gradient then uses it instead of computing it
+again. Only up to :data:`KEEP_MAX_BYTES` (16 MiB): a larger fresh array costs more in
+page faults each step than recomputing the columns chunk by chunk in cache (measured:
+the 7x7 and 32->64 cases of ``benchmarks/conv_speed.py`` were slower with it). The
+engine's version counters make this safe: a tensor changed in place after the forward
+makes the backward pass refuse, as before. :func:`save_columns` (``False``) turns it off.
 
 >>> import numpy as np
 >>> from nablab.nn import conv_algorithms as ca
@@ -100,7 +104,12 @@ FLOAT32_ERROR_BOUND = {"im2col": 1e-6, "im2col_per_image": 1e-6, "winograd2": 1e
 AUTOTUNE_MIN_MACS = 20_000_000
 
 #: im2col and Winograd work through the batch in passes whose working set takes about this many bytes (cache-sized).
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 2 << 20
+
+#: The forward keeps its columns for the weight gradient only when they take at most this many bytes: a larger
+#: fresh array costs more in page faults (the allocator maps it anew each step) than recomputing the columns
+#: chunk by chunk in cache.
+KEEP_MAX_BYTES = 16 << 20
 
 #: A measured algorithm replaces im2col only when it is faster by this factor.
 AUTOTUNE_MARGIN = 0.9
@@ -212,7 +221,9 @@ class Im2col:
     """Columns (groups, Cg kh kw, n Ho Wo) built channels-first and one GEMM, a cache-sized chunk of images at a time.
 
     The chunk's input is laid out channels-first, then each kernel offset is one strided copy with long
-    contiguous rows (far faster than copying a window view whose innermost axis is the kernel).
+    contiguous rows (far faster than copying a window view whose innermost axis is the kernel). Kept for the
+    weight gradient, the columns of all chunks form one array, and the weight gradient is one GEMM,
+    ``columns @ g`` with ``g`` as (N Ho Wo, O): the long axis is the GEMM's inner one.
     """
 
     name = "im2col"
@@ -224,38 +235,67 @@ class Im2col:
     def _rows(geo):
         return geo.Cg * geo.kh * geo.kw
 
-    def columns(self, x, geo, out=None):
-        """(groups, Cg kh kw, n Ho Wo) for the n images of ``x``; written into ``out`` when given."""
-        n = x.shape[0]
+    @staticmethod
+    def _fill(x, geo, cols6):
+        """Write the columns of the images of ``x`` into ``cols6``, a (C, kh, kw, n, Ho, Wo) array or view."""
         xp = _padded(x, geo, channels_first=True)
-        cols = np.empty((geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo), dtype=x.dtype) if out is None else \
-            out.reshape(geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo)
         for a in range(geo.kh):
             for b in range(geo.kw):
                 rows, cs = _window(a, b, geo)
-                cols[:, a, b] = xp[:, :, rows, cs]
+                cols6[:, a, b] = xp[:, :, rows, cs]
+
+    def columns(self, x, geo):
+        """(groups, Cg kh kw, n Ho Wo) for the n images of ``x``."""
+        n = x.shape[0]
+        cols = np.empty((geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo), dtype=x.dtype)
+        self._fill(x, geo, cols)
         return cols.reshape(geo.groups, self._rows(geo), n * geo.Ho * geo.Wo)
 
     def _chunks(self, geo, itemsize):
         return _chunks(geo.N, (self._rows(geo) * geo.groups + geo.O) * geo.Ho * geo.Wo * itemsize)
 
+    def _columns_of_chunks(self, x, geo, keep):
+        """``(n0, n1, columns)`` per chunk; with ``keep`` the chunks are views into one array, also returned."""
+        chunks = self._chunks(geo, x.dtype.itemsize)
+        if not keep:
+            return ((n0, n1, self.columns(x[n0:n1], geo)) for n0, n1 in chunks), None
+        full = np.empty((geo.C, geo.kh, geo.kw, geo.N, geo.Ho, geo.Wo), dtype=x.dtype)
+        flat = full.reshape(geo.groups, self._rows(geo), geo.N * geo.Ho * geo.Wo)
+        hw = geo.Ho * geo.Wo
+
+        def fill():
+            for n0, n1 in chunks:
+                self._fill(x[n0:n1], geo, full[:, :, :, n0:n1])
+                yield n0, n1, flat[:, :, n0 * hw:n1 * hw]
+
+        return fill(), flat
+
+    def _gemm_into(self, wm, cols, out, n0, n1, geo):
+        y = _gemm(wm, cols)  # (groups, O/groups, n Ho Wo)
+        out[n0:n1] = y.reshape(geo.O, n1 - n0, geo.Ho, geo.Wo).transpose(1, 0, 2, 3)
+
     def forward(self, x, w, geo, keep=False):
         dtype = np.result_type(x, w)
+        x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
         wm = w.reshape(geo.groups, geo.O // geo.groups, -1)
         out = np.empty((geo.N, geo.O, geo.Ho, geo.Wo), dtype=dtype)
-        kept = [] if keep else None
-        for n0, n1 in self._chunks(geo, dtype.itemsize):
-            cols = self.columns(x[n0:n1], geo)
-            y = _gemm(wm, cols)  # (groups, O/groups, n Ho Wo)
-            out[n0:n1] = y.reshape(geo.O, n1 - n0, geo.Ho, geo.Wo).transpose(1, 0, 2, 3)
-            if keep:
-                kept.append((n0, n1, cols))
+        keep = keep and geo.C * geo.kh * geo.kw * geo.N * geo.Ho * geo.Wo * dtype.itemsize <= KEEP_MAX_BYTES
+        chunks, kept = self._columns_of_chunks(x, geo, keep)
+        for n0, n1, cols in chunks:
+            self._gemm_into(wm, cols, out, n0, n1, geo)
         return out, kept
 
     @staticmethod
     def _grad_rows(g, geo):
         """(n, O, Ho, Wo) -> (groups, O / groups, n Ho Wo)."""
         return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(geo.groups, geo.O // geo.groups, -1)
+
+    @staticmethod
+    def _grad_columns(g, geo):
+        """(n, O, Ho, Wo) -> (groups, n Ho Wo, O / groups)."""
+        n, G = g.shape[0], geo.groups
+        gt = g.reshape(n, G, geo.O // G, geo.Ho * geo.Wo).transpose(1, 0, 3, 2)
+        return np.ascontiguousarray(gt).reshape(G, n * geo.Ho * geo.Wo, geo.O // G)
 
     def input_grad(self, g, w, geo):
         wm = w.reshape(geo.groups, geo.O // geo.groups, -1).transpose(0, 2, 1)
@@ -275,16 +315,19 @@ class Im2col:
 
     def weight_grad(self, x, g, geo, saved=None):
         dtype = np.result_type(x, g)
-        dw = np.zeros((geo.groups, geo.O // geo.groups, self._rows(geo)), dtype=dtype)
-        for n0, n1, cols in saved or [(n0, n1, None) for n0, n1 in self._chunks(geo, dtype.itemsize)]:
-            cols = self.columns(x[n0:n1], geo) if cols is None else cols
-            dw += _gemm(self._grad_rows(g[n0:n1], geo), cols.transpose(0, 2, 1))  # (groups, O/groups, Cg kh kw)
-        return dw.reshape(geo.O, geo.Cg, geo.kh, geo.kw)
+        if saved is not None:  # all columns at once: one GEMM per group
+            dwt = _gemm(saved, self._grad_columns(g, geo))  # (groups, Cg kh kw, O/groups)
+        else:
+            dwt = np.zeros((geo.groups, self._rows(geo), geo.O // geo.groups), dtype=dtype)
+            for n0, n1 in self._chunks(geo, dtype.itemsize):
+                dwt += _gemm(self.columns(x[n0:n1], geo), self._grad_columns(g[n0:n1], geo))
+        return np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(geo.O, geo.Cg, geo.kh, geo.kw)
 
 
 class Im2colPerImage(Im2col):
-    """Columns (n, groups, Cg kh kw, Ho Wo) and one GEMM per image (NumPy's batched ``matmul``), which writes
-    (N, O, Ho Wo) with no transpose; a 1x1 convolution with stride 1 and no padding uses the input as it is."""
+    """im2col's columns, with one GEMM per image (NumPy's batched ``matmul`` over strided blocks of the columns)
+    writing (N, O, Ho Wo) with no transpose, and the input gradient's columns image by image; a 1x1 convolution
+    with stride 1 and no padding uses the input itself as the matrix (a view, no copy)."""
 
     name = "im2col_per_image"
 
@@ -292,30 +335,19 @@ class Im2colPerImage(Im2col):
     def _no_copy(geo):
         return geo.kh == geo.kw == 1 and geo.stride == (1, 1) and geo.padding == (0, 0)
 
-    def columns(self, x, geo):
-        n, G = x.shape[0], geo.groups
-        if self._no_copy(geo):  # the input is the matrix: a view
-            return x.reshape(n, G, geo.Cg, geo.H * geo.W)
-        xp = _padded(x, geo, channels_first=False)
-        cols = np.empty((n, geo.C, geo.kh, geo.kw, geo.Ho, geo.Wo), dtype=x.dtype)
-        for a in range(geo.kh):
-            for b in range(geo.kw):
-                rows, cs = _window(a, b, geo)
-                cols[:, :, a, b] = xp[:, :, rows, cs]
-        return cols.reshape(n, G, self._rows(geo), geo.Ho * geo.Wo)
+    def _gemm_into(self, wm, cols, out, n0, n1, geo):
+        n, G = n1 - n0, geo.groups
+        blocks = cols.reshape(G, -1, n, geo.Ho * geo.Wo).transpose(2, 0, 1, 3)  # (n, groups, Cg kh kw, Ho Wo)
+        np.matmul(wm, blocks, out=out[n0:n1].reshape(n, G, geo.O // G, -1))
 
     def forward(self, x, w, geo, keep=False):
+        if not self._no_copy(geo):
+            return super().forward(x, w, geo, keep)
         dtype = np.result_type(x, w)
         G = geo.groups
-        wm = w.reshape(G, geo.O // G, -1)
-        out = np.empty((geo.N, geo.O, geo.Ho, geo.Wo), dtype=dtype)
-        kept = [] if keep else None
-        for n0, n1 in self._chunks(geo, dtype.itemsize):
-            cols = self.columns(x[n0:n1], geo)
-            np.matmul(wm, cols, out=out[n0:n1].reshape(n1 - n0, G, geo.O // G, -1))
-            if keep:
-                kept.append((n0, n1, cols))
-        return out, kept
+        out = np.matmul(w.reshape(G, geo.O // G, -1).astype(dtype, copy=False),
+                        x.reshape(geo.N, G, geo.Cg, -1).astype(dtype, copy=False))
+        return out.reshape(geo.N, geo.O, geo.Ho, geo.Wo), None
 
     def input_grad(self, g, w, geo):
         G = geo.groups
@@ -338,13 +370,22 @@ class Im2colPerImage(Im2col):
         return dx
 
     def weight_grad(self, x, g, geo, saved=None):
-        G = geo.groups
+        """Per image ``g[n] @ columns[n]^T`` (batched), summed over the images."""
+        G, hw = geo.groups, geo.Ho * geo.Wo
         dtype = np.result_type(x, g)
+        if self._no_copy(geo):
+            rows = g.reshape(geo.N, G, geo.O // G, hw)
+            dw = np.matmul(rows, x.reshape(geo.N, G, geo.Cg, hw).transpose(0, 1, 3, 2)).sum(axis=0)
+            return dw.reshape(geo.O, geo.Cg, 1, 1)
+        if saved is not None:
+            chunks = [(0, geo.N, saved)]
+        else:
+            chunks = ((n0, n1, self.columns(x[n0:n1], geo)) for n0, n1 in self._chunks(geo, dtype.itemsize))
         dw = np.zeros((G, geo.O // G, self._rows(geo)), dtype=dtype)
-        for n0, n1, cols in saved or [(n0, n1, None) for n0, n1 in self._chunks(geo, dtype.itemsize)]:
-            cols = self.columns(x[n0:n1], geo) if cols is None else cols
-            rows = g[n0:n1].reshape(n1 - n0, G, geo.O // G, -1)
-            dw += np.matmul(rows, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (groups, O/groups, Cg kh kw)
+        for n0, n1, cols in chunks:
+            n = n1 - n0
+            blocks = cols.reshape(G, -1, n, hw).transpose(2, 0, 3, 1)  # (n, groups, Ho Wo, Cg kh kw)
+            dw += np.matmul(g[n0:n1].reshape(n, G, geo.O // G, hw), blocks).sum(axis=0)
         return dw.reshape(geo.O, geo.Cg, geo.kh, geo.kw)
 
 
@@ -447,6 +488,7 @@ class Winograd:
         th, tw = self._tiles(Ho, Wo)
         u = self._weight_transform(w)
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+        keep = keep and self.alpha ** 2 * C * N * th * tw * x.dtype.itemsize <= KEEP_MAX_BYTES
         v_all = np.empty((self.alpha ** 2, C, N * th * tw), dtype=x.dtype) if keep else None
         step = self._images_per_chunk(N, C, O, Ho, Wo, x.dtype.itemsize)
         for n0 in range(0, N, step):
@@ -547,7 +589,7 @@ class FFT:
         xf = self._spectrum_x(x, geo)
         yf = self._contract(xf, self._spectrum(w, geo), conj_b=True)  # (N, O, F)
         out = self._back(yf, geo, slice(0, geo.Ho), slice(0, geo.Wo)).astype(dtype, copy=False)
-        return out, (xf if keep else None)
+        return out, (xf if keep and xf.nbytes <= KEEP_MAX_BYTES else None)
 
     def input_grad(self, g, w, geo):
         g, w = _common_float(self.name, (g, w))
@@ -752,6 +794,27 @@ def _dispatch(op, args, geo, dtype, **kwargs):
     return _measure(op, (op, geo, np.dtype(dtype).str), candidates, args, geo, kwargs)
 
 
+#: Algorithms that read the same kept columns (im2col's layout); the weight gradient chooses among them.
+_SHARED_COLUMNS = ("im2col", "im2col_per_image")
+
+
+def _weight_grad_from_kept(x, g, geo, name, columns):
+    """The weight gradient from a forward's kept columns: by that algorithm, or, for im2col's columns, by the
+    faster of the two GEMM orders (measured once per shape, as every choice)."""
+    if name not in _SHARED_COLUMNS:
+        return _run("weight_grad", name, (x, g), geo, saved=columns)
+    dtype = np.result_type(x, g)
+    forced = _settings.forced
+    if forced is not None or not _autotune or geo.macs < AUTOTUNE_MIN_MACS:
+        chosen = forced if forced in _SHARED_COLUMNS else name
+        return _run("weight_grad", chosen, (x, g), geo, saved=columns)
+    key = ("weight_grad from kept columns", geo, np.dtype(dtype).str)
+    entry = _choices.get(key)
+    if entry is not None:
+        return _run("weight_grad", entry["algorithm"], (x, g), geo, saved=columns)
+    return _measure("weight_grad", key, list(_SHARED_COLUMNS), (x, g), geo, dict(saved=columns))[1]
+
+
 def forward(x, w, geo, keep=False):
     """``conv2d(x, w)`` by the chosen algorithm: ``(out, saved)``; with ``keep``, ``saved`` is
     ``(algorithm, columns)`` for :func:`weight_grad`, else None.
@@ -792,8 +855,7 @@ def weight_grad(x, g, geo, saved=None):
              [2., 3.]]]])
     """
     if saved is not None:
-        name, columns = saved
-        return _run("weight_grad", name, (x, g), geo, saved=columns)
+        return _weight_grad_from_kept(x, g, geo, *saved)
     return _dispatch("weight_grad", (x, g), geo, np.result_type(x, g))[1]
 
 
@@ -829,7 +891,4 @@ def kept_bytes():
     >>> ca.kept_bytes() >= 0
     True
     """
-    total = 0
-    for _, _, columns in _kept.values():
-        total += columns.nbytes if isinstance(columns, np.ndarray) else sum(c.nbytes for _, _, c in columns)
-    return total
+    return sum(columns.nbytes for _, _, columns in _kept.values())
