@@ -178,8 +178,12 @@ class Context:
         report reads the density from the file), so it is sharp on high-density
         screens; a figure wider than 30 inches gets fewer (at most 6,000 pixels a side).
         Figures for the report are best at most 11 inches wide: wider ones are
-        shrunk to fit the page.
+        shrunk to fit the page. Axes labelled with epochs or steps get whole-number
+        ticks, and log axes plain labels (``2.2``, not ``2.2×10⁰``):
+        :func:`nablab.train.plots.tidy_axes`.
         """
+        from nablab.train.plots import tidy_axes
+
         stem = name[:-4] if name.lower().endswith(".png") else name
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", stem):
             raise ValueError(f"figure name {name!r} must be a plain file name "
@@ -187,6 +191,7 @@ class Context:
         file = f"{self.claim_id}--{stem}.png" if self.claim_id else f"{stem}.png"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         try:
+            tidy_axes(fig)
             dpi = min(200, 6000 / max(fig.get_size_inches()))
             fig.savefig(self.out_dir / file, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         finally:

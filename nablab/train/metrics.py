@@ -73,6 +73,8 @@ def plot_run(history, step_losses, out_dir, title="", steps_per_epoch=None):
     """
     from matplotlib.figure import Figure  # no pyplot: works headless and leaves the user's backend alone
 
+    from nablab.train.plots import integer_ticks, plain_log_ticks
+
     out_dir = Path(out_dir)
     epochs = [r["epoch"] for r in history]
     ends = [r["step"] for r in history]
@@ -87,6 +89,8 @@ def plot_run(history, step_losses, out_dir, title="", steps_per_epoch=None):
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy")
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)   # a loss from 2.1 to 2.4 reads 2.2, not 2.2×10⁰
+    integer_ticks(ax.xaxis)
     ax.set_title(f"Loss {title}".strip())
     ax.legend()
     loss_path = out_dir / "loss.png"
@@ -98,6 +102,7 @@ def plot_run(history, step_losses, out_dir, title="", steps_per_epoch=None):
         ax.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train (during the epoch)")
         ax.plot(epochs, [100 * r["test_acc"] for r in history], "s-", label="test")
     ax.set_xlabel("epoch")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"Accuracy {title}".strip())
     if history:
