@@ -480,3 +480,43 @@ def test_linear_transpose_against_the_matrix_and_refusals():
 
 def test_docstrings_run():
     assert doctest.testmod(custom, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+# -- with vmap and checkpoint -----------------------------------------------------------
+
+
+def test_custom_rules_inside_vmap_and_vmap_of_their_derivatives():
+    x = np.array([-3.0, 0.0, 2.5, 700.0])
+    np.testing.assert_allclose(nb.vmap(log1pexp)(x), np.logaddexp(0.0, x), rtol=1e-15)
+    np.testing.assert_allclose(nb.vmap(nb.grad(log1pexp))(x), 1 / (1 + np.exp(-x)), rtol=1e-15)
+    np.testing.assert_allclose(nb.vmap(nb.grad(lambda x: clip_gradient(x, -1.0, 1.0) ** 3))(x[:3]),
+                               np.clip(3 * x[:3] ** 2, -1.0, 1.0))
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(nb.vmap(nb.grad(sin_times, argnums=(0, 1)))(x, y)[1], np.sin(x), rtol=1e-15)
+
+
+def test_differentiating_a_vmapped_custom_rule_raises_until_vmap_batches_it():
+    x = np.array([0.3, 1.2])
+    with pytest.raises(NotImplementedError, match=r"custom_jvp function log1pexp: .*neither a forward nor a "
+                                                  r"reverse level .*would bypass its rule"):
+        nb.grad(lambda x: nb.sum(nb.vmap(log1pexp)(x)))(x)
+    # a checkpoint there runs as written: the same numbers
+    ck = nb.checkpoint(lambda x: nb.sin(x) ** 2)
+    np.testing.assert_allclose(nb.grad(lambda x: nb.sum(nb.vmap(ck)(x)))(x), np.sin(2 * x), rtol=1e-15)
+
+
+def test_custom_rules_inside_checkpoint_and_checkpoint_inside_custom_rules():
+    ck = nb.checkpoint(lambda x: nb.sum(clip_gradient(x, -1.0, 1.0) ** 3))
+    x = np.array([0.2, -2.0])
+    np.testing.assert_allclose(nb.grad(ck)(x), np.clip(3 * x ** 2, -1.0, 1.0))
+    ck2 = nb.checkpoint(lambda x: log1pexp(x) * x)
+    for mode in ("fwd-over-rev", "rev-over-fwd"):
+        np.testing.assert_allclose(nb.hessian(lambda x: nb.sum(ck2(x)), mode=mode)(x),
+                                   nb.hessian(lambda x: nb.sum(nb.softplus(x) * x))(x), rtol=1e-13)
+
+    @nb.custom_vjp
+    def f(x):
+        return nb.sin(x)
+
+    f.defvjp(lambda x: (nb.sin(x), x), nb.checkpoint(lambda x, g: (nb.cos(x) * g,)))
+    assert np.isclose(nb.grad(nb.grad(f))(0.4), -np.sin(0.4), rtol=1e-15)
