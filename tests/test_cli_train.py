@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nablab.cli import app
+from nablab.train import load_checkpoint
 from nablab.train.configfile import ConfigFileError, read_config_file
 
 runner = CliRunner()
@@ -32,6 +33,8 @@ def test_hidden_sizes_the_mlp(tmp_path):
     r = invoke("--model", "mlp", "--hidden", "7", *SMALL, "--out", str(tmp_path / "run"))
     assert r.exit_code == 0, r.output
     assert saved_config(tmp_path / "run")["hidden"] == 7
+    arrays, _ = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert arrays["model.1.weight"].shape == (7, 40) and arrays["model.3.weight"].shape == (10, 7)
     r = invoke("--model", "mlp", "--hidden", "0", *SMALL, "--out", str(tmp_path / "bad"))
     assert r.exit_code == 2 and "hidden must be an integer >= 1, got 0" in flat(r.output)
     assert not (tmp_path / "bad").exists()

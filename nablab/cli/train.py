@@ -112,7 +112,7 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N training and N test examples."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
-    hidden: int = typer.Option(100, "--hidden", help="Hidden units of mlp, resmlp and convnet."),
+    hidden: int = typer.Option(100, "--hidden", help="Hidden units of mlp, resmlp and convnet (logistic and cnn1d have no such layer)."),
     divergence_factor: str = typer.Option(
         "1e4", "--divergence-factor",
         help="Stop when a step's loss exceeds this many times the first step's loss (NaN or infinity always "
