@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, primitive, value_of
+from nablab.autodiff.core import Tensor, primitive, raw_value_of, value_of
 from nablab.autodiff.dispatch import holds_traced, nondifferentiable, unbox_all
 from nablab.numpy.shape import as_array
 from nablab.numpy.ufuncs_base import (
@@ -101,7 +101,7 @@ def sign(x, **kwargs):
 
 def _real_dtype(v):
     """The real floating type matching ``v``'s (float64 for integers), for masks and weights."""
-    dtype = np.asarray(v).dtype
+    dtype = np.asarray(raw_value_of(v)).dtype  # the dtype only (inside vmap v may be batched)
     return np.finfo(dtype).dtype if dtype.kind in "fc" else np.dtype(np.float64)
 
 
