@@ -14,11 +14,14 @@ import json
 import sys
 from pathlib import Path
 
+from nablab.lab.mathtext import plain_math
+
 ORDER = ("agrees", "disagrees", "reproduced", "needs-data", "error", "not-implemented")
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for Markdown: the $...$ math as plain text (the docs site renders no TeX), | and * escaped."""
+    return plain_math(text).replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
 
 
 def render(claims: list[dict], run: dict | None = None) -> str:

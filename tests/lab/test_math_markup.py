@@ -101,3 +101,17 @@ def test_summaries_and_alt_texts_convert(tmp_path, claim_id):
         assert "\\" not in plain_math(alt) and "$" not in plain_math(alt)
     if claim_id == "autodiff.graph":     # the browser test's superscript: the hand derivative's y^2
         assert "<msup>" in str(math_html(record["summary"]))
+
+
+def test_the_claims_table_writes_math_as_plain_text():
+    import importlib.util
+
+    path = CATALOGUE.parents[3] / "scripts" / "claims_table.py"
+    spec = importlib.util.spec_from_file_location("claims_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    claims = [{"id": "a.b", "seed": "000 §1", "status": "disagrees", "title": r"The optimal $\eta^*$ | rate",
+               "seconds": 1.0, "summary": r"It is $\eta^* = 0.25$, not $w^*$."}]
+    text = table.render(claims)
+    assert "| The optimal η^\\* \\| rate |" in text
+    assert "It is η^\\* = 0.25, not w^\\*." in text and "$" not in text and "\\eta" not in text
