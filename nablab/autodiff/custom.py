@@ -198,6 +198,12 @@ class _Cotangents:
                                 for x, y in zip(a.items, b.items)])
         return NotImplemented
 
+    def __format__(self, spec):  # a drawn graph (nb.trace_graph) shows the parts
+        return "(" + ", ".join("0" if v is None else np.array2string(np.asarray(_raw(v)), precision=4)
+                               for v in self.items) + ")"
+
+    __repr__ = __str__ = lambda self: f"parts{self.__format__('')}"
+
 
 def _not_replayable(*args, **kwargs):
     raise RuntimeError("a custom rule's node cannot be run as a primitive")
@@ -255,7 +261,7 @@ def _record(level, name, inputs, out_leaves, pullback, replay=None):
     prim.vjps = {i: shared.rule(i) for i in range(len(inputs))}
     if replay is not None:
         prim.replay = lambda *xs: tuple(replay(*xs))
-    joint = Node(prim, args, _NO_KWARGS, tuple(out_leaves), parents, tuple(inputs))
+    joint = Node(prim, args, _NO_KWARGS, _Cotangents(list(out_leaves)), parents, tuple(inputs))
     for k in boxed:
         select = Primitive(_not_replayable, name=f"{name}[{k}]", saves_values=False)
         select.vjps = {0: _selector(k, n_out)}

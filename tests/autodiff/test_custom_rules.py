@@ -4,6 +4,7 @@ and the errors bad definitions get; linearize and linear_transpose."""
 from __future__ import annotations
 
 import doctest
+import functools
 
 import numpy as np
 import pytest
@@ -164,26 +165,25 @@ def test_custom_vjp_with_trees_several_outputs_and_none_cotangents():
 
 
 def test_nondiff_argnums_pass_a_function_and_refuse_a_traced_value():
-    @nb.custom_vjp
+    @functools.partial(nb.custom_vjp, nondiff_argnums=(0,))
     def apply(fn, x):
         return fn(x)
 
     apply.defvjp(lambda fn, x: (fn(x), x), lambda fn, x, g: (g * nb.grad(lambda t: nb.sum(fn(t)))(x),))
-    apply.nondiff_argnums  # noqa: B018
-    apply = nb.custom_vjp(apply.fun, nondiff_argnums=(0,))
-    apply.defvjp(lambda fn, x: (fn(x), x), lambda fn, x, g: (g * nb.grad(lambda t: nb.sum(fn(t)))(x),))
     x = np.array([0.5, 1.0])
     np.testing.assert_allclose(nb.grad(lambda x: nb.sum(apply(nb.tanh, x)))(x), 1 - np.tanh(x) ** 2)
 
-    @nb.custom_jvp
+    @functools.partial(nb.custom_jvp, nondiff_argnums=(0,))
     def scale(s, x):
         return s * x
 
-    scale = nb.custom_jvp(scale.fun, nondiff_argnums=(0,))
     scale.defjvp(lambda s, p, t: (s * p[0], s * t[0]))
     assert float(nb.grad(lambda x: scale(3.0, x))(1.0)) == 3.0
+    assert float(nb.jvp(lambda x: scale(3.0, x), (1.0,), (2.0,))[1]) == 6.0
     with pytest.raises(TypeError, match=r"scale: argument 0 \(s\) is in nondiff_argnums but holds a value"):
         nb.grad(lambda s: scale(s, 2.0))(1.0)
+    with pytest.raises(TypeError, match=r"apply: argument 0 \(fn\) is in nondiff_argnums but holds a value"):
+        nb.grad(lambda s: apply(s, 2.0))(1.0)
 
 
 def test_keyword_arguments_are_bound_to_positions():
@@ -520,3 +520,17 @@ def test_custom_rules_inside_checkpoint_and_checkpoint_inside_custom_rules():
 
     f.defvjp(lambda x: (nb.sin(x), x), nb.checkpoint(lambda x, g: (nb.cos(x) * g,)))
     assert np.isclose(nb.grad(nb.grad(f))(0.4), -np.sin(0.4), rtol=1e-15)
+
+
+def test_a_drawn_graph_shows_custom_nodes_with_several_outputs():
+    @nb.custom_vjp
+    def two(x):
+        return x * 2, nb.stack([x, x])
+
+    two.defvjp(lambda x: ((x * 2, nb.stack([x, x])), None), lambda r, g: (2 * g[0] + nb.sum(g[1]),))
+    graph = nb.trace_graph(lambda x: two(x)[0] + nb.sum(two(x)[1]), 1.0)
+    graph.backward()
+    ops = [n["op"] for n in graph.nodes]
+    assert "custom_vjp(two)[0]" in ops and "custom_vjp(two)[1]" in ops
+    assert graph.nodes[0]["grad"] == 4.0
+    assert "custom_vjp(two)" in graph.to_dot()
