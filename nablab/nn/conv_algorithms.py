@@ -41,8 +41,8 @@ by up to 8 and divide by 24. The worst measured ratios were about 2e-7, 3e-7, 1e
 1.7e-6. In float64 every algorithm agrees with PyTorch to 1e-10 (relative and absolute).
 
 The choice. With :func:`autotune` on (the default), the first call of each map with a
-new shape, dtype and geometry runs every algorithm that applies, twice, and keeps the
-fastest (by a margin of 10% over im2col: ties go to im2col), as
+new shape, dtype and geometry runs every algorithm that applies, three times each
+(interleaved), and keeps the fastest by its best run (by a margin of 10% over im2col: ties go to im2col), as
 ``torch.backends.cudnn.benchmark`` does; later calls reuse it (:func:`choices` lists them).
 Problems under 20 million multiply-adds (and anything while autotuning is off) use
 im2col without measuring. Results of different algorithms differ in the last bits, so
@@ -110,6 +110,9 @@ CHUNK_BYTES = 2 << 20
 #: fresh array costs more in page faults (the allocator maps it anew each step) than recomputing the columns
 #: chunk by chunk in cache.
 KEEP_MAX_BYTES = 16 << 20
+
+#: Rounds of measuring each candidate (the best round counts).
+MEASURE_ROUNDS = 3
 
 #: A measured algorithm replaces im2col only when it is faster by this factor.
 AUTOTUNE_MARGIN = 0.9
@@ -747,9 +750,10 @@ def _run(op, name, args, geo, **kwargs):
 
 
 def _measure(op, key, candidates, args, geo, kwargs):
-    """Run each candidate twice, keep the fastest (im2col unless beaten by the margin): ``(name, result)``."""
+    """Run the candidates in turn, three rounds, and keep the fastest (im2col unless beaten by the margin) by its
+    best round, so that a burst of load from other processes during one round does not decide: ``(name, result)``."""
     seconds, results = {}, {}
-    for _ in range(2):
+    for _ in range(MEASURE_ROUNDS):
         for name in candidates:
             start = time.perf_counter()
             result = _run(op, name, args, geo, **kwargs)
