@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID, Claim
+from nablab.lab.mathtext import plain_math
 from nablab.lab.slots import AnswerError
 
 if sys.version_info >= (3, 11):
@@ -257,13 +258,13 @@ def template(claims=None) -> str:
            "# leave the others commented: they count as unanswered.", "",
            "[sheet]", '# course = ""', '# problem_set = ""', '# author = ""', ""]
     for claim in claims:
-        out.append(f"# {claim.title} ({claim.source})")
+        out.append(f"# {plain_math(claim.title)} ({claim.source})")   # its math as plain text
         out.append(f'["{claim.id}"]')
         if not claim.slots:
             out.append("# (no answer slots: this claim is shown, not graded)")
         for name, slot in claim.slots.items():
             if slot.help:
-                out.append(f"# {slot.help}")
+                out.append(f"# {plain_math(slot.help)}")
             out.append(f"# {slot.describe()}")
             out.append(f"# {name} = ")
         out.append("")
