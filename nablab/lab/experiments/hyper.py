@@ -337,9 +337,10 @@ def graph_two_steps_figure(result: GraphTwoSteps, run: Context) -> None:
                  f"$w_0$ = {_vector(p['w0'])}, $\\eta$ = {p['eta']:g}:\nvalues and gradients "
                  f"($dL_2/d\\eta$ = {result.dL2_deta:.6g})")
     run.savefig(fig, "graph", alt=(
-        f"The computation graph of L2 as nablab's tracer records it, {len(result.nodes)} boxes from the inputs "
-        "eta, w0, X and t at the top to L2 at the bottom, each with its value and gradient; the nodes holding "
-        f"grad L0, w1, grad L1, w2 and L2 are labelled, and eta has arrows into {result.eta_uses} of them."))
+        f"The computation graph of $L_2$ as nablab's tracer records it, {len(result.nodes)} boxes from the inputs "
+        "$\\eta$, $w_0$, $X$ and $t$ at the top to $L_2$ at the bottom, each with its value and gradient; the nodes "
+        f"holding $\\nabla L_0$, $w_1$, $\\nabla L_1$, $w_2$ and $L_2$ are labelled, and $\\eta$ has arrows into "
+        f"{result.eta_uses} of them."))
     for name, graph in zip(result.graph_files, (result.graph, result.graph_autodiff)):
         (run.out_dir / name).write_text(graph.to_dot())
 
