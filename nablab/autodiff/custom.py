@@ -412,6 +412,7 @@ class custom_vjp:
         if self.fwd is None:
             raise TypeError(f"custom_vjp function {name} has no rule: call {name}.defvjp(fwd, bwd) first")
         args = _positional(self, args, kwargs, "custom_vjp")
+        _check_nondiff_argnums(self, len(args), "custom_vjp")
         flat = [tree_flatten(a) for a in args]
         all_leaves = [x for leaves, _ in flat for x in leaves]
         _refuse_hidden_tensors(all_leaves, f"custom_vjp function {name}")
@@ -470,11 +471,15 @@ def _positional(obj, args, kwargs, what):
     return bound.args
 
 
+def _check_nondiff_argnums(obj, n, what):
+    for i in obj.nondiff_argnums:
+        if not 0 <= i < n:
+            raise IndexError(f"{what} function {_name(obj.fun)}: nondiff_argnums has {i} but it was called "
+                             f"with {n} arguments")
+
+
 def _refuse_traced_nondiff(obj, flat, top, what):
     for i in obj.nondiff_argnums:
-        if i >= len(flat):
-            raise IndexError(f"{what} function {_name(obj.fun)}: nondiff_argnums has {i} but it was called "
-                             f"with {len(flat)} arguments")
         if any(_level(x) == top for x in flat[i][0]):
             raise TypeError(
                 f"{what} function {_name(obj.fun)}: {_describe_arg(obj._signature, i)} is in nondiff_argnums but "
@@ -601,6 +606,7 @@ class custom_jvp:
         if self.jvp is None:
             raise TypeError(f"custom_jvp function {name} has no rule: call {name}.defjvp(rule) first")
         args = _positional(self, args, kwargs, "custom_jvp")
+        _check_nondiff_argnums(self, len(args), "custom_jvp")
         flat = [tree_flatten(a) for a in args]
         all_leaves = [x for leaves, _ in flat for x in leaves]
         _refuse_hidden_tensors(all_leaves, f"custom_jvp function {name}")
@@ -704,7 +710,7 @@ _LINEAR = frozenset({
     "stack", "array", "real", "imag", "conj", "conjugate", "astype", "where", "take", "take_along_axis",
     "diagonal", "diag", "trace", "tril", "triu", "roll", "flip", "pad", "repeat", "tile", "copy", "fft",
     "ifft", "rfft", "irfft", "fft2", "ifft2", "fftn", "ifftn", "rfftn", "irfftn", "hfft", "ihfft",
-    "unbroadcast", "select", "compress", "embed_diagonal",
+    "unbroadcast", "select", "compress", "embed_diagonal", "gather", "scatter",
 })
 #: Products: linear in each argument when only one of them is traced at the level.
 _BILINEAR = frozenset({"multiply", "matmul", "dot", "tensordot", "einsum", "inner", "outer", "vdot", "kron",
