@@ -20,7 +20,7 @@ pytest.importorskip("latex2mathml")
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "nablab" / "lab" / "data" / "claims.toml"
 DOLLAR = re.compile(r"(?<!\\)\$")
-#: Fast claims whose summaries and alt texts are checked after a quick run (a few seconds in all).
+#: Fast claims whose summaries and alt texts are checked after a quick run (about ten seconds in all).
 RUN = ["autodiff.graph", "data.one-hot", "cnn.conv-output-shape", "arch.rf-recursion", "hyper.one-step-2d",
        "optim.adagrad-not-min-norm", "theory.sgd-not-monotone", "theory.gd-rate"]
 
