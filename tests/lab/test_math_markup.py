@@ -21,8 +21,9 @@ pytest.importorskip("latex2mathml")
 CATALOGUE = Path(__file__).resolve().parents[2] / "nablab" / "lab" / "data" / "claims.toml"
 DOLLAR = re.compile(r"(?<!\\)\$")
 #: Fast claims whose summaries and alt texts are checked after a quick run (about ten seconds in all).
-RUN = ["autodiff.graph", "data.one-hot", "cnn.conv-output-shape", "arch.rf-recursion", "hyper.one-step-2d",
-       "optim.adagrad-not-min-norm", "theory.sgd-not-monotone", "theory.gd-rate"]
+RUN = ["autodiff.graph", "data.one-hot", "cnn.conv-output-shape", "arch.rf-recursion", "hyper.graph-two-steps",
+       "hyper.one-step-2d", "optim.adagrad-not-min-norm", "theory.sgd-not-monotone", "theory.regret-lemma",
+       "theory.gd-rate"]
 
 
 def _fields():
