@@ -1056,6 +1056,7 @@ def _install_rules():
     _prims["reshape"] = shape._reshape_p
     _prims["getitem"] = shape.getitem_p
     _prims["stack"] = shape._stack_p
+    _prims["untake"] = shape.untake
     for prim in (ufuncs_base._where_p, ufuncs_base.astype, ufuncs_base.real_part, ufuncs_base.imag_part,
                  ufuncs_base.conj, ufuncs_complex._angle_p, ufuncs_piecewise._clip_p, ufuncs_piecewise._frac_p,
                  ufuncs_piecewise._nan_to_num_p, ops.relu, ops.sigmoid, ops.softplus, shape._copy_p):
@@ -1096,3 +1097,137 @@ def _install_rules():
 
 
 _install_rules()
+
+
+# --------------------------------------------------------------------------- an index that varies along the batch
+
+_SLOT = type("_Slot", (), {"__repr__": lambda self: "<index array>"})()
+
+
+def _fill(template, arrays):
+    it = iter(arrays)
+    return tuple(next(it) if t is _SLOT else t for t in template)
+
+
+def _gather(x, *arrays, template):
+    return x[_fill(template, arrays)]
+
+
+def _scatter(g, *arrays, template, shape):
+    dtype = np.asarray(g).dtype
+    out = np.zeros(shape, dtype=dtype if dtype.kind in "fc" else np.float64)
+    np.add.at(out, _fill(template, arrays), g)
+    return out
+
+
+gather_p = Primitive(_gather, name="gather", saves_values=False, lists_are_arrays=False)
+scatter_p = Primitive(_scatter, name="scatter", saves_values=False, lists_are_arrays=False)
+gather_p.defvjp(lambda g, ans, x, *arrays, template: scatter_p(g, *arrays, template=template, shape=_shape(x)))
+gather_p.defjvp(lambda t, ans, x, *arrays, template: gather_p(t, *arrays, template=template))
+scatter_p.defvjp(lambda g, ans, h, *arrays, template, shape: gather_p(g, *arrays, template=template))
+scatter_p.defjvp(lambda t, ans, h, *arrays, template, shape: scatter_p(t, *arrays, template=template, shape=shape))
+
+
+def index_is_batched(index):
+    """Whether an index holds a value batched by vmap (an integer array per example)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, Tensor) and isinstance(core.value_of(i), Tensor) for i in items)
+
+
+def batched_getitem(x, index):
+    """``x[index]`` inside vmap when the index varies along the batch (one integer index per example)."""
+    from nablab.autodiff.dispatch import unbox_all
+
+    items = index if isinstance(index, tuple) else (index,)
+    arrays, template = [], []
+    for item in items:
+        item = unbox_all(item) if isinstance(item, (Tensor, list)) else item
+        if isinstance(item, Tensor):  # batched: no derivative, one array per example
+            if item.dtype.kind not in "iu":
+                raise IndexError(f"vmap: an index that varies along the batch must hold integers, not "
+                                 f"{item.dtype} (a boolean mask per example has a different length per example)")
+            arrays.append(item)
+            template.append(_SLOT)
+        else:
+            template.append(np.asarray(item) if isinstance(item, list) else item)
+    return gather_p(x, *arrays, template=tuple(template))
+
+
+def _advanced_layout(items, x_rank):
+    """(ndim of the broadcast advanced indices, where NumPy puts them in an example's result)."""
+    def advanced(it):
+        return it is _SLOT or isinstance(it, np.ndarray) or (
+            isinstance(it, (int, np.integer)) and not isinstance(it, (bool, np.bool_)))
+
+    positions = [k for k, it in enumerate(items) if advanced(it)]
+    if positions[-1] - positions[0] + 1 != len(positions):
+        return 0
+    consumed = sum(1 for it in items if it is not None and it is not Ellipsis)
+    before = 0
+    for it in items[:positions[0]]:
+        before += (x_rank - consumed) if it is Ellipsis else 1
+    return before
+
+
+def _gather_plan(vals, batched, template, size, x_rank):
+    """The index of the batched gather, and the permutation putting its result in an example's order."""
+    arrays = list(vals)
+    filled = _fill(template, [(a, b) for a, b in zip(arrays, batched)])
+    shapes = []
+    for it in filled:
+        if isinstance(it, tuple):
+            a, b = it
+            shapes.append(tuple(_shape(a))[1:] if b else np.shape(a))
+        elif isinstance(it, np.ndarray) or isinstance(it, (int, np.integer)) and not isinstance(it, bool):
+            shapes.append(np.shape(it))
+    adv = len(np.broadcast_shapes(*shapes)) if shapes else 0
+    full = [np.arange(size).reshape((size,) + (1,) * adv)]
+    for it in filled:
+        if isinstance(it, tuple):
+            a, b = it
+            a = raw_value_of(a)
+            if b:
+                a = a.reshape((size,) + (1,) * (adv - (a.ndim - 1)) + a.shape[1:])
+            full.append(a)
+        else:
+            full.append(it)
+    at = _advanced_layout(tuple(_SLOT if isinstance(it, tuple) else it for it in filled), x_rank)
+    return tuple(full), adv, at
+
+
+def _gather_rule(prim, vals, batched, kwargs, size):
+    x, arrays = vals[0], vals[1:]
+    if any(isinstance(a, Tensor) for a in arrays):  # the index is batched at a lower level too
+        return loop_rule(prim, vals, batched, kwargs, size)
+    template = kwargs["template"]
+    if not any(batched[1:]):
+        return _getitem_rule(_prims["getitem"], [x, _fill(template, arrays)], [True, False], {}, size)
+    x = _materialize(x, batched[0], size)
+    x_rank = _ndim(x) - 1
+    full, adv, at = _gather_plan(arrays, batched[1:], template, size, x_rank)
+    out = _prims["getitem"](x, full)  # (batch, advanced..., the rest...)
+    if at:
+        rank = _ndim(out)
+        order = (0,) + tuple(range(1 + adv, 1 + adv + at)) + tuple(range(1, 1 + adv)) + \
+            tuple(range(1 + adv + at, rank))
+        out = _np().transpose(out, order)
+    return out
+
+
+def _scatter_rule(prim, vals, batched, kwargs, size):
+    g, arrays = vals[0], vals[1:]
+    if any(isinstance(a, Tensor) for a in arrays):
+        return loop_rule(prim, vals, batched, kwargs, size)
+    template, shape = kwargs["template"], tuple(kwargs["shape"])
+    g = _materialize(g, batched[0], size)
+    full, adv, at = _gather_plan(arrays, batched[1:], template, size, len(shape))
+    if at:  # back to (batch, advanced..., the rest...)
+        rank = _ndim(g)
+        order = (0,) + tuple(range(1 + at, 1 + at + adv)) + tuple(range(1, 1 + at)) + \
+            tuple(range(1 + at + adv, rank))
+        g = _np().transpose(g, order)
+    return _prims["untake"](g, full, (size,) + shape)
+
+
+register(gather_p, _gather_rule)
+register(scatter_p, _scatter_rule)

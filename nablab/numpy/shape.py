@@ -21,6 +21,7 @@ import operator
 
 import numpy as np
 
+from nablab.autodiff import core
 from nablab.autodiff.core import Primitive, RulesForAnyArgument, Tensor, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 
@@ -278,6 +279,11 @@ untake.defjvp(lambda t, ans, x, index, shape: untake(t, index, shape))
 
 def getitem(x, index):
     """``x[index]``: integer, slice, boolean and integer-array indices (tensors as indices are read as constants)."""
+    if core._batch_levels:  # inside vmap an index may vary along the batch: a gather per example
+        from nablab.autodiff import batching
+
+        if batching.index_is_batched(index):
+            return batching.batched_getitem(as_array(x), index)
     if isinstance(index, list):
         index = np.asarray(unbox_all(index))
     elif isinstance(index, tuple):

@@ -485,3 +485,37 @@ def test_a_wrong_rule_is_caught(monkeypatch):
     f, args, in_axes = CASES["sum_keep"]
     with pytest.raises(AssertionError):
         close(nb.vmap(f, in_axes=in_axes)(*args), loop(f, in_axes, args))
+
+
+#: x[index] with an integer index per example (a gather): (function of x and the index, x, index).
+GATHERS = {
+    "scalar_label": (lambda z, i: z[i], R(B, 5), np.array([0, 4, 2, 2])),
+    "array_after_slice": (lambda x, i: x[:, i], R(B, 3, 4), np.array([[0, 3], [1, 1], [2, 0], [3, 3]])),
+    "int_and_array_apart": (lambda x, i: x[0, :, i], R(B, 2, 3, 4), np.array([[0, 3], [1, 1], [2, 0], [3, 3]])),
+    "two_arrays": (lambda x, i: x[i, i], R(B, 3, 3), np.array([[0, 1], [2, 2], [1, 0], [0, 0]])),
+    "repeated": (lambda x, i: x[i] * 2.0, R(B, 3), np.array([[0, 0, 1], [2, 2, 2], [1, 0, 1], [0, 2, 0]])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATHERS))
+def test_gather_with_an_index_per_example(name):
+    f, x, idx = GATHERS[name]
+    before = _loops_used()
+    close(nb.vmap(f)(x, idx), loop(f, (0, 0), [x, idx]))
+    g = nb.grad(lambda x, i: nb.sum(nb.sin(f(x, i)) * 1.5))
+    close(nb.vmap(g)(x, idx), loop(g, (0, 0), [x, idx]))
+    jv = lambda x, t, i: nb.jvp(lambda v: f(v, i), (x,), (t,))[1]  # noqa: E731
+    t = np.cos(x)
+    close(nb.vmap(jv)(x, t, idx), loop(jv, (0, 0, 0), [x, t, idx]))
+    total = nb.grad(lambda x: nb.sum(nb.sin(nb.vmap(f)(x, idx))))(x)
+    close(total, np.stack([nb.grad(lambda v: nb.sum(nb.sin(f(v, i))))(v) for v, i in zip(x, idx)]))
+    assert _loops_used() == before  # batched, not looped
+
+
+def test_per_example_cross_entropy_with_integer_labels():
+    w, xs, labels = R(3, 4), R(6, 3), np.array([0, 3, 1, 1, 2, 0])
+    nll = lambda w, x, y: -nb.log_softmax(x @ w)[y]  # noqa: E731
+    got = nb.vmap(nb.grad(nll), in_axes=(None, 0, 0))(w, xs, labels)
+    close(got, np.stack([nb.grad(nll)(w, x, y) for x, y in zip(xs, labels)]))
+    with pytest.raises(IndexError, match="must hold integers"):
+        nb.vmap(lambda x, m: x[m])(R(2, 3), np.array([[True, False, True], [False, True, True]]))
