@@ -814,10 +814,11 @@ def checkpoint(fun):
 
     Memory falls from everything ``fun`` computes to its inputs and outputs; time
     rises by one more forward pass of ``fun`` per backward pass. It nests with
-    every transform: under ``grad`` of ``grad`` each reverse level keeps only the
-    inputs; under forward mode (``jvp``, ``jacfwd``) it is the JVP of ``fun``
-    inside a checkpoint, so reverse levels below it still keep only inputs and
-    tangents. Values ``fun`` is differentiated with respect to must be its
+    every transform: under ``grad`` of ``grad`` the forward pass keeps only the
+    inputs on every reverse level (the outer level then records the inner
+    backward pass, recomputation included, since it differentiates it); under
+    forward mode (``jvp``, ``jacfwd``) it is the JVP of ``fun`` inside a
+    checkpoint, so reverse levels below it still keep only inputs and tangents. Values ``fun`` is differentiated with respect to must be its
     arguments (keyword arguments too): a traced value it closes over is refused,
     since its derivative would be lost.
 
