@@ -103,7 +103,7 @@ def jacobian_problem(rng, n=100):
 def jacobians(repeats):
     rng = np.random.default_rng(1)
     A, x = jacobian_problem(rng)
-    f = lambda v: nb.tanh(A @ v) * v + nb.sin(v)  # noqa: E731
+    f = lambda v: nb.tanh(A @ v) * v + nb.sin(v)
     out = {}
     for mode, jac in (("jacrev", nb.jacrev), ("jacfwd", nb.jacfwd)):
         J = jac(f)(x)
@@ -118,7 +118,7 @@ def jacobians(repeats):
         out[f"{mode}_vmap_s"] = best_of(lambda: jac(f)(x), repeats)
         if torch is not None:
             tA, tx = torch.tensor(A), torch.tensor(x)
-            tf = lambda v: torch.tanh(tA @ v) * v + torch.sin(v)  # noqa: E731
+            tf = lambda v: torch.tanh(tA @ v) * v + torch.sin(v)
             tjac = getattr(torch.func, mode)(tf)
             out[f"{mode}_max_abs_diff_torch_vs_nablab"] = float(np.max(np.abs(tjac(tx).numpy() - J)))
             out[f"{mode}_torch_s"] = best_of(lambda: tjac(tx), repeats)

@@ -36,7 +36,6 @@ array([ 1., 13., 41.])
 from __future__ import annotations
 
 import builtins
-import math
 import warnings
 
 import numpy as np
@@ -447,9 +446,9 @@ def apply_nondiff(fn, args, kwargs):
     if level is None:
         return fn(*args, **kwargs)
     size = _batch_levels[level]
-    if isinstance(fn, np.ufunc) and not kwargs.get("out"):
+    if isinstance(fn, np.ufunc) and args and not kwargs.get("out"):
         vals, batched = zip(*[_unbox_level(a, level) for a in args])
-        if any(b for b in batched) and not any(_unbox_level(v, level)[1] for v in kwargs.values()):
+        if any(batched) and not any(_unbox_level(v, level)[1] for v in kwargs.values()):
             ranks = [_ndim(v) - (1 if b else 0) for v, b in zip(vals, batched)]
             rank = builtins.max(ranks)
             new = [_with_rank_plain(v, rank, size) if b else v for v, b in zip(vals, batched)]
@@ -487,9 +486,6 @@ def apply_nondiff(fn, args, kwargs):
     # Anything else: one example at a time.
     _warn_loop(f"{getattr(fn, '__module__', 'numpy') or 'numpy'}.{getattr(fn, '__name__', fn)}",
                "function without a derivative")
-    vals, _ = _unbox_level(args, level)
-    kvals, _ = _unbox_level(kwargs, level)
-
     def example(obj, i):
         if isinstance(obj, Tensor) and obj._level == level:
             return obj._value[i]
@@ -500,7 +496,6 @@ def apply_nondiff(fn, args, kwargs):
         return obj
 
     parts = [apply_nondiff(fn, example(args, i), example(kwargs, i)) for i in range(size)]
-    del vals, kvals
     if isinstance(parts[0], tuple):
         return tuple(_wrap(_stack_plain([p[k] for p in parts]), level) for k in range(len(parts[0])))
     return _wrap(_stack_plain(parts), level)
@@ -1042,9 +1037,10 @@ def _axis_at(position):
 
 
 def _install_rules():
+    import importlib
+
     import nablab.numpy  # noqa: F401  (the families register their primitives on import)
     from nablab.autodiff import ops
-    import importlib
 
     def family(name):
         return importlib.import_module(f"nablab.numpy.{name}")

@@ -8,7 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nablab as nb
 import nablab.numpy as nnp
@@ -203,7 +204,7 @@ def test_grad_of_vmap(name):
     """The batch level under a reverse level: grad of the summed vmapped function."""
     f, args, in_axes = CASES[name]
     nums = _float_args(args, in_axes)
-    total = lambda *a: nb.sum(_scalarize(nb.vmap(f, in_axes=in_axes))(*a))  # noqa: E731
+    total = lambda *a: nb.sum(_scalarize(nb.vmap(f, in_axes=in_axes))(*a))
     got = nb.grad(total, argnums=tuple(nums))(*args)
     # reference: the gradient of the same sum written as a loop
     def looped(*a):
@@ -260,7 +261,7 @@ def test_hypothesis_unary(spec, fname, out_axis, seed):
     g = nb.grad(lambda v: nb.sum(nb.sin(f(v))))
     close(nb.vmap(g, in_axes=axis)(x), loop(g, (axis,), [x]), 1e-10)
     t = np.cos(x)
-    jv = lambda v, dv: nb.jvp(f, (v,), (dv,))[1]  # noqa: E731
+    jv = lambda v, dv: nb.jvp(f, (v,), (dv,))[1]
     close(nb.vmap(jv, in_axes=(axis, axis))(x, t), loop(jv, (axis, axis), [x, t]), 1e-10)
 
 
@@ -306,7 +307,7 @@ def mlp_loss(w, x):
 
 
 def test_vmap_of_vmap_and_axes():
-    f = lambda a, b: nb.sum(a * b)  # noqa: E731
+    f = lambda a, b: nb.sum(a * b)
     a, b = R(2, 3, 4), R(4, 3)
     got = nb.vmap(nb.vmap(f, in_axes=(0, None)), in_axes=(2, 0))(a, b)  # outer maps a's axis 2 with b's rows
     want = np.array([[float(np.sum(a[i, :, j] * b[j])) for i in range(2)] for j in range(4)])
@@ -317,14 +318,14 @@ def test_per_example_gradients_and_hessians():
     pe = nb.vmap(nb.grad(mlp_loss), in_axes=(None, 0))(W, X)
     close(pe, np.stack([nb.grad(mlp_loss)(W, x) for x in X]))
     close(nb.grad(lambda w: nb.sum(nb.vmap(mlp_loss, in_axes=(None, 0))(w, X)))(W), pe.sum(0))
-    h = lambda x: nb.sum(nb.sin(x) ** 3)  # noqa: E731
+    h = lambda x: nb.sum(nb.sin(x) ** 3)
     for mode in ("fwd-over-rev", "rev-over-rev", "fwd-over-fwd", "rev-over-fwd"):
         close(nb.vmap(nb.hessian(h, mode=mode))(X), np.stack([nb.hessian(h, mode=mode)(x) for x in X]))
     close(nb.hessian(lambda x: nb.sum(nb.vmap(h)(x)))(X), nb.hessian(lambda x: nb.sum(nb.sin(x) ** 3))(X))
 
 
 def test_jacobians_of_and_inside_vmap():
-    f = lambda x: nb.stack([x[0] * x[1], nb.sin(x[2]), nb.sum(x ** 2)])  # noqa: E731
+    f = lambda x: nb.stack([x[0] * x[1], nb.sin(x[2]), nb.sum(x ** 2)])
     want = np.stack([nb.jacrev(f)(x) for x in X])
     close(nb.vmap(nb.jacrev(f))(X), want)
     close(nb.vmap(nb.jacfwd(f))(X), want)
@@ -504,7 +505,7 @@ def test_gather_with_an_index_per_example(name):
     close(nb.vmap(f)(x, idx), loop(f, (0, 0), [x, idx]))
     g = nb.grad(lambda x, i: nb.sum(nb.sin(f(x, i)) * 1.5))
     close(nb.vmap(g)(x, idx), loop(g, (0, 0), [x, idx]))
-    jv = lambda x, t, i: nb.jvp(lambda v: f(v, i), (x,), (t,))[1]  # noqa: E731
+    jv = lambda x, t, i: nb.jvp(lambda v: f(v, i), (x,), (t,))[1]
     t = np.cos(x)
     close(nb.vmap(jv)(x, t, idx), loop(jv, (0, 0, 0), [x, t, idx]))
     total = nb.grad(lambda x: nb.sum(nb.sin(nb.vmap(f)(x, idx))))(x)
@@ -514,7 +515,7 @@ def test_gather_with_an_index_per_example(name):
 
 def test_per_example_cross_entropy_with_integer_labels():
     w, xs, labels = R(3, 4), R(6, 3), np.array([0, 3, 1, 1, 2, 0])
-    nll = lambda w, x, y: -nb.log_softmax(x @ w)[y]  # noqa: E731
+    nll = lambda w, x, y: -nb.log_softmax(x @ w)[y]
     got = nb.vmap(nb.grad(nll), in_axes=(None, 0, 0))(w, xs, labels)
     close(got, np.stack([nb.grad(nll)(w, x, y) for x, y in zip(xs, labels)]))
     with pytest.raises(IndexError, match="must hold integers"):

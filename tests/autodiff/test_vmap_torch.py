@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.func  # noqa: E402
-from hypothesis import assume, given, note, strategies as st  # noqa: E402
+import torch.func
+from hypothesis import assume, given, note
+from hypothesis import strategies as st
 
-import nablab as nb  # noqa: E402
+import nablab as nb
 
 
 def _load_recipes():
