@@ -138,7 +138,7 @@ class Classifiers:
             text += " CIFAR-10 is not on this machine, so they are shown on MNIST-1D and on real digit images."
         if self.digits is not None:
             d = self.digits
-            text += (f" On scikit-learn's handwritten digits as 3 x 32 x 32 images ({d['train_examples']} training, "
+            text += (f" On scikit-learn's handwritten digits as 3 x 32 x 32 images ({d['train_examples']:,} training, "
                      f"{d['test_examples']} test, {len(d['seeds'])} seeds), test accuracy "
                      f"({d['spread']}): " + _digits_accuracies(d["models"], self.torch_ran) + ".")
             if self.torch_ran:
@@ -405,7 +405,8 @@ def train_cifar10_figure(result: Classifiers, run: Context) -> None:
 
 def _digits_curves_figure(run, result):
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, NullFormatter
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     d, runs = result.digits, result.digits_runs["runs"]
     models, with_torch = list(d["models"]), result.torch_ran
@@ -417,31 +418,36 @@ def _digits_curves_figure(run, result):
             c, seed = colours[k % len(colours)], a["seed"]
             steps = np.arange(1, len(a["step_losses"]) + 1)
             epochs = np.arange(1, len(a["test_acc"]) + 1)
-            axes[0, j].plot(steps, a["step_losses"], color=c, lw=1.2, label=f"seed {seed}, nablab")
+            axes[0, j].plot(steps, a["step_losses"], color=c, lw=1.2)
             axes[1, j].plot(epochs, 100 * np.asarray(a["test_acc"]), "o-", color=c, ms=3, lw=1.2,
                             label=f"seed {seed}, nablab")
             if with_torch:
                 b = runs[m]["torch"][k]
-                axes[0, j].plot(steps, b["step_losses"], "--", color="k", lw=0.6,
-                                label="PyTorch" if k == 0 else None)
+                axes[0, j].plot(steps, b["step_losses"], "--", color="k", lw=0.6)
                 axes[1, j].plot(epochs, 100 * np.asarray(b["test_acc"]), "x", color="k", ms=4,
                                 label="PyTorch" if k == 0 else None)
                 gap = np.abs(a["step_losses"] - b["step_losses"])
                 axes[2, j].plot(steps, np.where(gap > 0, gap, np.nan), color=c, lw=1.0, label=f"seed {seed}")
         axes[0, j].set_title(f"{LABELS[m]}")
-        _log_axis(axes[0, j])
+        axes[0, j].set_yscale("log")
         axes[1, j].set_ylim(max(0, axes[1, j].get_ylim()[0]), 100.5)
         axes[0, j].set_xlabel("step")
         axes[1, j].set_xlabel("epoch")
-        axes[1, j].xaxis.set_major_locator(MaxNLocator(integer=True))
+        epochs = len(runs[m]["nablab"][0]["test_acc"])
+        axes[1, j].set_xlim(0.5, epochs + 0.5)
+        if epochs <= 12:
+            axes[1, j].set_xticks(range(1, epochs + 1))
+        else:
+            axes[1, j].xaxis.set_major_locator(MaxNLocator(integer=True))
         if with_torch:
             axes[2, j].set_yscale("log")
-            axes[2, j].yaxis.set_minor_formatter(NullFormatter())
             axes[2, j].axhline(np.finfo(np.float32).eps, color="0.6", lw=0.8, ls=":")
             axes[2, j].set_xlabel("step")
     axes[0, 0].set_ylabel("training loss (batch)")
     axes[1, 0].set_ylabel("test accuracy (%)")
-    axes[0, 0].legend(fontsize=6)
+    if with_torch:
+        axes[0, 0].legend([Line2D([], [], color="0.4", lw=1.2), Line2D([], [], color="k", ls="--", lw=0.6)],
+                          ["nablab (a colour per seed)", "PyTorch"], fontsize=6)
     axes[1, 0].legend(fontsize=6, loc="lower right")
     if with_torch:
         axes[2, 0].set_ylabel(r"$|\ell_{\mathrm{nablab}} - \ell_{\mathrm{PyTorch}}|$")
