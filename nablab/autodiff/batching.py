@@ -48,7 +48,6 @@ from nablab.autodiff.core import (
     _batch,
     _batch_levels,
     close_level,
-    new_level,
     raw_value_of,
 )
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
@@ -657,8 +656,7 @@ def _vmap_call(f, in_axes, out_axes, axis_size, args, kwargs, name):
         raise ValueError(f"vmap of {name}: no argument is mapped (every in_axes is None); give axis_size "
                          "or map at least one argument")
     (size,) = lengths
-    level = new_level()
-    _batch_levels[level] = size
+    level = core.new_batch_level(size)
     needs_loop = None
     try:
         boxed = [m if not isinstance(m, tuple) else BatchTensor(_move_to_front(*m), level) for m in moved]

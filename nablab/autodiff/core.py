@@ -40,6 +40,8 @@ _live_levels: set[int] = set()
 #: Batch levels of ``vmap`` alive now: level -> batch size (see :mod:`nablab.autodiff.batching`).
 #: Empty outside vmap, so each hook below costs one truth test when vmap is not in use.
 _batch_levels: dict[int, int] = {}
+#: Forward and batch levels: the levels whose ops do not record a Node (one set, one test in bind).
+_special_levels: set[int] = set()
 
 
 class _BatchHooks:
@@ -74,6 +76,7 @@ def new_level(forward: bool = False) -> int:
     _live_levels.add(level)
     if forward:
         _forward_levels.add(level)
+        _special_levels.add(level)
     return level
 
 
@@ -81,6 +84,15 @@ def close_level(level: int) -> None:
     _live_levels.discard(level)
     _forward_levels.discard(level)
     _batch_levels.pop(level, None)
+    _special_levels.discard(level)
+
+
+def new_batch_level(size: int) -> int:
+    """Open a batch level (``vmap``) of ``size`` examples above every level alive."""
+    level = new_level()
+    _batch_levels[level] = size
+    _special_levels.add(level)
+    return level
 
 
 class Node:
@@ -301,8 +313,11 @@ def bind(prim, args, kwargs):
         if top == CONSTANT or not _grad_mode.enabled:
             vals = [value_of(a) if isinstance(a, Tensor) else a for a in args]
             return Tensor(_apply_numpy(prim, vals, kwargs))
-    if _batch_levels and top in _batch_levels:
-        return _batch.bind(prim, args, kwargs, top)
+    forward = False
+    if top in _special_levels:
+        if top in _batch_levels:
+            return _batch.bind(prim, args, kwargs, top)
+        forward = True
 
     # The hot path of every recorded op: plain loops, no helper calls.
     vals = list(args)
@@ -330,7 +345,7 @@ def bind(prim, args, kwargs):
         except ValueError as err:
             _raise_shape_error(prim, vals, err)
 
-    if top in _forward_levels:
+    if forward:
         boxed = [argnum for argnum, _ in parents]
         return Tensor(ans, top, None, _forward_tangent(prim, args, boxed, ans, vals, kwargs))
     # A missing VJP rule is reported by the backward pass, which is the first to need it.
