@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nablab.lab.claims import CLAIMS, CLAIMS_BY_ID
+from nablab.lab.mathtext import MATH
 from nablab.lab.render import math_html, plain_math
 
 pytest.importorskip("latex2mathml")
@@ -42,8 +43,15 @@ def _fields():
 FIELDS = list(_fields())
 
 
+#: The longest formula, in characters of its plain text: an inline formula does not wrap, and a longer one
+#: overflows a 400 px screen (split it at an = or a +, into two $...$ spans).
+LONGEST = 50
+
+
 def assert_math_converts(where, text):
     assert len(DOLLAR.findall(text)) % 2 == 0, f"{where}: unbalanced $ in {text!r}"
+    for m in MATH.finditer(text):
+        assert len(plain_math(m.group(0))) <= LONGEST, f"{where}: ${m.group(1)}$ is too wide for a phone"
     html = str(math_html(text))
     assert '<code class="tex">' not in html, f"{where}: latex2mathml cannot convert a span of {text!r}"
     assert "$" not in re.sub(r"<math.*?</math>", "", html).replace("\\$", ""), f"{where}: a stray $ in {text!r}"

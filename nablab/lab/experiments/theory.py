@@ -991,8 +991,8 @@ class Regret:
                 + f" (largest excess {self.max_excess:.1e} of the bound). The gap equals "
                 f"$\\|w_{{T+1}} - w^*\\|^2/(2\\eta)$ to {self.slack_error:.1e}, so the bound is attained exactly when "
                 f"$w^* = w_{{T+1}}$ (there the ratio is 1 to {self.tight_error:.0e}; elsewhere at most "
-                f"{self.largest_ratio_other_kinds:.3g}). Per step, $\\langle w_t - w^*, v_t \\rangle = (\\|w_t - w^*\\|^2 - "
-                f"\\|w_{{t+1}} - w^*\\|^2)/(2\\eta) + (\\eta/2) \\|v_t\\|^2$ holds to {self.step_identity_residual:.0e}, and "
+                f"{self.largest_ratio_other_kinds:.3g}). Per step, $\\langle w_t - w^*, v_t \\rangle$ "
+                f"$= (\\|w_t - w^*\\|^2 - \\|w_{{t+1}} - w^*\\|^2)/(2\\eta)$ $+ (\\eta/2) \\|v_t\\|^2$ holds to {self.step_identity_residual:.0e}, and "
                 f"the polarization identity behind it to {self.polarization_residual:.0e}.")
 
 
