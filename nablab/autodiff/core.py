@@ -249,6 +249,16 @@ def value_of(x):
     return x
 
 
+def plain_value(x):
+    """``value_of(x)`` as an array: a NumPy array, or inside ``vmap`` a batched box without derivative.
+
+    For rules that compute with the values (masks, weights) through NumPy's array API:
+    on a batched box those operations are batched too.
+    """
+    v = value_of(x)
+    return v if isinstance(v, Tensor) else np.asarray(v)
+
+
 def raw_value_of(x):
     """Strip every box, batch levels too: the NumPy array underneath (for dtype and storage)."""
     while isinstance(x, Tensor):

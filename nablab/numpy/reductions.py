@@ -23,7 +23,7 @@ import builtins
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
+from nablab.autodiff.core import Tensor, plain_value, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy.rearrange import flip
 from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, getitem_p, moveaxis,
@@ -222,8 +222,8 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 def _extreme_mask(x, ans, axis, keepdims):
     """Weights sharing the gradient among the entries equal to the extreme (or NaN in a NaN slice)."""
-    xv = np.asarray(value_of(x))
-    av = np.asarray(value_of(ans))
+    xv = plain_value(x)  # inside vmap: batched boxes, and the mask below is batched too
+    av = plain_value(ans)
     if not keepdims:
         axes = normalize_axis(axis, xv.ndim)
         av = av.reshape([1 if i in axes else d for i, d in enumerate(xv.shape)])

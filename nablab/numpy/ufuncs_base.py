@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from nablab.autodiff import dispatch
-from nablab.autodiff.core import Primitive, Tensor, bind, primitive, shape_of, value_of
+from nablab.autodiff.core import Primitive, Tensor, bind, primitive, raw_value_of, shape_of, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.shape import as_array
 
@@ -258,8 +258,8 @@ astype = primitive(_astype, name="astype", saves_values=False)
 def _astype_vjp(g, ans, x, dtype):
     # Back to the argument's own type: complex -> real keeps the real part (autograd's rule).
     g = _match_complex(g, x)
-    own = np.asarray(value_of(x)).dtype
-    if own.kind not in "fc" or own == np.asarray(value_of(g)).dtype:
+    own = np.asarray(raw_value_of(x)).dtype  # dtypes only: raw_value_of also sees through vmap's boxes
+    if own.kind not in "fc" or own == np.asarray(raw_value_of(g)).dtype:
         return g
     return astype(g, own)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, primitive, raw_value_of, value_of
+from nablab.autodiff.core import Tensor, plain_value, primitive, raw_value_of, value_of
 from nablab.autodiff.dispatch import holds_traced, nondifferentiable, unbox_all
 from nablab.numpy.shape import as_array
 from nablab.numpy.ufuncs_base import (
@@ -135,7 +135,7 @@ def _clip(x, lo, hi):
 
 def _clip_masks(x, lo, hi):
     # clip = minimum(maximum(x, lo), hi) (also when lo > hi, as NumPy): which one each entry is.
-    xv = np.asarray(value_of(x))
+    xv = plain_value(x)  # inside vmap: a batched box, and the masks are batched too
     lov = -np.inf if lo is None else value_of(lo)
     hiv = np.inf if hi is None else value_of(hi)
     inside = (xv >= lov) & (xv <= hiv)
