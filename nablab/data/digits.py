@@ -106,7 +106,7 @@ def upsample(images, size: int, method: str = "bilinear") -> np.ndarray:
     if size < max(h, w):
         raise ValueError(f"upsample: size {size} is smaller than the images ({h} x {w}); it only enlarges")
     u_h, u_w = upsampling_matrix(h, size, method), upsampling_matrix(w, size, method)
-    return np.einsum("ih,...hw,jw->...ij", u_h, images, u_w)
+    return u_h @ images @ u_w.T
 
 
 def stratified_split(labels, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +143,7 @@ def stratified_split(labels, test_fraction: float = 0.2, seed: int = 0) -> tuple
 
 
 def _sklearn_digits():
+    """scikit-learn's images (float64) and labels (int64), checked."""
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ModuleNotFoundError as exc:
@@ -164,7 +165,7 @@ def _sklearn_digits():
     if problems:
         raise ValueError("sklearn.datasets.load_digits returned " + problems[0] + "; nablab expects the 1,797 "
                          "8 x 8 images with grey levels 0 to 16 and labels 0 to 9")
-    return images, target.astype(np.int64)
+    return images.astype(np.float64), target.astype(np.int64)
 
 
 def load_digits(size: int = 32, channels: int = 3, test_fraction: float = 0.2, split_seed: int = 0,
