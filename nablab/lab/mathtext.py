@@ -7,6 +7,8 @@ the summaries at the end of ``reproduce``, an image's alt text). A literal dolla
 
 >>> plain_math(r"$\\lambda_{\\min}$ of $X^\\top X$")
 'λ_min of Xᵀ X'
+>>> plain_math(r"$\\bar\\theta_i$, $w_{T+1}$, $\\eta/\\sqrt{G + \\epsilon}$")
+'θ̄_i, w_(T+1), η/√(G + ε)'
 """
 
 from __future__ import annotations
@@ -34,14 +36,29 @@ _PLAIN.update({"\\" + name: ch for name, ch in zip(_GREEK, _GREEK_CHARS)})
 _COMMAND = re.compile(r"\\(?:[A-Za-z]+|.)")
 
 
+_ACCENT = {"bar": "\u0304", "tilde": "\u0303", "hat": "\u0302"}   # combining macron, tilde, circumflex
+
+
+def _group(text: str) -> str:
+    """A braced group as plain text: bare when it is one symbol, name or number, else in parentheses."""
+    text = text.strip()
+    return text if re.fullmatch(r"\\?[A-Za-z]+|-?[0-9.]+|\\[A-Za-z]+\s*[A-Za-z0-9]?", text) else f"({text})"
+
+
 def _plain_tex(tex: str) -> str:
-    tex = re.sub(r"\\(?:mathrm|mathbf|mathit|operatorname|text|mathbb|mathcal|tilde|hat|bar)\s*\{([^{}]*)\}",
-                 r"\1", tex)
+    tex = tex.replace(r"\{", "\x00").replace(r"\}", "\x01")      # literal braces survive the brace stripping
+    tex = re.sub(r"\\(?:mathrm|mathbf|mathit|operatorname|text|mathbb|mathcal)\s*\{([^{}]*)\}", r"\1", tex)
+    tex = re.sub(r"\\(bar|tilde|hat)\s*\{([^{}]*)\}", lambda m: m.group(2) + _ACCENT[m.group(1)], tex)
+    tex = re.sub(r"\\(bar|tilde|hat)\s*(\\[A-Za-z]+|[A-Za-z0-9])",
+                 lambda m: _PLAIN.get(m.group(2), m.group(2).lstrip("\\")) + _ACCENT[m.group(1)], tex)
     tex = re.sub(r"\\t?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"(\1)/(\2)", tex)
+    tex = re.sub(r"\\sqrt\s*\{([^{}]*)\}", lambda m: "√" + _group(m.group(1)), tex)
     tex = re.sub(r"\^\s*\\top", "ᵀ", tex)
+    tex = re.sub(r"([_^])\{([^{}]*)\}", lambda m: m.group(1) + _group(m.group(2)), tex)
+    tex = re.sub(r"\\(partial|nabla)(?![A-Za-z])\s*", lambda m: "∂" if m.group(1) == "partial" else "∇", tex)
     tex = _COMMAND.sub(lambda m: _PLAIN.get(m.group(0), m.group(0)[1:]), tex)
-    tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", tex)
-    return tex.replace("{", "").replace("}", "").replace("~", " ")
+    tex = tex.replace("{", "").replace("}", "").replace("~", " ")
+    return tex.replace("\x00", "{").replace("\x01", "}")
 
 
 def plain_math(text) -> str:
