@@ -12,7 +12,10 @@ What is timed (float64 everywhere, torch at one thread like the NumPy it is comp
   (one batched reverse pass through vmap), ``nb.jacrev`` with one VJP per row (the loop,
   ``transforms.VMAP_FROM`` set above 100), ``torch.func.jacrev``; and the same for
   ``jacfwd`` (vmap over JVPs, the loop, ``torch.func.jacfwd``).
-
+- ``per-example gradients, MLP 64-32-10``: the same with a small network, where a loop's
+  per-op overhead, not the arithmetic, is the cost.
+- ``hessian R^100 -> R``: ``nb.hessian`` (forward over reverse: vmapped JVPs of the vmapped
+  VJPs) against the same with loops, and ``torch.func.hessian``.
 - ``checkpoint``: peak memory (tracemalloc) and time of the reverse pass through an MLP of 64
   tanh layers 128 wide, batch 256: plain ``nb.grad``; every layer one ``nb.checkpoint``; every 8
   layers one checkpoint. The gradients are checked against the plain ones.
@@ -52,13 +55,14 @@ def best_of(fn, repeats):
     return min(times)
 
 
-def mlp_problem(rng, batch=256):
+def mlp_problem(rng, batch=256, sizes=(784, 256, 10)):
+    d, h, c = sizes
     params = {
-        "W1": rng.normal(size=(784, 256)) / np.sqrt(784), "b1": np.zeros(256),
-        "W2": rng.normal(size=(256, 10)) / np.sqrt(256), "b2": np.zeros(10),
+        "W1": rng.normal(size=(d, h)) / np.sqrt(d), "b1": np.zeros(h),
+        "W2": rng.normal(size=(h, c)) / np.sqrt(h), "b2": np.zeros(c),
     }
-    x = rng.normal(size=(batch, 784))
-    y = np.eye(10)[rng.integers(0, 10, size=batch)]
+    x = rng.normal(size=(batch, d))
+    y = np.eye(c)[rng.integers(0, c, size=batch)]
     return params, x, y
 
 
@@ -74,9 +78,9 @@ def torch_loss(p, x, y):
     return -torch.sum(y * torch.log_softmax(z, dim=-1))
 
 
-def per_example(repeats):
+def per_example(repeats, sizes=(784, 256, 10)):
     rng = np.random.default_rng(0)
-    params, x, y = mlp_problem(rng)
+    params, x, y = mlp_problem(rng, sizes=sizes)
     g = nb.grad(loss)
     vm = nb.vmap(g, in_axes=(None, 0, 0))
     out = {}
@@ -126,6 +130,45 @@ def jacobians(repeats):
 
 
 # -- nb.checkpoint: memory and time of the reverse pass (the checkpoint part of issue 15) --
+
+
+def hessians(repeats, n=100):
+    """The Hessian of x -> sum(tanh(A x)^2) + sum(x^4) on R^100 (forward over reverse)."""
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(n, n)) / np.sqrt(n)
+    x = rng.normal(size=n)
+    f = lambda v: nb.sum(nb.tanh(A @ v) ** 2) + nb.sum(v ** 4)  # noqa: E731
+    out = {}
+    H = nb.hessian(f)(x)
+    saved = transforms.VMAP_FROM
+    transforms.VMAP_FROM = 10 ** 9
+    try:
+        H_loop = nb.hessian(f)(x)
+        out["hessian_loop_s"] = best_of(lambda: nb.hessian(f)(x), max(1, repeats // 2))
+    finally:
+        transforms.VMAP_FROM = saved
+    out["hessian_max_abs_diff_vmap_vs_loop"] = float(np.max(np.abs(H - H_loop)))
+    out["hessian_vmap_s"] = best_of(lambda: nb.hessian(f)(x), repeats)
+    if torch is not None:
+        tA, tx = torch.tensor(A), torch.tensor(x)
+        th = torch.func.hessian(lambda v: torch.sum(torch.tanh(tA @ v) ** 2) + torch.sum(v ** 4))
+        out["hessian_max_abs_diff_torch_vs_nablab"] = float(np.max(np.abs(th(tx).numpy() - H)))
+        out["hessian_torch_s"] = best_of(lambda: th(tx), repeats)
+    return out
+
+
+def print_per_example(pe, title, err):
+    print(f"{title} (min over repeats)", file=err)
+    print(f"  nablab vmap(grad)      {pe['nablab_vmap_s'] * 1e3:9.2f} ms", file=err)
+    print(f"  nablab loop over grad  {pe['nablab_loop_s'] * 1e3:9.2f} ms", file=err)
+    if "torch_vmap_s" in pe:
+        print(f"  torch.func vmap(grad)  {pe['torch_vmap_s'] * 1e3:9.2f} ms", file=err)
+    print(f"  loop / vmap            {pe['nablab_loop_s'] / pe['nablab_vmap_s']:9.2f}x", file=err)
+    if "torch_vmap_s" in pe:
+        print(f"  nablab vmap / torch    {pe['nablab_vmap_s'] / pe['torch_vmap_s']:9.2f}x", file=err)
+    print(f"  max |vmap - loop| {pe['max_abs_diff_vmap_vs_loop']:.1e}"
+          + (f", |torch - nablab| {pe['max_abs_diff_torch_vs_nablab']:.1e}" if "torch_vmap_s" in pe else ""),
+          file=err)
 
 
 def checkpoint_mlp(rng, depth=64, width=128, batch=256):
@@ -218,21 +261,14 @@ def main(argv=None):
     result = {"openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "repeats": repeats,
               "load_before": os.getloadavg()}
     result["per_example"] = pe = per_example(repeats)
+    result["per_example_small"] = pe_small = per_example(repeats, sizes=(64, 32, 10))
     result["jacobians"] = jc = jacobians(repeats)
+    result["hessian"] = hs = hessians(repeats)
     result["checkpoint"] = ck = checkpoint_memory(repeats)
     result["load_after"] = os.getloadavg()
     err = sys.stderr
-    print("per-example gradients, MLP 784-256-10, batch 256 (min over repeats)", file=err)
-    print(f"  nablab vmap(grad)      {pe['nablab_vmap_s'] * 1e3:9.1f} ms", file=err)
-    print(f"  nablab loop over grad  {pe['nablab_loop_s'] * 1e3:9.1f} ms", file=err)
-    if "torch_vmap_s" in pe:
-        print(f"  torch.func vmap(grad)  {pe['torch_vmap_s'] * 1e3:9.1f} ms", file=err)
-    print(f"  loop / vmap            {pe['nablab_loop_s'] / pe['nablab_vmap_s']:9.2f}x", file=err)
-    if "torch_vmap_s" in pe:
-        print(f"  nablab vmap / torch    {pe['nablab_vmap_s'] / pe['torch_vmap_s']:9.2f}x", file=err)
-    print(f"  max |vmap - loop| {pe['max_abs_diff_vmap_vs_loop']:.1e}"
-          + (f", |torch - nablab| {pe['max_abs_diff_torch_vs_nablab']:.1e}" if "torch_vmap_s" in pe else ""),
-          file=err)
+    print_per_example(pe, "per-example gradients, MLP 784-256-10, batch 256", err)
+    print_per_example(pe_small, "per-example gradients, MLP 64-32-10, batch 256 (the loop's overhead shows)", err)
     for mode in ("jacrev", "jacfwd"):
         print(f"{mode} of R^100 -> R^100", file=err)
         print(f"  nablab (vmap)          {jc[f'{mode}_vmap_s'] * 1e3:9.2f} ms", file=err)
@@ -245,6 +281,17 @@ def main(argv=None):
         print(f"  max |vmap - loop| {jc[f'{mode}_max_abs_diff_vmap_vs_loop']:.1e}"
               + (f", |torch - nablab| {jc[f'{mode}_max_abs_diff_torch_vs_nablab']:.1e}"
                  if f"{mode}_torch_s" in jc else ""), file=err)
+    print("hessian of R^100 -> R, forward over reverse", file=err)
+    print(f"  nablab (vmap)          {hs['hessian_vmap_s'] * 1e3:9.2f} ms", file=err)
+    print(f"  nablab (loop)          {hs['hessian_loop_s'] * 1e3:9.2f} ms", file=err)
+    if "hessian_torch_s" in hs:
+        print(f"  torch.func.hessian     {hs['hessian_torch_s'] * 1e3:9.2f} ms", file=err)
+    print(f"  loop / vmap            {hs['hessian_loop_s'] / hs['hessian_vmap_s']:9.2f}x", file=err)
+    if "hessian_torch_s" in hs:
+        print(f"  nablab / torch         {hs['hessian_vmap_s'] / hs['hessian_torch_s']:9.2f}x", file=err)
+    print(f"  max |vmap - loop| {hs['hessian_max_abs_diff_vmap_vs_loop']:.1e}"
+          + (f", |torch - nablab| {hs['hessian_max_abs_diff_torch_vs_nablab']:.1e}" if "hessian_torch_s" in hs
+             else ""), file=err)
     print_checkpoint(ck, err)
     json.dump(result, sys.stdout, indent=1)
     print(file=sys.stdout)
