@@ -520,3 +520,21 @@ def test_per_example_cross_entropy_with_integer_labels():
     close(got, np.stack([nb.grad(nll)(w, x, y) for x, y in zip(xs, labels)]))
     with pytest.raises(IndexError, match="must hold integers"):
         nb.vmap(lambda x, m: x[m])(R(2, 3), np.array([[True, False, True], [False, True, True]]))
+
+
+def test_lab_per_example_checks_pass_and_can_fail():
+    """optim.nonuniform-sgd's per-example gradients and Lipschitz constants come from vmap(grad) and
+    vmap(hessian); its checks hold on the true constants and fail on a wrong 2 R^2."""
+    from nablab.lab.experiments.optim import per_example_checks
+
+    class Run:
+        def check(self, condition, message):
+            if not condition:
+                raise AssertionError(message)
+
+    rng = np.random.default_rng(3)
+    X, y, thetas = rng.normal(size=(2, 4, 3)), rng.normal(size=(2, 4)), rng.normal(size=(2, 3))
+    two_R2 = 2.0 * np.max(np.sum(X ** 2, axis=2), axis=1)
+    per_example_checks(Run(), X, y, thetas, two_R2)
+    with pytest.raises(AssertionError, match="Lipschitz"):
+        per_example_checks(Run(), X, y, thetas, two_R2 * 1.01)

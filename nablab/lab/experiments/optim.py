@@ -1148,6 +1148,30 @@ class NonuniformSGD:
         )
 
 
+def per_example_checks(run, X, y, thetas, two_R2):
+    """Per-example gradients and Lipschitz constants of ``f_i(theta) = (y_i - x_i^T theta)^2`` from the engine.
+
+    One ``nb.vmap`` over the rows inside one over the instances: ``grad`` of ``f_i`` at
+    ``thetas[b]`` must be ``2 (x_i^T theta - y_i) x_i``, and the largest eigenvalue of the
+    ``hessian`` of ``f_i`` (its Lipschitz constant) ``2 ||x_i||^2``, whose maximum over the
+    rows is the ``2 R^2`` the step size ``1/(2 R^2)`` is built from.
+    """
+    def f_i(theta, x, t):
+        return (t - nb.dot(x, theta)) ** 2
+
+    per_row = nb.vmap(nb.vmap(nb.grad(f_i), in_axes=(None, 0, 0)))(thetas, X, y)  # (count, n, d)
+    exact = 2.0 * (np.einsum("bnd,bd->bn", X, thetas) - y)[..., None] * X
+    gap = float(np.max(np.abs(per_row - exact)) / np.max(np.abs(exact)))
+    run.check(gap < 1e-12, f"per-example gradients from nb.vmap(nb.grad) differ from 2 (x_i^T theta - y_i) x_i "
+                           f"by {gap:.3g} (relative; limit 1e-12)")
+    lipschitz = np.linalg.eigvalsh(nb.vmap(nb.vmap(nb.hessian(f_i), in_axes=(None, 0, 0)))(thetas, X, y))[..., -1]
+    exact_L = 2.0 * np.sum(X ** 2, axis=2)
+    L_gap = float(np.max(np.abs(lipschitz - exact_L) / exact_L))
+    run.check(L_gap < 1e-12 and np.allclose(lipschitz.max(axis=1), two_R2, rtol=1e-12, atol=0),
+              f"per-example Lipschitz constants from nb.vmap(nb.hessian) differ from 2 ||x_i||^2 by {L_gap:.3g} "
+              "(relative; limit 1e-12), or their maximum from 2 R^2")
+
+
 @compute("optim.nonuniform-sgd")
 def nonuniform_sgd(run: Context) -> NonuniformSGD:
     p = run.params
@@ -1243,6 +1267,7 @@ def nonuniform_sgd(run: Context) -> NonuniformSGD:
     gap = engine_gradient_gap(Xr, yr, grad_fn, rng.standard_normal((count * runs, d)), idx=idx, weight=1.0)
     run.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the loss by {gap:.3g} "
                            "(relative; limit 1e-12)")
+    per_example_checks(run, X, y, theta_star + probes[:, 0], 2.0 * R2)
     # The exact one-step factor is an upper bound for every direction: the exact E[J_k] can never beat q*^k.
     run.check(bool(np.all(J_exact[1:] <= q_star[None, :] ** np.arange(1, steps + 1)[:, None] * J0 * (1 + 1e-6))),
               "the exact E[J_k] exceeds q*^k J_0, the worst one-step factor applied k times")
