@@ -81,6 +81,7 @@ import os
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -90,7 +91,7 @@ from nablab.errors import ShapeError
 
 __all__ = [
     "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "weight_grad",
-    "applicable", "choose", "autotune", "is_autotuning", "use", "save_columns", "choices", "clear_choices", "calls",
+    "applicable", "choose", "autotune", "threads", "is_autotuning", "use", "save_columns", "choices", "clear_choices", "calls",
 ]
 
 #: Every algorithm's name, the default first.
@@ -210,6 +211,63 @@ def _chunks(N, per_image_bytes):
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
 
 
+def _default_threads():
+    for var in ("NABLAB_CONV_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_threads = _default_threads()
+_pool = None
+_pool_key = None
+
+
+def threads(n=None):
+    """Threads that work through a convolution's chunks of images at once; returns the previous count and sets it
+    when ``n`` is given. The default is ``NABLAB_CONV_THREADS``, else the BLAS thread count from the environment
+    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), else the CPUs this process may use.
+    NumPy releases the GIL in the copies and products the chunks are made of, so they run in parallel; the
+    chunks are the same for every count, and so are the results, bit for bit.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> previous = ca.threads(1)
+    >>> ca.threads(previous)
+    1
+    """
+    global _threads
+    previous = _threads
+    if n is not None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"threads: expected a positive int, got {n!r}")
+        _threads = n
+    return previous
+
+
+def _parallel(fn, items):
+    """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again after a fork)."""
+    global _pool, _pool_key
+    if _threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    key = (os.getpid(), _threads)
+    if _pool_key != key:
+        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab-conv")
+        _pool_key = key
+    return list(_pool.map(fn, items))
+
+
+def _total(arrays):
+    """The sum of ``arrays`` in their order (the same bits whatever the thread count)."""
+    total = arrays[0].copy()
+    for a in arrays[1:]:
+        total += a
+    return total
+
+
 def _gemm(a, b, out=None):
     """Batched matmul over groups; with one group a plain 2-D product (NumPy's 3-D path is slower)."""
     if a.shape[0] == 1:
@@ -257,22 +315,6 @@ class Im2col:
     def _chunks(self, geo, itemsize):
         return _chunks(geo.N, (self._rows(geo) * geo.groups + geo.O) * geo.Ho * geo.Wo * itemsize)
 
-    def _columns_of_chunks(self, x, geo, keep):
-        """``(n0, n1, columns)`` per chunk; with ``keep`` the chunks are views into one array, also returned."""
-        chunks = self._chunks(geo, x.dtype.itemsize)
-        if not keep:
-            return ((n0, n1, self.columns(x[n0:n1], geo)) for n0, n1 in chunks), None
-        full = np.empty((geo.C, geo.kh, geo.kw, geo.N, geo.Ho, geo.Wo), dtype=x.dtype)
-        flat = full.reshape(geo.groups, self._rows(geo), geo.N * geo.Ho * geo.Wo)
-        hw = geo.Ho * geo.Wo
-
-        def fill():
-            for n0, n1 in chunks:
-                self._fill(x[n0:n1], geo, full[:, :, :, n0:n1])
-                yield n0, n1, flat[:, :, n0 * hw:n1 * hw]
-
-        return fill(), flat
-
     def _gemm_into(self, wm, cols, out, n0, n1, geo):
         y = _gemm(wm, cols)  # (groups, O/groups, n Ho Wo)
         out[n0:n1] = y.reshape(geo.O, n1 - n0, geo.Ho, geo.Wo).transpose(1, 0, 2, 3)
@@ -283,10 +325,22 @@ class Im2col:
         wm = w.reshape(geo.groups, geo.O // geo.groups, -1)
         out = np.empty((geo.N, geo.O, geo.Ho, geo.Wo), dtype=dtype)
         keep = keep and geo.C * geo.kh * geo.kw * geo.N * geo.Ho * geo.Wo * dtype.itemsize <= KEEP_MAX_BYTES
-        chunks, kept = self._columns_of_chunks(x, geo, keep)
-        for n0, n1, cols in chunks:
+        hw = geo.Ho * geo.Wo
+        if keep:  # the chunks' columns are views into one array, kept for the weight gradient
+            full = np.empty((geo.C, geo.kh, geo.kw, geo.N, geo.Ho, geo.Wo), dtype=dtype)
+            flat = full.reshape(geo.groups, self._rows(geo), geo.N * hw)
+
+        def chunk(bounds):
+            n0, n1 = bounds
+            if keep:
+                self._fill(x[n0:n1], geo, full[:, :, :, n0:n1])
+                cols = flat[:, :, n0 * hw:n1 * hw]
+            else:
+                cols = self.columns(x[n0:n1], geo)
             self._gemm_into(wm, cols, out, n0, n1, geo)
-        return out, kept
+
+        _parallel(chunk, self._chunks(geo, dtype.itemsize))
+        return out, (flat if keep else None)
 
     @staticmethod
     def _grad_rows(g, geo):
@@ -305,7 +359,9 @@ class Im2col:
         ph, pw = geo.padding
         dtype = np.result_type(g, w)
         dx = np.empty((geo.N, geo.C, geo.H, geo.W), dtype=dtype)
-        for n0, n1 in self._chunks(geo, dtype.itemsize):
+
+        def chunk(bounds):
+            n0, n1 = bounds
             n = n1 - n0
             dcols = _gemm(wm, self._grad_rows(g[n0:n1], geo)).reshape(geo.C, geo.kh, geo.kw, n, geo.Ho, geo.Wo)
             acc = np.zeros((geo.C, n, geo.H + 2 * ph, geo.W + 2 * pw), dtype=dtype)
@@ -314,6 +370,8 @@ class Im2col:
                     rows, cs = _window(a, b, geo)
                     acc[:, :, rows, cs] += dcols[:, a, b]
             dx[n0:n1] = acc[:, :, ph:ph + geo.H, pw:pw + geo.W].transpose(1, 0, 2, 3)
+
+        _parallel(chunk, self._chunks(geo, dtype.itemsize))
         return dx
 
     def weight_grad(self, x, g, geo, saved=None):
@@ -321,9 +379,9 @@ class Im2col:
         if saved is not None:  # all columns at once: one GEMM per group
             dwt = _gemm(saved, self._grad_columns(g, geo))  # (groups, Cg kh kw, O/groups)
         else:
-            dwt = np.zeros((geo.groups, self._rows(geo), geo.O // geo.groups), dtype=dtype)
-            for n0, n1 in self._chunks(geo, dtype.itemsize):
-                dwt += _gemm(self.columns(x[n0:n1], geo), self._grad_columns(g[n0:n1], geo))
+            dwt = _total(_parallel(lambda b: _gemm(self.columns(x[b[0]:b[1]], geo),
+                                                   self._grad_columns(g[b[0]:b[1]], geo)),
+                                   self._chunks(geo, dtype.itemsize)))
         return np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(geo.O, geo.Cg, geo.kh, geo.kw)
 
 
@@ -360,7 +418,9 @@ class Im2colPerImage(Im2col):
             return np.matmul(wt, g.reshape(geo.N, G, geo.O // G, -1)).reshape(geo.N, geo.C, geo.H, geo.W)
         ph, pw = geo.padding
         dx = np.empty((geo.N, geo.C, geo.H, geo.W), dtype=dtype)
-        for n0, n1 in self._chunks(geo, dtype.itemsize):
+
+        def chunk(bounds):
+            n0, n1 = bounds
             n = n1 - n0
             dcols = np.matmul(wt, g[n0:n1].reshape(n, G, geo.O // G, -1))  # (n, groups, Cg kh kw, Ho Wo)
             dcols = dcols.reshape(n, geo.C, geo.kh, geo.kw, geo.Ho, geo.Wo)
@@ -370,6 +430,8 @@ class Im2colPerImage(Im2col):
                     rows, cs = _window(a, b, geo)
                     acc[:, :, rows, cs] += dcols[:, :, a, b]
             dx[n0:n1] = acc[:, :, ph:ph + geo.H, pw:pw + geo.W]
+
+        _parallel(chunk, self._chunks(geo, dtype.itemsize))
         return dx
 
     def weight_grad(self, x, g, geo, saved=None):
@@ -380,15 +442,14 @@ class Im2colPerImage(Im2col):
             rows = g.reshape(geo.N, G, geo.O // G, hw)
             dw = np.matmul(rows, x.reshape(geo.N, G, geo.Cg, hw).transpose(0, 1, 3, 2)).sum(axis=0)
             return dw.reshape(geo.O, geo.Cg, 1, 1)
-        if saved is not None:
-            chunks = [(0, geo.N, saved)]
-        else:
-            chunks = ((n0, n1, self.columns(x[n0:n1], geo)) for n0, n1 in self._chunks(geo, dtype.itemsize))
-        dw = np.zeros((G, geo.O // G, self._rows(geo)), dtype=dtype)
-        for n0, n1, cols in chunks:
+        def chunk(bounds):
+            n0, n1 = bounds
             n = n1 - n0
+            cols = self.columns(x[n0:n1], geo) if saved is None else saved[:, :, n0 * hw:n1 * hw]
             blocks = cols.reshape(G, -1, n, hw).transpose(2, 0, 3, 1)  # (n, groups, Ho Wo, Cg kh kw)
-            dw += np.matmul(g[n0:n1].reshape(n, G, geo.O // G, hw), blocks).sum(axis=0)
+            return np.matmul(g[n0:n1].reshape(n, G, geo.O // G, hw), blocks).sum(axis=0)
+
+        dw = _total(_parallel(chunk, self._chunks(geo, dtype.itemsize)))
         return dw.reshape(geo.O, geo.Cg, geo.kh, geo.kw)
 
 
@@ -450,10 +511,10 @@ class Winograd:
         N, C, H, W = x.shape
         th, tw = self._tiles(Ho, Wo)
         ph, pw = padding
-        xp = np.zeros((C, N, th * m + 2, tw * m + 2), dtype=x.dtype)
-        xp[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)[:, :, : th * m + 2 - ph, : tw * m + 2 - pw]
-        s = xp.strides
-        tiles = as_strided(xp, (a, a, C, N, th, tw), (s[2], s[3], s[0], s[1], m * s[2], m * s[3]), writeable=False)
+        xp = np.zeros((N, C, th * m + 2, tw * m + 2), dtype=x.dtype)  # Ho + 2 <= th m + 2: x fits
+        xp[:, :, ph:ph + H, pw:pw + W] = x
+        s = xp.strides  # the gather below puts the channels before the images
+        tiles = as_strided(xp, (a, a, C, N, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]), writeable=False)
         d = np.ascontiguousarray(tiles).reshape(a, -1)
         v = np.matmul(BT, (BT @ d).reshape(a, a, -1))  # rows, then columns
         return v.reshape(a * a, C, N * th * tw)
@@ -464,14 +525,18 @@ class Winograd:
         u = np.einsum("ik,ockl,jl->ijoc", G, w.astype(np.float64), G, optimize=True)
         return u.reshape(self.alpha ** 2, w.shape[0], w.shape[1]).astype(w.dtype)
 
-    def _output_transform(self, mm, N, O, Ho, Wo):
-        """A^T M A per tile, the tiles put back in place: (N, O, Ho, Wo)."""
+    def _output_transform(self, mm, out):
+        """A^T M A per tile, the tiles written in place into ``out`` (n, O, Ho, Wo)."""
         m, a = self.m, self.alpha
         AT = self._mats[mm.dtype][2]
+        n, O, Ho, Wo = out.shape
         th, tw = self._tiles(Ho, Wo)
-        y = np.matmul(AT, (AT @ mm.reshape(a, -1)).reshape(m, a, -1))  # (m, m, O N th tw)
-        y = y.reshape(m, m, O, N, th, tw).transpose(3, 2, 4, 0, 5, 1).reshape(N, O, th * m, tw * m)
-        return np.ascontiguousarray(y[:, :, :Ho, :Wo])
+        y = np.matmul(AT, (AT @ mm.reshape(a, -1)).reshape(m, a, -1))  # (m, m, O n th tw)
+        tiles = y.reshape(m, m, O, n, th, tw).transpose(3, 2, 4, 0, 5, 1)  # (n, O, th, m, tw, m)
+        if (Ho, Wo) == (th * m, tw * m):  # whole tiles: one strided copy into the output
+            out.reshape(n, O, th, m, tw, m)[...] = tiles
+        else:
+            out[...] = tiles.reshape(n, O, th * m, tw * m)[:, :, :Ho, :Wo]
 
     def _common(self, *arrays):
         """The arrays in their common dtype, which must be float32 or float64."""
@@ -494,12 +559,15 @@ class Winograd:
         keep = keep and self.alpha ** 2 * C * N * th * tw * x.dtype.itemsize <= KEEP_MAX_BYTES
         v_all = np.empty((self.alpha ** 2, C, N * th * tw), dtype=x.dtype) if keep else None
         step = self._images_per_chunk(N, C, O, Ho, Wo, x.dtype.itemsize)
-        for n0 in range(0, N, step):
+
+        def chunk(n0):
             n1 = min(N, n0 + step)
             v = self._input_transform(x[n0:n1], padding, Ho, Wo)
             if keep:
                 v_all[:, :, n0 * th * tw:n1 * th * tw] = v
-            out[n0:n1] = self._output_transform(np.matmul(u, v), n1 - n0, O, Ho, Wo)  # (alpha^2, O, n th tw)
+            self._output_transform(np.matmul(u, v), out[n0:n1])  # M: (alpha^2, O, n th tw)
+
+        _parallel(chunk, list(range(0, N, step)))
         return out, v_all
 
     def forward(self, x, w, geo, keep=False):
@@ -515,9 +583,9 @@ class Winograd:
         m, a = self.m, self.alpha
         _, G, AT = self._mats[g.dtype]
         th, tw = self._tiles(geo.Ho, geo.Wo)
-        du = np.zeros((a * a, geo.O, geo.C), dtype=g.dtype)
         step = self._images_per_chunk(geo.N, geo.C, geo.O, geo.Ho, geo.Wo, g.dtype.itemsize)
-        for n0 in range(0, geo.N, step):
+
+        def chunk(n0):
             n1 = min(geo.N, n0 + step)
             n = n1 - n0
             if saved is None:
@@ -529,7 +597,9 @@ class Winograd:
             gp = padded.reshape(n, geo.O, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4)  # tiles: (m, m, O, n, th, tw)
             gp = np.ascontiguousarray(gp).reshape(m, -1)
             dm = np.matmul(AT.T, (AT.T @ gp).reshape(a, m, -1))  # A dY A^T: (a, a, O n th tw)
-            du += np.matmul(dm.reshape(a * a, geo.O, -1), v.transpose(0, 2, 1))  # (a^2, O, C)
+            return np.matmul(dm.reshape(a * a, geo.O, -1), v.transpose(0, 2, 1))  # (a^2, O, C)
+
+        du = _total(_parallel(chunk, list(range(0, geo.N, step))))
         dw = np.einsum("ia,ijoc,jb->ocab", G, du.reshape(a, a, geo.O, geo.C), G, optimize=True)
         return np.ascontiguousarray(dw)
 

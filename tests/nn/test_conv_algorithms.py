@@ -334,3 +334,28 @@ def test_winograd_and_fft_take_mixed_float_dtypes_and_refuse_integers_by_name():
         ca._IMPLEMENTATIONS["fft"].forward(np.ones((1, 1, 4, 4), int), np.ones((1, 1, 3, 3), int), geo)
     with ca.use("winograd4"):  # the dispatcher never sends them there: integers go to im2col
         assert ca.choose("forward", geo, np.int64) == "im2col"
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_chunks_on_two_threads_give_the_same_bits_as_one(name, monkeypatch):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((9, 5, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
+    geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    g = rng.standard_normal((9, 6, 10, 10)).astype(np.float32)
+    monkeypatch.setattr(ca, "CHUNK_BYTES", 20_000)  # several chunks of a few images
+    results = []
+    for n in (1, 2):
+        previous = ca.threads(n)
+        try:
+            with ca.use(name):
+                out, kept = ca.forward(x, w, geo, keep=True)
+                results.append((out, ca.input_grad(g, w, geo), ca.weight_grad(x, g, geo),
+                                ca.weight_grad(x, g, geo, saved=kept) if kept else None))
+        finally:
+            ca.threads(previous)
+    for one, two in zip(*results):
+        if one is not None:
+            np.testing.assert_array_equal(one, two)
+    with pytest.raises(ValueError, match="threads: expected a positive int, got 0"):
+        ca.threads(0)
