@@ -145,7 +145,8 @@ class Classifiers:
                 f32 = max(r["max_loss_difference_float32"] for r in d["models"].values())
                 f64 = max(r["max_loss_difference_float64"] for r in d["models"].values())
                 text += (f" From the same weights and batches the float32 loss curves differ by at most {f32:.1e} "
-                         f"over all steps, and {d['float64_steps']} float64 steps by at most {f64:.1e}.")
+                         f"over all steps, and {d['float64_steps']} float64 steps (batches of "
+                         f"{d['float64_batch']}) by at most {f64:.1e}.")
         else:
             text += f" The digits were not trained: {self.digits_not_run}"
         return text
@@ -277,9 +278,7 @@ def _digits(run: Context, torch):
     def digits(seed, dtype):
         data = load_dataset("digits", dtype=dtype, split_seed=seed)
         sizes["images"] = len(data.x_train) + len(data.x_test)
-        if not limit:
-            return data
-        return Dataset(data.name, data.x_train[:limit], data.y_train[:limit], data.x_test, data.y_test, data.classes)
+        return data.limited(limit or None)     # the first images of each split (both are shuffled)
 
     try:
         first = digits(seeds[0], np.float32)
@@ -329,7 +328,7 @@ def _digits(run: Context, torch):
         data64 = digits(seeds[0], np.float64)
         for m in models:
             rows[m]["max_loss_difference_float64"] = _float64_replay(m, data64, seeds[0], p["digits_lr"],
-                                                                     p["digits_batch"], steps)
+                                                                     p["digits_float64_batch"], steps)
         f64 = {m: r["max_loss_difference_float64"] for m, r in rows.items()}
         run.check(max(f64.values()) < FLOAT64_LOSS_TOLERANCE,
                   f"digits: in float64, from the same weights and batches, the first {steps} losses of nablab and "
@@ -354,6 +353,7 @@ def _digits(run: Context, torch):
                   "per-channel normalisation by the training images' mean and standard deviation; each seed draws "
                   "the stratified 80/20 split, the weights and the batches",
         "float64_steps": steps if torch is not None else None,
+        "float64_batch": p["digits_float64_batch"] if torch is not None else None,
         "models": rows}
     return evidence, {"runs": runs, "tests": tests, "confusion": confusion}, None
 
