@@ -12,7 +12,7 @@ from nablab.lab.report import run_claim
 
 
 #: The digits part of train.cifar10 at its smallest, for tests about the rest of the claim.
-TINY_DIGITS = {"digits_seeds": 1, "digits_limit": 100, "digits_float64_steps": 1}
+TINY_DIGITS = {"digits_seeds": 1, "digits_limit": 100, "digits_float64_steps": 2}
 
 
 def record_of(claim_id, tmp_path, seed=0, **params):
@@ -109,6 +109,12 @@ def test_train_cifar10_self_check_fails_when_the_digits_curves_differ(tolerance,
                           {"epochs": 1, "limit": 200, "models": ["logistic"], **TINY_DIGITS})
     assert record["status"] == "error"
     assert ("in float32" if tolerance.startswith("FLOAT32") else "in float64") in record["details"]
+
+
+def test_train_cifar10_refuses_a_float64_replay_that_checks_no_update(tmp_path):
+    record, _ = run_claim("train.cifar10", tmp_path, True, 0,
+                          {"epochs": 1, "limit": 200, "models": ["logistic"], **TINY_DIGITS, "digits_float64_steps": 1})
+    assert record["status"] == "error" and "digits_float64_steps=1" in record["details"]
 
 
 def test_train_cifar10_without_scikit_learn_says_the_digits_were_not_trained(tmp_path, monkeypatch):

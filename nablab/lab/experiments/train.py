@@ -159,6 +159,7 @@ def train_cifar10(run: Context) -> Classifiers:
     from nablab.train.models import build_model
 
     p = run.params
+    _check_digits_params(p)
     sizes = {m: build_model(m, CIFAR_SHAPE, CIFAR_CLASSES).num_parameters() for m in CIFAR_MODELS}
     torch = run.cross_check(TORCH_TRAINING)
     backends = ("nablab", "torch") if torch is not None else ("nablab",)
@@ -257,6 +258,15 @@ def _float64_replay(name, data, seed, lr, batch_size, steps):
     return float(np.max(np.abs(losses[0] - losses[1])))
 
 
+def _check_digits_params(p):
+    """Refuse digits parameters that cannot give what the claim shows, before anything is trained."""
+    if p["digits_seeds"] < 1 or p["digits_limit"] < 0 or p["digits_float64_steps"] < 2:
+        raise ValueError("digits_seeds must be at least 1, digits_limit at least 0 (0: every image) and "
+                         "digits_float64_steps at least 2 (the second loss is the first to show an update); got "
+                         f"digits_seeds={p['digits_seeds']}, digits_limit={p['digits_limit']}, "
+                         f"digits_float64_steps={p['digits_float64_steps']}")
+
+
 def _digits(run: Context, torch):
     """The seed's three models on scikit-learn's digits (nablab.data.load_digits), per seed and backend.
 
@@ -266,9 +276,6 @@ def _digits(run: Context, torch):
     from nablab.train import Dataset, TrainConfig, load_dataset, train
 
     p = run.params
-    if p["digits_seeds"] < 1 or p["digits_limit"] < 0:
-        raise ValueError(f"digits_seeds must be at least 1 and digits_limit at least 0 (0: every training image); "
-                         f"got digits_seeds={p['digits_seeds']}, digits_limit={p['digits_limit']}")
     seeds = [run.seed + i for i in range(p["digits_seeds"])]
     backends = ("nablab", "torch") if torch is not None else ("nablab",)
     models, limit = list(CIFAR_MODELS), p["digits_limit"]
