@@ -36,6 +36,7 @@ array([ 1., 13., 41.])
 from __future__ import annotations
 
 import builtins
+import math
 import warnings
 
 import numpy as np
@@ -330,8 +331,13 @@ def loop_rule(prim, vals, batched, kwargs, size):
 
 
 def _generic_rule(prim):
+    """The rule of a primitive not in the table: by kind, by module and name, or the loop."""
     if isinstance(prim.fn, np.ufunc) or prim.name.startswith("scipy.special."):
         return elementwise_rule
+    rule = _RULES_BY_NAME.get((getattr(prim.fn, "__module__", None), prim.name))
+    if rule is not None:
+        _RULES[prim] = rule
+        return rule
     return loop_rule
 
 
@@ -1225,3 +1231,122 @@ def _scatter_rule(prim, vals, batched, kwargs, size):
 
 register(gather_p, _gather_rule)
 register(scatter_p, _scatter_rule)
+
+
+# --------------------------------------------------------------------------- nablab.nn's convolution primitives
+# (registered when first met: nablab.nn loads on first use, and import nablab should not load it)
+
+
+def _fold(v, size):
+    s = _shape(v)
+    return _reshape_p()(v, (size * s[1],) + tuple(s[2:]))
+
+
+def _unfold(v, size):
+    s = _shape(v)
+    return _reshape_p()(v, (size, s[0] // size) + tuple(s[1:]))
+
+
+def _into_channels(v, size):
+    """(batch, N, C, H, W) -> (N, batch * C, H, W): the examples side by side as channel groups."""
+    s = _shape(v)
+    return _reshape_p()(_np().moveaxis(v, 0, 1), (s[1], size * s[2]) + tuple(s[3:]))
+
+
+def _from_channels(v, size):
+    """(N, batch * C, H, W) -> (batch, N, C, H, W)."""
+    s = _shape(v)
+    return _np().moveaxis(_reshape_p()(v, (s[0], size, s[1] // size) + tuple(s[2:])), 1, 0)
+
+
+def _conv_rule(prim, vals, batched, kwargs, size):
+    x, w = vals
+    if not batched[1]:  # one weight for every example: the batch joins the images
+        return _unfold(prim(_fold(x, size), w, **kwargs), size)
+    # a weight per example: grouped convolution, each example its own groups of channels
+    x = _materialize(x, batched[0], size)
+    sw = _shape(w)
+    groups = kwargs.get("groups", 1) * size
+    out = prim(_into_channels(x, size), _reshape_p()(w, (size * sw[1],) + tuple(sw[2:])),
+               **{**kwargs, "groups": groups})
+    return _from_channels(out, size)
+
+
+def _conv_input_grad_rule(prim, vals, batched, kwargs, size):
+    g, w, x_shape = vals
+    x_shape = tuple(x_shape)
+    if not batched[1]:
+        return _unfold(prim(_fold(g, size), w, (size * x_shape[0],) + x_shape[1:], **kwargs), size)
+    g = _materialize(g, batched[0], size)
+    sw = _shape(w)
+    groups = kwargs.get("groups", 1) * size
+    out = prim(_into_channels(g, size), _reshape_p()(w, (size * sw[1],) + tuple(sw[2:])),
+               (x_shape[0], size * x_shape[1]) + x_shape[2:], **{**kwargs, "groups": groups})
+    return _from_channels(out, size)
+
+
+def _conv_weight_grad_rule(prim, vals, batched, kwargs, size):
+    x, g, w_shape = vals
+    w_shape = tuple(w_shape)
+    x, g = _materialize(x, batched[0], size), _materialize(g, batched[1], size)
+    groups = kwargs.get("groups", 1) * size
+    out = prim(_into_channels(x, size), _into_channels(g, size), (size * w_shape[0],) + w_shape[1:],
+               **{**kwargs, "groups": groups})
+    return _reshape_p()(out, (size,) + w_shape)
+
+
+def _global_index(index, batched, size, per_example_size, index_shape):
+    idx = np.asarray(raw_value_of(index))
+    if not batched:
+        idx = np.broadcast_to(idx, (size,) + idx.shape)
+    offsets = (np.arange(size) * per_example_size).reshape((size,) + (1,) * (idx.ndim - 1))
+    return idx + offsets
+
+
+def _take_flat_rule(prim, vals, batched, kwargs, size):
+    x, index, *rest = vals
+    if isinstance(index, Tensor):  # batched at a lower level as well
+        return loop_rule(prim, vals, batched, kwargs, size)
+    x = _materialize(x, batched[0], size)
+    per = math.prod(_shape(x)[1:])
+    return prim(x, _global_index(index, batched[1], size, per, None), *rest, **kwargs)
+
+
+def _scatter_flat_rule(prim, vals, batched, kwargs, size):
+    g, index, shape, *rest = vals
+    if isinstance(index, Tensor) or batched[2]:
+        return loop_rule(prim, vals, batched, kwargs, size)
+    shape = tuple(shape)
+    g = _materialize(g, batched[0], size)
+    return prim(g, _global_index(index, batched[1], size, math.prod(shape), None), (size,) + shape, *rest,
+                **kwargs)
+
+
+#: Rules for primitives of modules that load on first use: (module, name) -> rule.
+_RULES_BY_NAME = {
+    ("nablab.nn.conv", "conv2d"): _conv_rule,
+    ("nablab.nn.conv", "conv_transpose2d"): _conv_input_grad_rule,
+    ("nablab.nn.conv", "conv2d_weight_grad"): _conv_weight_grad_rule,
+    ("nablab.nn.conv", "take"): _take_flat_rule,
+    ("nablab.nn.conv", "scatter_add"): _scatter_flat_rule,
+}
+
+
+def batched_flat_indices(fn, x):
+    """``fn(x)`` for a NumPy function of images (N, C, H, W) giving flat indices into them, on a batched ``x``.
+
+    The examples are folded into N, ``fn`` runs once, and its indices become each
+    example's own again (a batched integer array). Only a value batched at one level is
+    folded; otherwise this raises :class:`BatchedValueError` and ``vmap`` loops.
+    """
+    if not (isinstance(x, Tensor) and x._level in _batch_levels and not isinstance(x._value, Tensor)):
+        err = BatchedValueError("flat indices of a value batched at several levels")
+        err.level = _top_batch_level([x])
+        raise err
+    raw = np.asarray(x._value)
+    size = raw.shape[0]
+    per = math.prod(raw.shape[1:])
+    idx = np.asarray(fn(raw.reshape((size * raw.shape[1],) + raw.shape[2:])))
+    idx = idx.reshape((size, raw.shape[1]) + idx.shape[1:])
+    local = idx - (np.arange(size, dtype=np.int64) * per).reshape((size,) + (1,) * (idx.ndim - 1))
+    return BatchTensor(local.astype(idx.dtype if per * size < 2 ** 31 else np.int64, copy=False), x._level)

@@ -212,6 +212,10 @@ def _window_origins(N, C, H, W, Ho, Wo, stride, padding):
 
 def max_pool_indices(x, kernel, stride, padding, dilation):
     """Flat indices (into ``x``) of each window's first maximum; shape (N, C, Ho, Wo)."""
+    if core._batch_levels and isinstance(value_of(x), core.Tensor):  # batched by vmap: all examples at once
+        from nablab.autodiff.batching import batched_flat_indices
+
+        return batched_flat_indices(lambda v: max_pool_indices(v, kernel, stride, padding, dilation), value_of(x))
     x = np.asarray(value_of(x))
     N, C, H, W = x.shape
     kh, kw = kernel
@@ -277,7 +281,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     stride = kernel if stride is None else pair(stride, "stride")
     padding = pair(padding, "padding")
     N, C, H, W = shape_of(x)
-    dtype = np.asarray(value_of(x)).dtype
+    dtype = np.asarray(core.raw_value_of(x)).dtype  # the dtype only (also of a value batched by vmap)
     ones = np.full((1, 1) + kernel, 1.0 / (kernel[0] * kernel[1]), dtype=dtype)
     k = dict(stride=stride, padding=padding, dilation=(1, 1), groups=1)
     out = conv(ops.reshape(x, (N * C, 1, H, W)), ones, **k)

@@ -538,3 +538,39 @@ def test_lab_per_example_checks_pass_and_can_fail():
     per_example_checks(Run(), X, y, thetas, two_R2)
     with pytest.raises(AssertionError, match="Lipschitz"):
         per_example_checks(Run(), X, y, thetas, two_R2 * 1.01)
+
+
+CONV_SETTINGS = [
+    {"padding": 1}, {"stride": 2}, {"dilation": 2, "padding": 2}, {"groups": 2, "padding": 1},
+]
+
+
+@pytest.mark.parametrize("kw", CONV_SETTINGS)
+@pytest.mark.parametrize("pool", ["max", "max_overlap", "avg", "none"])
+def test_convolutions_and_pooling_per_example(kw, pool):
+    """conv2d, its two adjoints and max pooling's gather/scatter have rules: per-example weight
+    gradients (one weight for all, or one per example) match the loop and nothing loops."""
+    from nablab.nn import functional as F
+
+    r = np.random.default_rng(5)
+    X, W = r.normal(size=(3, 2, 4, 7, 7)), r.normal(size=(4, 4 // kw.get("groups", 1), 3, 3))
+
+    def f(w, x):
+        h = nb.tanh(F.conv2d(x, w, **kw))
+        if pool == "max":
+            h = F.max_pool2d(h, 2)
+        elif pool == "max_overlap":
+            h = F.max_pool2d(h, 2, stride=1)
+        elif pool == "avg":
+            h = F.avg_pool2d(h, 2)
+        return nb.sum(h ** 2)
+
+    before = _loops_used()
+    close(nb.vmap(f, in_axes=(None, 0))(W, X), np.stack([f(W, x) for x in X]))
+    g = nb.grad(f, argnums=(0, 1))
+    close_tree(nb.vmap(g, in_axes=(None, 0))(W, X), loop(g, (None, 0), [W, X]), 1e-10)
+    Ws = r.normal(size=(3,) + W.shape)
+    close_tree(nb.vmap(g)(Ws, X), loop(g, (0, 0), [Ws, X]), 1e-10)
+    jv = lambda w, x, t: nb.jvp(lambda v: f(v, x), (w,), (t,))[1]  # noqa: E731
+    close(nb.vmap(jv, in_axes=(None, 0, 0))(W, X, Ws), loop(jv, (None, 0, 0), [W, X, Ws]), 1e-10)
+    assert _loops_used() == before
