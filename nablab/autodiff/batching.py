@@ -979,7 +979,7 @@ def _matmul_rule(prim, vals, batched, kwargs, size):
         a = _with_rank(a, rank, size)
     if bb:
         b = _with_rank(b, rank, size)
-    out = prim(a, b)
+    out = prim(a, b, **kwargs)
     if squeeze:
         shape = list(_shape(out))
         keep = [d for i, d in enumerate(shape) if i - len(shape) not in squeeze]
@@ -1018,7 +1018,7 @@ def _solve_rule(prim, vals, batched, kwargs, size):
         a = _with_rank(a, rank, size)
     if bb:
         b = _with_rank(b, rank, size)
-    out = prim(a, b)
+    out = prim(a, b, **kwargs)
     if vector:
         out = reshape(out, tuple(_shape(out)[:-1]))
     return out
@@ -1323,7 +1323,11 @@ def _scatter_flat_rule(prim, vals, batched, kwargs, size):
 
 
 #: Rules for primitives of modules that load on first use: (module, name) -> rule.
+#: SciPy's expm, sqrtm and solve_triangular map over leading axes as NumPy's linalg does.
 _RULES_BY_NAME = {
+    ("scipy.linalg._matfuncs", "expm"): _last_two_rule,
+    ("nablab.scipy.linalg", "sqrtm"): _last_two_rule,
+    ("nablab.scipy.linalg", "solve_triangular"): _solve_rule,
     ("nablab.nn.conv", "conv2d"): _conv_rule,
     ("nablab.nn.conv", "conv_transpose2d"): _conv_input_grad_rule,
     ("nablab.nn.conv", "conv2d_weight_grad"): _conv_weight_grad_rule,

@@ -54,6 +54,12 @@ def SPD(b, n):
     return a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
 
 
+def _sl():
+    import nablab.scipy.linalg
+
+    return nablab.scipy.linalg
+
+
 B = 4
 #: name -> (per-example function, batched arguments, in_axes). Each covers one primitive's rule
 #: (the elementwise ones through a representative set; every UfuncPrimitive shares one rule).
@@ -138,6 +144,12 @@ CASES = {
     "norm": (lambda x: nb.norm(x) + nnp.linalg.norm(x, axis=-1).sum(), (R(B, 2, 3),), (0,)),
     "fft": (lambda x: nb.real(nnp.fft.fft(x)) + nnp.fft.irfft(nnp.fft.rfft(x), n=4), (R(B, 4),), (0,)),
     "sinc": (lambda x: nnp.sinc(x), (R(B, 3),), (0,)),
+    "expm": (lambda a: _sl().expm(a * 0.3), (R(B, 3, 3),), (0,)),
+    "sqrtm": (lambda a: _sl().sqrtm(a), (SPD(B, 3),), (0,)),
+    "solve_triangular_vec": (lambda a, b: _sl().solve_triangular(a, b, lower=True),
+                             (np.tril(SPD(B, 3)), R(B, 3)), (0, 0)),
+    "solve_triangular_shared_a": (lambda a, b: _sl().solve_triangular(a, b),
+                                  (np.triu(SPD(1, 3)[0]), R(B, 3, 2)), (None, 0)),
     "scipy_special": (lambda x: __import__("nablab.scipy.special", fromlist=["x"]).erf(x), (R(B, 3),), (0,)),
 }
 
