@@ -23,9 +23,9 @@ The algorithms:
     overlapping 4x4 (6x6) tiles, each transformed by ``B^T d B``, the weights by ``G g G^T``;
     then 16 (36) GEMMs over channels, and ``A^T M A`` gives 2x2 (4x4) outputs per tile.
     2.25x (4x) fewer multiplications in the GEMMs than im2col. 3x3 kernels, stride 1,
-    dilation 1, one group, floating point; the input gradient is the forward with the
-    kernel flipped (padding at most 2), the weight gradient the algorithm's adjoint
-    (``G^T [sum over tiles (A dY A^T) * (B^T d B)] G``).
+    dilation 1, one group, floating point. The gradients are the algorithm's adjoints:
+    ``B [U^T (A dY A^T)] B^T`` per tile, added back where tiles overlap, for the input, and
+    ``G^T [sum over tiles (A dY A^T) * (B^T d B)] G`` for the weight.
 ``fft``
     Real FFTs of the padded input, the kernel and the output gradient on one grid of the
     padded input's size (rounded up to a 5-smooth length); products summed over channels
@@ -496,8 +496,6 @@ class Winograd:
 
     def applies(self, op, geo, dtype):
         simple = (geo.kh, geo.kw) == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1) and geo.groups == 1
-        if op == "input_grad":  # the forward with the kernel flipped and padding 2 - p
-            simple = simple and max(geo.padding) <= 2
         return simple and _is_float(dtype)
 
     def _tiles(self, Ho, Wo):
@@ -573,31 +571,67 @@ class Winograd:
     def forward(self, x, w, geo, keep=False):
         return self._conv(x, w, geo.padding, geo.Ho, geo.Wo, keep)
 
-    def input_grad(self, g, w, geo):
-        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        padding = (2 - geo.padding[0], 2 - geo.padding[1])
-        return self._conv(g, flipped, padding, geo.H, geo.W)[0]
-
-    def weight_grad(self, x, g, geo, saved=None):
-        x, g = self._common(x, g)
+    def _grad_transform(self, g, Ho, Wo):
+        """A dY A^T of the output gradient's tiles: (alpha^2, O, n th tw) from g (n, O, Ho, Wo)."""
         m, a = self.m, self.alpha
-        _, G, AT = self._mats[g.dtype]
+        AT = self._mats[g.dtype][2]
+        n, O = g.shape[:2]
+        th, tw = self._tiles(Ho, Wo)
+        if (Ho, Wo) == (th * m, tw * m):
+            tiles = g.reshape(n, O, th, m, tw, m)
+        else:
+            padded = np.zeros((n, O, th * m, tw * m), dtype=g.dtype)
+            padded[:, :, :Ho, :Wo] = g
+            tiles = padded.reshape(n, O, th, m, tw, m)
+        gp = np.ascontiguousarray(tiles.transpose(3, 5, 1, 0, 2, 4)).reshape(m, -1)  # (m, m, O, n, th, tw)
+        dm = np.matmul(AT.T, (AT.T @ gp).reshape(a, m, -1))  # (a, a, O n th tw)
+        return dm.reshape(a * a, O, -1)
+
+    def input_grad(self, g, w, geo):
+        """The adjoint of the forward: U^T dM per tile, then B dV B^T, the tiles added back where they overlap."""
+        g, w = self._common(g, w)
+        m, a = self.m, self.alpha
+        BT = self._mats[g.dtype][0]
         th, tw = self._tiles(geo.Ho, geo.Wo)
+        ut = np.ascontiguousarray(self._weight_transform(w).transpose(0, 2, 1))  # (a^2, C, O)
+        ph, pw = geo.padding
+        dx = np.empty((geo.N, geo.C, geo.H, geo.W), dtype=g.dtype)
         step = self._images_per_chunk(geo.N, geo.C, geo.O, geo.Ho, geo.Wo, g.dtype.itemsize)
 
         def chunk(n0):
             n1 = min(geo.N, n0 + step)
             n = n1 - n0
+            dv = np.matmul(ut, self._grad_transform(g[n0:n1], geo.Ho, geo.Wo))  # (a^2, C, n th tw)
+            dd = np.matmul(BT.T, (BT.T @ dv.reshape(a, -1)).reshape(a, a, -1))  # B dV B^T: (a, a, C n th tw)
+            dd = dd.reshape(a, a, geo.C, n, th, tw)
+            # overlap-add: tile row i lands in block row t + i // m, row i % m within it (and so for columns)
+            dxp = np.zeros((geo.C, n, th + 1, m, tw + 1, m), dtype=g.dtype)
+            for i in range(a):
+                ti, ri = divmod(i, m)
+                for j in range(a):
+                    tj, rj = divmod(j, m)
+                    dxp[:, :, ti:ti + th, ri, tj:tj + tw, rj] += dd[i, j]
+            dxp = dxp.reshape(geo.C, n, (th + 1) * m, (tw + 1) * m)
+            dx[n0:n1] = dxp[:, :, ph:ph + geo.H, pw:pw + geo.W].transpose(1, 0, 2, 3)
+
+        _parallel(chunk, list(range(0, geo.N, step)))
+        return dx
+
+    def weight_grad(self, x, g, geo, saved=None):
+        x, g = self._common(x, g)
+        a = self.alpha
+        G = self._mats[g.dtype][1]
+        th, tw = self._tiles(geo.Ho, geo.Wo)
+        step = self._images_per_chunk(geo.N, geo.C, geo.O, geo.Ho, geo.Wo, g.dtype.itemsize)
+
+        def chunk(n0):
+            n1 = min(geo.N, n0 + step)
             if saved is None:
                 v = self._input_transform(x[n0:n1], geo.padding, geo.Ho, geo.Wo)
             else:
                 v = saved[:, :, n0 * th * tw:n1 * th * tw]
-            padded = np.zeros((n, geo.O, th * m, tw * m), dtype=g.dtype)
-            padded[:, :, :geo.Ho, :geo.Wo] = g[n0:n1]
-            gp = padded.reshape(n, geo.O, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4)  # tiles: (m, m, O, n, th, tw)
-            gp = np.ascontiguousarray(gp).reshape(m, -1)
-            dm = np.matmul(AT.T, (AT.T @ gp).reshape(a, m, -1))  # A dY A^T: (a, a, O n th tw)
-            return np.matmul(dm.reshape(a * a, geo.O, -1), v.transpose(0, 2, 1))  # (a^2, O, C)
+            dm = self._grad_transform(g[n0:n1], geo.Ho, geo.Wo)
+            return np.matmul(dm, v.transpose(0, 2, 1))  # (a^2, O, C)
 
         du = _total(_parallel(chunk, list(range(0, geo.N, step))))
         dw = np.einsum("ia,ijoc,jb->ocab", G, du.reshape(a, a, geo.O, geo.C), G, optimize=True)
