@@ -311,14 +311,13 @@ def _digits(run: Context, torch):
                                    "seconds_per_epoch": float(np.mean(result.epoch_seconds))})
     run.progress(total, total, "digits: done")
 
-    rows, confusion = {}, {}
+    rows, per_seed, confusion = {}, {}, {}
     for m in models:
-        row = {}
+        row, per_seed[m] = {}, {}
         for b in backends:
-            accs = [r["test_acc"][-1] for r in runs[m][b]]
+            accs = per_seed[m][b] = [r["test_acc"][-1] for r in runs[m][b]]
             mean, spread = _mean_spread(accs)
             row.update({f"{b}_test_accuracy_mean": mean, f"{b}_test_accuracy_spread": spread,
-                        f"{b}_test_accuracies": accs,
                         f"{b}_seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs[m][b]]))})
         matrix = np.zeros((10, 10), dtype=np.int64)
         for r, t in zip(runs[m]["nablab"], tests):
@@ -361,7 +360,8 @@ def _digits(run: Context, torch):
                   "the stratified 80/20 split, the weights and the batches",
         "float64_steps": steps if torch is not None else None,
         "float64_batch": p["digits_float64_batch"] if torch is not None else None,
-        "models": rows}
+        "models": rows,
+        "test_accuracy_per_seed": per_seed}
     return evidence, {"runs": runs, "tests": tests, "confusion": confusion}, None
 
 
