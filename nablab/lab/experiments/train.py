@@ -512,13 +512,13 @@ def _digits_misclassified_figure(run, result, count=8):
 
     runs, tests = result.digits_runs["runs"], result.digits_runs["tests"]
     model = "convnet" if "convnet" in runs else list(runs)[-1]
-    wrong = []
-    for r, t in zip(runs[model]["nablab"], tests):
-        for i in np.flatnonzero(r["predictions"] != t["y"]):
-            wrong.append((t["seed"], t["x"][i], int(t["y"][i]), int(r["predictions"][i])))
+    per_seed = [[(t["seed"], t["x"][i], int(t["y"][i]), int(r["predictions"][i]))
+                 for i in np.flatnonzero(r["predictions"] != t["y"])] for r, t in zip(runs[model]["nablab"], tests)]
+    wrong = [item for items in per_seed for item in items]
     if not wrong:
         return
-    shown = wrong[:count]
+    # the first errors of every seed in turn, so that each seed's test split shows
+    shown = [items[k] for k in range(max(map(len, per_seed))) for items in per_seed if k < len(items)][:count]
     fig, axes = plt.subplots(1, count, figsize=(9, 1.75), squeeze=False)
     for ax, item in zip(axes[0], shown + [None] * (count - len(shown))):
         ax.axis("off")
