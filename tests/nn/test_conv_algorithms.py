@@ -359,3 +359,28 @@ def test_chunks_on_two_threads_give_the_same_bits_as_one(name, monkeypatch):
             np.testing.assert_array_equal(one, two)
     with pytest.raises(ValueError, match="threads: expected a positive int, got 0"):
         ca.threads(0)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@settings(settings.get_profile("conv-algorithms"))
+@given(cfg=fast_configs(), seed=st.integers(0, 2**31 - 1))
+def test_float32_against_torch_in_float64_is_within_the_bound(name, cfg, seed):
+    x, w, _ = _arrays(cfg, seed, np.float32)
+    kw = _options(cfg)
+    with ca.use(name):
+        out, vjp = nb.vjp(lambda x, w: F.conv2d(x, w, **kw), x, w)
+        g = np.random.default_rng(seed + 4).standard_normal(out.shape).astype(np.float32)
+        dx, dw = vjp(g)
+    assert out.dtype == dx.dtype == dw.dtype == np.float32
+    t64 = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w)]
+    ref = torch.nn.functional.conv2d(*t64, **kw)
+    ref.backward(torch.tensor(g, dtype=torch.float64))
+    a64 = [torch.tensor(np.abs(a), dtype=torch.float64, requires_grad=True) for a in (x, w)]
+    scale = torch.nn.functional.conv2d(*a64, **kw)
+    scale.backward(torch.tensor(np.abs(g), dtype=torch.float64))
+    geo = _geometry(cfg)
+    for op, ours, exact, size in (("forward", out, ref.detach(), scale.detach()), ("input_grad", dx, t64[0].grad, a64[0].grad),
+                                  ("weight_grad", dw, t64[1].grad, a64[1].grad)):
+        used = name if name in ca.applicable(op, geo, np.float32) else "im2col"
+        bound = ca.FLOAT32_ERROR_BOUND[used] * max(float(size.max()), 1e-30)
+        assert np.max(np.abs(ours - exact.numpy())) <= bound, (op, used)
