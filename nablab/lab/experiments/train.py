@@ -273,7 +273,7 @@ def _digits(run: Context, torch):
     Returns ``(evidence, runs, None)``, or ``(None, {}, why)`` when scikit-learn is missing. Each seed
     draws the stratified split, the weights and the batches; PyTorch starts from nablab's weights.
     """
-    from nablab.train import Dataset, TrainConfig, load_dataset, train
+    from nablab.train import TrainConfig, load_dataset, train
 
     p = run.params
     seeds = [run.seed + i for i in range(p["digits_seeds"])]
@@ -459,7 +459,8 @@ def _digits_curves_figure(run, result):
     if with_torch:
         axes[2, 0].set_ylabel(r"$|\ell_{\mathrm{nablab}} - \ell_{\mathrm{PyTorch}}|$")
         axes[2, 0].legend(fontsize=6)
-    fig.suptitle(f"Handwritten digits as $3 \\times 32 \\times 32$ images: {len(d['seeds'])} seeds, float32", fontsize=10)
+    fig.suptitle(f"Handwritten digits as $3 \\times 32 \\times 32$ images: {len(d['seeds'])} seeds, float32",
+                 fontsize=10)
     fig.tight_layout()
     run.savefig(fig, "digits-curves", alt=(
         f"scikit-learn's handwritten digits, upsampled to 3 x 32 x 32, for the {', '.join(LABELS[m] for m in models)}"
@@ -469,7 +470,8 @@ def _digits_curves_figure(run, result):
         + _digits_accuracies(d["models"], with_torch) + "."
         + (" Bottom row: the absolute difference of nablab's and PyTorch's float32 losses at each step (log "
            "scale; exact zeros left out), from float32 rounding (dotted: float32's machine epsilon) growing "
-           "with training, at most " + ", ".join(f"{r['max_loss_difference_float32']:.1e}" for r in d["models"].values())
+           "with training, at most "
+           + ", ".join(f"{r['max_loss_difference_float32']:.1e}" for r in d["models"].values())
            + "." if with_torch else "")))
 
 
