@@ -46,7 +46,8 @@ conv_output_size = algorithms.output_size
 
 class _State(threading.local):
     keep = False  # the forward running now should keep its columns
-    saved = None  # (x, (algorithm, columns)) for the weight gradient running now
+    saved = None  # (x, (algorithm, columns)): kept columns, for the weight gradient running now
+    fused = None  # (g, (algorithm, tiles)): kept tiles, for the input gradient running now
 
 
 _state = _State()
@@ -88,6 +89,9 @@ def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     if g.shape != (geo.N, geo.O, geo.Ho, geo.Wo):
         raise ShapeError(f"conv_transpose2d: input has shape {g.shape}, expected {(geo.N, geo.O, geo.Ho, geo.Wo)} "
                          f"for output {tuple(x_shape)}")
+    fused = _state.fused
+    if fused is not None and fused[0] is g:  # the backward of a forward that kept its tiles
+        return algorithms.input_grad_with_kept(g, w, geo, fused[1])
     return algorithms.input_grad(g, w, geo)
 
 
@@ -114,10 +118,20 @@ def _conv_weight_vjp(g, ans, x, w, **k):
         _state.saved = previous
 
 
-conv.defvjp(
-    lambda g, ans, x, w, **k: conv_input_grad(g, w, shape_of(x), **k),
-    _conv_weight_vjp,
-)
+def _conv_input_vjp(g, ans, x, w, **k):
+    """The input's cotangent; with kept Winograd tiles the weight's comes from the same pass (see
+    :func:`nablab.nn.conv_algorithms.input_grad_with_kept`)."""
+    saved = algorithms.kept_for(ans, x)
+    if saved is None or not isinstance(g, np.ndarray):
+        return conv_input_grad(g, w, shape_of(x), **k)
+    previous, _state.fused = _state.fused, (g, saved)
+    try:
+        return conv_input_grad(g, w, shape_of(x), **k)
+    finally:
+        _state.fused = previous
+
+
+conv.defvjp(_conv_input_vjp, _conv_weight_vjp)
 conv.defjvp(
     lambda t, ans, x, w, **k: conv(t, w, **k),
     lambda t, ans, x, w, **k: conv(x, t, **k),

@@ -90,7 +90,8 @@ from numpy.lib.stride_tricks import as_strided
 from nablab.errors import ShapeError
 
 __all__ = [
-    "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "weight_grad",
+    "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "input_grad_with_kept",
+    "weight_grad",
     "applicable", "choose", "autotune", "threads", "is_autotuning", "use", "save_columns", "choices", "clear_choices", "calls",
 ]
 
@@ -587,8 +588,12 @@ class Winograd:
         dm = np.matmul(AT.T, (AT.T @ gp).reshape(a, m, -1))  # (a, a, O n th tw)
         return dm.reshape(a * a, O, -1)
 
-    def input_grad(self, g, w, geo):
-        """The adjoint of the forward: U^T dM per tile, then B dV B^T, the tiles added back where they overlap."""
+    def input_grad(self, g, w, geo, kept=None):
+        """The adjoint of the forward: U^T dM per tile, then B dV B^T, the tiles added back where they overlap.
+
+        With ``kept`` (the forward's transformed tiles) the weight gradient is computed in the same pass, from the
+        same dM while it is in cache: ``(dx, dw)`` is returned, ``dw`` the same bits as :meth:`weight_grad`'s.
+        """
         g, w = self._common(g, w)
         m, a = self.m, self.alpha
         BT = self._mats[g.dtype][0]
@@ -601,7 +606,9 @@ class Winograd:
         def chunk(n0):
             n1 = min(geo.N, n0 + step)
             n = n1 - n0
-            dv = np.matmul(ut, self._grad_transform(g[n0:n1], geo.Ho, geo.Wo))  # (a^2, C, n th tw)
+            dm = self._grad_transform(g[n0:n1], geo.Ho, geo.Wo)
+            du = None if kept is None else np.matmul(dm, kept[:, :, n0 * th * tw:n1 * th * tw].transpose(0, 2, 1))
+            dv = np.matmul(ut, dm)  # (a^2, C, n th tw)
             dd = np.matmul(BT.T, (BT.T @ dv.reshape(a, -1)).reshape(a, a, -1))  # B dV B^T: (a, a, C n th tw)
             dd = dd.reshape(a, a, geo.C, n, th, tw)
             # overlap-add: tile row i lands in block row t + i // m, row i % m within it (and so for columns)
@@ -613,14 +620,21 @@ class Winograd:
                     dxp[:, :, ti:ti + th, ri, tj:tj + tw, rj] += dd[i, j]
             dxp = dxp.reshape(geo.C, n, (th + 1) * m, (tw + 1) * m)
             dx[n0:n1] = dxp[:, :, ph:ph + geo.H, pw:pw + geo.W].transpose(1, 0, 2, 3)
+            return du
 
-        _parallel(chunk, list(range(0, geo.N, step)))
-        return dx
+        dus = _parallel(chunk, list(range(0, geo.N, step)))
+        if kept is None:
+            return dx
+        return dx, self._weight_from_transform(_total(dus), geo, g.dtype)
+
+    def _weight_from_transform(self, du, geo, dtype):
+        """G^T dU G: the weight gradient (O, C, 3, 3) from its Winograd-domain sum ``du`` (alpha^2, O, C)."""
+        a, G = self.alpha, self._mats[dtype][1]
+        dw = np.einsum("ia,ijoc,jb->ocab", G, du.reshape(a, a, geo.O, geo.C), G, optimize=True)
+        return np.ascontiguousarray(dw)
 
     def weight_grad(self, x, g, geo, saved=None):
         x, g = self._common(x, g)
-        a = self.alpha
-        G = self._mats[g.dtype][1]
         th, tw = self._tiles(geo.Ho, geo.Wo)
         step = self._images_per_chunk(geo.N, geo.C, geo.O, geo.Ho, geo.Wo, g.dtype.itemsize)
 
@@ -633,9 +647,7 @@ class Winograd:
             dm = self._grad_transform(g[n0:n1], geo.Ho, geo.Wo)
             return np.matmul(dm, v.transpose(0, 2, 1))  # (a^2, O, C)
 
-        du = _total(_parallel(chunk, list(range(0, geo.N, step))))
-        dw = np.einsum("ia,ijoc,jb->ocab", G, du.reshape(a, a, geo.O, geo.C), G, optimize=True)
-        return np.ascontiguousarray(dw)
+        return self._weight_from_transform(_total(_parallel(chunk, list(range(0, geo.N, step)))), geo, g.dtype)
 
 
 # --------------------------------------------------------------------------- FFT
@@ -951,6 +963,44 @@ def input_grad(g, w, geo):
     return _dispatch("input_grad", (g, w), geo, np.result_type(g, w))[1]
 
 
+class _Stash(threading.local):
+    entry = None  # (weakref to g, kept tiles, dw): a weight gradient computed with the input gradient
+
+
+_stash = _Stash()
+
+
+def input_grad_with_kept(g, w, geo, saved):
+    """The input gradient; when the forward kept Winograd tiles (``saved``) and Winograd is the input gradient's
+    algorithm too, the weight gradient for the same ``g`` is computed in the same pass and held until
+    :func:`weight_grad` asks for it (by identity of ``g`` and of the tiles; nothing else can match).
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> rng = np.random.default_rng(0)
+    >>> x, w, g = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 6, 6))
+    >>> geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    >>> with ca.use("winograd4"):
+    ...     _, saved = ca.forward(x, w, geo, keep=True)
+    ...     dx = ca.input_grad_with_kept(g, w, geo, saved)
+    ...     dw = ca.weight_grad(x, g, geo, saved=saved)     # computed in the input gradient's pass
+    ...     again = ca.weight_grad(x, g, geo, saved=saved)  # asked again: computed anew, the same bits
+    >>> bool(np.array_equal(dw, again))
+    True
+    >>> with ca.use("im2col"):
+    ...     bool(np.allclose(dw, ca.weight_grad(x, g, geo), rtol=1e-12, atol=1e-12))
+    True
+    """
+    name, tiles = saved
+    dtype = np.result_type(g, w)
+    if not name.startswith("winograd") or choose("input_grad", geo, dtype) != name:
+        return input_grad(g, w, geo)
+    _calls[("input_grad", name)] = _calls.get(("input_grad", name), 0) + 1
+    dx, dw = _IMPLEMENTATIONS[name].input_grad(g, w, geo, kept=tiles)
+    _stash.entry = (weakref.ref(g), tiles, dw)
+    return dx
+
+
 def weight_grad(x, g, geo, saved=None):
     """The adjoint of ``conv2d`` in its weight. With ``saved`` (``(algorithm, columns)`` from :func:`forward`)
     that algorithm runs on those columns; otherwise the chosen one.
@@ -963,6 +1013,11 @@ def weight_grad(x, g, geo, saved=None):
              [2., 3.]]]])
     """
     if saved is not None:
+        entry = _stash.entry
+        if entry is not None and entry[0]() is g and entry[1] is saved[1]:
+            _stash.entry = None
+            _calls[("weight_grad", saved[0])] = _calls.get(("weight_grad", saved[0]), 0) + 1
+            return entry[2]
         return _weight_grad_from_kept(x, g, geo, *saved)
     return _dispatch("weight_grad", (x, g), geo, np.result_type(x, g))[1]
 
