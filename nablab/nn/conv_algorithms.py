@@ -42,7 +42,8 @@ by up to 8 and divide by 24. The worst measured ratios were about 2e-7, 3e-7, 1e
 
 The choice. With :func:`autotune` on (the default), the first call of each map with a
 new shape, dtype and geometry runs every algorithm that applies, three times each
-(interleaved), and keeps the fastest by its best run (by a margin of 10% over im2col: ties go to im2col), as
+(interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
+from other processes would only add noise; wall-clock time on more) (by a margin of 10% over im2col: ties go to im2col), as
 ``torch.backends.cudnn.benchmark`` does; later calls reuse it (:func:`choices` lists them).
 Problems under 20 million multiply-adds (and anything while autotuning is off) use
 im2col without measuring. Results of different algorithms differ in the last bits, so
@@ -869,11 +870,14 @@ def _measure(op, key, candidates, args, geo, kwargs):
     """Run the candidates in turn, three rounds, and keep the fastest (im2col unless beaten by the margin) by its
     best round, so that a burst of load from other processes during one round does not decide: ``(name, result)``."""
     seconds, results = {}, {}
+    # On one thread the process's CPU time is the measure (other processes' load does not count); on more, the
+    # wall clock (CPU time would add the threads up and count BLAS threads that spin while they wait).
+    clock = time.process_time if _threads == 1 else time.perf_counter
     for _ in range(MEASURE_ROUNDS):
         for name in candidates:
-            start = time.perf_counter()
+            start = clock()
             result = _run(op, name, args, geo, **kwargs)
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if elapsed < seconds.get(name, np.inf):
                 seconds[name] = elapsed
             results[name] = result
