@@ -62,6 +62,12 @@ class BatchTensor(Tensor):
 
     It behaves as one example: ``shape`` and ``ndim`` are an example's, and every
     operation on it is batched.  Asking for its single NumPy value raises.
+
+    >>> import numpy as np, nablab as nb
+    >>> seen = []
+    >>> _ = nb.vmap(lambda x: seen.append((type(x).__name__, x.shape)) or x)(np.zeros((5, 2, 3)))
+    >>> seen
+    [('BatchTensor', (2, 3))]
     """
 
     __slots__ = ()
@@ -209,6 +215,10 @@ def _bind(prim, args, kwargs, level):
     if rule is None:
         rule = _generic_rule(prim)
     out = rule(prim, vals, batched, kwargs, size)
+    shape = core.shape_of(out)
+    if not shape or shape[0] != size:  # a rule that lost the batch would give wrong numbers
+        raise RuntimeError(f"vmap: the batching rule of {prim.name} returned shape {tuple(shape)}, which does "
+                           f"not start with the batch of {size}")
     return BatchTensor(out, level)
 
 
@@ -274,7 +284,18 @@ _RULES: dict = {}
 
 
 def register(prim, rule):
-    """Give ``prim`` a batching rule (see :data:`_RULES`); returns ``prim``."""
+    """Give ``prim`` a batching rule (see :data:`_RULES`); returns ``prim``.
+
+    >>> import numpy as np, nablab as nb
+    >>> from nablab.autodiff.core import primitive
+    >>> @primitive
+    ... def row_norms(x):                       # the norm of each row of a matrix
+    ...     return np.sqrt(np.sum(x * x, axis=-1))
+    >>> _ = nb.vmap.register(row_norms, lambda prim, vals, batched, kwargs, size: prim(vals[0]))
+    >>> nb.vmap(row_norms)(np.ones((2, 3, 4)))  # acts on the last axis: batched as it is
+    array([[2., 2., 2.],
+           [2., 2., 2.]])
+    """
     _RULES[prim] = rule
     return prim
 

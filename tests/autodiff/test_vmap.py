@@ -492,12 +492,19 @@ def test_a_wrong_rule_is_caught(monkeypatch):
     from nablab.numpy import reductions
 
     def wrong(prim, vals, batched, kwargs, size):
+        return prim(vals[0], axis=-1, keepdims=True)  # keeps the batch, sums the wrong axis
+
+    def loses_the_batch(prim, vals, batched, kwargs, size):
         return prim(vals[0], **kwargs)  # axis=(0,) now sums over the batch
 
-    monkeypatch.setitem(batching._RULES, reductions._sum_p, wrong)
     f, args, in_axes = CASES["sum_keep"]
+    monkeypatch.setitem(batching._RULES, reductions._sum_p, wrong)
     with pytest.raises(AssertionError):
         close(nb.vmap(f, in_axes=in_axes)(*args), loop(f, in_axes, args))
+    # a rule whose result does not start with the batch is refused by name at once
+    monkeypatch.setitem(batching._RULES, reductions._sum_p, loses_the_batch)
+    with pytest.raises(RuntimeError, match=r"batching rule of sum returned shape \(1, 2, 3\)"):
+        nb.vmap(f, in_axes=in_axes)(*args)
 
 
 #: x[index] with an integer index per example (a gather): (function of x and the index, x, index).
