@@ -24,7 +24,11 @@ What is timed (float32, both libraries given the same arrays):
 
 Every case runs ``--repeat`` times, interleaved between the libraries so a burst
 of load from other processes hits both; the headline is the minimum over runs
-(the median is in the JSON, with the load average before and after). nablab
+(the median is in the JSON, with the load average before and after). The CPU-time
+ratio (``CPU r.``, the process's CPU time per call, minimum over runs) is shown
+beside it: on one thread it is the better estimate of the wall-clock ratio on a
+quiet machine when other processes load this one (on two threads it adds the
+threads up, and counts BLAS and OpenMP threads that spin while they wait). nablab
 chooses each convolution's algorithm by measuring once per shape
 (:mod:`nablab.nn.conv_algorithms`); the warm-up call does that, and the chosen
 algorithm per map (forward, input gradient, weight gradient) is reported. Each
@@ -72,27 +76,31 @@ CONV_CASES = {"conv2d 32->64 @16x16": (32, 64, 16), "conv2d 3->32 @32x32": (3, 3
 STEP = "convnet step (batch 128)"
 
 
-def _time(fn, min_time=0.05):
-    """Mean seconds per call over enough calls to last ``min_time``."""
+def _time(fn, min_time=0.05, cpu=False):
+    """Mean seconds per call over enough calls to last ``min_time``; with ``cpu``, (wall, CPU) seconds."""
     fn()
-    n, total = 0, 0.0
+    n, total, total_cpu = 0, 0.0, 0.0
     while total < min_time:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         total += time.perf_counter() - start
+        total_cpu += time.process_time() - start_cpu
         n += 1
-    return total / n
+    return (total / n, total_cpu / n) if cpu else total / n
 
 
 def measure(pairs, repeat):
-    """``pairs``: name -> (nablab_fn, torch_fn). Interleaved runs; min and median per side."""
-    runs = {name: ([], []) for name in pairs}
+    """``pairs``: name -> (nablab_fn, torch_fn). Interleaved runs; min and median per side, wall and CPU time."""
+    runs = {name: ([], [], [], []) for name in pairs}
     for _ in range(repeat):
         for name, (ours, theirs) in pairs.items():
-            runs[name][0].append(_time(ours))
-            runs[name][1].append(_time(theirs))
+            for side, fn in ((0, ours), (1, theirs)):
+                wall, cpu = _time(fn, cpu=True)
+                runs[name][side].append(wall)
+                runs[name][side + 2].append(cpu)
     return {name: {"nablab_s": min(a), "torch_s": min(b), "nablab_median_s": statistics.median(a),
-                   "torch_median_s": statistics.median(b)} for name, (a, b) in runs.items()}
+                   "torch_median_s": statistics.median(b), "nablab_cpu_s": min(ac), "torch_cpu_s": min(bc)}
+            for name, (a, b, ac, bc) in runs.items()}
 
 
 def conv_case(n, c, o, size, rng):
@@ -274,6 +282,7 @@ def run_one(threads, repeat):
         results[name]["per_algorithm"] = per_algorithm(fn, check, geo, repeat, ops)
     for r in results.values():
         r["ratio"] = r["nablab_s"] / r["torch_s"]
+        r["cpu_ratio"] = r["nablab_cpu_s"] / r["torch_cpu_s"]
         r["target"] = TARGET
         r["meets_target"] = r["ratio"] <= TARGET
     return {
@@ -290,7 +299,7 @@ def table(doc, file=sys.stderr):
     print(f"threads: numpy BLAS {doc['threads']}, torch {doc['torch_num_threads']}; NumPy float32 GEMM 1024^3: "
           f"{doc['numpy_gemm_gflops_1024']:.1f} GFLOP/s; load {doc['load_average_before'][0]:.1f} -> "
           f"{doc['load_average_after'][0]:.1f}", file=file)
-    print(f"{'case':32} {'nablab ms':>10} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'of GEMM':>8} "
+    print(f"{'case':32} {'nablab ms':>10} {'torch ms':>9} {'ratio':>6} {'CPU r.':>6} {'GFLOP/s':>8} {'of GEMM':>8} "
           f"{'torch':>6}  algorithm (fwd/dx/dw)", file=file)
     for name, r in doc["cases"].items():
         extra = ""
@@ -299,8 +308,8 @@ def table(doc, file=sys.stderr):
             extra = (f" {r['gflops_nablab']:8.1f} {100 * r['fraction_of_numpy_gemm_1024']:7.0f}% "
                      f"{100 * r['torch_fraction_of_numpy_gemm_1024']:5.0f}%  {algos}")
         flag = "" if r["meets_target"] else "  > target"
-        print(f"{name:32} {1e3 * r['nablab_s']:10.2f} {1e3 * r['torch_s']:9.2f} {r['ratio']:6.2f}{extra}{flag}",
-              file=file)
+        print(f"{name:32} {1e3 * r['nablab_s']:10.2f} {1e3 * r['torch_s']:9.2f} {r['ratio']:6.2f} "
+              f"{r['cpu_ratio']:6.2f}{extra}{flag}", file=file)
     print("per algorithm forced (one forward+backward, or one training step): ms, peak MB, peak / im2col's", file=file)
     for name, r in doc["cases"].items():
         for algo, a in r.get("per_algorithm", {}).items():
