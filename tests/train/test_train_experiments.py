@@ -67,6 +67,9 @@ def test_train_cifar10_with_data_trains_the_problem_sets_three_models(tmp_path, 
     for row in cifar["models"].values():
         assert abs(row["nablab_test_accuracy"] - row["torch_test_accuracy"]) <= 0.05  # float32, same start
     assert "train.cifar10--cifar10.png" in record["figures"]
+    assert record["computed"]["digits"] is None                   # the digits stand in only until CIFAR-10 is there
+    assert "CIFAR-10 is on disk" in record["computed"]["digits_not_run"]
+    assert not [f for f in record["figures"] if "digits" in f]
 
 
 DIGITS_FIGURES = ["train.cifar10--digits-curves.png", "train.cifar10--digits-confusion.png",
