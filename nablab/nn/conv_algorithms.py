@@ -10,13 +10,14 @@ weight ``(O, C / groups, kh, kw)``):
 The algorithms:
 
 ``im2col``
-    Columns ``(groups, C/groups kh kw, N Ho Wo)`` from the input laid out channels-first,
-    then one GEMM for the whole batch. Any geometry. The deterministic default.
+    Columns ``(groups, C/groups kh kw, n Ho Wo)`` built from the input laid out
+    channels-first, then one GEMM, a cache-sized chunk of ``n`` images at a time (see
+    :data:`CHUNK_BYTES`). Any geometry. The deterministic default.
 ``im2col_per_image``
-    Columns ``(N, groups, C/groups kh kw, Ho Wo)`` and one GEMM per image (NumPy's
-    batched ``matmul``), which writes the output in its ``(N, O, Ho, Wo)`` layout with no
-    transpose. A 1x1 convolution with stride 1 and no padding needs no columns at all: the
-    input itself, reshaped, is the matrix (a view, no copy). Any geometry.
+    The same columns and one GEMM per image (NumPy's batched ``matmul`` over strided blocks
+    of them), which writes the output in its ``(N, O, Ho, Wo)`` layout with no transpose. A
+    1x1 convolution with stride 1 and no padding needs no columns at all: the input itself,
+    reshaped, is the matrix (a view, no copy). Any geometry.
 ``winograd2``, ``winograd4``
     Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) (Lavin & Gray, "Fast
     Algorithms for Convolutional Neural Networks", CVPR 2016): the input is cut into
@@ -25,7 +26,9 @@ The algorithms:
     2.25x (4x) fewer multiplications in the GEMMs than im2col. 3x3 kernels, stride 1,
     dilation 1, one group, floating point. The gradients are the algorithm's adjoints:
     ``B [U^T (A dY A^T)] B^T`` per tile, added back where tiles overlap, for the input, and
-    ``G^T [sum over tiles (A dY A^T) * (B^T d B)] G`` for the weight.
+    ``G^T [sum over tiles (A dY A^T) * (B^T d B)] G`` for the weight; when the forward kept
+    its tiles, both come from one pass over the output gradient
+    (:func:`input_grad_with_kept`).
 ``fft``
     Real FFTs of the padded input, the kernel and the output gradient on one grid of the
     padded input's size (rounded up to a 5-smooth length); products summed over channels
@@ -43,13 +46,18 @@ by up to 8 and divide by 24. The worst measured ratios were about 2e-7, 3e-7, 1e
 The choice. With :func:`autotune` on (the default), the first call of each map with a
 new shape, dtype and geometry runs every algorithm that applies, three times each
 (interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
-from other processes would only add noise; wall-clock time on more) (by a margin of 10% over im2col: ties go to im2col), as
-``torch.backends.cudnn.benchmark`` does; later calls reuse it (:func:`choices` lists them).
+from other processes would only add noise; wall-clock time on more); another algorithm
+must beat im2col by 10%. This is what ``torch.backends.cudnn.benchmark`` does; later calls
+reuse the choice (:func:`choices` lists them).
 Problems under 20 million multiply-adds (and anything while autotuning is off) use
 im2col without measuring. Results of different algorithms differ in the last bits, so
 for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
 environment variable ``NABLAB_CONV_AUTOTUNE=0`` before nablab is imported. :func:`use`
 forces one algorithm wherever it applies (im2col elsewhere).
+
+Threads. The chunks of images run on :func:`threads` threads at once (NumPy releases the
+GIL in the copies and products they are made of). The chunks, and so the results, do
+not depend on the thread count.
 
 Keeping columns. When the weight is being differentiated in reverse mode, the forward
 keeps what it computed from the input (the columns, Winograd's transformed tiles or the
@@ -92,8 +100,8 @@ from nablab.errors import ShapeError
 
 __all__ = [
     "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "input_grad_with_kept",
-    "weight_grad",
-    "applicable", "choose", "autotune", "threads", "is_autotuning", "use", "save_columns", "choices", "clear_choices", "calls",
+    "weight_grad", "applicable", "choose", "autotune", "is_autotuning", "use", "threads", "save_columns", "choices",
+    "clear_choices", "calls", "kept_bytes",
 ]
 
 #: Every algorithm's name, the default first.
