@@ -12,6 +12,8 @@ them under their old names (``nablab.arch.ShapeError`` is this ``ShapeError``).
 - :class:`DivergenceError` and its :class:`TrainingDiverged`: a run whose loss or
   parameters stopped being finite (or grew past a limit);
 - :class:`SpecError`, :class:`ExpressionError`: text that cannot be parsed, with a caret;
+  :class:`NoInputShapeError`: an architecture without an input shape;
+- :class:`ConfigFileError`: a settings file (``nablab train --config``) that cannot be used;
 - :class:`CheckpointError`, :class:`DataNotFoundError`, :class:`UnsafePickleError`:
   files that are missing, damaged or not what they claim.
 
@@ -29,7 +31,7 @@ import pickle
 
 __all__ = [
     "ShapeError", "InPlaceError", "TracedValueError", "BatchedValueError", "UnsupportedFunctionError", "GradcheckError",
-    "DivergenceError", "TrainingDiverged", "SpecError", "ExpressionError", "CheckpointError",
+    "DivergenceError", "TrainingDiverged", "SpecError", "NoInputShapeError", "ExpressionError", "CheckpointError", "ConfigFileError",
     "DataNotFoundError", "UnsafePickleError",
 ]
 
@@ -174,6 +176,52 @@ def _caret_line(text: str, column: int) -> str:
     start = max(0, col - 60)
     prefix = "..." if start else ""
     return f"  {prefix}{line[start:start + 120]}\n  {' ' * (len(prefix) + col - 1 - start)}^"
+
+
+class NoInputShapeError(ValueError):
+    """Neither an ``input`` layer nor an input shape: the message says how to give one.
+
+    ``from_spec`` tells a spec (which may start with ``input CxHxW``) from a model (which cannot);
+    :meth:`remedy` words the fix for a caller whose input shape goes by another name, such as
+    the command line's ``--input``.
+
+    >>> from nablab.arch import summary
+    >>> summary("conv3-64, fc-10")
+    Traceback (most recent call last):
+    ...
+    nablab.errors.NoInputShapeError: no input shape: start the spec with 'input CxHxW' or pass input_shape=
+    >>> try:
+    ...     summary("conv3-64, fc-10")
+    ... except NoInputShapeError as exc:
+    ...     print(exc.remedy("--input CxHxW"))
+    no input shape: start the spec with 'input CxHxW' or pass --input CxHxW
+    """
+
+    def __init__(self, from_spec: bool = True):
+        self.from_spec = from_spec
+        super().__init__(self.remedy("input_shape="))
+
+    def remedy(self, how: str) -> str:
+        """The message, with ``how`` as the way to pass an input shape."""
+        if self.from_spec:
+            return f"no input shape: start the spec with 'input CxHxW' or pass {how}"
+        return f"no input shape: pass {how} (a model has no input layer)"
+
+    def __reduce__(self):
+        return (NoInputShapeError, (self.from_spec,))
+
+
+class ConfigFileError(ValueError):
+    """A settings file that cannot be used: ``path``, ``line`` (or None) and ``key`` (or None) say where.
+
+    >>> from nablab.errors import ConfigFileError
+    >>> str(ConfigFileError("run.toml", "lr must be a number, got a string ('fast')", line=3, key="lr"))
+    "run.toml, line 3: lr must be a number, got a string ('fast')"
+    """
+
+    def __init__(self, path, message: str, line: int | None = None, key: str | None = None):
+        self.path, self.message, self.line, self.key = str(path), message, line, key
+        super().__init__(f"{self.path}{f', line {line}' if line else ''}: {message}")
 
 
 class SpecError(ValueError):

@@ -7,6 +7,8 @@ import html
 import io
 import textwrap
 
+from nablab.errors import NoInputShapeError
+
 from .propagate import input_state, propagate
 from .spec import Layer, parse_shape, parse_spec
 
@@ -171,38 +173,6 @@ class Summary:
         return ("<table>" + "<thead>" + tr(head, "th") + "</thead><tbody>"
                 + "".join(tr(r) for r in body) + "</tbody><tfoot>" + tr(foot, "th")
                 + "</tfoot></table>" + f"<p><small>{esc(self.notes)}</small></p>")
-
-
-class NoInputShapeError(ValueError):
-    """Neither an ``input`` layer nor an input shape: the message says how to give one.
-
-    ``from_spec`` tells a spec (which may start with ``input CxHxW``) from a model (which cannot);
-    :meth:`remedy` words the fix for a caller whose input shape goes by another name, such as
-    the command line's ``--input``.
-
-    >>> summary("conv3-64, fc-10")
-    Traceback (most recent call last):
-    ...
-    nablab.arch.summary.NoInputShapeError: no input shape: start the spec with 'input CxHxW' or pass input_shape=
-    >>> try:
-    ...     summary("conv3-64, fc-10")
-    ... except NoInputShapeError as exc:
-    ...     print(exc.remedy("--input CxHxW"))
-    no input shape: start the spec with 'input CxHxW' or pass --input CxHxW
-    """
-
-    def __init__(self, from_spec: bool = True):
-        self.from_spec = from_spec
-        super().__init__(self.remedy("input_shape="))
-
-    def remedy(self, how: str) -> str:
-        """The message, with ``how`` as the way to pass an input shape."""
-        if self.from_spec:
-            return f"no input shape: start the spec with 'input CxHxW' or pass {how}"
-        return f"no input shape: pass {how} (a model has no input layer)"
-
-    def __reduce__(self):
-        return (NoInputShapeError, (self.from_spec,))
 
 
 def resolve(spec_or_model, input_shape=None) -> tuple[list[Layer], tuple[int, ...]]:

@@ -24,24 +24,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import tomllib
 import types
 import typing
 from pathlib import Path
 
+from nablab.errors import ConfigFileError
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
 __all__ = ["ConfigFileError", "read_config_file"]
-
-
-class ConfigFileError(ValueError):
-    """A settings file that cannot be used: ``path``, ``line`` (or None) and ``key`` (or None) say where.
-
-    >>> str(ConfigFileError("run.toml", "lr must be a number, got a string ('fast')", line=3, key="lr"))
-    "run.toml, line 3: lr must be a number, got a string ('fast')"
-    """
-
-    def __init__(self, path, message: str, line: int | None = None, key: str | None = None):
-        self.path, self.message, self.line, self.key = str(path), message, line, key
-        super().__init__(f"{self.path}{f', line {line}' if line else ''}: {message}")
 
 
 def _fields():

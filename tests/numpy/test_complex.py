@@ -152,9 +152,11 @@ def _program(m, z, w):
 
 
 def _away_from_kinks(z, w):
-    """abs and angle have kinks at 0 (nablab's convention there is 0; autograd's is nan)."""
+    """abs and angle have kinks at 0 (nablab's convention there is 0; autograd's is nan); arcsinh's
+    derivative 1/sqrt(1 + w^2) is infinite at its branch points w = ±i (nan here, -inf+infj in autograd)."""
     a, b = _parts(onp, z, w)
-    return onp.min(onp.abs(a)) > 1e-3 and onp.min(onp.abs(b)) > 1e-3 and onp.min(onp.abs(z)) > 1e-3
+    return (onp.min(onp.abs(a)) > 1e-3 and onp.min(onp.abs(b)) > 1e-3 and onp.min(onp.abs(z)) > 1e-3
+            and onp.min(onp.abs(1 + w * w)) > 1e-3)
 
 
 @HYP
