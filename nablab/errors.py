@@ -185,7 +185,7 @@ class NoInputShapeError(ValueError):
     :meth:`remedy` words the fix for a caller whose input shape goes by another name, such as
     the command line's ``--input``.
 
-    >>> from nablab.arch import summary
+    >>> from nablab.arch.summary import summary
     >>> summary("conv3-64, fc-10")
     Traceback (most recent call last):
     ...

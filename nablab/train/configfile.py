@@ -16,7 +16,7 @@ TOML are refused with :class:`ConfigFileError`, which names the file, the line a
 >>> read_config_file(path)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-nablab.train.configfile.ConfigFileError: .../run.toml, line 2: unknown key 'hiden' (did you mean 'hidden'?); ...
+nablab.errors.ConfigFileError: .../run.toml, line 2: unknown key 'hiden' (did you mean 'hidden'?); ...
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def read_config_file(path) -> dict:
     >>> read_config_file(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    nablab.train.configfile.ConfigFileError: .../run.toml, line 2: lr must be a number, got a string ('fast')
+    nablab.errors.ConfigFileError: .../run.toml, line 2: lr must be a number, got a string ('fast')
     """
     from nablab.train.loop import TrainConfig
 
