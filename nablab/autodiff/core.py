@@ -259,6 +259,16 @@ def plain_value(x):
     return v if isinstance(v, Tensor) else np.asarray(v)
 
 
+def any_entry(mask) -> bool:
+    """Whether any entry of ``mask`` holds; inside ``vmap``, of any example (for a branch every example can take).
+
+    >>> import numpy as np
+    >>> any_entry(np.array([False, True]))
+    True
+    """
+    return bool(np.any(raw_value_of(mask)))
+
+
 def raw_value_of(x):
     """Strip every box, batch levels too: the NumPy array underneath (for dtype and storage)."""
     while isinstance(x, Tensor):

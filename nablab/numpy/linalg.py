@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, primitive, raw_value_of, shape_of, value_of
+from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, raw_value_of, shape_of, value_of
 from nablab.autodiff.dispatch import nondifferentiable, unbox_all
 from nablab.numpy.products import einsum, matmul, tensordot as _tensordot, cross as _cross
 from nablab.numpy.reductions import max as _max, min as _min, normalize_axis, sum as _sum
@@ -755,8 +755,8 @@ def _abs2(x):
 
 def _root_at_zero(s, root):
     """``root(s)`` with derivative 0 where ``s == 0`` (the norm of a zero vector)."""
-    zero = np.asarray(value_of(s)) == 0
-    if not zero.any():
+    zero = plain_value(s) == 0  # batched inside vmap
+    if not any_entry(zero):
         return root(s)
     return where(zero, 0.0, root(where(zero, 1.0, s)))
 

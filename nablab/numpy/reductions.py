@@ -23,7 +23,7 @@ import builtins
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, plain_value, primitive, shape_of, value_of
+from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy.rearrange import flip
 from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, getitem_p, moveaxis,
@@ -205,8 +205,8 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 def _safe_sqrt(v):
     # sqrt with derivative 0 (to every order) where v is exactly 0.
-    zero = np.asarray(value_of(v)) == 0
-    if not zero.any():
+    zero = plain_value(v) == 0  # batched inside vmap
+    if not any_entry(zero):
         return sqrt(v)
     return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
@@ -366,8 +366,8 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     a = _prepare(a, dtype, where, 1)
     axis = _axis_arg(axis, a)
     keepdims = bool(keepdims)
-    zero = np.asarray(value_of(a)) == 0
-    if isinstance(a, Tensor) and zero.any():
+    zero = plain_value(a) == 0  # batched inside vmap
+    if isinstance(a, Tensor) and any_entry(zero):
         nonzero_part = _prod_p(where_fill(a, ~zero, 1), axis=axis, keepdims=keepdims)
         result = nonzero_part * _prod_of_zeros(a, zero, axis, keepdims)
     else:
@@ -447,8 +447,8 @@ def cumprod(a, axis=None, dtype=None, out=None):
     """``np.cumprod``; exact derivatives at zeros (see the module's notes)."""
     _no_out("cumprod", out)
     a, axis = _cumulative_input(a, axis, dtype, "cumprod")
-    zero = np.asarray(value_of(a)) == 0
-    if isinstance(a, Tensor) and zero.any():
+    zero = plain_value(a) == 0  # batched inside vmap
+    if isinstance(a, Tensor) and any_entry(zero):
         return _cumprod_p(where_fill(a, ~zero, 1), axis) * _cumprod_of_zeros(a, zero, axis)
     return _cumprod_p(a, axis)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import value_of
+from nablab.autodiff.core import any_entry, plain_value, value_of
 from nablab.numpy.ufuncs_base import UfuncPrimitive, _is_complex, astype, ufunc_binary, ufunc_unary, where
 
 _LN2 = float(np.log(2.0))
@@ -49,8 +49,8 @@ def _power_dx(x, y):
     # y x^(y-1), taken as 0 where y == 0: x^0 = 1 is constant, also at x == 0.  There the
     # formula runs with y = 1 and is masked, so neither it nor its own derivatives (x^0
     # again) ever multiply 0 by inf: the derivative is 0 to every order.
-    zero = np.asarray(value_of(y)) == 0
-    if not zero.any():
+    zero = plain_value(y) == 0  # batched inside vmap
+    if not any_entry(zero):
         return y * x ** (y - 1)
     safe_y = where(zero, 1.0, y)
     return where(zero, 0.0, safe_y * x ** (safe_y - 1))
@@ -61,8 +61,8 @@ def _power_dy(x, ans):
     # complex result (negative base, complex exponent) needs the complex logarithm.
     if _is_complex(ans) and not _is_complex(x):
         x = x + 0j
-    zero = np.asarray(value_of(x)) == 0
-    if not zero.any():
+    zero = plain_value(x) == 0  # batched inside vmap
+    if not any_entry(zero):
         return log(x) * ans
     return where(zero, 0.0, log(where(zero, 1.0, x)) * ans)
 

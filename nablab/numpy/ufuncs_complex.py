@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, primitive, value_of
+from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.shape import as_array
 from nablab.numpy.ufuncs_base import _is_complex, imag_part, real_part, where
@@ -50,8 +50,8 @@ def _angle(z, deg=False):
 
 def _angle_derivative(z, deg):
     # angle = atan2(y, x): df/dx - i df/dy = (-y - i x)/|z|^2 = -i/z; 0 at z == 0 (as abs).
-    zero = np.asarray(value_of(z)) == 0
-    d = -1j / z if not zero.any() else where(zero, 0j, -1j / where(zero, 1.0, z))
+    zero = plain_value(z) == 0  # batched inside vmap
+    d = -1j / z if not any_entry(zero) else where(zero, 0j, -1j / where(zero, 1.0, z))
     return d * (180.0 / np.pi) if deg else d
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, plain_value, primitive, raw_value_of, value_of
+from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, raw_value_of, value_of
 from nablab.autodiff.dispatch import holds_traced, nondifferentiable, unbox_all
 from nablab.numpy.shape import as_array
 from nablab.numpy.ufuncs_base import (
@@ -59,8 +59,8 @@ def _abs_derivative(ans, x):
     # Real x: sign(x), 0 at 0.  Complex x: conj(x)/|x|, 0 at 0 (autograd's convention).
     if not _is_complex(x):
         return np.sign(value_of(x))
-    zero = np.asarray(value_of(ans)) == 0
-    if not zero.any():
+    zero = plain_value(ans) == 0  # batched inside vmap
+    if not any_entry(zero):
         return conj(x) / ans
     return where(zero, 0.0, conj(x) / where(zero, 1.0, ans))
 
@@ -90,8 +90,8 @@ def sign(x, **kwargs):
     x = as_array(x)
     if kwargs or not (_is_complex(x) and holds_traced([x])):
         return _sign_real(x, **kwargs)
-    zero = np.asarray(value_of(x)) == 0
-    if not zero.any():
+    zero = plain_value(x) == 0  # batched inside vmap
+    if not any_entry(zero):
         return x / abs(x)
     return where(zero, 0j, x / where(zero, 1.0, abs(x)))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import value_of
+from nablab.autodiff.core import any_entry, plain_value, value_of
 from nablab.numpy.ufuncs_arith import negative, sqrt
 from nablab.numpy.ufuncs_base import ufunc_binary, ufunc_unary, where
 
@@ -72,8 +72,8 @@ def _sinc_series_derivative(x):
 
 
 def _sinc_derivative(ans, x):
-    small = np.abs(np.asarray(value_of(x))) < _SINC_SMALL
-    if not small.any():
+    small = np.abs(plain_value(x)) < _SINC_SMALL  # batched inside vmap
+    if not any_entry(small):
         return (cos(np.pi * x) - ans) / x
     far = where(small, 1.0, x)
     return where(small, _sinc_series_derivative(x), (cos(np.pi * far) - sinc(far)) / far)
@@ -94,8 +94,8 @@ def _arctan2_derivative(x1, x2, wrt):
     # of x1^2 + x2^2); 0 at the origin, where the angle jumps (as abs'(0) = 0).
     r = hypot(x1, x2)
     num = x2 if wrt == 0 else negative(x1)
-    zero = np.asarray(value_of(r)) == 0
-    if not zero.any():
+    zero = plain_value(r) == 0  # batched inside vmap
+    if not any_entry(zero):
         return num / r / r
     safe = where(zero, 1.0, r)
     return where(zero, 0.0, num / safe / safe)
@@ -114,8 +114,8 @@ atan2 = arctan2
 
 def _hypot_derivative(ans, x):
     # x / hypot, 0 at the origin (the kink of sqrt(x1^2 + x2^2), as abs'(0) = 0).
-    zero = np.asarray(value_of(ans)) == 0
-    if not zero.any():
+    zero = plain_value(ans) == 0  # batched inside vmap
+    if not any_entry(zero):
         return x / ans
     return where(zero, 0.0, x / where(zero, 1.0, ans))
 

@@ -167,9 +167,9 @@ def _float_args(args, in_axes):
     return [i for i, (a, ax) in enumerate(zip(args, in_axes)) if ax is not None]
 
 
-#: Functions whose code branches on a plain array (exact derivatives at zeros: ``zero.any()``):
-#: under vmap they run example by example, with a warning; still exact.
-LOOPED = {"prod", "cumprod", "norm"}
+#: Cases that must run example by example (none: every case here has a rule; see
+#: test_exact_zeros_of_prod_run_example_by_example for one that loops).
+LOOPED = set()
 
 
 def _loops_used():
@@ -593,3 +593,22 @@ def test_convolutions_and_pooling_per_example(kw, pool):
     jv = lambda w, x, t: nb.jvp(lambda v: f(v, x), (w,), (t,))[1]  # noqa: E731
     close(nb.vmap(jv, in_axes=(None, 0, 0))(W, X, Ws), loop(jv, (None, 0, 0), [W, X, Ws]), 1e-10)
     assert _loops_used() == before
+
+
+def test_exact_zeros_of_prod_run_example_by_example():
+    """prod and cumprod take a special path (exact derivatives) when an entry is 0; that path is
+    NumPy code, so with a zero in some example vmap runs the function example by example and says so."""
+    x = P(B, 3)
+    x[1, 2] = 0.0
+    for f in (lambda v: nb.prod(v), lambda v: nnp.cumprod(v)):
+        g = nb.grad(lambda v: nb.sum(f(v)))
+        before = _loops_used()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            close(nb.vmap(f)(x), loop(f, (0,), [x]))
+            close(nb.vmap(g)(x), loop(g, (0,), [x]))
+        assert _loops_used() > before
+        x_nonzero = P(B, 3)
+        before = _loops_used()
+        close(nb.vmap(g)(x_nonzero), loop(g, (0,), [x_nonzero]))
+        assert _loops_used() == before  # no zero anywhere: batched
