@@ -612,3 +612,15 @@ def test_exact_zeros_of_prod_run_example_by_example():
         before = _loops_used()
         close(nb.vmap(g)(x_nonzero), loop(g, (0,), [x_nonzero]))
         assert _loops_used() == before  # no zero anywhere: batched
+
+
+def test_vmap_on_the_imperative_tape():
+    """Tensors with requires_grad=True go through vmap and .backward() reaches them."""
+    w = nb.tensor(np.ones(3), requires_grad=True)
+    out = nb.vmap(lambda x: nb.sum(nb.tanh(x * w)))(X)
+    assert out.requires_grad
+    nb.sum(out).backward()
+    close(w.grad, np.sum(X * (1 - np.tanh(X) ** 2), axis=0))
+    xt = nb.tensor(X, requires_grad=True)
+    nb.sum(nb.vmap(lambda col: nb.sum(col ** 2), in_axes=1)(xt)).backward()
+    close(xt.grad, 2 * X)
