@@ -822,14 +822,18 @@ vmap.__doc__ = """Vectorize ``f`` over an axis of its arguments: ``vmap(f)(xs)[i
 tuple with one entry per positional argument, each an int, ``None`` (not mapped:
 the same value for every example) or a tree (dict/list/tuple) of them matching
 that argument's structure.  ``out_axes`` places the batch axis in the outputs the
-same way (``None`` for an output that does not depend on the batch).  Keyword
-arguments are passed unmapped.  Every mapped axis must have the same length
-(``axis_size`` gives it when no argument is mapped).
+same way (``None`` for an output that does not depend on the batch; an output
+that does not depend on it but has an axis is repeated along it).  Keyword
+arguments are passed unmapped, as in ``torch.func.vmap`` (JAX maps them along
+axis 0).  Every mapped axis must have the same length (``axis_size`` gives it when
+no argument is mapped).
 
-No Python loop runs over the batch: each primitive has a batching rule (see
-:func:`nablab.autodiff.batching.missing_rules` for those that fall back to a
-loop, with a warning).  ``vmap`` nests with ``grad``, ``jvp``, ``vjp``,
-``jacrev``, ``jacfwd``, ``hessian`` and itself in any order.
+No Python loop runs over the batch: each primitive has a batching rule.  Where
+one is missing (``vmap.missing_rules()`` lists those primitives), or a function
+needs a plain array of a batched value, ``vmap`` runs that part example by
+example, correctly, and warns once naming it (``vmap.fallbacks_used()`` counts
+them); ``vmap.register(prim, rule)`` adds a rule.  ``vmap`` nests with ``grad``,
+``jvp``, ``vjp``, ``jacrev``, ``jacfwd``, ``hessian`` and itself in any order.
 
 >>> import numpy as np, nablab as nb
 >>> w = np.array([1.0, -1.0])
