@@ -57,11 +57,10 @@ def _torch_threads(torch, n):
 
 
 def _log_axis(ax):
-    from matplotlib.ticker import FormatStrFormatter
+    from nablab.train.plots import plain_log_ticks
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    plain_log_ticks(ax.yaxis)   # 0.1, 1, 10 (not 10^0); powers of ten only over many decades
 
 
 # --------------------------------------------------------------------------- train.cifar10
