@@ -68,17 +68,18 @@ def _reverse_recorded(w):
 class _ConvPrimitive(Primitive):
     """``conv``: a primitive that tells its forward whether the weight's gradient will be asked for."""
 
-    def __call__(self, x, w, **kwargs):
+    def __call__(self, x, w, *bias, **kwargs):
         previous, _state.keep = _state.keep, _reverse_recorded(w) and algorithms.save_columns()
         try:
-            return bind(self, (x, w), kwargs)
+            return bind(self, (x, w) + bias, kwargs)
         finally:
             _state.keep = previous
 
 
-def _conv(x, w, stride, padding, dilation, groups):
+def _conv(x, w, bias=None, *, stride, padding, dilation, groups):
+    """The cross-correlation of ``x`` and ``w``, plus ``bias`` (O,) per channel when given (added in place)."""
     geo = algorithms.geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
-    out, saved = algorithms.forward(x, w, geo, keep=_state.keep)
+    out, saved = algorithms.forward(x, w, geo, keep=_state.keep, bias=bias)
     if saved is not None:
         algorithms.keep_for(out, x, *saved)
     return out
@@ -106,7 +107,7 @@ conv_input_grad = Primitive(_conv_input_grad, name="conv_transpose2d")
 conv_weight_grad = Primitive(_conv_weight_grad, name="conv2d_weight_grad")
 
 
-def _conv_weight_vjp(g, ans, x, w, **k):
+def _conv_weight_vjp(g, ans, x, w, *_, **k):
     """The weight's cotangent, from the columns the forward kept for ``ans`` when there are any."""
     saved = algorithms.kept_for(ans, x)
     if saved is None:
@@ -118,7 +119,7 @@ def _conv_weight_vjp(g, ans, x, w, **k):
         _state.saved = previous
 
 
-def _conv_input_vjp(g, ans, x, w, **k):
+def _conv_input_vjp(g, ans, x, w, *_, **k):
     """The input's cotangent; with kept Winograd tiles the weight's comes from the same pass (see
     :func:`nablab.nn.conv_algorithms.input_grad_with_kept`)."""
     saved = algorithms.kept_for(ans, x)
@@ -131,10 +132,11 @@ def _conv_input_vjp(g, ans, x, w, **k):
         _state.fused = previous
 
 
-conv.defvjp(_conv_input_vjp, _conv_weight_vjp)
+conv.defvjp(_conv_input_vjp, _conv_weight_vjp, lambda g, ans, x, w, b, **k: ops.sum(g, axis=(0, 2, 3)))
 conv.defjvp(
-    lambda t, ans, x, w, **k: conv(t, w, **k),
-    lambda t, ans, x, w, **k: conv(x, t, **k),
+    lambda t, ans, x, w, *_, **k: conv(t, w, **k),
+    lambda t, ans, x, w, *_, **k: conv(x, t, **k),
+    lambda t, ans, x, w, b, **k: ops.reshape(t, (1, -1, 1, 1)),
 )
 conv_input_grad.defvjp(
     lambda h, ans, g, w, x_shape, **k: conv(h, w, **k),

@@ -947,9 +947,10 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
     return _measure("weight_grad", key, list(_SHARED_COLUMNS), (x, g), geo, dict(saved=columns))[1]
 
 
-def forward(x, w, geo, keep=False):
+def forward(x, w, geo, keep=False, bias=None):
     """``conv2d(x, w)`` by the chosen algorithm: ``(out, saved)``; with ``keep``, ``saved`` is
-    ``(algorithm, columns)`` for :func:`weight_grad`, else None.
+    ``(algorithm, columns)`` for :func:`weight_grad`, else None. A ``bias`` of shape (O,) and of the result's
+    dtype is added in place (no second output array).
 
     >>> import numpy as np
     >>> from nablab.nn import conv_algorithms as ca
@@ -958,7 +959,13 @@ def forward(x, w, geo, keep=False):
     array([[[[4., 4.],
              [4., 4.]]]])
     """
-    name, (out, columns) = _dispatch("forward", (x, w), geo, np.result_type(x, w), keep=keep)
+    dtype = np.result_type(x, w)
+    if bias is not None and (bias.shape != (geo.O,) or bias.dtype != dtype):
+        raise ShapeError(f"conv2d: the bias must have shape ({geo.O},) and dtype {dtype}, got shape {bias.shape} "
+                         f"and dtype {bias.dtype}")
+    name, (out, columns) = _dispatch("forward", (x, w), geo, dtype, keep=keep)
+    if bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
     return out, ((name, columns) if keep and columns is not None else None)
 
 

@@ -92,10 +92,21 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding, extra = _resolve_padding(padding, kernel, dilation, stride, "conv2d")
     if extra is not None:
         x = ops.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
-    out = conv(x, weight, stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+    if bias is not None and _fusable_bias(x, weight, bias):  # added inside the convolution, chunk by chunk
+        return conv(x, weight, bias, **options)
+    out = conv(x, weight, **options)
     if bias is not None:
         out = out + ops.reshape(bias, (1, -1, 1, 1))
     return out
+
+
+def _fusable_bias(x, weight, bias):
+    """A bias of shape (O,) and the dtype the convolution's result has: it can be added inside the convolution."""
+    b, xv, wv = value_of(bias), value_of(x), value_of(weight)
+    if not all(isinstance(a, np.ndarray) for a in (b, xv, wv)):
+        return False
+    return b.shape == (wv.shape[0],) and b.dtype == np.result_type(xv, wv) and b.dtype.kind == "f"
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

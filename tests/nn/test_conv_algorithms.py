@@ -113,14 +113,17 @@ def test_reverse_mode_matches_torch(name, cfg, seed):
 def test_forward_mode_matches_torch(name, cfg, seed):
     x, w, b = _arrays(cfg, seed)
     rng = np.random.default_rng(seed + 2)
-    tx, tw = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    tx, tw, tb = rng.standard_normal(x.shape), rng.standard_normal(w.shape), rng.standard_normal(b.shape)
     kw = _options(cfg)
     with ca.use(name):
-        out, tangent = nb.jvp(lambda x, w: F.conv2d(x, w, b, **kw), (x, w), (tx, tw))
-    ref, ref_tangent = torch.func.jvp(lambda x, w: torch.nn.functional.conv2d(x, w, torch.tensor(b), **kw),
-                                      (torch.tensor(x), torch.tensor(w)), (torch.tensor(tx), torch.tensor(tw)))
+        out, tangent = nb.jvp(lambda x, w, b: F.conv2d(x, w, b, **kw), (x, w, b), (tx, tw, tb))
+        _, bias_only = nb.jvp(lambda b: F.conv2d(x, w, b, **kw), (b,), (tb,))
+    ref, ref_tangent = torch.func.jvp(lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw),
+                                      (torch.tensor(x), torch.tensor(w), torch.tensor(b)),
+                                      (torch.tensor(tx), torch.tensor(tw), torch.tensor(tb)))
     np.testing.assert_allclose(out, ref.numpy(), **TOL)
     np.testing.assert_allclose(tangent, ref_tangent.numpy(), **TOL)
+    np.testing.assert_allclose(bias_only, np.broadcast_to(tb[None, :, None, None], out.shape), **TOL)
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
@@ -158,6 +161,8 @@ def test_second_order_matches_torch(name):
 
     with ca.use(name):
         assert nb.gradcheck(loss, x, w, order=2)
+        b = rng.standard_normal(4)  # the bias added inside the convolution, to second order
+        assert nb.gradcheck(lambda x, w, b: nb.sum(nb.tanh(F.conv2d(x, w, b, padding=1)) ** 2), x, w, b, order=2)
         hv = nb.jvp(nb.grad(loss, argnums=(0, 1)), (x, w), (vx, vw))[1]
         hh = nb.grad(lambda w: nb.sum(nb.grad(loss, argnums=1)(x, w) ** 2))(w)  # reverse over reverse
 
