@@ -372,7 +372,13 @@ def _curves_figure(run, curves, rows, dataset_name, name):
 
     models = list(curves)
     with_torch = all(curves[m]["torch"] is not None for m in models)
-    fig, axes = plt.subplots(1, len(models) + 1, figsize=(4.2 * (len(models) + 1), 3.6))
+    # At most three panels a row, 9 inches wide: the page shows it at its own size.
+    ncols = min(3, len(models) + 1)
+    nrows = -(-(len(models) + 1) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(9, 3.0 * nrows), squeeze=False)
+    axes = list(grid.flat)[:len(models) + 1]
+    for ax in list(grid.flat)[len(models) + 1:]:
+        ax.set_visible(False)
     for ax, m in zip(axes, models):
         a, b = curves[m]["nablab"], curves[m]["torch"]
         ax.plot(np.arange(1, len(a) + 1), a, lw=1.6, label="nablab")
@@ -382,7 +388,8 @@ def _curves_figure(run, curves, rows, dataset_name, name):
         ax.set_xlabel("step")
         _log_axis(ax)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("training loss (batch)")
+    for row in grid:
+        row[0].set_ylabel("training loss (batch)")
     ax = axes[-1]
     xs = np.arange(len(models))
     width = 0.4 if with_torch else 0.6
