@@ -1125,6 +1125,14 @@ class NonuniformSGD:
     J_se: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
     J_exact: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
     q_star: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    # MNIST-1D, softmax regression: per-example gradient norms by vmap(grad), at 0 and after GD
+    mnist1d_examples: int
+    mnist1d_loss: float                  # mean cross-entropy after the GD steps
+    mnist1d_norm_median: float           # median per-example gradient norm after the GD steps
+    mnist1d_norm_max_over_median: float
+    mnist1d_norms_start: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    mnist1d_norms_end: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
+    mnist1d_lipschitz: np.ndarray = field(repr=False, metadata=FIGURE_DATA)
 
     def summary(self) -> str:
         return (
@@ -1144,7 +1152,9 @@ class NonuniformSGD:
             f"{self.probes} random $\\theta$ per instance, and $E[B] \\leq 4 \\alpha^2 \\lambda_{{\\max}} R^2 J$ "
             f"{'holds' if self.b_term_bound_with_4 else 'fails'}; without the factor 4, "
             f"$E[B] \\leq \\alpha^2 \\lambda_{{\\max}} (\\max \\|x_i\\|^2) J$ fails on {self.b_failures} of {self.instances} instances (worst ratio "
-            f"{self.b_ratio.max():.2f})."
+            f"{self.b_ratio.max():.2f}). On the {self.mnist1d_examples} MNIST-1D training signals, softmax "
+            f"regression's per-example gradient norms (one vmap of grad) have median {self.mnist1d_norm_median:.3g} and "
+            f"reach {self.mnist1d_norm_max_over_median:.2f} times it: the spread non-uniform sampling exploits."
         )
 
 
@@ -1170,6 +1180,44 @@ def per_example_checks(run, X, y, thetas, two_R2):
     run.check(L_gap < 1e-12 and np.allclose(lipschitz.max(axis=1), two_R2, rtol=1e-12, atol=0),
               f"per-example Lipschitz constants from nb.vmap(nb.hessian) differ from 2 ||x_i||^2 by {L_gap:.3g} "
               "(relative; limit 1e-12), or their maximum from 2 R^2")
+
+
+def mnist1d_gradient_norms(run, steps=100, lr=0.5, check=8):
+    """Per-example gradient norms of softmax regression on the MNIST-1D training set, by ``vmap(grad)``.
+
+    The model (40 inputs, 10 classes, a bias) starts at 0 and takes ``steps`` full-batch
+    gradient steps of size ``lr`` (deterministic); at the start and at the end every
+    example's gradient of its own cross-entropy comes from one ``nb.vmap(nb.grad(...))``,
+    and the first ``check`` examples are checked against ``nb.grad`` one at a time. Also
+    returns each example's Lipschitz bound ``(||x_i||^2 + 1) / 2`` (the largest eigenvalue of
+    ``diag(p) - p p^T`` is at most 1/2), the constants a non-uniform sampler would use.
+    """
+    from nablab.data import load_mnist1d
+
+    data = load_mnist1d()
+    X, y = np.asarray(data["x_train"], dtype=np.float64), np.asarray(data["y_train"])
+
+    def loss_i(params, x, label):
+        return -nb.log_softmax(x @ params["W"] + params["b"])[label]
+
+    per_example = nb.vmap(nb.grad(loss_i), in_axes=(None, 0, 0))
+    mean_loss = lambda params: nb.mean(nb.vmap(loss_i, in_axes=(None, 0, 0))(params, X, y))  # noqa: E731
+
+    def norms(params):
+        g = per_example(params, X, y)
+        for i in range(check):
+            one = nb.grad(loss_i)(params, X[i], y[i])
+            gap = max(float(np.max(np.abs(g[k][i] - one[k]))) for k in one)
+            run.check(gap < 1e-12, f"vmap(grad) of example {i} differs from grad by {gap:.3g} (limit 1e-12)")
+        return np.sqrt(np.sum(g["W"] ** 2, axis=(1, 2)) + np.sum(g["b"] ** 2, axis=1))
+
+    params = {"W": np.zeros((X.shape[1], 10)), "b": np.zeros(10)}
+    at_start = norms(params)
+    step = nb.grad(mean_loss)
+    for _ in range(steps):
+        g = step(params)
+        params = {k: params[k] - lr * g[k] for k in params}
+    return at_start, norms(params), (np.sum(X ** 2, axis=1) + 1.0) / 2.0, float(mean_loss(params))
 
 
 @compute("optim.nonuniform-sgd")
@@ -1268,6 +1316,7 @@ def nonuniform_sgd(run: Context) -> NonuniformSGD:
     run.check(gap < 1e-12, f"the batched sampled gradient differs from nablab.grad of the loss by {gap:.3g} "
                            "(relative; limit 1e-12)")
     per_example_checks(run, X, y, theta_star + probes[:, 0], 2.0 * R2)
+    norms_start, norms_end, lipschitz, mnist_loss = mnist1d_gradient_norms(run)
     # The exact one-step factor is an upper bound for every direction: the exact E[J_k] can never beat q*^k.
     run.check(bool(np.all(J_exact[1:] <= q_star[None, :] ** np.arange(1, steps + 1)[:, None] * J0 * (1 + 1e-6))),
               "the exact E[J_k] exceeds q*^k J_0, the worst one-step factor applied k times")
@@ -1288,6 +1337,9 @@ def nonuniform_sgd(run: Context) -> NonuniformSGD:
         identity_gap=max(J_identity), probes=n_probes, b_ratio=np.array(ratio),
         b_failures=int(sum(not v for v in B_as_written)), gradient_gap=gap,
         distance_band=dist, J_mean=J_mean, J_se=J_se, J_exact=J_exact, q_star=q_star,
+        mnist1d_examples=len(norms_end), mnist1d_loss=mnist_loss, mnist1d_norm_median=float(np.median(norms_end)),
+        mnist1d_norm_max_over_median=float(norms_end.max() / np.median(norms_end)),
+        mnist1d_norms_start=norms_start, mnist1d_norms_end=norms_end, mnist1d_lipschitz=lipschitz,
     )
 
 
@@ -1344,3 +1396,31 @@ def nonuniform_figure(result: NonuniformSGD, run: Context) -> None:
         "instance, all on or above the identity line. Bottom right: the worst "
         f"$E[B] / (\\alpha^2 \\lambda_{{\\max}} R^2 J)$ per instance, between "
         f"{r.b_ratio.min():.2f} and {r.b_ratio.max():.2f}: above 1 and at most 4."))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax = axes[0]
+    bins = np.geomspace(min(r.mnist1d_norms_start.min(), r.mnist1d_norms_end.min()),
+                        max(r.mnist1d_norms_start.max(), r.mnist1d_norms_end.max()), 50)
+    ax.hist(r.mnist1d_norms_start, bins=bins, color="C0", alpha=0.6, label="at 0")
+    ax.hist(r.mnist1d_norms_end, bins=bins, color="C1", alpha=0.6,
+            label=f"after gradient descent (loss {r.mnist1d_loss:.2f})")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"per-example gradient norm $\|\nabla f_i\|$")
+    ax.set_ylabel("examples")
+    ax.set_title(f"MNIST-1D, softmax regression: {r.mnist1d_examples} per-example\ngradient norms (vmap of grad)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.hist(r.mnist1d_lipschitz, bins=50, color="C2")
+    ax.axvline(np.mean(r.mnist1d_lipschitz), color="k", lw=0.8, ls="--",
+               label="mean: the constant of sampling with $p_i \\propto L_i$")
+    ax.axvline(np.max(r.mnist1d_lipschitz), color="C3", lw=0.8, label="max: the constant of uniform sampling")
+    ax.set_xlabel(r"Lipschitz bound $L_i = (\|x_i\|^2 + 1)/2$")
+    ax.set_ylabel("examples")
+    ax.set_title("Per-example Lipschitz bounds: sampling with $p_i \\propto L_i$\npays their mean, not their max")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    run.savefig(fig, "mnist1d-gradient-norms", alt=(
+        f"Left: histograms of the {r.mnist1d_examples} per-example gradient norms of softmax regression on "
+        "MNIST-1D, at 0 and after gradient descent, on a log axis; after it the median is "
+        f"{r.mnist1d_norm_median:.3g} and the largest {r.mnist1d_norm_max_over_median:.2f} times it. Right: the "
+        f"histogram of the per-example Lipschitz bounds $L_i$, mean {np.mean(r.mnist1d_lipschitz):.3g} and "
+        f"max {np.max(r.mnist1d_lipschitz):.3g}."))
