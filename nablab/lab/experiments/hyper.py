@@ -445,7 +445,7 @@ class MemoryVsSteps:
     loglog_slope: dict
     growth_laws: dict                # mode -> law (every mode, classified as the slots are)
     fit_r2: dict                     # mode -> law -> R^2 of bytes = c0 + c1 f(t)
-    reverse_fit: dict                # bytes = c0 + c1 t: c0, c1, R^2, c1 per parameter
+    reverse_fit: dict                # bytes = c0 + c1 t: c0, c1, r_squared, c1_per_parameter
     reversible_bits: list            # stored bits per parameter and step, per step count
     log2_inverse_momentum: float
     agreement: dict                  # max relative difference of each mode's dL_t/deta with the reference
@@ -458,7 +458,7 @@ class MemoryVsSteps:
             f"{', '.join(map(str, self.steps))}: computing $L_t$ alone takes {law['forward pass']} memory "
             f"(x{g['forward pass']:.3f} over the range); $dL_t/d\\eta$ by forward mode {law['forward mode']} "
             f"(x{g['forward mode']:.3f}); by reverse mode {law['reverse mode']}, {fit['c1'] / 1024:.1f} KiB per step "
-            f"({fit['c1 per parameter']:.1f} bytes per parameter per step, $R^2$ = {fit['R^2']:.4f}), "
+            f"({fit['c1_per_parameter']:.1f} bytes per parameter per step, $R^2$ = {fit['r_squared']:.4f}), "
             f"x{g['reverse mode']:.1f} from $t$ = {self.steps[0]} to {self.steps[-1]}. Checkpointing every "
             f"$\\operatorname{{ceil}}(\\sqrt{{t}})$ steps: {law['checkpointed']} (log-log slope "
             f"{self.loglog_slope['checkpointed']:.2f}); "
@@ -514,7 +514,7 @@ def memory_vs_steps(run: Context) -> MemoryVsSteps:
         peak_mib={m: [round(v / 2**20, 4) for v in table[m]] for m in MEMORY_MODES},
         growth=growth, loglog_slope={m: loglog_slope(s, table[m]) for m in MEMORY_MODES},
         growth_laws=laws, fit_r2=r2,
-        reverse_fit={"c0": c0, "c1": c1, "R^2": rev_r2, "c1 per parameter": c1 / d},
+        reverse_fit={"c0": c0, "c1": c1, "r_squared": rev_r2, "c1_per_parameter": c1 / d},
         reversible_bits=[f["bits per parameter and step"] for f in extra["reversible"]],
         log2_inverse_momentum=math.log2(1 / momentum), agreement=agreement)
 
@@ -615,11 +615,11 @@ class LongHorizon:
             f"at {ls['stable']['eta / eta_crit']:g} x the critical rate and from {hu[0]:.2g} to {hu[1]:.2g} at "
             f"{ls['unstable']['eta / eta_crit']:g} x, by the factor $\\max_i |1 - 2\\eta\\lambda_i/n|^2$ per step the "
             "closed "
-            f"form predicts ({ls['unstable']['predicted factor per step']:.4g} there). On the double well GD at "
-            f"$\\eta$ = {wc['eta']:g} keeps the loss at most {wc['largest loss after 20 steps']:.3g} after 20 steps "
+            f"form predicts ({ls['unstable']['predicted_factor_per_step']:.4g} there). On the double well GD at "
+            f"$\\eta$ = {wc['eta']:g} keeps the loss at most {wc['largest_loss_after_20_steps']:.3g} after 20 steps "
             f"while $|dL_t/d\\eta|$ reaches {wc['|dL/deta| at t = 1 and T'][1]:.1e}, growing at "
-            f"{wc['fitted growth rate of log|dL/deta| per step']:.3f} per step against a Lyapunov exponent of "
-            f"{wc['Lyapunov exponent']:.3f}. So hypergradients "
+            f"{wc['hypergradient_growth_rate']:.3f} per step against a Lyapunov exponent of "
+            f"{wc['lyapunov_exponent']:.3f}. So hypergradients "
             + ("vanish" if self.hypergradient_vanishes else "do not vanish") + " at small rates and "
             + ("explode" if self.hypergradient_explodes else "do not explode") + " at large ones."
         )
@@ -654,8 +654,8 @@ def long_horizon(run: Context) -> LongHorizon:
         quad[name] = {"eta": eta, "eta / eta_crit": mult, "|dL/deta| at t = 1 and T": [abs(h[0]), abs(h[-1])],
                       "forward mode vs closed form (max abs error / max |dL/deta|)": fwd_err,
                       "library reverse mode at T/4 vs forward (rel)": lib_err,
-                      "predicted factor per step": predicted, "factor per step fitted to forward mode": measured,
-                      "factor fitted to the closed form": fitted}
+                      "predicted_factor_per_step": predicted, "fitted_factor_per_step": measured,
+                      "closed_form_factor_per_step": fitted}
         curves[f"least squares, {name}"] = np.abs(h)
         run.check(fwd_err <= 1e-9 and lib_err <= 1e-8,
                   f"least squares, {name} rate: forward mode differs from the closed form by {fwd_err:.3g} of the "
@@ -676,15 +676,15 @@ def long_horizon(run: Context) -> LongHorizon:
         nz = (ks >= 20) & (np.abs(h) > 0)
         rate = float(np.polyfit(ks[nz], np.log(np.abs(h[nz])), 1)[0]) if nz.sum() > 2 else float("-inf")
         fd_err = relerr(h[k - 1], fd)
-        well[name] = {"eta": eta, "largest loss after 20 steps": float(np.max(vals[19:])),
+        well[name] = {"eta": eta, "largest_loss_after_20_steps": float(np.max(vals[19:])),
                       "|dL/deta| at t = 1 and T": [abs(h[0]), abs(h[-1])],
                       "forward mode vs central difference at t = 10 (rel)": fd_err,
-                      "Lyapunov exponent": lyap, "fitted growth rate of log|dL/deta| per step": rate}
+                      "lyapunov_exponent": lyap, "hypergradient_growth_rate": rate}
         curves[f"double well, {name}"] = np.abs(h)
         run.check(fd_err <= 1e-5, f"double well, eta = {eta:g}: forward mode dL_10/deta = {h[k - 1]:.10g}, central "
                                   f"difference {fd:.10g} (relative gap {fd_err:.3g} > 1e-5)")
-    lyap_chaotic = well["chaotic"]["Lyapunov exponent"]
-    rate_chaotic = well["chaotic"]["fitted growth rate of log|dL/deta| per step"]
+    lyap_chaotic = well["chaotic"]["lyapunov_exponent"]
+    rate_chaotic = well["chaotic"]["hypergradient_growth_rate"]
     run.check(abs(rate_chaotic / lyap_chaotic - 1) <= 0.10,
               f"double well at eta = {well['chaotic']['eta']:g}: log|dL/deta| grows at {rate_chaotic:.4g} per step, "
               f"not within 10% of the Lyapunov exponent {lyap_chaotic:.4g}")
@@ -702,7 +702,7 @@ def long_horizon(run: Context) -> LongHorizon:
                 "double well: below 1e-6 of its start at the small rate": ws_[1] <= 1e-6 * ws_[0]}
     explodes = {"least squares: above 1e6 x its start at the unstable rate": hu[1] >= 1e6 * hu[0],
                 "double well: above 1e20 x its start at the large rate, the loss staying below f(0) = 1/4":
-                    well["chaotic"]["largest loss after 20 steps"] <= 0.25 and wc[1] >= 1e20 * wc[0]}
+                    well["chaotic"]["largest_loss_after_20_steps"] <= 0.25 and wc[1] >= 1e20 * wc[0]}
     grows = {"reverse mode: over 3 x between the two horizons, forward mode under 0.2 x it":
              peaks[1] > 3 * peaks[0] and fwd_peak < 0.2 * peaks[1]}
     findings = {"hypergradient_vanishes": vanishes, "hypergradient_explodes": explodes, "memory_grows": grows}
@@ -792,7 +792,7 @@ class OneStepLoss:
             f"$L_1({inst['eta']:g})$ = {self.L1:.10g}, $dL_1/d\\eta$ = {self.dL1_deta:.10g}, "
             f"$L_1''$ = {self.L1_second_derivative:.10g}, $\\eta^*$ = {self.eta_star:.10g}. $L_1''$ is 0 when "
             f"$X^\\top a = 0$ ($w_0$ already a minimiser): then $L_1$ is constant in $\\eta$ and $\\eta^*$ is $0/0$ "
-            f"(computed: $L_1''$ = {self.degenerate['d2L1/deta2 (autodiff)']:.1e})."
+            f"(computed: $L_1''$ = {self.degenerate['d2L1_deta2']:.1e})."
         )
 
 
@@ -847,8 +847,8 @@ def one_step_loss(run: Context) -> OneStepLoss:
     wd = np.linalg.lstsq(Xd, td, rcond=None)[0]
     fd_ = lambda e: unrolled_loss(e, wd, Xd, td, 1)
     degenerate = {"X shape": Xd.shape, "|X^T a|": float(np.linalg.norm(Xd.T @ (Xd @ wd - td))),
-                  "d2L1/deta2 (autodiff)": float(nb.grad(nb.grad(fd_))(0.3)),
-                  "L1(0), L1(1), L1(10)": [float(fd_(e)) for e in (0.0, 1.0, 10.0)]}
+                  "d2L1_deta2": float(nb.grad(nb.grad(fd_))(0.3)),
+                  "L1_at_0_1_10": [float(fd_(e)) for e in (0.0, 1.0, 10.0)]}
     # The check instance: the slots' values, by autodiff through one step, checked against the closed forms.
     X, t, w0 = instance(run)
     eta = float(run.params["eta"])
@@ -1092,7 +1092,7 @@ class TStepLoss:
                f"not always positive definite: in {self.overdetermined_problems} problems with $n > d$ it had "
                f"{self.zero_eigenvalues} zero eigenvalues (rank $\\leq d$)")
             + "; when $a_0$ lies in the null space $L_t$ does not depend on $\\eta$ at all (computed: $L_3''$ = "
-            f"{self.degenerate['d2L_3/deta2 (autodiff)']:.1e}), so the second derivative is $\\geq 0$, not $> 0$. On "
+            f"{self.degenerate['d2L3_deta2']:.1e}), so the second derivative is $\\geq 0$, not $> 0$. On "
             f"the check instance $X$ = {_matrix(inst['X'])} (eigenvalues of $X X^\\top$ "
             f"{', '.join(_eigenvalues(self.instance_gram_eigenvalues))}), $t$ = {_vector(inst['t'])}, "
             f"$w_0$ = {_vector(inst['w0'])}: $L_{{{inst['horizon']}}}({inst['eta']:g})$ = {self.L_t:.10g}."
@@ -1148,7 +1148,7 @@ def t_step_loss(run: Context) -> TStepLoss:
     wd = np.linalg.lstsq(Xd, td, rcond=None)[0]
     degenerate = {"eigenvalues of X X^T": np.linalg.eigvalsh(Xd @ Xd.T),
                   "L_3 at eta = 0, 0.1, 1": [float(unrolled_loss(e, wd, Xd, td, 3)) for e in (0.0, 0.1, 1.0)],
-                  "d2L_3/deta2 (autodiff)": float(nb.grad(nb.grad(lambda e: unrolled_loss(e, wd, Xd, td, 3)))(0.1))}
+                  "d2L3_deta2": float(nb.grad(nb.grad(lambda e: unrolled_loss(e, wd, Xd, td, 3)))(0.1))}
     limits = {"L_t matrix power vs autodiff": 1e-9, "L_t matrix power vs library": 1e-9,
               "L_t'' autodiff vs library": 1e-8}
     failed = over(errors, limits)
@@ -1262,7 +1262,7 @@ class TStepTwoD:
             f" With two examples, $X$ = {_matrix(c['X'])}, $\\eta^*$ does depend on $t$: {c['eta*'][0]:.4f} at "
             f"$t$ = {self.steps[0]} to {c['eta*'][-1]:.4f} at $t$ = {self.steps[-1]}, approaching "
             "$n/(\\lambda_1 + \\lambda_2)$ "
-            f"= {c['limit n / (lambda_1 + lambda_2)']:.4f}."
+            f"= {c['limit_n_over_lambda_sum']:.4f}."
         )
 
 
@@ -1306,7 +1306,7 @@ def t_step_2d(run: Context) -> TStepTwoD:
     tc, wc = np.array(run.params["contrast_t"], dtype=float), np.zeros(Xc.shape[1])
     lam = np.linalg.eigvalsh(Xc @ Xc.T)
     contrast = {"X": Xc, "t": tc, "eta*": [], "eta* minimize_scalar on autodiff": [],
-                "limit n / (lambda_1 + lambda_2)": Xc.shape[0] / lam.sum()}
+                "limit_n_over_lambda_sum": Xc.shape[0] / lam.sum()}
     for steps in steps_list:
         f = lambda e, s=steps: float(unrolled_loss(e, wc, Xc, tc, s))
         lib = quadratic_lr(Xc, tc, wc, 0.1, steps).optimal_lr
@@ -1341,7 +1341,7 @@ def t_step_2d_figure(result: TStepTwoD, run: Context) -> None:
     axes[1].semilogx(result.steps, result.eta_star, "o-",
                      label=f"$X$ = {_matrix(result.X)} ($n = {result.X.shape[0]}$)")
     axes[1].semilogx(result.steps, c["eta*"], "s-", label=f"$X$ = {_matrix(c['X'])} ($n = {c['X'].shape[0]}$)")
-    axes[1].axhline(c["limit n / (lambda_1 + lambda_2)"], color="C1", ls=":",
+    axes[1].axhline(c["limit_n_over_lambda_sum"], color="C1", ls=":",
                     label=r"$n / (\lambda_1 + \lambda_2)$")
     axes[1].set_xlabel("steps $t$")
     axes[1].set_ylabel(r"$\eta^*$")
@@ -1351,4 +1351,4 @@ def t_step_2d_figure(result: TStepTwoD, run: Context) -> None:
         f"Left: $L_t(\\eta)$ for $t$ = {', '.join(map(str, result.curves['L_t']))}, valleys that narrow as $t$ "
         f"grows around $\\eta$ = {result.eta_star[0]:g}. Right: $\\eta^*$ against the horizon $t$ on a log axis: "
         + ("flat" if not result.eta_star_depends_on_t else "changing") + f" for $X$ = {_matrix(result.X)}, rising "
-        f"from {c['eta*'][0]:.3f} towards {c['limit n / (lambda_1 + lambda_2)']:.3f} for $X$ = {_matrix(c['X'])}."))
+        f"from {c['eta*'][0]:.3f} towards {c['limit_n_over_lambda_sum']:.3f} for $X$ = {_matrix(c['X'])}."))
