@@ -248,10 +248,11 @@ TORCH_CASES = [
     ("solve_triangular_unit_T", lambda x: sl.solve_triangular(x, x[:, 0], trans=1, unit_diagonal=True),
      lambda x: torch.linalg.solve_triangular(torch.triu(x).mT, x[:, :1], upper=False, unitriangular=True)[:, 0]),
     ("expm", sl.expm, torch.linalg.matrix_exp),
-    ("cholesky", lambda x: sl.cholesky(sym(x) + 4 * onp.eye(3)),
-     lambda x: torch.linalg.cholesky((x + x.mT) / 2 + 4 * torch.eye(3, dtype=x.dtype)).mT),
-    ("cho_solve", lambda x: sl.cho_solve(sl.cho_factor(sym(x) + 4 * onp.eye(3), lower=True), x[0]),
-     lambda x: torch.cholesky_solve(x[0][:, None], torch.linalg.cholesky((x + x.mT) / 2 + 4 * torch.eye(3, dtype=x.dtype)))[:, 0]),
+    # x x^T + I is positive definite for every x (sym(x) + 4 I is not: hypothesis found one)
+    ("cholesky", lambda x: sl.cholesky(x @ x.T + onp.eye(3)),
+     lambda x: torch.linalg.cholesky(x @ x.mT + torch.eye(3, dtype=x.dtype)).mT),
+    ("cho_solve", lambda x: sl.cho_solve(sl.cho_factor(x @ x.T + onp.eye(3), lower=True), x[0]),
+     lambda x: torch.cholesky_solve(x[0][:, None], torch.linalg.cholesky(x @ x.mT + torch.eye(3, dtype=x.dtype)))[:, 0]),
 ]
 
 
