@@ -258,8 +258,30 @@ def threads(n=None):
     return previous
 
 
+_blas = None
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS, if threadpoolctl is installed (it is optional), else False."""
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas = False
+        else:
+            _blas = ThreadpoolController()
+    return _blas
+
+
 def _parallel(fn, items):
-    """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again after a fork)."""
+    """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again after a fork).
+
+    The chunks' GEMMs are small: a BLAS that split each of them over its own threads as well would wake and
+    wait for them at every call, and with both, twice as many threads as cores compete (on a loaded machine
+    that made a convolution ten times slower). So while the chunks run in parallel, BLAS runs one thread per
+    call, when threadpoolctl is installed to say so.
+    """
     global _pool, _pool_key
     if _threads <= 1 or len(items) <= 1:
         return [fn(item) for item in items]
@@ -267,7 +289,9 @@ def _parallel(fn, items):
     if _pool_key != key:
         _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab-conv")
         _pool_key = key
-    return list(_pool.map(fn, items))
+    controller = _blas_controller()
+    with controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext():
+        return list(_pool.map(fn, items))
 
 
 def _total(arrays):
