@@ -117,6 +117,9 @@ AUTOTUNE_MIN_MACS = 20_000_000
 #: im2col and Winograd work through the batch in passes whose working set takes about this many bytes (cache-sized).
 CHUNK_BYTES = 2 << 20
 
+#: im2col's chunks hold at least enough images that each window copy moves this many bytes.
+MIN_COPY_BYTES = 128 << 10
+
 #: The forward keeps its columns for the weight gradient only when they take at most this many bytes: a larger
 #: fresh array costs more in page faults (the allocator maps it anew each step) than recomputing the columns
 #: chunk by chunk in cache.
@@ -347,7 +350,13 @@ class Im2col:
         return cols.reshape(geo.groups, self._rows(geo), n * geo.Ho * geo.Wo)
 
     def _chunks(self, geo, itemsize):
-        return _chunks(geo.N, (self._rows(geo) * geo.groups + geo.O) * geo.Ho * geo.Wo * itemsize)
+        """Cache-sized chunks, but each window copy moves at least ``MIN_COPY_BYTES`` (few input channels and large
+        kernels would otherwise make many tiny copies, and the Python calls, which hold the GIL, dominate)."""
+        chunks = _chunks(geo.N, (self._rows(geo) * geo.groups + geo.O) * geo.Ho * geo.Wo * itemsize)
+        least = -(-MIN_COPY_BYTES // (geo.C * geo.Ho * geo.Wo * itemsize))
+        if chunks[0][1] - chunks[0][0] >= least:
+            return chunks
+        return [(n0, min(geo.N, n0 + least)) for n0 in range(0, geo.N, least)]
 
     def _gemm_into(self, wm, cols, out, n0, n1, geo):
         y = _gemm(wm, cols)  # (groups, O/groups, n Ho Wo)
