@@ -47,7 +47,7 @@ conv_output_size = algorithms.output_size
 class _State(threading.local):
     keep = False  # the forward running now should keep its columns
     saved = None  # (x, (algorithm, columns)): kept columns, for the weight gradient running now
-    fused = None  # (g, (algorithm, tiles)): kept tiles, for the input gradient running now
+    fused = None  # (g, (algorithm, tiles), with bias): kept tiles, for the input gradient running now
 
 
 _state = _State()
@@ -92,7 +92,7 @@ def _conv_input_grad(g, w, x_shape, stride, padding, dilation, groups):
                          f"for output {tuple(x_shape)}")
     fused = _state.fused
     if fused is not None and fused[0] is g:  # the backward of a forward that kept its tiles
-        return algorithms.input_grad_with_kept(g, w, geo, fused[1])
+        return algorithms.input_grad_with_kept(g, w, geo, fused[1], bias=fused[2])
     return algorithms.input_grad(g, w, geo)
 
 
@@ -119,20 +119,30 @@ def _conv_weight_vjp(g, ans, x, w, *_, **k):
         _state.saved = previous
 
 
-def _conv_input_vjp(g, ans, x, w, *_, **k):
-    """The input's cotangent; with kept Winograd tiles the weight's comes from the same pass (see
-    :func:`nablab.nn.conv_algorithms.input_grad_with_kept`)."""
+def _conv_input_vjp(g, ans, x, w, *bias, **k):
+    """The input's cotangent; with kept Winograd tiles the weight's (and the bias's) come from the same pass
+    (see :func:`nablab.nn.conv_algorithms.input_grad_with_kept`)."""
     saved = algorithms.kept_for(ans, x)
     if saved is None or not isinstance(g, np.ndarray):
         return conv_input_grad(g, w, shape_of(x), **k)
-    previous, _state.fused = _state.fused, (g, saved)
+    previous, _state.fused = _state.fused, (g, saved, bool(bias) and bias[0] is not None)
     try:
         return conv_input_grad(g, w, shape_of(x), **k)
     finally:
         _state.fused = previous
 
 
-conv.defvjp(_conv_input_vjp, _conv_weight_vjp, lambda g, ans, x, w, b, **k: ops.sum(g, axis=(0, 2, 3)))
+def _conv_bias_vjp(g, ans, x, w, b, **k):
+    """The bias's cotangent: the sum of g over images and positions (computed in the input gradient's pass when
+    that pass ran Winograd on kept tiles)."""
+    if isinstance(g, np.ndarray):
+        db = algorithms.bias_grad_for(g)
+        if db is not None:
+            return db
+    return ops.sum(g, axis=(0, 2, 3))
+
+
+conv.defvjp(_conv_input_vjp, _conv_weight_vjp, _conv_bias_vjp)
 conv.defjvp(
     lambda t, ans, x, w, *_, **k: conv(t, w, **k),
     lambda t, ans, x, w, *_, **k: conv(x, t, **k),

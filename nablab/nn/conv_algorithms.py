@@ -100,7 +100,7 @@ from nablab.errors import ShapeError
 
 __all__ = [
     "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "input_grad_with_kept",
-    "weight_grad", "applicable", "choose", "autotune", "is_autotuning", "use", "threads", "save_columns", "choices",
+    "weight_grad", "bias_grad_for", "applicable", "choose", "autotune", "is_autotuning", "use", "threads", "save_columns", "choices",
     "clear_choices", "calls", "kept_bytes",
 ]
 
@@ -630,11 +630,12 @@ class Winograd:
         dm = np.matmul(AT.T, (AT.T @ gp).reshape(a, m, -1))  # (a, a, O n th tw)
         return dm.reshape(a * a, O, -1)
 
-    def input_grad(self, g, w, geo, kept=None):
+    def input_grad(self, g, w, geo, kept=None, bias=False):
         """The adjoint of the forward: U^T dM per tile, then B dV B^T, the tiles added back where they overlap.
 
         With ``kept`` (the forward's transformed tiles) the weight gradient is computed in the same pass, from the
-        same dM while it is in cache: ``(dx, dw)`` is returned, ``dw`` the same bits as :meth:`weight_grad`'s.
+        same dM while it is in cache: ``(dx, dw)`` is returned, ``dw`` the same bits as :meth:`weight_grad`'s;
+        with ``bias`` too, ``(dx, dw, db)``, ``db`` the sum of ``g`` over the images and positions.
         """
         g, w = self._common(g, w)
         m, a = self.m, self.alpha
@@ -650,6 +651,7 @@ class Winograd:
             n = n1 - n0
             dm = self._grad_transform(g[n0:n1], geo.Ho, geo.Wo)
             du = None if kept is None else np.matmul(dm, kept[:, :, n0 * th * tw:n1 * th * tw].transpose(0, 2, 1))
+            db = g[n0:n1].sum(axis=(0, 2, 3)) if bias else None
             dv = np.matmul(ut, dm)  # (a^2, C, n th tw)
             dd = np.matmul(BT.T, (BT.T @ dv.reshape(a, -1)).reshape(a, a, -1))  # B dV B^T: (a, a, C n th tw)
             dd = dd.reshape(a, a, geo.C, n, th, tw)
@@ -662,12 +664,13 @@ class Winograd:
                     dxp[:, :, ti:ti + th, ri, tj:tj + tw, rj] += dd[i, j]
             dxp = dxp.reshape(geo.C, n, (th + 1) * m, (tw + 1) * m)
             dx[n0:n1] = dxp[:, :, ph:ph + geo.H, pw:pw + geo.W].transpose(1, 0, 2, 3)
-            return du
+            return du, db
 
-        dus = _parallel(chunk, list(range(0, geo.N, step)))
+        parts = _parallel(chunk, list(range(0, geo.N, step)))
         if kept is None:
             return dx
-        return dx, self._weight_from_transform(_total(dus), geo, g.dtype)
+        dw = self._weight_from_transform(_total([du for du, _ in parts]), geo, g.dtype)
+        return (dx, dw, _total([db for _, db in parts])) if bias else (dx, dw)
 
     def _weight_from_transform(self, du, geo, dtype):
         """G^T dU G: the weight gradient (O, C, 3, 3) from its Winograd-domain sum ``du`` (alpha^2, O, C)."""
@@ -1017,12 +1020,13 @@ def input_grad(g, w, geo):
 
 class _Stash(threading.local):
     entry = None  # (weakref to g, kept tiles, dw): a weight gradient computed with the input gradient
+    bias = None  # (weakref to g, db): a bias gradient computed with the input gradient
 
 
 _stash = _Stash()
 
 
-def input_grad_with_kept(g, w, geo, saved):
+def input_grad_with_kept(g, w, geo, saved, bias=False):
     """The input gradient; when the forward kept Winograd tiles (``saved``) and Winograd is the input gradient's
     algorithm too, the weight gradient for the same ``g`` is computed in the same pass and held until
     :func:`weight_grad` asks for it (by identity of ``g`` and of the tiles; nothing else can match).
@@ -1048,9 +1052,26 @@ def input_grad_with_kept(g, w, geo, saved):
     if not name.startswith("winograd") or choose("input_grad", geo, dtype) != name:
         return input_grad(g, w, geo)
     _calls[("input_grad", name)] = _calls.get(("input_grad", name), 0) + 1
-    dx, dw = _IMPLEMENTATIONS[name].input_grad(g, w, geo, kept=tiles)
-    _stash.entry = (weakref.ref(g), tiles, dw)
-    return dx
+    results = _IMPLEMENTATIONS[name].input_grad(g, w, geo, kept=tiles, bias=bias)
+    _stash.entry = (weakref.ref(g), tiles, results[1])
+    _stash.bias = (weakref.ref(g), results[2]) if bias else None
+    return results[0]
+
+
+def bias_grad_for(g):
+    """The bias gradient (the sum of ``g`` over images and positions) if the input gradient's pass for this very
+    ``g`` computed it (:func:`input_grad_with_kept` with ``bias``), else None; handed over once.
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.bias_grad_for(np.ones((1, 2, 3, 3))) is None
+    True
+    """
+    entry = _stash.bias
+    if entry is None or entry[0]() is not g:
+        return None
+    _stash.bias = None
+    return entry[1]
 
 
 def weight_grad(x, g, geo, saved=None):

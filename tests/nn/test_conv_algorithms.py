@@ -409,3 +409,22 @@ def test_the_weight_gradient_from_the_input_gradients_pass_is_the_same_bits(name
             assert after[("weight_grad", name)] == before.get(("weight_grad", name), 0) + 1
             grads.append(ws.grad.numpy())
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_the_bias_gradient_from_the_input_gradients_pass_matches_torch(monkeypatch):
+    rng = np.random.default_rng(14)
+    x, w, b = rng.standard_normal((3, 4, 8, 8)), rng.standard_normal((5, 4, 3, 3)), rng.standard_normal(5)
+    g = rng.standard_normal((3, 5, 8, 8))
+    handed = []
+    original = ca.bias_grad_for
+    monkeypatch.setattr(ca, "bias_grad_for", lambda g: handed.append(original(g)) or handed[-1])
+    with ca.use("winograd4"):
+        xs, ws, bs = (nb.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(xs, ws, bs, padding=1)
+        y.backward(g)
+        assert len(handed) == 1 and handed[0] is not None  # from the input gradient's pass
+        assert original(g) is None  # handed over once
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    torch.nn.functional.conv2d(*ts, padding=1).backward(torch.tensor(g))
+    for ours, t in zip((xs, ws, bs), ts):
+        np.testing.assert_allclose(ours.grad.numpy(), t.grad.numpy(), **TOL)
