@@ -20,6 +20,10 @@ levels (``value_of``) keeps its batch boxes, and the functions nablab marks
 into a single NumPy array unasked: ``np.asarray``, ``float`` and ``bool`` of one
 raise :class:`~nablab.autodiff.core.BatchedValueError`.
 
+:func:`nablab.custom_vjp`, :func:`nablab.custom_jvp` and :func:`nablab.checkpoint`
+called on batched values with a derivative taken outside the ``vmap`` become the
+same decorator of the batched function and rules (see the end of this module).
+
 A primitive without a rule falls back to a Python loop over the batch (correct,
 slow), and says so once with a warning naming it; :func:`missing_rules` lists
 the primitives without a rule.  A derivative rule that needs a plain array of a
@@ -1379,3 +1383,283 @@ def batched_flat_indices(fn, x):
     idx = idx.reshape((size, raw.shape[1]) + idx.shape[1:])
     local = idx - (np.arange(size, dtype=np.int64) * per).reshape((size,) + (1,) * (idx.ndim - 1))
     return BatchTensor(local.astype(idx.dtype if per * size < 2 ** 31 else np.int64, copy=False), x._level)
+
+
+# --------------------------------------------------------------------------- custom rules and checkpoint under vmap
+#
+# nb.custom_vjp, nb.custom_jvp and nb.checkpoint called on values batched at a level of vmap,
+# with a differentiating level below it (grad, jacrev, hessian, jvp of a vmap): the call is
+# answered by the same decorator applied to the batched functions, called on the values
+# unboxed at the batch level, so the level below records the custom rule (or the checkpoint)
+# of the whole batch:
+#
+# - custom_vjp: a custom_vjp of vmap(fun) with vmap(fwd) and vmap(bwd); the cotangent of an
+#   argument that is the same for every example (in_axes None) is the sum over the batch of
+#   the per-example cotangents;
+# - custom_jvp: a custom_jvp of vmap(fun) with vmap(rule);
+# - checkpoint: a checkpoint of vmap(fun).
+#
+# Each batched function opens a batch level of its own when it runs (the backward pass runs
+# after the vmap has returned). Every output of the batched function carries the batch, even
+# one the same for every example: the cotangent a rule gets must be its example's own (the sum
+# over the batch would give a rule that uses it per example, such as gradient clipping, a
+# wrong number). A call whose arguments do not vary along the batch never reaches this: it is
+# one call, whose rule sees the cotangent summed over the batch (as in JAX and torch.func).
+
+
+class _Layout:
+    """Which residual leaves carry the batch, and their tree: a leaf of the residuals (no array)."""
+
+    __slots__ = ("flags", "spec")
+
+    def __init__(self, flags, spec):
+        self.flags, self.spec = flags, spec
+
+
+#: A cotangent bwd gave as None (a zero): a leaf that is no array, so no batching touches it.
+_ZERO = type("_Zero", (), {"__repr__": lambda self: "<zero cotangent>"})()
+
+
+def _unbox_leaves(leaves, level):
+    """(the leaves unboxed at ``level``, whether each carried the batch)."""
+    flags = [isinstance(x, Tensor) and x._level == level for x in leaves]
+    return [x._value if b else x for x, b in zip(leaves, flags)], flags
+
+
+def _refuse_level(x, level, who):
+    """A value holding a box of the vmap's own level (or of a closed level) escaped through a closure."""
+    while isinstance(x, Tensor):
+        if x._level == level or (x._level > core.IMPERATIVE and x._level not in core._live_levels):
+            raise TypeError(f"{who} uses a value batched by the enclosing vmap (or traced by a transform that has "
+                            "returned) that is not among its arguments (it closed over it); pass it as an argument")
+        x = x._value
+
+
+def _run_batched(call, leaves, flags, spec, size, who, outer):
+    """``call(tree)`` with the leaves flagged batched boxed at a batch level of their own.
+
+    Returns (output leaves with that level unboxed, whether each carries the batch, the
+    output's spec). A ``call`` that needs a plain array of a batched value runs example by
+    example (with vmap's warning).
+    """
+    if len(leaves) != len(flags):  # pragma: no cover - the structure is the one the flags were read from
+        raise RuntimeError(f"{who}: {len(leaves)} argument leaves but {len(flags)} batch flags")
+    level = core.new_batch_level(size)
+    needs_loop = None
+    try:
+        boxed = [BatchTensor(v, level) if b else v for v, b in zip(leaves, flags)]
+        try:
+            out = call(tree_unflatten(spec, boxed))
+        except BatchedValueError as err:
+            if getattr(err, "level", None) != level:
+                raise
+            needs_loop = err
+        if needs_loop is None:
+            out_leaves, out_spec = tree_flatten(out)
+            vals, out_flags = [], []
+            for o in out_leaves:
+                batched = isinstance(o, Tensor) and o._level == level
+                v = o._value if batched else o
+                _refuse_level(v, outer, who)
+                vals.append(v)
+                out_flags.append(batched)
+    finally:
+        close_level(level)
+    if needs_loop is not None:
+        return _run_by_loop(call, leaves, flags, spec, size, who, outer, needs_loop)
+    return vals, out_flags, out_spec
+
+
+def _run_by_loop(call, leaves, flags, spec, size, who, outer, err):
+    _warn_loop(who, "function", f"needs a plain array of a batched value (at {_origin(err)})")
+    if size == 0:
+        raise ShapeError(f"{who}: the batch is empty and the function cannot be batched without a loop")
+    outs = []
+    for i in range(size):
+        out_leaves, out_spec = tree_flatten(call(tree_unflatten(
+            spec, [_take(v, i, 0) if b else v for v, b in zip(leaves, flags)])))
+        outs.append(out_leaves)
+    vals, out_flags = [], []
+    for k, first in enumerate(outs[0]):
+        column = [o[k] for o in outs]
+        for v in column:
+            _refuse_level(v, outer, who)
+        if all(v is first for v in column[1:]):  # the same object for every example: not batched
+            vals.append(first)
+            out_flags.append(False)
+        else:
+            vals.append(_np().stack(column) if any(isinstance(v, Tensor) for v in column)
+                        else np.stack([np.asarray(v) for v in column]))
+            out_flags.append(True)
+    return vals, out_flags, out_spec
+
+
+def _with_batch(v, batched, size):
+    """``v`` with the batch axis first: broadcast along it if it does not carry the batch."""
+    if batched:
+        return v
+    return _materialize(v if isinstance(v, Tensor) else np.asarray(v), False, size)
+
+
+def _stand_in(x):
+    """An array (of no memory) with an example's shape and dtype of the leaf ``x``: for the checks of bwd's output."""
+    return np.broadcast_to(np.empty((), dtype=np.asarray(raw_value_of(x)).dtype), tuple(core.shape_of(x)))
+
+
+def _count(spec):
+    kind, _, children = spec
+    if kind == "leaf":
+        return 1
+    if kind == "none":
+        return 0
+    return builtins.sum(_count(c) for c in children)
+
+
+def _batched_fun(obj, flags, size, name, outer):
+    """``fun`` of ``obj`` batched over the leaves ``flags`` marks, every output carrying the batch."""
+    def batched(*args, **kwargs):
+        leaves, spec = tree_flatten((args, kwargs))
+        vals, out_flags, out_spec = _run_batched(lambda tree: obj.fun(*tree[0], **tree[1]), leaves, flags, spec,
+                                                 size, name, outer)
+        return tree_unflatten(out_spec, [_with_batch(v, b, size) for v, b in zip(vals, out_flags)])
+
+    batched.__name__ = batched.__qualname__ = name
+    signature = getattr(obj, "_signature", None)
+    if signature is not None:
+        batched.__signature__ = signature
+    return batched
+
+
+def _rule_under_vmap(kind, obj, args, kwargs, level):
+    """The handler of batch levels for :mod:`nablab.autodiff.custom` (see the comment above).
+
+    ``kind`` is ``"custom_vjp"``, ``"custom_jvp"`` or ``"checkpoint"``; ``obj`` the
+    decorated function, called on ``args`` batched at ``level`` with a differentiating
+    level below. The gradient of a sum over a batch goes through ``bwd`` once per example:
+
+    >>> import numpy as np, nablab as nb
+    >>> @nb.custom_vjp
+    ... def clip_gradient(x):
+    ...     return x
+    >>> clip_gradient.defvjp(lambda x: (x, None), lambda res, g: (nb.clip(g, -1.0, 1.0),))
+    >>> w, xs = np.array([1.0]), np.array([[3.0], [-0.5]])
+    >>> nb.grad(lambda w: nb.sum(nb.vmap(lambda x: clip_gradient(w * x) * x)(xs)))(w)  # 3 clip(3) - 0.5 clip(-0.5)
+    array([3.25])
+    """
+    from nablab.autodiff import custom
+
+    size = _batch_levels[level]
+    name = getattr(obj.fun, "__name__", type(obj.fun).__name__)
+    if kind == "checkpoint":
+        leaves, spec = tree_flatten((tuple(args), dict(kwargs)))
+        vals, flags = _unbox_leaves(leaves, level)
+        batched = _batched_fun(obj, flags, size, name, level)
+        u_args, u_kwargs = tree_unflatten(spec, vals)
+        out = custom.checkpoint(batched)(*u_args, **u_kwargs)
+        return _box_batch(out, level)
+
+    flat = [tree_flatten(a) for a in args]
+    per_arg = [_unbox_leaves(leaves, level) for leaves, _ in flat]
+    u_args = [tree_unflatten(spec, vals) for (vals, _), (_, spec) in zip(per_arg, flat)]
+    flags = [b for _, fl in per_arg for b in fl]
+    nondiff = obj.nondiff_argnums
+    diff = [i for i in range(len(args)) if i not in nondiff]
+    nondiff_flags = [b for i in nondiff for b in per_arg[i][1]]
+    fun = _batched_fun(obj, flags, size, name, level)
+
+    if kind == "custom_jvp":
+        diff_flags = [b for i in diff for b in per_arg[i][1]]
+
+        def batched_rule(*rule_args):
+            nd, primals, tangents = rule_args[:-2], rule_args[-2], rule_args[-1]
+            leaves, spec = tree_flatten((tuple(nd), tuple(primals), tuple(tangents)))
+
+            def call(tree):
+                out_leaves, out_spec, t_leaves = obj._apply_rule(list(tree[0]), list(tree[1]), list(tree[2]))
+                return tree_unflatten(out_spec, out_leaves), tree_unflatten(out_spec, t_leaves)
+
+            vals, out_flags, out_spec = _run_batched(call, leaves, nondiff_flags + diff_flags + diff_flags, spec,
+                                                     size, f"custom_jvp function {name}'s rule", level)
+            n = len(vals) // 2
+            both = [a or b for a, b in zip(out_flags[:n], out_flags[n:])]
+            pair_spec = out_spec[2][0]
+            return (tree_unflatten(pair_spec, [_with_batch(v, b, size) for v, b in zip(vals[:n], both)]),
+                    tree_unflatten(pair_spec, [_with_batch(v, b, size) for v, b in zip(vals[n:], both)]))
+
+        batched_obj = custom.custom_jvp(fun, nondiff_argnums=nondiff)
+        batched_obj.defjvp(batched_rule)
+        return _box_batch(batched_obj(*u_args), level)
+
+    # custom_vjp
+    who = f"custom_vjp function {name}: bwd"
+    examples = [([_stand_in(x) for x in leaves], spec) for leaves, spec in flat]  # read now: the level closes
+
+    def batched_fwd(*fwd_args):
+        leaves, spec = tree_flatten(tuple(fwd_args))
+
+        def call(tree):
+            pair = obj.fwd(*tree)
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"custom_vjp function {name}: fwd must return a pair (output, residuals), "
+                                f"got {type(pair).__name__}")
+            return tuple(pair)
+
+        vals, out_flags, out_spec = _run_batched(call, leaves, flags, spec, size, f"custom_vjp function {name}'s fwd",
+                                                 level)
+        o_spec, r_spec = out_spec[2]
+        n = _count(o_spec)
+        out = tree_unflatten(o_spec, [_with_batch(v, b, size) for v, b in zip(vals[:n], out_flags[:n])])
+        return out, (list(vals[n:]), _Layout(out_flags[n:], r_spec))
+
+    def batched_bwd(*bwd_args):
+        nd, (res_vals, layout), g = bwd_args[:-2], bwd_args[-2], bwd_args[-1]
+        g_leaves = tree_flatten(g)[0]
+        leaves, spec = tree_flatten((tuple(nd), tree_unflatten(layout.spec, res_vals), g))
+
+        def call(tree):
+            cts = obj.bwd(*tree[0], tree[1], tree[2])
+            checked = custom._check_bwd_output(obj, who, cts, examples, math.inf)
+            return [_ZERO if checked[i] is None or c is None else c
+                    for i in diff for c in (checked[i] or [None] * len(examples[i][0]))]
+
+        vals, ct_flags, _ = _run_batched(call, leaves, nondiff_flags + list(layout.flags) + [True] * len(g_leaves),
+                                         spec, size, who, None)
+        cts, k = [], 0
+        for i in diff:
+            arg_spec = flat[i][1]
+            parts = []
+            for in_batch in per_arg[i][1]:
+                c, c_batch = vals[k], ct_flags[k]
+                k += 1
+                if c is _ZERO:
+                    parts.append(None)
+                elif in_batch:  # one cotangent per example
+                    parts.append(_with_batch(c, c_batch, size))
+                elif c_batch:  # the same argument for every example: the sum of their cotangents
+                    parts.append(_np().sum(c, axis=0))
+                else:  # the same cotangent from every example
+                    parts.append(c * size)
+            if all(p is None for p in parts):
+                cts.append(None)
+                continue
+            cts.append(tree_unflatten(arg_spec, [np.zeros(((size,) if b else ()) + e.shape, e.dtype) if p is None
+                                                 else p for p, e, b in zip(parts, examples[i][0], per_arg[i][1])]))
+        return tuple(cts)
+
+    batched_obj = custom.custom_vjp(fun, nondiff_argnums=nondiff)
+    batched_obj.defvjp(batched_fwd, batched_bwd)
+    return _box_batch(batched_obj(*u_args), level)
+
+
+def _box_batch(out, level):
+    leaves, spec = tree_flatten(out)
+    return tree_unflatten(spec, [BatchTensor(v, level) for v in leaves])
+
+
+def _register_custom_rules():
+    from nablab.autodiff import custom
+
+    custom.register_level_rule(lambda level: level in _batch_levels, _rule_under_vmap)
+
+
+_register_custom_rules()

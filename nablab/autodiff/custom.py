@@ -17,7 +17,12 @@ highest trace level among its arguments, as a primitive does, and
 - on a *forward* level (``jvp``, ``jacfwd``) it applies the JVP rule to the
   tangents (``custom_jvp``), or the JVP of the function inside a checkpoint
   (``checkpoint``: lower reverse levels still store only the inputs), and refuses
-  ``custom_vjp``, whose rule gives no Jacobian-vector product (as JAX does).
+  ``custom_vjp``, whose rule gives no Jacobian-vector product (as JAX does);
+- on a *batch* level of ``vmap`` it runs as written if no level below
+  differentiates; otherwise the rule registered for batch levels
+  (:func:`register_level_rule`, in :mod:`nablab.autodiff.batching`) calls the same
+  decorator applied to the batched function and rules on the values unboxed at
+  the batch level, so the level below records the rule of the whole batch.
 
 The rules are ordinary nablab functions: recorded by the lower levels while they
 run, so custom rules nest to any order (``grad`` of ``grad``, ``hessian``).
@@ -50,8 +55,10 @@ from nablab.autodiff.core import (
     Primitive,
     ShapeError,
     Tensor,
+    _batch_levels,
     _forward_levels,
     _grad_mode,
+    _live_levels,
     close_level,
     new_level,
     shape_of,
@@ -134,7 +141,8 @@ def register_level_rule(predicate, handler):
     """Teach custom rules and :func:`checkpoint` a new kind of trace level.
 
     ``handler(kind, obj, args, kwargs, level)`` is called when the highest level
-    among the arguments satisfies ``predicate(level)``; ``kind`` is
+    among the arguments satisfies ``predicate(level)`` and some level below it
+    differentiates (otherwise the function runs as written); ``kind`` is
     ``"custom_vjp"``, ``"custom_jvp"`` or ``"checkpoint"``, and ``obj`` carries
     ``.fun`` (and ``.fwd``/``.bwd``, ``.jvp``, ``.nondiff_argnums``): a batching
     level answers with the same decorator applied to the batched functions.
@@ -150,15 +158,14 @@ def register_level_rule(predicate, handler):
 def _other_level(kind, obj, args, kwargs, level, name, leaves):
     """A call whose highest level is neither forward nor reverse (a batching level of ``vmap``).
 
-    A rule registered for it answers. Without one: if no level in the arguments
-    differentiates (no forward or reverse level anywhere in them), the function runs
-    as written, as JAX runs it when nothing differentiates it; a checkpoint runs as
-    written in any case (same numbers; reverse levels below keep its inside).
-    Otherwise a custom rule would be bypassed, so it raises.
+    If no level in the arguments differentiates (no forward or reverse level
+    anywhere in them), the function runs as written, as JAX runs it when nothing
+    differentiates it. Otherwise a rule registered for the level answers (``vmap``
+    registers one: the same decorator applied to the batched functions). Without
+    one a checkpoint runs as written (same numbers; reverse levels below keep its
+    inside), and a custom rule raises, since running the function as written
+    would bypass it.
     """
-    for predicate, handler in _LEVEL_RULES:
-        if predicate(level):
-            return handler(kind, obj, args, kwargs, level)
     differentiating = set()
     for x in leaves:
         while isinstance(x, Tensor):
@@ -166,12 +173,18 @@ def _other_level(kind, obj, args, kwargs, level, name, leaves):
             if lv is not None and _kind(lv, x) != "other":
                 differentiating.add(lv)
             x = x._value
-    if kind == "checkpoint" or not differentiating:
+    if not differentiating:
+        return obj.fun(*args, **kwargs)
+    for predicate, handler in _LEVEL_RULES:
+        if predicate(level):
+            return handler(kind, obj, args, kwargs, level)
+    if kind == "checkpoint":
         return obj.fun(*args, **kwargs)
     raise NotImplementedError(
-        f"{name}: its argument is traced at level {level}, which is neither a forward nor a reverse level "
-        f"(vmap's?), above differentiation level {max(differentiating)}; no rule for {kind} is registered for "
-        "that kind of level, and running the function as written would bypass its rule")
+        f"{name}: its argument is traced at level {level}, which is neither a forward nor a reverse level, "
+        f"above differentiation level {max(differentiating)}; no rule for {kind} is registered for that kind "
+        "of level (nablab.autodiff.custom.register_level_rule), and running the function as written would "
+        "bypass its rule")
 
 
 # -- recording one node for a custom rule ------------------------------------------
@@ -324,6 +337,19 @@ def _refuse_closure(who, out_levels, arg_levels, level=None):
             "it): its derivative would be lost. Pass that value as an argument")
 
 
+def _refuse_batched_closure(who, leaves, level):
+    """Refuse outputs holding a box of a vmap level above ``level`` (a batched value the rule closed over)."""
+    if not _batch_levels:
+        return
+    for x in leaves:
+        while isinstance(x, Tensor):
+            if x._level > level and x._level in _batch_levels:
+                raise TypeError(f"{who} uses a value batched by vmap that is not among its arguments (it closed over "
+                                "it): its derivative would be recorded in the wrong order. Pass that value as an "
+                                "argument")
+            x = x._value
+
+
 def _zeros_like_leaf(v):
     return np.zeros(shape_of(v), _dtype(v))
 
@@ -374,7 +400,8 @@ class custom_vjp:
     functions, so ``grad`` of ``grad`` (and ``hessian``, forward over reverse)
     differentiates through them. Forward mode (``jvp``, ``jacfwd``) cannot use
     the rule and raises; ``nondiff_argnums`` are for non-array arguments
-    (functions, shapes) and refuse a traced value.
+    (functions, shapes) and refuse a value being differentiated (one batched by
+    ``vmap`` is fine: the rule is batched over it).
 
     >>> import numpy as np, nablab as nb
     >>> @nb.custom_vjp
@@ -421,8 +448,9 @@ class custom_vjp:
             out = self.fun(*args)
             _refuse_closure(f"custom_vjp function {name}", _levels(tree_flatten(out)[0]), set())
             return out
-        _refuse_traced_nondiff(self, flat, top, "custom_vjp")
         kind = _kind(top, box)
+        if kind != "other":  # a batched nondiff argument is no derivative lost: vmap batches bwd over it
+            _refuse_traced_nondiff(self, flat, top, "custom_vjp")
         if kind == "forward":
             raise TypeError(
                 f"custom_vjp function {name} is differentiated in forward mode (jvp, jacfwd, ...), but its rule "
@@ -440,6 +468,7 @@ class custom_vjp:
         res_leaves = tree_flatten(res)[0]
         arg_levels = _levels([_unbox(x, top) for x in all_leaves])
         _refuse_closure(f"custom_vjp function {name}'s fwd", _levels(out_leaves + res_leaves), arg_levels, top)
+        _refuse_batched_closure(f"custom_vjp function {name}'s fwd", out_leaves + res_leaves, top)
         inputs = [(i, j, x) for i, (leaves, _) in enumerate(flat) if i not in self.nondiff_argnums
                   for j, x in enumerate(leaves) if _level(x) == top]
         nondiff_vals = [vals[i] for i in self.nondiff_argnums]
@@ -514,6 +543,7 @@ def _check_bwd_output(obj, who, cts, flat, level):
             if c is None:
                 checked.append(None)
                 continue
+            _refuse_dead_levels(c, f"{who}: the cotangent for {where}")
             if shape_of(c) != shape_of(x):
                 raise ShapeError(f"{who}: the cotangent for {where} has shape {shape_of(c)} but the argument "
                                  f"has shape {shape_of(x)}")
@@ -524,6 +554,16 @@ def _check_bwd_output(obj, who, cts, flat, level):
             checked.append(_cast_cotangent(c, x, f"{who}: the cotangent for {where}"))
         per_arg[i] = checked
     return per_arg
+
+
+def _refuse_dead_levels(c, who):
+    """A value boxed at a level that has closed came from a closure (a value batched by a vmap that returned)."""
+    while isinstance(c, Tensor):
+        if c._level > IMPERATIVE and c._level not in _live_levels:
+            raise TypeError(f"{who} holds a value of a transform that has already returned (bwd closed over a value "
+                            "traced or batched by vmap in the forward pass); pass it as an argument, or through "
+                            "the residuals")
+        c = c._value
 
 
 def _spec_text(spec):
@@ -615,8 +655,9 @@ class custom_jvp:
             out = self.fun(*args)
             _refuse_closure(f"custom_jvp function {name}", _levels(tree_flatten(out)[0]), set())
             return out
-        _refuse_traced_nondiff(self, flat, top, "custom_jvp")
         kind = _kind(top, box)
+        if kind != "other":  # a batched nondiff argument is no derivative lost: vmap batches the rule over it
+            _refuse_traced_nondiff(self, flat, top, "custom_jvp")
         if kind == "other":
             return _other_level("custom_jvp", self, args, {}, top, f"custom_jvp function {name}", all_leaves)
         vals = [tree_unflatten(spec, [_unbox(x, top) for x in leaves]) for leaves, spec in flat]
@@ -630,6 +671,7 @@ class custom_jvp:
             tangent_levels = _levels([x._tangent for x in all_leaves if _level(x) == top])
             _refuse_closure(f"custom_jvp function {name}'s rule", _levels(out_leaves), arg_levels, top)
             _refuse_closure(f"custom_jvp function {name}'s rule", _levels(t_leaves), arg_levels | tangent_levels, top)
+            _refuse_batched_closure(f"custom_jvp function {name}'s rule", out_leaves + t_leaves, top)
             return tree_unflatten(out_spec, [Tensor(o, top, None, _tangent_in_dtype(t, o)) if _is_inexact(o) else o
                                              for o, t in zip(out_leaves, t_leaves)])
         # Reverse: run the rule once with tangents boxed on a level of its own; that records the tangent map,
@@ -657,6 +699,7 @@ class custom_jvp:
             raise TypeError(f"{who}: the primal output depends on the tangents; compute it from the primals alone")
         _refuse_closure(who, _levels(out_leaves), arg_levels, top)
         _refuse_closure(who, _levels(t_leaves) - {own}, arg_levels, top)
+        _refuse_batched_closure(who, out_leaves + t_leaves, top)
         roots = [(k, t._node) for k, t in enumerate(t_leaves) if isinstance(t, Tensor) and t._level == own]
         _check_linear([node for _, node in roots], who)
 
@@ -773,12 +816,14 @@ class _Checkpointed:
             t_leaves = tree_flatten(tangent)[0]
             allowed = _levels(vals) | _levels([leaves[k]._tangent for k in diff])
             _refuse_closure(name, _levels(out_leaves) | _levels(t_leaves), allowed, top)
+            _refuse_batched_closure(name, out_leaves + t_leaves, top)
             return tree_unflatten(out_spec, [Tensor(o, top, None, t) if _is_inexact(o) else o
                                              for o, t in zip(out_leaves, t_leaves)])
         a_vals, kw_vals = tree_unflatten(spec, vals)
         out = self(*a_vals, **kw_vals)  # lower levels (if any) checkpoint it too; none records its inside
         out_leaves, out_spec = tree_flatten(out)
         _refuse_closure(name, _levels(out_leaves), _levels(vals), top)
+        _refuse_batched_closure(name, out_leaves, top)
         zeros = [(shape_of(o), _dtype(o)) for o in out_leaves]
         del out, a_vals, kw_vals
 

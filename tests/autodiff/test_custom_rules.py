@@ -495,12 +495,16 @@ def test_custom_rules_inside_vmap_and_vmap_of_their_derivatives():
     np.testing.assert_allclose(nb.vmap(nb.grad(sin_times, argnums=(0, 1)))(x, y)[1], np.sin(x), rtol=1e-15)
 
 
-def test_differentiating_a_vmapped_custom_rule_raises_until_vmap_batches_it():
-    x = np.array([0.3, 1.2])
+def test_differentiating_a_vmapped_custom_rule_uses_the_rule_and_raises_without_a_level_rule(monkeypatch):
+    x = np.array([0.3, 1.2, 800.0])
+    # vmap registers a rule for its levels: grad of vmap uses the custom rule (no nan at 800)
+    np.testing.assert_allclose(nb.grad(lambda x: nb.sum(nb.vmap(log1pexp)(x)))(x), 1 / (1 + np.exp(-x)),
+                               rtol=1e-15)
+    # a kind of level with no rule registered: a custom rule refuses, a checkpoint runs as written
+    monkeypatch.setattr(custom, "_LEVEL_RULES", [])
     with pytest.raises(NotImplementedError, match=r"custom_jvp function log1pexp: .*neither a forward nor a "
-                                                  r"reverse level .*would bypass its rule"):
+                                                  r"reverse level.*register_level_rule.*would bypass its rule"):
         nb.grad(lambda x: nb.sum(nb.vmap(log1pexp)(x)))(x)
-    # a checkpoint there runs as written: the same numbers
     ck = nb.checkpoint(lambda x: nb.sin(x) ** 2)
     np.testing.assert_allclose(nb.grad(lambda x: nb.sum(nb.vmap(ck)(x)))(x), np.sin(2 * x), rtol=1e-15)
 
