@@ -57,7 +57,9 @@ forces one algorithm wherever it applies (im2col elsewhere).
 
 Threads. The chunks of images run on :func:`threads` threads at once (NumPy releases the
 GIL in the copies and products they are made of). The chunks, and so the results, do
-not depend on the thread count.
+not depend on the thread count. With more than one thread, autotuning also measures each
+algorithm with its chunks in turn (``"im2col (chunks in turn)"``), leaving the threads to
+BLAS: that wins where the GEMMs are large (the 7x7 layer of the seed's ConvNet).
 
 Keeping columns. When the weight is being differentiated in reverse mode, the forward
 keeps what it computed from the input (the columns, Winograd's transformed tiles or the
@@ -99,9 +101,27 @@ from numpy.lib.stride_tricks import as_strided
 from nablab.errors import ShapeError
 
 __all__ = [
-    "ALGORITHMS", "FLOAT32_ERROR_BOUND", "Geometry", "geometry", "forward", "input_grad", "input_grad_with_kept",
-    "weight_grad", "bias_grad_for", "applicable", "choose", "autotune", "is_autotuning", "use", "threads", "save_columns", "choices",
-    "clear_choices", "calls", "kept_bytes",
+    "ALGORITHMS",
+    "FLOAT32_ERROR_BOUND",
+    "IN_TURN",
+    "Geometry",
+    "applicable",
+    "autotune",
+    "bias_grad_for",
+    "calls",
+    "choices",
+    "choose",
+    "clear_choices",
+    "forward",
+    "geometry",
+    "input_grad",
+    "input_grad_with_kept",
+    "is_autotuning",
+    "kept_bytes",
+    "save_columns",
+    "threads",
+    "use",
+    "weight_grad",
 ]
 
 #: Every algorithm's name, the default first.
@@ -147,7 +167,7 @@ class Geometry(NamedTuple):
     C: int
     H: int
     W: int
-    O: int  # noqa: E741
+    O: int
     Cg: int
     kh: int
     kw: int
@@ -180,7 +200,7 @@ def geometry(x_shape, w_shape, stride, padding, dilation, groups, who="conv2d"):
     if len(w_shape) != 4:
         raise ShapeError(f"{who}: weight must be (O, C/groups, kh, kw), got shape {tuple(w_shape)}")
     N, C, H, W = (int(v) for v in x_shape)
-    O, Cg, kh, kw = (int(v) for v in w_shape)  # noqa: E741
+    O, Cg, kh, kw = (int(v) for v in w_shape)
     if groups < 1 or C % groups or O % groups:
         raise ShapeError(f"{who}: groups={groups} must divide the input channels ({C}) and output channels ({O})")
     if Cg * groups != C:
@@ -286,7 +306,7 @@ def _parallel(fn, items):
     call, when threadpoolctl is installed to say so.
     """
     global _pool, _pool_key
-    if _threads <= 1 or len(items) <= 1:
+    if _threads <= 1 or len(items) <= 1 or _settings.serial:
         return [fn(item) for item in items]
     key = (os.getpid(), _threads)
     if _pool_key != key:
@@ -781,6 +801,7 @@ _OPS = ("forward", "input_grad", "weight_grad")
 
 class _Settings(threading.local):
     forced = None
+    serial = False  # the algorithm running now works through its chunks in turn (BLAS may use its threads)
 
 
 _settings = _Settings()
@@ -904,10 +925,32 @@ def calls():
     return dict(_calls)
 
 
+#: The variant of an algorithm that works through its chunks one after the other, leaving the threads to BLAS.
+IN_TURN = " (chunks in turn)"
+
+
+def _base(name):
+    """The algorithm of a variant's name: ``"im2col (chunks in turn)" -> "im2col"``."""
+    return name.removesuffix(IN_TURN)
+
+
+def _variants(candidates):
+    """With several threads, each algorithm that works in chunks also as its variant with the chunks in turn:
+    small GEMMs gain from chunks in parallel, large ones (a 7x7 kernel's) from BLAS's own threads."""
+    if _threads <= 1:
+        return list(candidates)
+    return list(candidates) + [c + IN_TURN for c in candidates if c != "fft"]
+
+
 def _run(op, name, args, geo, **kwargs):
-    key = (op, name)
+    base = _base(name)
+    key = (op, base)
     _calls[key] = _calls.get(key, 0) + 1
-    return getattr(_IMPLEMENTATIONS[name], op)(*args, geo, **kwargs)
+    previous, _settings.serial = _settings.serial, name != base
+    try:
+        return getattr(_IMPLEMENTATIONS[base], op)(*args, geo, **kwargs)
+    finally:
+        _settings.serial = previous
 
 
 def _measure(op, key, candidates, args, geo, kwargs):
@@ -959,7 +1002,7 @@ def _dispatch(op, args, geo, dtype, **kwargs):
     candidates = applicable(op, geo, dtype)
     if max(geo.kh, geo.kw) < 5 and "fft" in candidates:  # never close for small kernels: not worth measuring
         candidates.remove("fft")
-    return _measure(op, (op, geo, np.dtype(dtype).str), candidates, args, geo, kwargs)
+    return _measure(op, (op, geo, np.dtype(dtype).str), _variants(candidates), args, geo, kwargs)
 
 
 #: Algorithms that read the same kept columns (im2col's layout); the weight gradient chooses among them.
@@ -969,7 +1012,7 @@ _SHARED_COLUMNS = ("im2col", "im2col_per_image")
 def _weight_grad_from_kept(x, g, geo, name, columns):
     """The weight gradient from a forward's kept columns: by that algorithm, or, for im2col's columns, by the
     faster of the two GEMM orders (measured once per shape, as every choice)."""
-    if name not in _SHARED_COLUMNS:
+    if _base(name) not in _SHARED_COLUMNS:
         return _run("weight_grad", name, (x, g), geo, saved=columns)
     dtype = np.result_type(x, g)
     forced = _settings.forced
@@ -980,7 +1023,7 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
     entry = _choices.get(key)
     if entry is not None:
         return _run("weight_grad", entry["algorithm"], (x, g), geo, saved=columns)
-    return _measure("weight_grad", key, list(_SHARED_COLUMNS), (x, g), geo, dict(saved=columns))[1]
+    return _measure("weight_grad", key, _variants(_SHARED_COLUMNS), (x, g), geo, {"saved": columns})[1]
 
 
 def forward(x, w, geo, keep=False, bias=None):
@@ -1034,7 +1077,8 @@ def input_grad_with_kept(g, w, geo, saved, bias=False):
     >>> import numpy as np
     >>> from nablab.nn import conv_algorithms as ca
     >>> rng = np.random.default_rng(0)
-    >>> x, w, g = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 6, 6))
+    >>> x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    >>> g = rng.standard_normal((2, 4, 6, 6))
     >>> geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
     >>> with ca.use("winograd4"):
     ...     _, saved = ca.forward(x, w, geo, keep=True)
@@ -1049,10 +1093,10 @@ def input_grad_with_kept(g, w, geo, saved, bias=False):
     """
     name, tiles = saved
     dtype = np.result_type(g, w)
-    if not name.startswith("winograd") or choose("input_grad", geo, dtype) != name:
+    chosen = choose("input_grad", geo, dtype)
+    if not name.startswith("winograd") or chosen is None or _base(chosen) != _base(name):
         return input_grad(g, w, geo)
-    _calls[("input_grad", name)] = _calls.get(("input_grad", name), 0) + 1
-    results = _IMPLEMENTATIONS[name].input_grad(g, w, geo, kept=tiles, bias=bias)
+    results = _run("input_grad", chosen, (g, w), geo, kept=tiles, bias=bias)
     _stash.entry = (weakref.ref(g), tiles, results[1])
     _stash.bias = (weakref.ref(g), results[2]) if bias else None
     return results[0]
@@ -1089,7 +1133,8 @@ def weight_grad(x, g, geo, saved=None):
         entry = _stash.entry
         if entry is not None and entry[0]() is g and entry[1] is saved[1]:
             _stash.entry = None
-            _calls[("weight_grad", saved[0])] = _calls.get(("weight_grad", saved[0]), 0) + 1
+            key = ("weight_grad", _base(saved[0]))
+            _calls[key] = _calls.get(key, 0) + 1
             return entry[2]
         return _weight_grad_from_kept(x, g, geo, *saved)
     return _dispatch("weight_grad", (x, g), geo, np.result_type(x, g))[1]

@@ -92,7 +92,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding, extra = _resolve_padding(padding, kernel, dilation, stride, "conv2d")
     if extra is not None:
         x = ops.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": int(groups)}
     if bias is not None and _fusable_bias(x, weight, bias):  # added inside the convolution, chunk by chunk
         return conv(x, weight, bias, **options)
     out = conv(x, weight, **options)

@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nablab as nb
 from nablab.nn import conv_algorithms as ca
 from nablab.nn import functional as F
 
-TOL = dict(rtol=1e-10, atol=1e-10)
+TOL = {"rtol": 1e-10, "atol": 1e-10}
 settings.register_profile("conv-algorithms", max_examples=25, deadline=None)
 ALGORITHMS = list(ca.ALGORITHMS)
 
@@ -34,7 +35,8 @@ EXISTING = _load_existing_tests()
 @pytest.mark.parametrize("name", ALGORITHMS)
 @pytest.mark.parametrize("test", ["test_conv2d_matches_torch", "test_conv_transpose2d_matches_torch",
                                   "test_conv1d_matches_torch", "test_conv2d_same_and_valid_padding_match_torch",
-                                  "test_max_pool1d_and_avg_pool2d_match_torch", "test_conv_and_pool_nest_to_second_order",
+                                  "test_max_pool1d_and_avg_pool2d_match_torch",
+                                  "test_conv_and_pool_nest_to_second_order",
                                   "test_hessian_vector_product_through_a_convnet_matches_torch"])
 def test_the_existing_tests_pass_with_each_algorithm_forced(name, test):
     fn = getattr(EXISTING, test)
@@ -59,8 +61,8 @@ def fast_configs(draw):
     padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
     h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 11))
     w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 11))
-    return dict(n=draw(st.integers(1, 3)), cin=cin, cout=cout, k=(kh, kw), hw=(h, w), stride=stride,
-                padding=padding, dilation=dilation, groups=groups)
+    return {"n": draw(st.integers(1, 3)), "cin": cin, "cout": cout, "k": (kh, kw), "hw": (h, w), "stride": stride,
+            "padding": padding, "dilation": dilation, "groups": groups}
 
 
 def _arrays(cfg, seed, dtype=np.float64):
@@ -285,10 +287,13 @@ def test_autotuning_measures_once_per_shape_and_can_be_turned_off():
         y = F.conv2d(x, w, padding=1)
         (key, choice), = ca.choices().items()
         assert key == ("forward", geo, "<f4")
-        assert set(choice["seconds"]) == {"im2col", "im2col_per_image", "winograd2", "winograd4"}  # fft: k < 5
+        measured = {"im2col", "im2col_per_image", "winograd2", "winograd4"}  # not the fft: k < 5
+        if ca.threads() > 1:  # each also with its chunks in turn
+            measured |= {name + ca.IN_TURN for name in measured}
+        assert set(choice["seconds"]) == measured
         assert choice["algorithm"] in choice["seconds"]
         assert ca.choose("forward", geo, np.float32) == choice["algorithm"]
-        bound = ca.FLOAT32_ERROR_BOUND[choice["algorithm"]]
+        bound = ca.FLOAT32_ERROR_BOUND[choice["algorithm"].removesuffix(ca.IN_TURN)]
         assert np.max(np.abs(y - reference)) <= bound * scale
         before = ca.calls()
         F.conv2d(x, w, padding=1)  # measured once: the second call runs only the choice
@@ -310,7 +315,8 @@ def test_the_environment_variable_turns_autotuning_off():
     code = "from nablab.nn import conv_algorithms as ca; print(ca.is_autotuning())"
     for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={"NABLAB_CONV_AUTOTUNE": value, "PATH": "", "PYTHONPATH": str(pathlib.Path(__file__).parents[2])})
+                             env={"NABLAB_CONV_AUTOTUNE": value, "PATH": "",
+                                  "PYTHONPATH": str(pathlib.Path(__file__).parents[2])})
         assert out.stdout.strip() == expected, (value, out.stdout, out.stderr)
 
 
@@ -321,9 +327,9 @@ def test_forcing_an_algorithm_that_does_not_apply_runs_im2col_and_unknown_names_
         y = F.conv2d(x, w, stride=2)
     assert _ran(before, "im2col", ["forward"]) and not _ran(before, "winograd4", ["forward"])
     np.testing.assert_allclose(y, torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), stride=2).numpy())
-    with pytest.raises(ValueError, match="unknown convolution algorithm 'winograd8'; choose from im2col"):
-        with ca.use("winograd8"):
-            pass
+    with pytest.raises(ValueError, match="unknown convolution algorithm 'winograd8'; choose from im2col"), \
+            ca.use("winograd8"):
+        pass
     with pytest.raises(ValueError, match="unknown convolution map 'backward'"):
         ca.applicable("backward", ca.geometry(x.shape, w.shape, (1, 1), (0, 0), (1, 1), 1))
 
@@ -387,7 +393,8 @@ def test_float32_against_torch_in_float64_is_within_the_bound(name, cfg, seed):
     scale = torch.nn.functional.conv2d(*a64, **kw)
     scale.backward(torch.tensor(np.abs(g), dtype=torch.float64))
     geo = _geometry(cfg)
-    for op, ours, exact, size in (("forward", out, ref.detach(), scale.detach()), ("input_grad", dx, t64[0].grad, a64[0].grad),
+    for op, ours, exact, size in (("forward", out, ref.detach(), scale.detach()),
+                                  ("input_grad", dx, t64[0].grad, a64[0].grad),
                                   ("weight_grad", dw, t64[1].grad, a64[1].grad)):
         used = name if name in ca.applicable(op, geo, np.float32) else "im2col"
         bound = ca.FLOAT32_ERROR_BOUND[used] * max(float(size.max()), 1e-30)
