@@ -49,7 +49,8 @@ def descendants(pid: int) -> list[int]:
 
 def stopped_run(out: Path) -> subprocess.Popen:
     """`lab run` in its own process group, stopped just after its first sweep task was saved."""
-    env = {**os.environ, "NABLAB_FAULT": "sweep-task-saved:stop", "COLUMNS": "200"}
+    # PYTHONFAULTHANDLER: a run that hangs is sent SIGABRT and prints every thread's stack
+    env = {**os.environ, "NABLAB_FAULT": "sweep-task-saved:stop", "COLUMNS": "200", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(RUN + ["--out", str(out)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -106,7 +107,13 @@ def test_ctrl_c_stops_the_workers_without_their_tracebacks(tmp_path):
     helpers = descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)     # what Ctrl-C in a terminal does: the whole group
     os.kill(proc.pid, signal.SIGCONT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGABRT)            # faulthandler prints where each thread waits
+        _, stderr = proc.communicate(timeout=30)
+        _kill_all(descendants(proc.pid) + helpers)
+        raise AssertionError(f"still running 60 s after Ctrl-C; its threads:\n{stderr}") from None
     alive = wait_gone(helpers, 10)
     _kill_all(alive)
     assert proc.returncode == 130
