@@ -35,13 +35,15 @@ The algorithms:
     in the frequency domain. Stride 1, dilation 1, one group, floating point.
 
 Float32 error, measured against the same computation in float64 with inputs from a
-standard normal (``tests/nn/test_conv_algorithms.py`` checks it on several shapes): for
-each map, ``max |result32 - exact| <= bound * max (|x| conv |w|)`` (the same map applied
-to the absolute values: ``|g|`` and ``|w|`` for the input gradient, ``|x|`` and ``|g|``
-for the weight gradient), with ``bound`` from :data:`FLOAT32_ERROR_BOUND`: 1e-6 for
-im2col (both), F(2x2, 3x3) and the FFT, 1e-5 for F(4x4, 3x3), whose transforms multiply
-by up to 8 and divide by 24. The worst measured ratios were about 2e-7, 3e-7, 1e-7 and
-1.7e-6. In float64 every algorithm agrees with PyTorch to 1e-10 (relative and absolute).
+standard normal (``tests/nn/test_conv_algorithms.py`` checks it on fixed shapes and on
+random ones against PyTorch in float64): for each map, ``max |result32 - exact| <= bound *
+scale`` with the scale of :func:`error_scales` (for the forward, max|x| times the largest
+sum of |w| over an output channel: the largest value ``|x| conv |w|`` can take) and
+``bound`` from :data:`FLOAT32_ERROR_BOUND`: 1e-6 for im2col (both), F(2x2, 3x3) and the
+FFT, 1e-5 for F(4x4, 3x3), whose transforms multiply by up to 8 and divide by 24. The
+worst ratios measured on the test's shapes were about 5e-8 (im2col, F(2x2, 3x3), FFT) and
+6e-7 (F(4x4, 3x3)). In float64 every algorithm agrees with PyTorch to 1e-10 (relative and
+absolute).
 
 The choice. With :func:`autotune` on (the default), the first call of each map with a
 new shape, dtype and geometry runs every algorithm that applies, three times each
@@ -127,7 +129,7 @@ __all__ = [
 #: Every algorithm's name, the default first.
 ALGORITHMS = ("im2col", "im2col_per_image", "winograd2", "winograd4", "fft")
 
-#: ``max |float32 result - exact| / max (product of absolute values)``, per algorithm (see the module's text).
+#: ``max |float32 result - exact| / scale`` (:func:`error_scales`), per algorithm (see the module's text).
 FLOAT32_ERROR_BOUND = {"im2col": 1e-6, "im2col_per_image": 1e-6, "winograd2": 1e-6, "winograd4": 1e-5,
                        "fft": 1e-6}
 
@@ -215,6 +217,25 @@ def geometry(x_shape, w_shape, stride, padding, dilation, groups, who="conv2d"):
             f"{who}: kernel {kh}x{kw} (dilation {dilation}) does not fit the input {H}x{W} padded by {padding}"
         )
     return Geometry(N, C, H, W, O, Cg, kh, kw, Ho, Wo, tuple(stride), tuple(padding), tuple(dilation), int(groups))
+
+
+def error_scales(x, w, g):
+    """The scales of :data:`FLOAT32_ERROR_BOUND`, per map: the largest value the map of absolute values can reach.
+
+    ``forward``: max|x| times the largest sum of |w| over one output channel; ``input_grad``: max|g| times the
+    largest sum of |w| over one input channel; ``weight_grad``: max|x| times the largest sum of |g| over one output
+    channel. (Bounds of ``|x| conv |w|`` and the like that do not shrink where padding cuts a window: rounding in
+    Winograd's and the FFT's transforms involves every tap, even those that fall on padding.)
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.error_scales(np.ones((1, 1, 4, 4)), np.full((2, 1, 3, 3), 0.5), np.ones((1, 2, 4, 4)))
+    {'forward': 4.5, 'input_grad': 9.0, 'weight_grad': 16.0}
+    """
+    x, w, g = (np.abs(np.asarray(a, dtype=np.float64)) for a in (x, w, g))
+    return {"forward": float(x.max() * w.sum(axis=(1, 2, 3)).max()),
+            "input_grad": float(g.max() * w.sum(axis=(0, 2, 3)).max()),
+            "weight_grad": float(x.max() * g.sum(axis=(0, 2, 3)).max())}
 
 
 def _window(a, b, geo):
@@ -340,8 +361,8 @@ class Im2col:
 
     The chunk's input is laid out channels-first, then each kernel offset is one strided copy with long
     contiguous rows (far faster than copying a window view whose innermost axis is the kernel). Kept for the
-    weight gradient, the columns of all chunks form one array, and the weight gradient is one GEMM,
-    ``columns @ g`` with ``g`` as (N Ho Wo, O): the long axis is the GEMM's inner one.
+    weight gradient, the columns of all chunks form one array, and the weight gradient is
+    ``columns @ g`` with ``g`` as (n Ho Wo, O) (the long axis is the GEMM's inner one), chunk by chunk.
     """
 
     name = "im2col"
@@ -438,13 +459,17 @@ class Im2col:
         return dx
 
     def weight_grad(self, x, g, geo, saved=None):
+        """Per chunk ``columns @ g`` with ``g`` as (n Ho Wo, O) (the long axis inner), summed over the chunks;
+        from the kept columns when given."""
         dtype = np.result_type(x, g)
-        if saved is not None:  # all columns at once: one GEMM per group
-            dwt = _gemm(saved, self._grad_columns(g, geo))  # (groups, Cg kh kw, O/groups)
-        else:
-            dwt = _total(_parallel(lambda b: _gemm(self.columns(x[b[0]:b[1]], geo),
-                                                   self._grad_columns(g[b[0]:b[1]], geo)),
-                                   self._chunks(geo, dtype.itemsize)))
+        hw = geo.Ho * geo.Wo
+
+        def chunk(bounds):
+            n0, n1 = bounds
+            cols = self.columns(x[n0:n1], geo) if saved is None else saved[:, :, n0 * hw:n1 * hw]
+            return _gemm(cols, self._grad_columns(g[n0:n1], geo))  # (groups, Cg kh kw, O/groups)
+
+        dwt = _total(_parallel(chunk, self._chunks(geo, dtype.itemsize)))
         return np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(geo.O, geo.Cg, geo.kh, geo.kw)
 
 
