@@ -46,8 +46,8 @@ worst ratios measured on the test's shapes were about 5e-8 (im2col, F(2x2, 3x3),
 absolute).
 
 The choice. With :func:`autotune` on (the default), the first call of each map with a
-new shape, dtype and geometry runs every algorithm that applies, three times each
-(interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
+new shape, dtype and geometry runs every algorithm that applies, once to warm up and
+three times timed (interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
 from other processes would only add noise; wall-clock time on more); another algorithm
 must beat im2col by 10%. This is what ``torch.backends.cudnn.benchmark`` does; later calls
 reuse the choice (:func:`choices` lists them).
@@ -147,7 +147,7 @@ MIN_COPY_BYTES = 128 << 10
 #: chunk by chunk in cache.
 KEEP_MAX_BYTES = 16 << 20
 
-#: Rounds of measuring each candidate (the best round counts).
+#: Timed rounds of measuring each candidate, after one round to warm up (the best timed round counts).
 MEASURE_ROUNDS = 3
 
 #: A measured algorithm replaces im2col only when it is faster by this factor.
@@ -985,12 +985,12 @@ def _measure(op, key, candidates, args, geo, kwargs):
     # On one thread the process's CPU time is the measure (other processes' load does not count); on more, the
     # wall clock (CPU time would add the threads up and count BLAS threads that spin while they wait).
     clock = time.process_time if _threads == 1 else time.perf_counter
-    for _ in range(MEASURE_ROUNDS):
+    for round_ in range(MEASURE_ROUNDS + 1):  # the first round warms up (thread pool, first-touch pages): not timed
         for name in candidates:
             start = clock()
             result = _run(op, name, args, geo, **kwargs)
             elapsed = clock() - start
-            if elapsed < seconds.get(name, np.inf):
+            if round_ and elapsed < seconds.get(name, np.inf):
                 seconds[name] = elapsed
             results[name] = result
     best = min(seconds, key=seconds.get)
