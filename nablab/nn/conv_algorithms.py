@@ -940,6 +940,65 @@ def clear_choices():
     _choices.clear()
 
 
+def export_choices():
+    """The measured choices as JSON-ready rows ``{"op", "geometry", "dtype", "algorithm"}``.
+
+    A training checkpoint keeps them, and the resumed run takes them back with :func:`import_choices`:
+    algorithms differ in the last bits of float32 results, so a resumed run must not measure afresh
+    (and perhaps choose differently) if it is to continue bit for bit.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> rows = ca.export_choices()
+    >>> ca.import_choices(rows); ca.export_choices() == rows
+    True
+    """
+    return [{"op": op, "geometry": [list(v) if isinstance(v, tuple) else v for v in geo], "dtype": dtype,
+             "algorithm": c["algorithm"]} for (op, geo, dtype), c in _choices.items()]
+
+
+_KEPT_OP = "weight_grad from kept columns"
+
+
+def import_choices(rows):
+    """Use the algorithms of ``rows`` (from :func:`export_choices`) for their shapes instead of measuring them.
+
+    Every row is checked before any is taken; one that is not a choice raises ``ValueError`` naming its
+    position and what is wrong with it.
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.import_choices([{"op": "forward", "geometry": [1], "dtype": "<f4", "algorithm": "im2col"}])
+    Traceback (most recent call last):
+    ...
+    ValueError: convolution choice 0: geometry [1] is not 14 sizes (N, C, H, W, O, Cg, kh, kw, Ho, Wo, stride, padding, dilation, groups)
+    """
+    if not isinstance(rows, list):
+        raise ValueError(f"convolution choices: expected a list of rows, got {type(rows).__name__}")
+    taken = {}
+    for i, row in enumerate(rows):
+        def refuse(problem):
+            raise ValueError(f"convolution choice {i}: {problem}")
+
+        if not isinstance(row, dict) or set(row) != {"op", "geometry", "dtype", "algorithm"}:
+            refuse(f"{row!r} is not a mapping of op, geometry, dtype and algorithm")
+        op, sizes, dtype, algorithm = row["op"], row["geometry"], row["dtype"], row["algorithm"]
+        if op not in _OPS and op != _KEPT_OP:
+            refuse(f"unknown map {op!r}")
+        if not isinstance(sizes, list) or len(sizes) != len(Geometry._fields):
+            refuse(f"geometry {sizes!r} is not {len(Geometry._fields)} sizes ({', '.join(Geometry._fields)})")
+        fields = [tuple(v) if isinstance(v, list) else v for v in sizes]
+        if not all(isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, tuple) and len(v) == 2
+                   and all(isinstance(u, int) and not isinstance(u, bool) for u in v)) for v in fields):
+            refuse(f"geometry {sizes!r} holds something other than integers and pairs of integers")
+        try:
+            dtype = np.dtype(dtype).str
+        except TypeError:
+            refuse(f"dtype {row['dtype']!r} is not a NumPy dtype")
+        if not isinstance(algorithm, str) or _base(algorithm) not in _IMPLEMENTATIONS:
+            refuse(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+        taken[(op, Geometry(*fields), dtype)] = {"algorithm": algorithm, "seconds": {}}
+    _choices.update(taken)
+
+
 def calls():
     """How many times each (op, algorithm) ran in this process (tests check that a forced algorithm ran).
 
@@ -1044,7 +1103,7 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
     if forced is not None or not _autotune or geo.macs < AUTOTUNE_MIN_MACS:
         chosen = forced if forced in _SHARED_COLUMNS else name
         return _run("weight_grad", chosen, (x, g), geo, saved=columns)
-    key = ("weight_grad from kept columns", geo, np.dtype(dtype).str)
+    key = (_KEPT_OP, geo, np.dtype(dtype).str)
     entry = _choices.get(key)
     if entry is not None:
         return _run("weight_grad", entry["algorithm"], (x, g), geo, saved=columns)

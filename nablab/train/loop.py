@@ -267,6 +267,17 @@ def _is_number(value) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
 
+def _take_conv_choices(rows, path):
+    """The convolution algorithms the checkpointed run measured, used again (bit-for-bit resumption)."""
+    from nablab.nn import conv_algorithms
+
+    try:
+        conv_algorithms.import_choices(rows)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {path} has {exc}; it is not a checkpoint of nablab.train that can be "
+                              "resumed") from None
+
+
 def _check_meta(meta, arrays, path):
     """Refuse metadata that is not what :func:`train` writes, before any of it is used."""
     def refuse(problem):
@@ -364,6 +375,7 @@ def train(config: TrainConfig, run_dir=None, *, dataset: Dataset | None = None, 
         saved_arrays, meta = load_checkpoint(ckpt_path)
         _check_meta(meta, saved_arrays, ckpt_path)
         _check_resumable(meta["config"], config, ckpt_path)
+        _take_conv_choices(meta.get("conv_algorithms", []), ckpt_path)
 
     data = _dataset_for(config, dataset)
     model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed,
@@ -470,8 +482,12 @@ def _run_epoch(result, data, loader, epoch, step, ckpt_path, reporter):
 def _save(result, path, epoch, step, arrays):
     arrays = dict(arrays)
     arrays["history.step_loss"] = np.asarray(result.step_losses, dtype=np.float64)
+    from nablab.nn import conv_algorithms
+
+    # The convolution algorithms measured so far: a resumed run takes them back and repeats the same arithmetic.
     meta = {"format": _FORMAT, "epoch": epoch, "step": step, "config": result.config.to_dict(),
-            "history": result.history, "epoch_seconds": result.epoch_seconds}
+            "history": result.history, "epoch_seconds": result.epoch_seconds,
+            "conv_algorithms": conv_algorithms.export_choices()}
     save_checkpoint(path, arrays, meta)
 
 
