@@ -386,10 +386,48 @@ def _plain_spec(spec):
     return (kind, keys, None if children is None else [_plain_spec(c) for c in children])
 
 
+# -- what custom_vjp and custom_jvp share --------------------------------------------
+
+
+class _CustomRule:
+    """A function with a rule of its own: the wrapped function, its nondiff arguments and a call's first steps."""
+
+    what = ""  # "custom_vjp" or "custom_jvp", for messages
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(sorted(set(int(i) for i in nondiff_argnums)))
+        self._signature = _signature(fun)
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+    def _prepare(self, args, kwargs, has_rule, how):
+        """Arguments bound and checked: ``(name, args, flat, all_leaves, top, box)``; ``top`` is None when
+        nothing differentiates or batches them."""
+        name = _name(self.fun)
+        if not has_rule:
+            raise TypeError(f"{self.what} function {name} has no rule: call {name}.{how} first")
+        args = _positional(self, args, kwargs, self.what)
+        _check_nondiff_argnums(self, len(args), self.what)
+        flat = [tree_flatten(a) for a in args]
+        all_leaves = [x for leaves, _ in flat for x in leaves]
+        _refuse_hidden_tensors(all_leaves, f"{self.what} function {name}")
+        top, box = _top(all_leaves)
+        return name, args, flat, all_leaves, top, box
+
+    def _run_plain(self, name, args):
+        """The function as written (no transform sees its arguments); a traced value it closed over is refused."""
+        out = self.fun(*args)
+        _refuse_closure(f"{self.what} function {name}", _levels(tree_flatten(out)[0]), set())
+        return out
+
+
 # -- custom_vjp ---------------------------------------------------------------------
 
 
-class custom_vjp:
+class custom_vjp(_CustomRule):
     """A function with its own reverse-mode rule (JAX's ``custom_vjp``).
 
     ``f.defvjp(fwd, bwd)`` sets the rule: ``fwd(*args) -> (out, residuals)`` runs
@@ -416,12 +454,11 @@ class custom_vjp:
     array([1., 1.])
     """
 
+    what = "custom_vjp"
+
     def __init__(self, fun, nondiff_argnums=()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = tuple(sorted(set(int(i) for i in nondiff_argnums)))
+        super().__init__(fun, nondiff_argnums)
         self.fwd = self.bwd = None
-        self._signature = _signature(fun)
 
     def defvjp(self, fwd, bwd):
         """Set the rule: ``fwd`` for the forward pass, ``bwd`` for the backward pass (see the class)."""
@@ -431,23 +468,11 @@ class custom_vjp:
                                 f"got {type(rule).__name__}")
         self.fwd, self.bwd = fwd, bwd
 
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else functools.partial(self, obj)
-
     def __call__(self, *args, **kwargs):
-        name = _name(self.fun)
-        if self.fwd is None:
-            raise TypeError(f"custom_vjp function {name} has no rule: call {name}.defvjp(fwd, bwd) first")
-        args = _positional(self, args, kwargs, "custom_vjp")
-        _check_nondiff_argnums(self, len(args), "custom_vjp")
-        flat = [tree_flatten(a) for a in args]
-        all_leaves = [x for leaves, _ in flat for x in leaves]
-        _refuse_hidden_tensors(all_leaves, f"custom_vjp function {name}")
-        top, box = _top(all_leaves)
+        name, args, flat, all_leaves, top, box = self._prepare(args, kwargs, self.fwd is not None,
+                                                               "defvjp(fwd, bwd)")
         if top is None:
-            out = self.fun(*args)
-            _refuse_closure(f"custom_vjp function {name}", _levels(tree_flatten(out)[0]), set())
-            return out
+            return self._run_plain(name, args)
         kind = _kind(top, box)
         if kind != "other":  # a batched nondiff argument is no derivative lost: vmap batches bwd over it
             _refuse_traced_nondiff(self, flat, top, "custom_vjp")
@@ -581,7 +606,7 @@ def _spec_text(spec):
 # -- custom_jvp ---------------------------------------------------------------------
 
 
-class custom_jvp:
+class custom_jvp(_CustomRule):
     """A function with its own forward-mode rule (JAX's ``custom_jvp``), used by every transform.
 
     ``f.defjvp(rule)`` (also a decorator) sets ``rule(*nondiff_args, primals,
@@ -602,12 +627,11 @@ class custom_jvp:
     (array([0., 2.]), array([0., 4.]))
     """
 
+    what = "custom_jvp"
+
     def __init__(self, fun, nondiff_argnums=()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = tuple(sorted(set(int(i) for i in nondiff_argnums)))
+        super().__init__(fun, nondiff_argnums)
         self.jvp = None
-        self._signature = _signature(fun)
 
     def defjvp(self, jvp):
         """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (out, tangent_out)``; returns it."""
@@ -638,23 +662,10 @@ class custom_jvp:
 
         self.jvp = jvp
 
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else functools.partial(self, obj)
-
     def __call__(self, *args, **kwargs):
-        name = _name(self.fun)
-        if self.jvp is None:
-            raise TypeError(f"custom_jvp function {name} has no rule: call {name}.defjvp(rule) first")
-        args = _positional(self, args, kwargs, "custom_jvp")
-        _check_nondiff_argnums(self, len(args), "custom_jvp")
-        flat = [tree_flatten(a) for a in args]
-        all_leaves = [x for leaves, _ in flat for x in leaves]
-        _refuse_hidden_tensors(all_leaves, f"custom_jvp function {name}")
-        top, box = _top(all_leaves)
+        name, args, flat, all_leaves, top, box = self._prepare(args, kwargs, self.jvp is not None, "defjvp(rule)")
         if top is None:
-            out = self.fun(*args)
-            _refuse_closure(f"custom_jvp function {name}", _levels(tree_flatten(out)[0]), set())
-            return out
+            return self._run_plain(name, args)
         kind = _kind(top, box)
         if kind != "other":  # a batched nondiff argument is no derivative lost: vmap batches the rule over it
             _refuse_traced_nondiff(self, flat, top, "custom_jvp")
