@@ -669,7 +669,7 @@ def lstsq(a, b, rcond=None):
     a, b = as_array(a), as_array(b)
     if _ndim(a) != 2 or _ndim(b) not in (1, 2):
         raise LinAlgError(f"lstsq: a must be 2-D and b 1-D or 2-D; got shapes {shape_of(a)} and {shape_of(b)}")
-    _, res_value, rank, _ = np.linalg.lstsq(value_of(a), value_of(b), rcond=rcond)
+    _, res_value, rank, _ = np.linalg.lstsq(np.asarray(value_of(a)), np.asarray(value_of(b)), rcond=rcond)
     x = _lstsq_p(a, b, rcond=rcond)
     if np.size(res_value):
         r = b - matmul(a, x)

@@ -39,7 +39,7 @@ def real_if_close(a, tol=100):
     a = as_array(a)
     if not holds_traced([a]):
         return np.real_if_close(unbox_all(a), tol=tol)
-    if not _is_complex(a) or np.iscomplexobj(np.real_if_close(value_of(a), tol=tol)):
+    if not _is_complex(a) or np.iscomplexobj(np.real_if_close(np.asarray(value_of(a)), tol=tol)):
         return a
     return real_part(a)
 
@@ -67,5 +67,5 @@ def angle(z, deg=False):
     """
     z = as_array(z)
     if not (_is_complex(z) and holds_traced([z])):
-        return np.angle(unbox_all(z), deg=deg)
+        return np.angle(np.asarray(unbox_all(z)), deg=deg)
     return _angle_p(z, deg=bool(deg))

@@ -235,7 +235,7 @@ def modf(x, **kwargs):
     x = as_array(x)
     if kwargs or not holds_traced([x]):
         return np.modf(unbox_all(x), **kwargs)
-    return _frac_p(x), np.modf(value_of(x))[1]
+    return _frac_p(x), np.modf(np.asarray(value_of(x)))[1]
 
 
 ldexp = UfuncPrimitive(np.ldexp, "ldexp")
@@ -249,7 +249,7 @@ def frexp(x, **kwargs):
     x = as_array(x)
     if kwargs or not holds_traced([x]):
         return np.frexp(unbox_all(x), **kwargs)
-    exponent = np.frexp(value_of(x))[1]
+    exponent = np.frexp(np.asarray(value_of(x)))[1]
     return ldexp(x, -exponent), exponent
 
 

@@ -641,3 +641,20 @@ def test_lab_mnist1d_per_example_gradient_norms():
     close(start, np.sqrt((np.sum(x ** 2, axis=1) + 1.0) * 0.9))
     close(lipschitz, (np.sum(x ** 2, axis=1) + 1.0) / 2.0)
     assert end.shape == start.shape and not np.allclose(end, start) and loss < np.log(10.0)
+
+
+@pytest.mark.parametrize("name,f", [
+    ("lstsq", lambda v: nnp.linalg.lstsq(np.arange(15.0).reshape(5, 3) % 4 + np.eye(5, 3), v, rcond=None)[0]),
+    ("real_if_close", lambda v: nnp.real_if_close(v + 0j)),
+    ("modf", lambda v: nnp.modf(v)[1]),
+    ("frexp", lambda v: nnp.frexp(v)[1]),
+    ("angle", lambda v: nnp.angle(v)),
+])
+def test_functions_that_read_a_plain_array_loop_instead_of_recursing(name, f):
+    """These read NumPy's answer on the plain values (a rank, an integer part, a realness test); under vmap
+    that is a per-example question: they run example by example, with vmap's warning, and match the loop."""
+    x = np.random.default_rng(3).standard_normal((4, 5)) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # vmap says once that it loops
+        got = nb.vmap(f)(x)
+    np.testing.assert_allclose(np.asarray(got), np.stack([np.asarray(f(v)) for v in x]), rtol=0, atol=0)
