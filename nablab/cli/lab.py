@@ -64,6 +64,8 @@ def reproduce(
     seed: int = typer.Option(0, "--seed", help="Base random seed."),
     scheduler: str = _SCHEDULER,
     workers: Optional[int] = _WORKERS,
+    pdf: bool = typer.Option(False, "--pdf", help="Also print the page to OUT/report.pdf with a headless "
+                                                  "Chromium (apt-get install chromium)."),
 ) -> None:
     """Run the lab's experiments and write OUT/index.html and OUT/claims.json.
 
@@ -78,12 +80,19 @@ def reproduce(
 
     patterns = _patterns(only)
     ids = _select_or_fail(patterns, "--only")
+    if pdf:
+        from nablab.lab.pdf import browser
+
+        if browser() is None:  # said before any claim runs, not after minutes of work
+            fail("--pdf needs Chromium to print the page, and none is installed (Debian: apt-get install "
+                 "chromium); without --pdf, the page's print stylesheet prints well from any browser")
     start = time.perf_counter()
     try:
         with ReproduceProgress(console, ids, previous_seconds(out, quick)) as shown:
             records = run_report(out, only=patterns, quick=quick, seed=seed, progress=shown.claim_done,
                                  claim_progress=shown.claim_step, scheduler=scheduler, workers=workers,
-                                 notice=lambda text: err_console.print(text, markup=False, highlight=False))
+                                 notice=lambda text: err_console.print(text, markup=False, highlight=False),
+                                 pdf=pdf)
     except OutChangedError as exc:
         fail(str(exc), code=1)
     except (FileExistsError, NotADirectoryError, ValueError) as exc:

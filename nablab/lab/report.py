@@ -205,7 +205,8 @@ def _run_computed(claim, ctx: Context, overrides: dict | None) -> dict:
 def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, seed: int = 0,
               *, progress: Callable[[dict], None] | None = None, scheduler: str | None = "local",
               workers: int | None = None, notice: Callable[[str], None] | None = None,
-              claim_progress: Callable[[str, int, int, str], None] | None = None) -> list[dict]:
+              claim_progress: Callable[[str, int, int, str], None] | None = None,
+              pdf: bool = False) -> list[dict]:
     """Run the selected claims and write the report to ``out``; return the records.
 
     ``progress`` is called with each record as soon as its claim finishes,
@@ -215,6 +216,9 @@ def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, see
     ``scheduler`` and ``workers`` choose where sweeps run (see the module's docstring).
     Raises :class:`OutChangedError` if files nablab did not write appeared in ``out``
     during the run: they are left as they are and the new report is put beside them.
+    With ``pdf``, the page is also printed to ``report.pdf`` (a headless Chromium; see
+    :mod:`nablab.lab.pdf`) before the swap; if printing fails, the report is kept without
+    it and ``notice`` says why.
     """
     ids = select_claims(only)
     out = _target(out)
@@ -245,7 +249,7 @@ def reproduce(out: Path, only: list[str] | None = None, quick: bool = False, see
                             seconds=time.perf_counter() - t0)
         meta.update(scheduler=scheduler or "local", workers=workers, saved_task_results_found=saved,
                     command=reproduce_command(only, quick, seed))
-        write_report(tmp, records, meta)
+        write_report(tmp, records, meta, pdf_notice=notice if pdf else None)
         tmp.chmod(0o755)  # mkdtemp makes it private; a report is meant to be read
         fault_point("report-written")
         _swap_in(tmp, out)
@@ -313,8 +317,10 @@ def git_commit(folder: Path) -> dict | None:
     return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
-def write_report(folder: Path, records: list[dict], meta: dict) -> None:
-    """Write ``index.html``, ``claims.json``, ``run.json`` and the marker into ``folder``."""
+def write_report(folder: Path, records: list[dict], meta: dict,
+                 pdf_notice: Callable[[str], None] | None = None) -> None:
+    """Write ``index.html``, ``claims.json``, ``run.json`` and the marker into ``folder``; with
+    ``pdf_notice``, also ``report.pdf`` (a failure to print is told to it, and the report kept)."""
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     counts = {s: n for s, n in counts.items() if n}
     claims_json = [{k: r.get(k) for k in ("id", "seed", "source", "status", "reason", "computed", "seed_says",
@@ -327,6 +333,14 @@ def write_report(folder: Path, records: list[dict], meta: dict) -> None:
         json.dumps({**meta, "counts": counts}, indent=2) + "\n", encoding="utf-8")
     html = _render(folder, records, meta, counts)
     (folder / "index.html").write_text(html, encoding="utf-8")
+    if pdf_notice is not None:
+        from nablab.lab.pdf import print_pdf
+
+        try:
+            print_pdf(folder / "index.html", folder / "report.pdf")
+        except RuntimeError as exc:
+            (folder / "report.pdf").unlink(missing_ok=True)
+            pdf_notice(f"no report.pdf: {exc}")
     # Last, so a folder with the marker is complete; it lists every file, so a file
     # someone adds later is known not to be the report's (and is never replaced).
     files = sorted(n for n in os.listdir(folder) if n not in (MARKER, _LOCK))
