@@ -399,6 +399,7 @@ class LocalPool(Executor):
             pool, self._pool = self._pool, None
             alive, self._alive = self._alive, None
         if pool is not None:
+            _tolerate_closed_wakeup(pool)
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
         if not wait:
             # As Ctrl-C in a terminal does (when only this process got it): tasks stop, the
@@ -419,6 +420,26 @@ class LocalPool(Executor):
 
 
 _KEEP_OPEN: list = []
+
+
+def _tolerate_closed_wakeup(pool: ProcessPoolExecutor) -> None:
+    """Let the interpreter's exit hook wake a pool whose manager thread is closing its wake-up pipe.
+
+    At exit, concurrent.futures wakes every pool's manager thread; after an interrupted shutdown
+    that thread may close the pipe between the hook's ``_closed`` check and its write, and the
+    write's ``OSError: [Errno 9] Bad file descriptor`` is printed as a traceback after the clean
+    Ctrl-C message (seen on CPython 3.11 under load). A closed pipe needs no waking.
+    """
+    wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
+    send = getattr(wakeup, "wakeup", None)
+    if send is None:
+        return
+
+    def wake():
+        with contextlib.suppress(OSError):
+            send()
+
+    wakeup.wakeup = wake
 
 
 def _cpu_count() -> int:
