@@ -4,27 +4,12 @@ import sys
 
 import numpy as np
 import pytest
+from claim_records import outcomes, record_of
 
 from nablab.lab import registry
 from nablab.lab.experiments import arch
 from nablab.lab.grading import grade_claim, verdict
 from nablab.lab.sheets import answer_sets
-
-
-def record_of(claim_id, tmp_path, **params):
-    """The report's record of a claim (figures checked on disk)."""
-    from nablab.lab.report import run_claim
-
-    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
-    assert record["status"] != "error", record["details"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file()
-        assert record["alts"].get(figure)
-    return record
-
-
-def outcomes(record, answer_set):
-    return {g["slot"]: g["outcome"] for g in record["grades"][answer_set]}
 
 
 def test_the_claims_are_written_as_compute_and_figure():

@@ -1,26 +1,11 @@
 """The autodiff claims compute their slots, and grading answer set 003 gives their verdicts."""
 
 import numpy as np
+from claim_records import outcomes, record_of
 
 from nablab.lab import registry
 from nablab.lab.experiments import autodiff as exp
 from nablab.lab.registry import Context
-
-
-def record_of(claim_id, tmp_path, **params):
-    """The report's record of a claim written as compute and figure (figures checked on disk)."""
-    from nablab.lab.report import run_claim
-
-    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
-    assert record["status"] != "error", record["details"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file()
-        assert record["alts"].get(figure)
-    return record
-
-
-def outcomes(record, answer_set="003"):
-    return {g["slot"]: g["outcome"] for g in record["grades"][answer_set]}
 
 
 def test_the_two_claims_are_compute_and_figure():
@@ -63,7 +48,7 @@ def test_jacobian_claim_disagrees_with_answer_set_003_on_its_autodiff_entry(tmp_
     """003's autodiff df1/dw1 = 47.28739 is 47.30341; its forward differences 48.19, 4.76 are right."""
     record = record_of("autodiff.jacobian-three-ways", tmp_path)
     assert record["status"] == "disagrees"
-    assert outcomes(record) == {"value": "unanswered", "jacobian_forward_differences": "correct",
+    assert outcomes(record, "003") == {"value": "unanswered", "jacobian_forward_differences": "correct",
                                 "jacobian_forward_mode": "wrong", "jacobian_reverse_mode": "wrong"}
     for grade in record["grades"]["003"]:
         if grade["outcome"] == "wrong":
@@ -109,7 +94,7 @@ def test_graph_claim_gradients(tmp_path):
 def test_graph_claim_at_its_point_is_reproduced_and_writes_its_dot_file(tmp_path):
     record = record_of("autodiff.graph", tmp_path)
     assert record["status"] == "reproduced"
-    assert set(outcomes(record).values()) == {"unanswered"}        # answer set 003 gives no values
+    assert set(outcomes(record, "003").values()) == {"unanswered"}        # answer set 003 gives no values
     assert record["slots"] == {"value": 9.0, "df_da": 3.0, "df_db": 3.0, "df_dx": 3.0, "df_dy": 6.0}
     assert [n["op"] for n in record["computed"]["nodes"]] == ["x", "y", "add", "add", "multiply"]
     assert record["computed"]["graph_files"] == ["autodiff.graph--graph.dot"]

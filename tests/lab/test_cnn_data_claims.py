@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from claim_records import outcomes, record_of
 
 from nablab.lab import registry
 from nablab.lab.experiments import cnn
@@ -19,10 +20,6 @@ def laplacian_by_hand(image):
     """4 x centre minus the four neighbours, zero outside: an independent evaluation of I * J."""
     p = np.pad(image, 1)
     return 4 * p[1:-1, 1:-1] - p[:-2, 1:-1] - p[2:, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:]
-
-
-def outcomes(record, answer_set):
-    return {g["slot"]: g["outcome"] for g in record["grades"][answer_set]}
 
 
 def test_the_three_claims_are_registered():
@@ -116,17 +113,6 @@ def test_filter_design_notices_a_filter_that_does_not_do_the_job(tmp_path):
     assert verdict(grade)[0] == "disagrees" and [s.slot for s in grade.wrong()] == ["filter_b"]
     blur = record_of("cnn.filter-design", tmp_path / "blur", kernel_d=[[1, 1, 1], [1, 1, 1], [1, 1, 1]])
     assert blur["slots"]["filter_d"] == "other"
-
-
-def record_of(claim_id, tmp_path, **params):
-    """The report's record of a claim written as compute and figure (figures checked on disk)."""
-    from nablab.lab.report import run_claim
-
-    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
-    assert record["status"] != "error", record["details"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file()
-    return record
 
 
 def test_one_hot_claim_finds_answer_set_004_incomplete(tmp_path):

@@ -9,36 +9,25 @@ w0 = (1, -1), eta = 0.1 (n = 3): a = X w0 - t = (-1, -2, -3), X X^T a = (-4, -5,
 |X X^T a|^2 = 122, so L1'' = 8 * 122 / 27 = 976/27 and eta* = (3/2) 41 / 122 = 123/244.
 """
 
+import functools
 import inspect
 from fractions import Fraction
 
+import claim_records
 import numpy as np
 import pytest
+from claim_records import outcomes
 
 from nablab.lab import registry
 from nablab.lab.claims import CLAIMS_BY_ID
 from nablab.lab.experiments import hyper as exp
 from nablab.lab.sheets import answer_sets
 
+#: Each of these claims draws at least one figure.
+record_of = functools.partial(claim_records.record_of, need_figures=True)
+
 IDS = ("hyper.graph-two-steps", "hyper.memory-vs-steps", "hyper.long-horizon", "hyper.one-step-loss",
        "hyper.one-step-2d", "hyper.t-step-loss", "hyper.t-step-2d")
-
-
-def record_of(claim_id, tmp_path, **params):
-    """The report's record of a claim (figures checked on disk); never an error."""
-    from nablab.lab.report import run_claim
-
-    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
-    assert record["status"] != "error", record["details"]
-    assert record["figures"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file()
-        assert record["alts"].get(figure)
-    return record
-
-
-def outcomes(record, answer_set):
-    return {g["slot"]: g["outcome"] for g in record["grades"][answer_set]}
 
 
 def test_every_claim_is_compute_and_figure_and_quotes_no_answer():

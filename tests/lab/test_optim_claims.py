@@ -2,33 +2,23 @@
 independently (closed forms, np.linalg.lstsq, torch, enumeration)."""
 
 import dataclasses
+import functools
 
+import claim_records
 import numpy as np
 import pytest
+from claim_records import outcomes
 
 from nablab import optim
 from nablab.lab import registry
 from nablab.lab.claims import CLAIMS_BY_ID
 from nablab.lab.experiments import optim as exp
 
+#: Each of these claims draws at least one figure.
+record_of = functools.partial(claim_records.record_of, need_figures=True)
+
 IDS = ("optim.sgd-min-norm", "optim.momentum-min-norm", "optim.adagrad-not-min-norm",
        "optim.adaptive-not-min-norm", "optim.preconditioned-sgd", "optim.nonuniform-sgd")
-
-
-def record_of(claim_id, tmp_path, **params):
-    """The report's record of a claim written as compute and figure (figures checked on disk)."""
-    from nablab.lab.report import run_claim
-
-    record, _ = run_claim(claim_id, tmp_path, True, 0, params)
-    assert record["status"] != "error", record["details"]
-    assert record["figures"] and all(record["alts"].get(f) for f in record["figures"])
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file()
-    return record
-
-
-def outcomes(record, answer_set):
-    return {g["slot"]: g["outcome"] for g in record["grades"][answer_set]}
 
 
 def test_the_claims_are_computations_with_a_field_per_slot():

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from claim_records import outcomes, record_of
 from scipy.optimize import brentq
 
 from nablab import theory
@@ -17,20 +18,6 @@ from nablab.lab.sheets import answer_sets, parse_sheet
 
 IDS = ["theory.lsq-gradients", "theory.gd-1d-divergence", "theory.gd-threshold", "theory.wide-minima",
        "theory.gd-proximal", "theory.regret-lemma", "theory.gd-rate", "theory.sgd-not-monotone"]
-
-
-def record_of(claim_id, tmp_path, seed=0, **params):
-    """The report's record of a claim (figures checked on disk)."""
-    record, _ = run_claim(claim_id, tmp_path, True, seed, params)
-    assert record["status"] != "error", record["details"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file()
-        assert record["alts"].get(figure)
-    return record
-
-
-def outcomes(record, answer_set):
-    return {g["slot"]: g["outcome"] for g in record["grades"][answer_set]}
 
 
 def graded(claim_id, sheet_text, truths):

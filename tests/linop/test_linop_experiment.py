@@ -1,22 +1,14 @@
 """The linop.conv1d-gd claim runs in the lab: the matrix-free loop matches the dense one."""
 
 import numpy as np
+from claim_records import record_of
 
 from nablab.lab import registry
 from nablab.lab.experiments import linop as exp
-from nablab.lab.report import run_claim
-
-
-def record_of(tmp_path, **params):
-    record, _ = run_claim("linop.conv1d-gd", tmp_path, True, 0, params)
-    assert record["status"] != "error", record["details"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file() and record["alts"][figure]
-    return record
 
 
 def test_conv1d_gd_claim(tmp_path):
-    record = record_of(tmp_path)
+    record = record_of("linop.conv1d-gd", tmp_path)
     assert registry.registered()["linop.conv1d-gd"] is exp.conv1d_gd
     assert record["status"] == "reproduced"          # answer set 001 gives nothing to grade
     assert {g["outcome"] for g in record["grades"]["001"]} == {"unanswered"}
@@ -48,6 +40,6 @@ def test_the_loop_is_the_problems_gradient_step():
 
 
 def test_other_sizes_and_step(tmp_path):
-    record = record_of(tmp_path, n=300, r=5, alpha=0.01, sizes=[300])
+    record = record_of("linop.conv1d-gd", tmp_path, n=300, r=5, alpha=0.01, sizes=[300])
     assert record["slots"]["operator_shape"] == [296, 300]
     assert record["computed"]["alpha"] == 0.01 and record["status"] == "reproduced"

@@ -5,22 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from claim_records import record_of
 
 from nablab.lab import registry
 from nablab.lab.experiments import train as exp
 from nablab.lab.report import run_claim
 
-
 #: The digits part of train.cifar10 at its smallest, for tests about the rest of the claim.
 TINY_DIGITS = {"digits_seeds": 1, "digits_limit": 100, "digits_float64_steps": 2}
-
-
-def record_of(claim_id, tmp_path, seed=0, **params):
-    record, _ = run_claim(claim_id, tmp_path, True, seed, params)
-    assert record["status"] != "error", record["details"]
-    for figure in record["figures"]:
-        assert (tmp_path / figure).is_file() and record["alts"][figure]
-    return record
 
 
 def test_both_claims_are_compute_and_figure():
