@@ -197,24 +197,32 @@ scatter_flat.defjvp(lambda t, ans, g, index, shape, unique=False: scatter_flat(t
 
 
 def _window_argmax(views):
-    """Index (into ``views``) of the first largest value, position by position.
+    """Index (into ``views``) of the first largest value, position by position; a NaN counts as the largest.
 
     The windows' offsets are stacked into one contiguous array first (strided
     views make every later pass several times slower), then one comparison
     pass per offset; ``>`` keeps the earliest maximum, as PyTorch does at ties.
+    A window holding NaN gives NaN, its last NaN taking the gradient (PyTorch's
+    rule, and NumPy's ``max`` gives NaN too): ``>`` alone would skip the NaN and
+    return a smaller value. Windows are checked for NaN once, after a first
+    pass, so the usual case pays one test of the maxima.
     Index updates are arithmetic, not boolean-mask assignment (far slower).
     """
     stacked = np.empty((len(views),) + views[0].shape, dtype=views[0].dtype)
     for j, view in enumerate(views):
         stacked[j] = view
-    best = stacked[0].copy()
     index_type = np.int8 if len(views) < 128 else np.int32
-    index = np.zeros(best.shape, dtype=index_type)
-    for k in range(1, len(views)):
-        better = stacked[k] > best
-        np.maximum(best, stacked[k], out=best)
-        index += better.astype(index_type) * (index_type(k) - index)
-    return index
+    for nan_aware in (False, True):
+        best = stacked[0].copy()
+        index = np.zeros(best.shape, dtype=index_type)
+        for k in range(1, len(views)):
+            better = stacked[k] > best
+            if nan_aware:
+                better |= np.isnan(stacked[k])
+            np.maximum(best, stacked[k], out=best)  # NaN stays NaN
+            index += better.astype(index_type) * (index_type(k) - index)
+        if nan_aware or stacked.dtype.kind != "f" or not np.isnan(best).any():
+            return index
 
 
 _BASE_CACHE = {}

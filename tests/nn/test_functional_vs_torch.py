@@ -223,3 +223,28 @@ def test_bad_shapes_name_the_layer_and_shapes():
         F.linear(np.ones((2, 4)), np.ones((3, 5)))
     with pytest.raises(ValueError, match="label 7 is outside"):
         F.cross_entropy(np.ones((2, 3)), np.array([0, 7]))
+
+
+@settings(settings.get_profile("nn"))
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 1), st.integers(1, 2),
+       st.floats(0.05, 0.6), st.integers(0, 2**31 - 1))
+def test_max_pool2d_gives_nan_where_a_window_holds_nan_like_torch(kh, kw, stride, padding, dilation, share, seed):
+    """A window with NaN gives NaN and its last NaN takes the gradient (PyTorch's rule); windows without NaN are
+    untouched. Before, a NaN after the first position was skipped and a smaller value came out."""
+    if 2 * padding > min(kh, kw):
+        padding = 0
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 2, 8, 7))
+    x[rng.random(x.shape) < share] = np.nan
+    kwargs = dict(kernel_size=(kh, kw), stride=stride, padding=padding, dilation=dilation)
+    out, grads, g = grads_nablab(lambda x: F.max_pool2d(x, **kwargs), x)
+    ref, ref_grads = grads_torch(lambda x: torch.nn.functional.max_pool2d(x, **kwargs), x, g_out=g)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_allclose(out, ref, **TOL)
+    np.testing.assert_allclose(grads[0], ref_grads[0], **TOL)
+
+
+def test_max_pool2d_with_nan_in_float32_too():
+    x = np.array([[[[1.0, np.nan], [4.0, 3.0]]]], dtype=np.float32)
+    out = F.max_pool2d(x, 2)
+    assert out.dtype == np.float32 and np.isnan(out).all()
