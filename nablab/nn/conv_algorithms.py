@@ -431,12 +431,12 @@ class Im2col:
         """(n, O, Ho, Wo) -> (groups, O / groups, n Ho Wo)."""
         return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(geo.groups, geo.O // geo.groups, -1)
 
-    @staticmethod
-    def _grad_columns(g, geo):
-        """(n, O, Ho, Wo) -> (groups, n Ho Wo, O / groups)."""
-        n, G = g.shape[0], geo.groups
-        gt = g.reshape(n, G, geo.O // G, geo.Ho * geo.Wo).transpose(1, 0, 3, 2)
-        return np.ascontiguousarray(gt).reshape(G, n * geo.Ho * geo.Wo, geo.O // G)
+    @classmethod
+    def _grad_columns(cls, g, geo):
+        """(n, O, Ho, Wo) -> (groups, n Ho Wo, O / groups): the transpose (a view, which BLAS reads as such) of
+        :meth:`_grad_rows`. That copy moves whole rows of Ho Wo values; a contiguous copy of this layout would
+        move one value at a time, and took a quarter of the weight gradient's time for 32 channels."""
+        return cls._grad_rows(g, geo).transpose(0, 2, 1)
 
     def input_grad(self, g, w, geo):
         wm = w.reshape(geo.groups, geo.O // geo.groups, -1).transpose(0, 2, 1)
