@@ -22,6 +22,11 @@ What is timed (float32, both libraries given the same arrays):
   are data) and the two affine layers' forward and both gradients.
 - ``max_pool2d 2x2`` and the MNIST-1D CNN step, as context.
 
+OpenBLAS's idle-thread spinning is shortened as ``import nablab`` does it
+(``OPENBLAS_THREAD_TIMEOUT=14``, unless the environment sets another value:
+``OPENBLAS_THREAD_TIMEOUT=28`` gives OpenBLAS's default); both libraries run
+in that same process.
+
 Every case runs ``--repeat`` times, interleaved between the libraries so a burst
 of load from other processes hits both; the headline is the minimum over runs
 (the median is in the JSON, with the load average before and after). The CPU-time
@@ -63,6 +68,8 @@ SINGLE = ARGS is not None and "," not in ARGS.threads
 if SINGLE:  # must happen before NumPy is imported
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(int(ARGS.threads))
+    # what ``import nablab`` sets when it comes before NumPy (see docs/nn.md); a value in the environment wins
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "14")
 
 import platform
 import statistics
@@ -288,6 +295,7 @@ def run_one(threads, repeat):
     return {
         "benchmark": "conv_speed", "dtype": "float32", "threads": threads,
         "torch_num_threads": torch.get_num_threads(), "torch_version": torch.__version__,
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "numpy_version": np.__version__, "numpy_gemm_gflops_1024": peak, "repeat": repeat,
         "machine": platform.machine(), "cpu_count": os.cpu_count(),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
@@ -296,7 +304,8 @@ def run_one(threads, repeat):
 
 
 def table(doc, file=sys.stderr):
-    print(f"threads: numpy BLAS {doc['threads']}, torch {doc['torch_num_threads']}; NumPy float32 GEMM 1024^3: "
+    print(f"threads: numpy BLAS {doc['threads']} (OPENBLAS_THREAD_TIMEOUT={doc['openblas_thread_timeout']}), "
+          f"torch {doc['torch_num_threads']}; NumPy float32 GEMM 1024^3: "
           f"{doc['numpy_gemm_gflops_1024']:.1f} GFLOP/s; load {doc['load_average_before'][0]:.1f} -> "
           f"{doc['load_average_after'][0]:.1f}", file=file)
     print(f"{'case':32} {'nablab ms':>10} {'torch ms':>9} {'ratio':>6} {'CPU r.':>6} {'GFLOP/s':>8} {'of GEMM':>8} "

@@ -33,7 +33,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os as _os
+import sys as _sys
 import warnings
+
+# Before NumPy loads OpenBLAS (so only when nablab is imported first), and only if the user has not chosen: after
+# each threaded call OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) by default, on the cores that nablab's
+# convolution threads (nablab.nn.conv_algorithms.threads) need next; a ConvNet training step at 2 threads ran
+# 1.4x slower for it (benchmarks/conv_speed.py). 2**14 cycles (a few microseconds) keeps back-to-back BLAS calls
+# as fast. docs/nn.md says how to set it when NumPy is imported first.
+if "numpy" not in _sys.modules:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "14")
 
 from nablab.autodiff.core import Tensor, is_grad_enabled, no_grad, primitive
 from nablab.autodiff.custom import custom_jvp, custom_vjp, linear_transpose, linearize
