@@ -285,7 +285,7 @@ def test_autotuning_measures_once_per_shape_and_can_be_turned_off():
         y = F.conv2d(x, w, padding=1)
         (key, choice), = ca.choices().items()
         assert key == ("forward", geo, "<f4")
-        measured = {"im2col", "im2col_per_image", "winograd2", "winograd4"}  # not the fft: k < 5
+        measured = {"im2col", "im2col_per_image", "im2col_blocks", "winograd2", "winograd4"}  # not the fft: k < 5
         if ca.threads() > 1:  # each also with its chunks in turn
             measured |= {name + ca.IN_TURN for name in measured}
         assert set(choice["seconds"]) == measured
