@@ -144,7 +144,8 @@ AUTOTUNE_MIN_MACS = 20_000_000
 #: im2col and Winograd work through the batch in passes whose working set takes about this many bytes (cache-sized).
 CHUNK_BYTES = 2 << 20
 
-#: im2col's chunks hold at least enough images that each window copy moves this many bytes.
+#: im2col's input gradient works in chunks of at least enough images that each kernel offset's add moves this many
+#: bytes.
 MIN_COPY_BYTES = 128 << 10
 
 #: The forward keeps its columns for the weight gradient only when they take at most this many bytes: a larger
@@ -381,12 +382,18 @@ class Im2col:
 
     @staticmethod
     def _fill(x, geo, cols6):
-        """Write the columns of the images of ``x`` into ``cols6``, a (C, kh, kw, n, Ho, Wo) array or view."""
+        """Write the columns of the images of ``x`` into ``cols6``, a (C, kh, kw, n, Ho, Wo) array or view.
+
+        One copy from a strided view of the padded input (channels first, so each row copied is contiguous), one
+        NumPy call whatever the kernel size: a copy per kernel offset cost a Python call each, which made small
+        chunks of images slow for large kernels and few channels.
+        """
         xp = _padded(x, geo, channels_first=True)
-        for a in range(geo.kh):
-            for b in range(geo.kw):
-                rows, cs = _window(a, b, geo)
-                cols6[:, a, b] = xp[:, :, rows, cs]
+        s_c, s_n, s_h, s_w = xp.strides
+        (dh, dw), (sh, sw) = geo.dilation, geo.stride
+        windows = as_strided(xp, (geo.C, geo.kh, geo.kw, x.shape[0], geo.Ho, geo.Wo),
+                             (s_c, dh * s_h, dw * s_w, s_n, sh * s_h, sw * s_w), writeable=False)
+        np.copyto(cols6, windows)
 
     def columns(self, x, geo):
         """(groups, Cg kh kw, n Ho Wo) for the n images of ``x``."""
@@ -395,10 +402,13 @@ class Im2col:
         self._fill(x, geo, cols)
         return cols.reshape(geo.groups, self._rows(geo), n * geo.Ho * geo.Wo)
 
-    def _chunks(self, geo, itemsize):
-        """Cache-sized chunks, but each window copy moves at least ``MIN_COPY_BYTES`` (few input channels and large
-        kernels would otherwise make many tiny copies, and the Python calls, which hold the GIL, dominate)."""
+    def _chunks(self, geo, itemsize, add_per_offset=False):
+        """Cache-sized chunks. With ``add_per_offset`` (the input gradient adds its columns back one kernel offset at
+        a time) each of those adds moves at least ``MIN_COPY_BYTES``: few input channels and large kernels would
+        otherwise make many tiny adds, and their Python calls, which hold the GIL, dominate."""
         chunks = _chunks(geo.N, (self._rows(geo) * geo.groups + geo.O) * geo.Ho * geo.Wo * itemsize)
+        if not add_per_offset:
+            return chunks
         least = -(-MIN_COPY_BYTES // (geo.C * geo.Ho * geo.Wo * itemsize))
         if chunks[0][1] - chunks[0][0] >= least:
             return chunks
@@ -460,7 +470,7 @@ class Im2col:
                     acc[:, :, rows, cs] += dcols[:, a, b]
             dx[n0:n1] = acc[:, :, ph:ph + geo.H, pw:pw + geo.W].transpose(1, 0, 2, 3)
 
-        _parallel(chunk, self._chunks(geo, dtype.itemsize))
+        _parallel(chunk, self._chunks(geo, dtype.itemsize, add_per_offset=True))
         return dx
 
     def weight_grad(self, x, g, geo, saved=None):
@@ -528,7 +538,7 @@ class Im2colPerImage(Im2col):
                     acc[:, :, rows, cs] += dcols[:, :, a, b]
             dx[n0:n1] = acc[:, :, ph:ph + geo.H, pw:pw + geo.W]
 
-        _parallel(chunk, self._chunks(geo, dtype.itemsize))
+        _parallel(chunk, self._chunks(geo, dtype.itemsize, add_per_offset=True))
         return dx
 
     def weight_grad(self, x, g, geo, saved=None):
