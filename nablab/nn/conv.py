@@ -168,8 +168,21 @@ conv_weight_grad.defjvp(
 # --------------------------------------------------------------------------- gather / scatter (max pooling)
 
 
+#: Gathers, scatters and window maxima of at least this many entries per thread run on several threads.
+PARALLEL_MIN_ENTRIES = 1 << 18
+
+
 def _take_flat(x, index, unique=False):
-    return x.reshape(-1)[index]
+    flat = x.reshape(-1)
+    if index.size < 2 * PARALLEL_MIN_ENTRIES:
+        return flat[index]
+    out, where = np.empty(index.size, dtype=x.dtype), index.reshape(-1)
+
+    def part(a, b):
+        out[a:b] = flat[where[a:b]]
+
+    algorithms.in_parts(index.size, part, PARALLEL_MIN_ENTRIES)
+    return out.reshape(index.shape)
 
 
 def _scatter_flat(g, index, shape, unique=False):
@@ -180,9 +193,13 @@ def _scatter_flat(g, index, shape, unique=False):
     """
     g = np.asarray(g)
     dtype = g.dtype if g.dtype.kind == "f" else np.float64
-    if unique:
-        out = np.zeros(int(np.prod(shape)), dtype=dtype)
-        out[index.reshape(-1)] = g.reshape(-1)
+    if unique:  # no position repeats, so parts of the index write disjoint entries
+        out, where, values = np.zeros(int(np.prod(shape)), dtype=dtype), index.reshape(-1), g.reshape(-1)
+
+        def part(a, b):
+            out[where[a:b]] = values[a:b]
+
+        algorithms.in_parts(where.size, part, PARALLEL_MIN_ENTRIES)
         return out.reshape(shape)
     out = np.bincount(index.reshape(-1), weights=g.reshape(-1), minlength=int(np.prod(shape)))
     return out.astype(dtype, copy=False).reshape(shape)
@@ -265,10 +282,15 @@ def max_pool_indices(x, kernel, stride, padding, dilation):
     views = [xp[:, :, a * dilation[0] : a * dilation[0] + sh * (Ho - 1) + 1 : sh,
                 b * dilation[1] : b * dilation[1] + sw * (Wo - 1) + 1 : sw]
              for a in range(kh) for b in range(kw)]
-    k = _window_argmax(views)
     base = _window_origins(N, C, H, W, Ho, Wo, tuple(stride), tuple(padding))
     offsets = np.array([a * dilation[0] * W + b * dilation[1] for a in range(kh) for b in range(kw)], dtype=base.dtype)
-    return base + np.take(offsets, k)
+    index = np.empty(base.shape, dtype=base.dtype)
+
+    def part(n0, n1):  # images n0..n1, on several threads when large
+        np.add(base[n0:n1], np.take(offsets, _window_argmax([v[n0:n1] for v in views])), out=index[n0:n1])
+
+    algorithms.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
+    return index
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):

@@ -116,6 +116,7 @@ __all__ = [
     "clear_choices",
     "forward",
     "geometry",
+    "in_parts",
     "input_grad",
     "input_grad_with_kept",
     "is_autotuning",
@@ -324,7 +325,22 @@ def _blas_controller():
     return _blas
 
 
-def _parallel(fn, items):
+def in_parts(n, fn, min_part=1):
+    """``[fn(start, stop), ...]`` over consecutive parts of ``range(n)``, at most one per thread (:func:`threads`)
+    and each of at least ``min_part`` items, run at once: for NumPy passes outside BLAS that release the GIL
+    (comparisons, copies, gathers). The parts depend on the thread count, so ``fn`` must give the same bits
+    however ``range(n)`` is cut (elementwise work does).
+
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.in_parts(10, lambda a, b: (a, b), min_part=4)[0][0]
+    0
+    """
+    parts = max(1, min(_threads, n // max(int(min_part), 1)))
+    bounds = [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+    return _parallel(lambda b: fn(*b), bounds, blas=False)
+
+
+def _parallel(fn, items, blas=True):
     """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again after a fork).
 
     The chunks' GEMMs are small: a BLAS that split each of them over its own threads as well would wake and
@@ -339,7 +355,7 @@ def _parallel(fn, items):
     if _pool_key != key:
         _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab-conv")
         _pool_key = key
-    controller = _blas_controller()
+    controller = _blas_controller() if blas else None
     with controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext():
         return list(_pool.map(fn, items))
 

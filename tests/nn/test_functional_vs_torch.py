@@ -248,3 +248,31 @@ def test_max_pool2d_with_nan_in_float32_too():
     x = np.array([[[[1.0, np.nan], [4.0, 3.0]]]], dtype=np.float32)
     out = F.max_pool2d(x, 2)
     assert out.dtype == np.float32 and np.isnan(out).all()
+
+
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2)])
+def test_max_pool2d_on_several_threads_gives_the_same_bits_as_on_one_and_as_torch(kernel, stride):
+    """Large enough that the window maxima, the gather and the scatter run in parts on two threads."""
+    from nablab.nn import conv, conv_algorithms as ca
+
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.standard_normal((64, 32, 32, 32)).astype(np.float32), 0)  # ReLU'd: many ties at 0
+    x[rng.random(x.shape) < 1e-4] = np.nan
+    assert 64 * 32 * 16 * 16 >= 2 * conv.PARALLEL_MIN_ENTRIES  # the 2x2 pool's gather and scatter run in parts
+    results = []
+    for threads in (1, 2):
+        previous = ca.threads(threads)
+        try:
+            out, vjp_fn = nb.vjp(lambda x: F.max_pool2d(x, kernel, stride), x)
+            g = np.random.default_rng(6).standard_normal(out.shape).astype(np.float32)
+            results.append((np.asarray(out), vjp_fn(g)[0]))
+        finally:
+            ca.threads(previous)
+    (out1, dx1), (out2, dx2) = results
+    np.testing.assert_array_equal(out1, out2)
+    np.testing.assert_array_equal(dx1, dx2)
+    xt = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(xt, kernel, stride)
+    ref.backward(torch.tensor(g))
+    np.testing.assert_array_equal(out2, ref.detach().numpy())
+    np.testing.assert_allclose(dx2, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
