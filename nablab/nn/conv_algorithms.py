@@ -1161,7 +1161,14 @@ def _dispatch(op, args, geo, dtype, **kwargs):
     candidates = applicable(op, geo, dtype)
     if max(geo.kh, geo.kw) < 5 and "fft" in candidates:  # never close for small kernels: not worth measuring
         candidates.remove("fft")
-    return _measure(op, (op, geo, np.dtype(dtype).str), _variants(candidates), args, geo, kwargs)
+    key = (op, geo, np.dtype(dtype).str)
+    if op == "forward" and kwargs.get("keep"):
+        # Timed without keeping: what a forward keeps (Winograd's tiles above all) is paid back in its backward,
+        # which reuses it, so charging the forward alone for the copy chose im2col for 32->64 at 2 threads and
+        # made the whole step slower. The chosen algorithm then runs again, keeping.
+        best, _ = _measure(op, key, _variants(candidates), args, geo, {**kwargs, "keep": False})
+        return best, _run(op, best, args, geo, **kwargs)
+    return _measure(op, key, _variants(candidates), args, geo, kwargs)
 
 
 #: Algorithms whose weight gradient reads kept columns in im2col's layout; it chooses among them.

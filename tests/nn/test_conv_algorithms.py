@@ -309,6 +309,40 @@ def test_autotuning_measures_once_per_shape_and_can_be_turned_off():
         ca.autotune("no")
 
 
+def test_a_forward_that_keeps_is_timed_without_keeping_then_keeps_what_its_choice_needs(monkeypatch):
+    """The forward's candidates are timed with keep=False (what a forward keeps is repaid by its backward); the
+    chosen one then runs again and keeps, and the gradients are PyTorch's."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32)
+    keeps = []
+    real_run = ca._run
+
+    def spy(op, name, args, geo, **kwargs):
+        if op == "forward":
+            keeps.append(kwargs.get("keep"))
+        return real_run(op, name, args, geo, **kwargs)
+
+    monkeypatch.setattr(ca, "_run", spy)
+    previous = ca.autotune(True)
+    try:
+        ca.clear_choices()
+        before = ca.kept_bytes()
+        ws = nb.tensor(w, requires_grad=True)
+        y = F.conv2d(x, ws, padding=1)
+        assert keeps[-1] is True and set(keeps[:-1]) == {False}  # timed without keeping, then kept once
+        assert ca.kept_bytes() > before
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(g)
+        wt = torch.tensor(w, requires_grad=True)
+        torch.nn.functional.conv2d(torch.tensor(x), wt, padding=1).backward(torch.tensor(g))
+        scale = ca.error_scales(x, w, g)["weight_grad"]
+        assert np.max(np.abs(ws.grad.numpy() - wt.grad.numpy())) <= 1e-5 * scale
+    finally:
+        ca.autotune(previous)
+        ca.clear_choices()
+
+
 def test_the_environment_variable_turns_autotuning_off():
     code = "from nablab.nn import conv_algorithms as ca; print(ca.is_autotuning())"
     for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):
