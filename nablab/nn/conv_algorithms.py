@@ -1070,7 +1070,14 @@ def import_choices(rows):
             refuse(f"dtype {row['dtype']!r} is not a NumPy dtype")
         if not isinstance(algorithm, str) or _base(algorithm) not in _IMPLEMENTATIONS:
             refuse(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
-        taken[(op, Geometry(*fields), dtype)] = {"algorithm": algorithm, "seconds": {}}
+        geo = Geometry(*fields)
+        # a choice that does not apply would compute something else (Winograd ignores a stride) or fail deep down
+        fits = _base(algorithm) in _SHARED_COLUMNS if op == _KEPT_OP else \
+            _IMPLEMENTATIONS[_base(algorithm)].applies(op, geo, np.dtype(dtype))
+        if not fits:
+            refuse(f"{algorithm} cannot compute {op} for kernel {geo.kh}x{geo.kw}, stride {geo.stride}, dilation "
+                   f"{geo.dilation}, {geo.groups} group(s), dtype {np.dtype(dtype)}")
+        taken[(op, geo, dtype)] = {"algorithm": algorithm, "seconds": {}}
     _choices.update(taken)
 
 

@@ -65,3 +65,17 @@ def test_import_choices_checks_every_row_first(clean_choices):
     assert ca.export_choices() == []
     with pytest.raises(ValueError, match="convolution choice 0: dtype 'float99' is not a NumPy dtype"):
         ca.import_choices([{**ROW, "dtype": "float99"}])
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"geometry": [8, 3, 12, 12, 4, 3, 5, 5, 8, 8, [1, 1], [0, 0], [1, 1], 1]}, "winograd4 cannot compute forward "
+     "for kernel 5x5"),
+    ({"geometry": [8, 3, 12, 12, 4, 3, 3, 3, 5, 5, [2, 2], [0, 0], [1, 1], 1]}, r"winograd4 cannot .* stride \(2, 2\)"),
+    ({"dtype": "<i8"}, "winograd4 cannot .* dtype int64"),
+    ({"op": "weight_grad from kept columns"}, "winograd4 cannot compute weight_grad from kept columns"),
+])
+def test_a_choice_that_does_not_apply_to_its_shape_is_refused(clean_choices, change, words):
+    """Winograd ignores a stride and needs a 3x3 kernel: taking such a row would compute something else."""
+    with pytest.raises(ValueError, match="convolution choice 0: " + words):
+        ca.import_choices([{**ROW, **change}])
+    assert ca.export_choices() == []
