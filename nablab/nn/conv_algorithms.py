@@ -84,7 +84,7 @@ makes the backward pass refuse, as before. :func:`save_columns` (``False``) turn
 >>> bool(np.allclose(out, reference, rtol=1e-12, atol=1e-12))
 True
 >>> sorted(ca.applicable("forward", geo))
-['fft', 'im2col', 'im2col_per_image', 'winograd2', 'winograd4']
+['fft', 'im2col', 'im2col_blocks', 'im2col_per_image', 'winograd2', 'winograd4']
 """
 
 from __future__ import annotations
