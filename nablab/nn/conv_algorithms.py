@@ -18,6 +18,12 @@ The algorithms:
     of them), which writes the output in its ``(N, O, Ho, Wo)`` layout with no transpose. A
     1x1 convolution with stride 1 and no padding needs no columns at all: the input itself,
     reshaped, is the matrix (a view, no copy). Any geometry.
+``im2col_blocks``
+    The same columns, the forward's and the input gradient's GEMMs over blocks of up to
+    :data:`BLOCK_COLUMNS` output positions of one image: each product is then small enough
+    for BLAS's kernels that skip packing its operands (OpenBLAS's small-matrix and direct
+    SGEMM paths), which is most of a large GEMM's time when the output channels are few
+    (the seed ConvNet's 7x7 3->32 layer). The weight gradient stays im2col's.
 ``winograd2``, ``winograd4``
     Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) (Lavin & Gray, "Fast
     Algorithms for Convolutional Neural Networks", CVPR 2016): the input is cut into
@@ -39,7 +45,7 @@ standard normal (``tests/nn/test_conv_algorithms.py`` checks it on fixed shapes 
 random ones against PyTorch in float64): for each map, ``max |result32 - exact| <= bound *
 scale`` with the scale of :func:`error_scales` (for the forward, max|x| times the largest
 sum of |w| over an output channel: the largest value ``|x| conv |w|`` can take) and
-``bound`` from :data:`FLOAT32_ERROR_BOUND`: 1e-6 for im2col (both), F(2x2, 3x3) and the
+``bound`` from :data:`FLOAT32_ERROR_BOUND`: 1e-6 for im2col (all three), F(2x2, 3x3) and the
 FFT, 1e-5 for F(4x4, 3x3), whose transforms multiply by up to 8 and divide by 24. The
 worst ratios measured on the test's shapes were about 5e-8 (im2col, F(2x2, 3x3), FFT) and
 6e-7 (F(4x4, 3x3)). In float64 every algorithm agrees with PyTorch to 1e-10 (relative and
@@ -50,7 +56,8 @@ new shape, dtype and geometry runs every algorithm that applies, once to warm up
 three times timed (interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
 from other processes would only add noise; wall-clock time on more); another algorithm
 must beat im2col by 10%. This is what ``torch.backends.cudnn.benchmark`` does; later calls
-reuse the choice (:func:`choices` lists them).
+reuse the choice (:func:`choices` lists them). A forward that keeps what the weight
+gradient will reuse (below) is timed without keeping: the backward repays the copy.
 Problems under 20 million multiply-adds (and anything while autotuning is off) use
 im2col without measuring. Results of different algorithms differ in the last bits, so
 for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
