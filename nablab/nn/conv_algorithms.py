@@ -299,10 +299,10 @@ _pool_key = None
 
 def threads(n=None):
     """Threads that work through a convolution's chunks of images (and a large max pooling's parts) at once;
-    returns the previous count and sets it when ``n`` is given. The default is ``NABLAB_CONV_THREADS``, else the BLAS thread count from the environment
-    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), else the CPUs this process may use.
-    NumPy releases the GIL in the copies and products the chunks are made of, so they run in parallel; the
-    chunks are the same for every count, and so are the results, bit for bit.
+    returns the previous count and sets it when ``n`` is given. The default is ``NABLAB_CONV_THREADS``, else the
+    BLAS thread count from the environment (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``),
+    else the CPUs this process may use. NumPy releases the GIL in the copies and products the chunks are made
+    of, so they run in parallel; the chunks are the same for every count, and so are the results, bit for bit.
 
     >>> from nablab.nn import conv_algorithms as ca
     >>> previous = ca.threads(1)
