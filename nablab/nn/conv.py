@@ -135,10 +135,9 @@ def _conv_input_vjp(g, ans, x, w, *bias, **k):
 def _conv_bias_vjp(g, ans, x, w, b, **k):
     """The bias's cotangent: the sum of g over images and positions (computed in the input gradient's pass when
     that pass ran Winograd on kept tiles)."""
-    if isinstance(g, np.ndarray):
+    if isinstance(g, np.ndarray):  # a plain cotangent: no derivative of this sum is recorded
         db = algorithms.bias_grad_for(g)
-        if db is not None:
-            return db
+        return db if db is not None else algorithms.bias_grad(g)
     return ops.sum(g, axis=(0, 2, 3))
 
 

@@ -116,6 +116,7 @@ __all__ = [
     "Geometry",
     "applicable",
     "autotune",
+    "bias_grad",
     "bias_grad_for",
     "calls",
     "choices",
@@ -443,10 +444,11 @@ class Im2col:
         y = _gemm(wm, cols)  # (groups, O/groups, n Ho Wo)
         out[n0:n1] = y.reshape(geo.O, n1 - n0, geo.Ho, geo.Wo).transpose(1, 0, 2, 3)
 
-    def forward(self, x, w, geo, keep=False):
+    def forward(self, x, w, geo, keep=False, bias=None):
         dtype = np.result_type(x, w)
         x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
         wm = w.reshape(geo.groups, geo.O // geo.groups, -1)
+        bias = None if bias is None else bias.reshape(1, -1, 1, 1)
         out = np.empty((geo.N, geo.O, geo.Ho, geo.Wo), dtype=dtype)
         keep = keep and geo.C * geo.kh * geo.kw * geo.N * geo.Ho * geo.Wo * dtype.itemsize <= KEEP_MAX_BYTES
         hw = geo.Ho * geo.Wo
@@ -462,6 +464,8 @@ class Im2col:
             else:
                 cols = self.columns(x[n0:n1], geo)
             self._gemm_into(wm, cols, out, n0, n1, geo)
+            if bias is not None:  # while the chunk's output is in cache, on the chunk's thread
+                out[n0:n1] += bias
 
         _parallel(chunk, self._chunks(geo, dtype.itemsize))
         return out, (flat if keep else None)
@@ -529,14 +533,17 @@ class Im2colPerImage(Im2col):
         blocks = cols.reshape(G, -1, n, geo.Ho * geo.Wo).transpose(2, 0, 1, 3)  # (n, groups, Cg kh kw, Ho Wo)
         np.matmul(wm, blocks, out=out[n0:n1].reshape(n, G, geo.O // G, -1))
 
-    def forward(self, x, w, geo, keep=False):
+    def forward(self, x, w, geo, keep=False, bias=None):
         if not self._no_copy(geo):
-            return super().forward(x, w, geo, keep)
+            return super().forward(x, w, geo, keep, bias)
         dtype = np.result_type(x, w)
         G = geo.groups
         out = np.matmul(w.reshape(G, geo.O // G, -1).astype(dtype, copy=False),
                         x.reshape(geo.N, G, geo.Cg, -1).astype(dtype, copy=False))
-        return out.reshape(geo.N, geo.O, geo.Ho, geo.Wo), None
+        out = out.reshape(geo.N, geo.O, geo.Ho, geo.Wo)
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
+        return out, None
 
     @staticmethod
     def _input_columns(wt, g, geo):
@@ -717,7 +724,7 @@ class Winograd:
         per_image = self.alpha ** 2 * th * tw * (C + O) * itemsize
         return int(max(1, min(N, CHUNK_BYTES // per_image)))
 
-    def _conv(self, x, w, padding, Ho, Wo, keep=False):
+    def _conv(self, x, w, padding, Ho, Wo, keep=False, bias=None):
         x, w = self._common(x, w)
         N, C = x.shape[:2]
         O = w.shape[0]
@@ -734,12 +741,14 @@ class Winograd:
             if keep:
                 v_all[:, :, n0 * th * tw:n1 * th * tw] = v
             self._output_transform(np.matmul(u, v), out[n0:n1])  # M: (alpha^2, O, n th tw)
+            if bias is not None:  # while the chunk's output is in cache, on the chunk's thread
+                out[n0:n1] += bias.reshape(1, -1, 1, 1)
 
         _parallel(chunk, list(range(0, N, step)))
         return out, v_all
 
-    def forward(self, x, w, geo, keep=False):
-        return self._conv(x, w, geo.padding, geo.Ho, geo.Wo, keep)
+    def forward(self, x, w, geo, keep=False, bias=None):
+        return self._conv(x, w, geo.padding, geo.Ho, geo.Wo, keep, bias)
 
     def _grad_transform(self, g, Ho, Wo):
         """A dY A^T of the output gradient's tiles: (alpha^2, O, n th tw) from g (n, O, Ho, Wo)."""
@@ -874,12 +883,14 @@ class FFT:
         out = np.fft.irfft2(spectrum.reshape(n, k, P, Q // 2 + 1), s=(P, Q))
         return np.ascontiguousarray(out[:, :, rows, cols])
 
-    def forward(self, x, w, geo, keep=False):
+    def forward(self, x, w, geo, keep=False, bias=None):
         x, w = _common_float(self.name, (x, w))
         dtype = x.dtype
         xf = self._spectrum_x(x, geo)
         yf = self._contract(xf, self._spectrum(w, geo), conj_b=True)  # (N, O, F)
         out = self._back(yf, geo, slice(0, geo.Ho), slice(0, geo.Wo)).astype(dtype, copy=False)
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
         return out, (xf if keep and xf.nbytes <= KEEP_MAX_BYTES else None)
 
     def input_grad(self, g, w, geo):
@@ -1212,7 +1223,8 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
 def forward(x, w, geo, keep=False, bias=None):
     """``conv2d(x, w)`` by the chosen algorithm: ``(out, saved)``; with ``keep``, ``saved`` is
     ``(algorithm, columns)`` for :func:`weight_grad`, else None. A ``bias`` of shape (O,) and of the result's
-    dtype is added in place (no second output array).
+    dtype is added in place (no second output array): chunk by chunk, while each is in cache, where the algorithm
+    works in chunks.
 
     >>> import numpy as np
     >>> from nablab.nn import conv_algorithms as ca
@@ -1225,9 +1237,7 @@ def forward(x, w, geo, keep=False, bias=None):
     if bias is not None and (bias.shape != (geo.O,) or bias.dtype != dtype):
         raise ShapeError(f"conv2d: the bias must have shape ({geo.O},) and dtype {dtype}, got shape {bias.shape} "
                          f"and dtype {bias.dtype}")
-    name, (out, columns) = _dispatch("forward", (x, w), geo, dtype, keep=keep)
-    if bias is not None:
-        out += bias.reshape(1, -1, 1, 1)
+    name, (out, columns) = _dispatch("forward", (x, w), geo, dtype, keep=keep, bias=bias)
     return out, ((name, columns) if keep and columns is not None else None)
 
 
@@ -1299,6 +1309,20 @@ def bias_grad_for(g):
         return None
     _stash.bias = None
     return entry[1]
+
+
+def bias_grad(g):
+    """The bias's gradient: the sum of ``g`` (N, O, Ho, Wo) over images and positions, computed in chunks of images
+    on the :func:`threads` and added in order (the same bits for any thread count).
+
+    >>> import numpy as np
+    >>> from nablab.nn import conv_algorithms as ca
+    >>> ca.bias_grad(np.ones((2, 3, 4, 4)))
+    array([32., 32., 32.])
+    """
+    parts = _parallel(lambda bounds: g[bounds[0]:bounds[1]].sum(axis=(0, 2, 3)), _chunks(g.shape[0], g[0].nbytes),
+                      blas=False)
+    return _total(parts)
 
 
 def weight_grad(x, g, geo, saved=None):

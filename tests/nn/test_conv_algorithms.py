@@ -389,20 +389,25 @@ def test_chunks_on_two_threads_give_the_same_bits_as_one(name, monkeypatch):
     w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
     geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
     g = rng.standard_normal((9, 6, 10, 10)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
     monkeypatch.setattr(ca, "CHUNK_BYTES", 20_000)  # several chunks of a few images
     results = []
     for n in (1, 2):
         previous = ca.threads(n)
         try:
             with ca.use(name):
-                out, kept = ca.forward(x, w, geo, keep=True)
+                out, kept = ca.forward(x, w, geo, keep=True, bias=b)  # the bias added chunk by chunk
                 results.append((out, ca.input_grad(g, w, geo), ca.weight_grad(x, g, geo),
-                                ca.weight_grad(x, g, geo, saved=kept) if kept else None))
+                                ca.weight_grad(x, g, geo, saved=kept) if kept else None, ca.bias_grad(g)))
         finally:
             ca.threads(previous)
     for one, two in zip(*results):
         if one is not None:
             np.testing.assert_array_equal(one, two)
+    out, db = results[0][0], results[0][4]
+    with ca.use("im2col"):
+        np.testing.assert_allclose(out, ca.forward(x, w, geo)[0] + b.reshape(1, -1, 1, 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, g.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5)
     with pytest.raises(ValueError, match="threads: expected a positive int, got 0"):
         ca.threads(0)
 
