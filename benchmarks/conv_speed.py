@@ -248,9 +248,11 @@ def chosen(geo):
     from nablab.nn import conv_algorithms as ca
 
     out = {op: ca.choose(op, geo, np.float32) for op in ("forward", "input_grad", "weight_grad")}
-    if out["weight_grad"] is None:  # never dispatched: it ran on the forward's kept columns
-        kept = ca.choices().get(("weight_grad from kept columns", geo, "<f4"))
-        out["weight_grad"] = (kept["algorithm"] if kept else out["forward"]) + " (kept)"
+    kept = ca.choices().get(("weight_grad from kept columns", geo, "<f4"))
+    if kept:  # im2col's columns kept by the forward
+        out["weight_grad"] = kept["algorithm"] + " (kept)"
+    elif out["weight_grad"] is None:  # never dispatched: it ran on the forward's kept data
+        out["weight_grad"] = out["forward"] + " (kept)"
     return out
 
 

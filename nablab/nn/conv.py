@@ -46,6 +46,7 @@ conv_output_size = algorithms.output_size
 
 class _State(threading.local):
     keep = False  # the forward running now should keep its columns
+    with_input_grad = False  # and the input's gradient will be asked for too
     saved = None  # (x, (algorithm, columns)): kept columns, for the weight gradient running now
     fused = None  # (g, (algorithm, tiles), with bias): kept tiles, for the input gradient running now
 
@@ -69,17 +70,19 @@ class _ConvPrimitive(Primitive):
     """``conv``: a primitive that tells its forward whether the weight's gradient will be asked for."""
 
     def __call__(self, x, w, *bias, **kwargs):
-        previous, _state.keep = _state.keep, _reverse_recorded(w) and algorithms.save_columns()
+        previous = _state.keep, _state.with_input_grad
+        _state.keep = _reverse_recorded(w) and algorithms.save_columns()
+        _state.with_input_grad = _reverse_recorded(x)
         try:
             return bind(self, (x, w) + bias, kwargs)
         finally:
-            _state.keep = previous
+            _state.keep, _state.with_input_grad = previous
 
 
 def _conv(x, w, bias=None, *, stride, padding, dilation, groups):
     """The cross-correlation of ``x`` and ``w``, plus ``bias`` (O,) per channel when given (added in place)."""
     geo = algorithms.geometry(x.shape, w.shape, stride, padding, dilation, groups, "conv2d")
-    out, saved = algorithms.forward(x, w, geo, keep=_state.keep, bias=bias)
+    out, saved = algorithms.forward(x, w, geo, keep=_state.keep, bias=bias, with_input_grad=_state.with_input_grad)
     if saved is not None:
         algorithms.keep_for(out, x, *saved)
     return out

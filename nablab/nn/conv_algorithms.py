@@ -56,8 +56,10 @@ new shape, dtype and geometry runs every algorithm that applies, once to warm up
 three times timed (interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
 from other processes would only add noise; wall-clock time on more); another algorithm
 must beat im2col by 10%. This is what ``torch.backends.cudnn.benchmark`` does; later calls
-reuse the choice (:func:`choices` lists them). A forward that keeps what the weight
-gradient will reuse (below) is timed without keeping: the backward repays the copy.
+reuse the choice (:func:`choices` lists them). When the weight is being trained, each
+candidate is timed over the layer's whole training step instead (forward, then the gradients
+it leads to), and the winner computes all three maps: timed alone, a forward cannot show
+what its kept data (below) saves the backward.
 Problems under 20 million multiply-adds (and anything while autotuning is off) use
 im2col without measuring. Results of different algorithms differ in the last bits, so
 for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
@@ -1137,9 +1139,10 @@ def _run(op, name, args, geo, **kwargs):
         _settings.serial = previous
 
 
-def _measure(op, key, candidates, args, geo, kwargs):
-    """Run the candidates in turn, three rounds, and keep the fastest (im2col unless beaten by the margin) by its
-    best round, so that a burst of load from other processes during one round does not decide: ``(name, result)``."""
+def _fastest(candidates, run):
+    """``run(name)`` for each candidate in turn, three rounds, and the fastest by its best round (im2col unless
+    beaten by the margin), so that a burst of load from other processes during one round does not decide:
+    ``(name, seconds per candidate, what run returned for it)``."""
     seconds, results = {}, {}
     # On one thread the process's CPU time is the measure (other processes' load does not count); on more, the
     # wall clock (CPU time would add the threads up and count BLAS threads that spin while they wait).
@@ -1147,7 +1150,7 @@ def _measure(op, key, candidates, args, geo, kwargs):
     for round_ in range(MEASURE_ROUNDS + 1):  # the first round warms up (thread pool, first-touch pages): not timed
         for name in candidates:
             start = clock()
-            result = _run(op, name, args, geo, **kwargs)
+            result = run(name)
             elapsed = clock() - start
             if round_ and elapsed < seconds.get(name, np.inf):
                 seconds[name] = elapsed
@@ -1155,8 +1158,61 @@ def _measure(op, key, candidates, args, geo, kwargs):
     best = min(seconds, key=seconds.get)
     if "im2col" in seconds and seconds[best] > AUTOTUNE_MARGIN * seconds["im2col"]:
         best = "im2col"
+    return best, seconds, results[best]
+
+
+def _measure(op, key, candidates, args, geo, kwargs):
+    """Measure the candidates for one map (:func:`_fastest`) and keep the choice: ``(name, result)``."""
+    best, seconds, result = _fastest(candidates, lambda name: _run(op, name, args, geo, **kwargs))
     _choices[key] = {"algorithm": best, "seconds": seconds}
-    return best, results[best]
+    return best, result
+
+
+def _for_map(name, op, geo, dtype):
+    """``name`` where its algorithm computes ``op`` for ``geo``, else im2col (in the same variant)."""
+    base = _base(name)
+    return name if _IMPLEMENTATIONS[base].applies(op, geo, dtype) else "im2col" + name[len(base):]
+
+
+def _training_step(name, x, w, geo, bias, with_input_grad):
+    """What a training step asks of this convolution when ``name`` computes all of it: the forward, keeping what it
+    keeps, then the gradients: the input's if wanted (in one pass with the weight's where Winograd kept its tiles),
+    the weight's from what was kept, the bias's. The output itself serves as the cotangent: only the time counts.
+    Returns the forward's ``(out, kept)``."""
+    dtype = np.result_type(x, w)
+    out, kept = _run("forward", name, (x, w), geo, keep=True, bias=bias)
+    if with_input_grad and kept is not None and _base(name).startswith("winograd"):
+        _run("input_grad", name, (out, w), geo, kept=kept, bias=bias is not None)
+        return out, kept
+    if with_input_grad:
+        _run("input_grad", _for_map(name, "input_grad", geo, dtype), (out, w), geo)
+    _run("weight_grad", _for_map(name, "weight_grad", geo, dtype), (x, out), geo, saved=kept)
+    if bias is not None:
+        bias_grad(out)
+    return out, kept
+
+
+def _measure_training(x, w, geo, dtype, bias, with_input_grad):
+    """Choose the forward of a convolution whose weight is being trained by timing each candidate with the backward
+    it leads to (:func:`_training_step`), and record that algorithm for the gradients too.
+
+    Timed alone, a forward cannot see what it saves its backward: Winograd's kept tiles give the weight gradient in
+    the input gradient's pass, and per map the 32->64 case chose im2col's forward and weight gradient with
+    Winograd's input gradient, 1.5x slower than Winograd throughout. Returns ``(name, (out, kept))``.
+    """
+    candidates = applicable("forward", geo, dtype)
+    if max(geo.kh, geo.kw) < 5 and "fft" in candidates:
+        candidates.remove("fft")
+    best, seconds, result = _fastest(_variants(candidates),
+                                     lambda name: _training_step(name, x, w, geo, bias, with_input_grad))
+    _stash.entry = _stash.bias = None  # what the timed backward passes left for a cotangent nobody else holds
+    dt = np.dtype(dtype).str
+    _choices[("forward", geo, dt)] = {"algorithm": best, "seconds": seconds}
+    for op in ("input_grad", "weight_grad"):
+        _choices[(op, geo, dt)] = {"algorithm": _for_map(best, op, geo, dtype), "seconds": {}}
+    if _base(best) in _COLUMN_LAYOUT:
+        _choices[(_KEPT_OP, geo, dt)] = {"algorithm": _for_map(best, "weight_grad", geo, dtype), "seconds": {}}
+    return best, result
 
 
 def choose(op, geo, dtype):
@@ -1186,14 +1242,7 @@ def _dispatch(op, args, geo, dtype, **kwargs):
     candidates = applicable(op, geo, dtype)
     if max(geo.kh, geo.kw) < 5 and "fft" in candidates:  # never close for small kernels: not worth measuring
         candidates.remove("fft")
-    key = (op, geo, np.dtype(dtype).str)
-    if op == "forward" and kwargs.get("keep"):
-        # Timed without keeping: what a forward keeps (Winograd's tiles above all) is paid back in its backward,
-        # which reuses it, so charging the forward alone for the copy chose im2col for 32->64 at 2 threads and
-        # made the whole step slower. The chosen algorithm then runs again, keeping.
-        best, _ = _measure(op, key, _variants(candidates), args, geo, {**kwargs, "keep": False})
-        return best, _run(op, best, args, geo, **kwargs)
-    return _measure(op, key, _variants(candidates), args, geo, kwargs)
+    return _measure(op, (op, geo, np.dtype(dtype).str), _variants(candidates), args, geo, kwargs)
 
 
 #: Algorithms whose weight gradient reads kept columns in im2col's layout; it chooses among them.
@@ -1220,9 +1269,11 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
     return _measure("weight_grad", key, _variants(_SHARED_COLUMNS), (x, g), geo, {"saved": columns})[1]
 
 
-def forward(x, w, geo, keep=False, bias=None):
+def forward(x, w, geo, keep=False, bias=None, with_input_grad=False):
     """``conv2d(x, w)`` by the chosen algorithm: ``(out, saved)``; with ``keep``, ``saved`` is
-    ``(algorithm, columns)`` for :func:`weight_grad`, else None. A ``bias`` of shape (O,) and of the result's
+    ``(algorithm, columns)`` for :func:`weight_grad`, else None. ``keep`` says the weight is being trained: a first
+    call then chooses by timing a whole training step of the layer (:func:`_measure_training`), with the input's
+    gradient if ``with_input_grad``. A ``bias`` of shape (O,) and of the result's
     dtype is added in place (no second output array): chunk by chunk, while each is in cache, where the algorithm
     works in chunks.
 
@@ -1237,7 +1288,10 @@ def forward(x, w, geo, keep=False, bias=None):
     if bias is not None and (bias.shape != (geo.O,) or bias.dtype != dtype):
         raise ShapeError(f"conv2d: the bias must have shape ({geo.O},) and dtype {dtype}, got shape {bias.shape} "
                          f"and dtype {bias.dtype}")
-    name, (out, columns) = _dispatch("forward", (x, w), geo, dtype, keep=keep, bias=bias)
+    if keep and choose("forward", geo, dtype) is None:
+        name, (out, columns) = _measure_training(x, w, geo, dtype, bias, with_input_grad)
+    else:
+        name, (out, columns) = _dispatch("forward", (x, w), geo, dtype, keep=keep, bias=bias)
     return out, ((name, columns) if keep and columns is not None else None)
 
 

@@ -309,18 +309,20 @@ def test_autotuning_measures_once_per_shape_and_can_be_turned_off():
         ca.autotune("no")
 
 
-def test_a_forward_that_keeps_is_timed_without_keeping_then_keeps_what_its_choice_needs(monkeypatch):
-    """The forward's candidates are timed with keep=False (what a forward keeps is repaid by its backward); the
-    chosen one then runs again and keeps, and the gradients are PyTorch's."""
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_a_trained_convolution_is_chosen_by_timing_its_whole_training_step(monkeypatch, input_grad):
+    """When the weight is trained, the first call times each forward with the backward it leads to (the weight's
+    gradient from what was kept, the input's if wanted, the bias's), records the winner for all three maps, and
+    keeps; the gradients are then PyTorch's."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)
     w = (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32)
-    keeps = []
+    b = rng.standard_normal(32).astype(np.float32)
+    timed = []
     real_run = ca._run
 
     def spy(op, name, args, geo, **kwargs):
-        if op == "forward":
-            keeps.append(kwargs.get("keep"))
+        timed.append((op, name, kwargs.get("keep")))
         return real_run(op, name, args, geo, **kwargs)
 
     monkeypatch.setattr(ca, "_run", spy)
@@ -328,19 +330,31 @@ def test_a_forward_that_keeps_is_timed_without_keeping_then_keeps_what_its_choic
     try:
         ca.clear_choices()
         before = ca.kept_bytes()
-        ws = nb.tensor(w, requires_grad=True)
-        y = F.conv2d(x, ws, padding=1)
-        assert keeps[-1] is True and set(keeps[:-1]) == {False}  # timed without keeping, then kept once
+        xs, ws = nb.tensor(x, requires_grad=input_grad), nb.tensor(w, requires_grad=True)
+        bs = nb.tensor(b, requires_grad=True)
+        y = F.conv2d(xs, ws, bs, padding=1)
+        ops = {op for op, _, _ in timed}
+        assert {keep for op, _, keep in timed if op == "forward"} == {True}
+        assert "weight_grad" in ops and ("input_grad" in ops) == input_grad
         assert ca.kept_bytes() > before
+        chosen = {key[0]: row["algorithm"] for key, row in ca.choices().items()}
+        family = chosen["forward"].removesuffix(ca.IN_TURN)
+        assert chosen["input_grad"].removesuffix(ca.IN_TURN) in (family, "im2col")
+        assert chosen["weight_grad"].removesuffix(ca.IN_TURN) in (family, "im2col")
+        timed.clear()
         g = rng.standard_normal(y.shape).astype(np.float32)
         y.backward(g)
-        wt = torch.tensor(w, requires_grad=True)
-        torch.nn.functional.conv2d(torch.tensor(x), wt, padding=1).backward(torch.tensor(g))
-        scale = ca.error_scales(x, w, g)["weight_grad"]
-        assert np.max(np.abs(ws.grad.numpy() - wt.grad.numpy())) <= 1e-5 * scale
+        assert not [t for t in timed if t[0] == "forward"]  # the backward measured nothing and ran no forward
     finally:
         ca.autotune(previous)
         ca.clear_choices()
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    torch.nn.functional.conv2d(*ts, padding=1).backward(torch.tensor(g))
+    bound = 1e-5 * ca.error_scales(x, w, g)["weight_grad"]
+    assert np.max(np.abs(ws.grad.numpy() - ts[1].grad.numpy())) <= bound
+    np.testing.assert_allclose(bs.grad.numpy(), ts[2].grad.numpy(), rtol=1e-4, atol=1e-3)
+    if input_grad:
+        assert np.max(np.abs(xs.grad.numpy() - ts[0].grad.numpy())) <= 1e-5 * ca.error_scales(x, w, g)["input_grad"]
 
 
 def test_the_environment_variable_turns_autotuning_off():
