@@ -54,8 +54,8 @@ absolute).
 The choice. With :func:`autotune` on (the default), the first call of each map with a
 new shape, dtype and geometry runs every algorithm that applies, once to warm up and
 three times timed (interleaved), and keeps the fastest by its best run (CPU time on one thread, where load
-from other processes would only add noise; wall-clock time on more); another algorithm
-must beat im2col by 10%. This is what ``torch.backends.cudnn.benchmark`` does; later calls
+from other processes would only add noise; wall-clock time on more); Winograd or the FFT
+must beat the fastest of the im2col family by 10%. This is what ``torch.backends.cudnn.benchmark`` does; later calls
 reuse the choice (:func:`choices` lists them). When the weight is being trained, each
 candidate is timed over the layer's whole training step instead (forward, then the gradients
 it leads to), and the winner computes all three maps: timed alone, a forward cannot show
@@ -169,7 +169,8 @@ KEEP_MAX_BYTES = 16 << 20
 #: Timed rounds of measuring each candidate, after one round to warm up (the best timed round counts).
 MEASURE_ROUNDS = 3
 
-#: A measured algorithm replaces im2col only when it is faster by this factor.
+#: Winograd or the FFT (other rounding, more memory) replaces the fastest of the im2col family only when it is
+#: faster by this factor; among the im2col family (the same error bound and memory) the fastest wins.
 AUTOTUNE_MARGIN = 0.9
 
 # --------------------------------------------------------------------------- geometry
@@ -1150,9 +1151,9 @@ def _run(op, name, args, geo, **kwargs):
 
 
 def _fastest(candidates, run):
-    """``run(name)`` for each candidate in turn, three rounds, and the fastest by its best round (im2col unless
-    beaten by the margin), so that a burst of load from other processes during one round does not decide:
-    ``(name, seconds per candidate, what run returned for it)``."""
+    """``run(name)`` for each candidate in turn, three rounds, and the fastest by its best round (Winograd or the
+    FFT only by :data:`AUTOTUNE_MARGIN`), so that a burst of load from other processes during one round does not
+    decide: ``(name, seconds per candidate, what run returned for it)``."""
     seconds, results = {}, {}
     # On one thread the process's CPU time is the measure (other processes' load does not count); on more, the
     # wall clock (CPU time would add the threads up and count BLAS threads that spin while they wait).
@@ -1166,8 +1167,11 @@ def _fastest(candidates, run):
                 seconds[name] = elapsed
             results[name] = result
     best = min(seconds, key=seconds.get)
-    if "im2col" in seconds and seconds[best] > AUTOTUNE_MARGIN * seconds["im2col"]:
-        best = "im2col"
+    family = [name for name in seconds if _base(name) in _COLUMN_LAYOUT]
+    if family and _base(best) not in _COLUMN_LAYOUT:
+        plain = min(family, key=seconds.get)
+        if seconds[best] > AUTOTUNE_MARGIN * seconds[plain]:
+            best = plain
     return best, seconds, results[best]
 
 
