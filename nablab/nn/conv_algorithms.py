@@ -1231,7 +1231,7 @@ def _measure_training(x, w, geo, dtype, bias, with_input_grad):
     _choices[("forward", geo, dt)] = {"algorithm": best, "seconds": seconds}
     for op in ("input_grad", "weight_grad"):
         _choices[(op, geo, dt)] = {"algorithm": _for_map(best, op, geo, dtype), "seconds": {}}
-    if _base(best) in _COLUMN_LAYOUT:
+    if _base(best) in _COLUMN_LAYOUT and result[1] is not None:  # its columns fit KEEP_MAX_BYTES: kept
         _choices[(_KEPT_OP, geo, dt)] = {"algorithm": _for_map(best, "weight_grad", geo, dtype), "seconds": {}}
     return best, result
 
