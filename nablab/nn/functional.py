@@ -267,15 +267,20 @@ def one_hot(labels, num_classes, dtype=np.float64):
     array([[0., 0., 1.],
            [1., 0., 0.]])
     """
-    labels = np.asarray(value_of(labels))
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)][0]
-        raise ValueError(f"one_hot: label {bad} is outside [0, {num_classes})")
+    labels = _check_labels(np.asarray(value_of(labels)), num_classes, "one_hot")
     out = np.zeros(labels.shape + (num_classes,), dtype=dtype)
     np.put_along_axis(out, labels[..., None], 1, axis=-1)
     return out
+
+
+def _check_labels(labels, num_classes, who):
+    """``labels`` if they are integers in ``[0, num_classes)``; else an error naming the first one that is not."""
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{who}: labels must be integers, got dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"{who}: label {bad} is outside [0, {num_classes})")
+    return labels
 
 
 def _check_logits_labels(logits, labels, who):
@@ -301,9 +306,11 @@ def cross_entropy(logits, labels, reduction="mean"):
     array([[-0.05960146,  0.05960146],
            [ 0.25      , -0.25      ]])
     """
-    labels = _check_logits_labels(logits, labels, "cross_entropy")
-    target = one_hot(labels, shape_of(logits)[1], dtype=np.asarray(value_of(logits)).dtype)
-    losses = ops.logsumexp(logits, axis=1) - ops.sum(logits * target, axis=1)
+    labels = _check_labels(_check_logits_labels(logits, labels, "cross_entropy"), shape_of(logits)[1],
+                           "cross_entropy")
+    # the label's logit picked out, not summed against a one-hot row: a masked logit (-inf) times 0 is NaN
+    picked = ops.take_along_axis(logits, np.asarray(labels).reshape(-1, 1), axis=1)
+    losses = ops.logsumexp(logits, axis=1) - ops.reshape(picked, (-1,))
     return _reduce(losses, reduction, "cross_entropy")
 
 

@@ -276,3 +276,17 @@ def test_max_pool2d_on_several_threads_gives_the_same_bits_as_on_one_and_as_torc
     ref.backward(torch.tensor(g))
     np.testing.assert_array_equal(out2, ref.detach().numpy())
     np.testing.assert_allclose(dx2, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_cross_entropy_with_masked_logits_matches_torch():
+    """-inf logits (masked classes) give finite losses and gradients, and a label on a masked class an infinite
+    loss, as in PyTorch; a one-hot row times -inf had made the losses NaN while the gradients stayed finite."""
+    z = np.array([[1.0, 2.0, -np.inf], [-np.inf, 3.0, -np.inf], [0.5, -np.inf, -1.0]])
+    y = np.array([0, 1, 2])
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y), reduction="none")
+    ref.sum().backward()
+    np.testing.assert_allclose(F.cross_entropy(z, y, reduction="none"), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(nb.grad(lambda q: F.cross_entropy(q, y, reduction="sum"))(z), zt.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)
+    assert F.cross_entropy(np.array([[1.0, -np.inf]]), np.array([1]), reduction="none")[0] == np.inf
