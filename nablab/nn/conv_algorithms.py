@@ -61,7 +61,7 @@ candidate is timed over the layer's whole training step instead (forward, then t
 it leads to), and the winner computes all three maps: timed alone, a forward cannot show
 what its kept data (below) saves the backward.
 Problems under 20 million multiply-adds (and anything while autotuning is off) use
-im2col without measuring. Results of different algorithms differ in the last bits, so
+im2col without measuring; so does any map whose inputs are not all finite (:func:`_finite`). Results of different algorithms differ in the last bits, so
 for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
 environment variable ``NABLAB_CONV_AUTOTUNE=0`` before nablab is imported. :func:`use`
 forces one algorithm wherever it applies (im2col elsewhere).
@@ -1256,8 +1256,22 @@ def choose(op, geo, dtype):
     return None if chosen is None else chosen["algorithm"]
 
 
+#: Algorithms whose sums mix the values of a whole tile or image (transforms, then products, then transforms back).
+_TRANSFORMS = ("winograd2", "winograd4", "fft")
+
+
+def _finite(*arrays):
+    """Whether every value is finite: only then do Winograd and the FFT compute what a direct convolution does.
+    Their transforms mix the values of a tile or an image, so one inf or NaN spreads NaN to outputs that should be
+    finite (and inf - inf is NaN where the direct sum is inf); im2col adds the products one by one, as PyTorch
+    does. The check is one pass over the inputs, about 1% of a convolution."""
+    return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
+
+
 def _dispatch(op, args, geo, dtype, **kwargs):
     name = choose(op, geo, dtype)
+    if (name is None or _base(name) in _TRANSFORMS) and not _finite(*args, kwargs.get("bias")):
+        return "im2col", _run(op, "im2col", args, geo, **kwargs)
     if name is not None:
         return name, _run(op, name, args, geo, **kwargs)
     candidates = applicable(op, geo, dtype)
@@ -1277,6 +1291,8 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
     """The weight gradient from a forward's kept columns: by that algorithm, or, for im2col's columns, by the
     faster of the two GEMM orders (measured once per shape, as every choice)."""
     if _base(name) not in _COLUMN_LAYOUT:
+        if not _finite(x, g):  # a transform's kept data cannot give the direct sums (see _finite)
+            return _run("weight_grad", "im2col", (x, g), geo)
         return _run("weight_grad", name, (x, g), geo, saved=columns)
     dtype = np.result_type(x, g)
     forced = _settings.forced
@@ -1309,7 +1325,7 @@ def forward(x, w, geo, keep=False, bias=None, with_input_grad=False):
     if bias is not None and (bias.shape != (geo.O,) or bias.dtype != dtype):
         raise ShapeError(f"conv2d: the bias must have shape ({geo.O},) and dtype {dtype}, got shape {bias.shape} "
                          f"and dtype {bias.dtype}")
-    if keep and choose("forward", geo, dtype) is None:
+    if keep and choose("forward", geo, dtype) is None and _finite(x, w, bias):
         name, (out, columns) = _measure_training(x, w, geo, dtype, bias, with_input_grad)
     else:
         name, (out, columns) = _dispatch("forward", (x, w), geo, dtype, keep=keep, bias=bias)
@@ -1362,7 +1378,7 @@ def input_grad_with_kept(g, w, geo, saved, bias=False):
     name, tiles = saved
     dtype = np.result_type(g, w)
     chosen = choose("input_grad", geo, dtype)
-    if not name.startswith("winograd") or chosen is None or _base(chosen) != _base(name):
+    if not name.startswith("winograd") or chosen is None or _base(chosen) != _base(name) or not _finite(g, w):
         return input_grad(g, w, geo)
     results = _run("input_grad", chosen, (g, w), geo, kept=tiles, bias=bias)
     _stash.entry = (weakref.ref(g), tiles, results[1])

@@ -485,3 +485,29 @@ def test_the_bias_gradient_from_the_input_gradients_pass_matches_torch(monkeypat
     torch.nn.functional.conv2d(*ts, padding=1).backward(torch.tensor(g))
     for ours, t in zip((xs, ws, bs), ts):
         np.testing.assert_allclose(ours.grad.numpy(), t.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@pytest.mark.parametrize("where", ["input", "weight", "cotangent"])
+def test_inf_and_nan_give_what_a_direct_convolution_gives_whatever_the_algorithm(name, where):
+    """Winograd's and the FFT's transforms mix a tile's or an image's values, so one inf or NaN would spread NaN to
+    outputs that should be finite; with a value that is not finite, im2col computes instead, as PyTorch does."""
+    rng = np.random.default_rng(13)
+    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal((2, 4, 9, 8))
+    target = {"input": x, "weight": w, "cotangent": g}[where]
+    target.flat[5] = np.inf
+    target.flat[-7] = np.nan
+    target.flat[11] = -np.inf
+    with ca.use(name):
+        xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
+        y = F.conv2d(xs, ws, padding=1)  # keeps what the algorithm keeps for the weight gradient
+        y.backward(g)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    ref = torch.nn.functional.conv2d(*ts, padding=1)
+    ref.backward(torch.tensor(g))
+    for ours, theirs in ((y.numpy(), ref.detach().numpy()), (xs.grad.numpy(), ts[0].grad.numpy()),
+                         (ws.grad.numpy(), ts[1].grad.numpy())):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
