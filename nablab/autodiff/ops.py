@@ -65,9 +65,14 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
+def _relu_slope(x):
+    """1 where x > 0, 0 where x <= 0, and 1 at nan (its value is nan, and PyTorch passes the gradient there)."""
+    return ~(value_of(x) <= 0)
+
+
 relu = primitive(_relu, name="relu")
-relu.defvjp(lambda g, ans, x: g * (value_of(x) > 0))
-relu.defjvp(lambda t, ans, x: t * (value_of(x) > 0))
+relu.defvjp(lambda g, ans, x: g * _relu_slope(x))
+relu.defjvp(lambda t, ans, x: t * _relu_slope(x))
 
 
 def _sigmoid(x):

@@ -106,10 +106,11 @@ def _real_dtype(v):
 
 
 def _selected(x, ans, y):
-    # 1 where x is the result, 1/2 where x and y tie, 0 elsewhere (and where the result is a nan
-    # from the other argument); the same weights serve maximum, minimum, fmax and fmin.
+    # 1 where x is the result, 1/2 where x and y tie, 0 elsewhere; a nan result is x's when x is nan
+    # (both get 1 when both are). The same weights serve maximum, minimum, fmax and fmin.
     xv, yv, av = value_of(x), value_of(y), value_of(ans)
-    return ((xv == av) / (1.0 + (xv == yv))).astype(_real_dtype(av))
+    chosen = (xv == av) | (np.isnan(xv) & np.isnan(av))
+    return (chosen / (1.0 + (xv == yv))).astype(_real_dtype(av))
 
 
 def _extreme(np_fn, doc):

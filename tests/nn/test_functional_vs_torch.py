@@ -290,3 +290,19 @@ def test_cross_entropy_with_masked_logits_matches_torch():
     np.testing.assert_allclose(nb.grad(lambda q: F.cross_entropy(q, y, reduction="sum"))(z), zt.grad.numpy(),
                                rtol=1e-12, atol=1e-12)
     assert F.cross_entropy(np.array([[1.0, -np.inf]]), np.array([1]), reduction="none")[0] == np.inf
+
+
+def test_nan_takes_the_gradient_of_maximum_minimum_and_relu():
+    """A nan result comes from the nan argument (NumPy), so that argument's gradient passes, as it does for
+    nb.max; before, maximum and minimum gave neither argument any, and relu gave 0 where PyTorch passes it."""
+    nan = np.nan
+    x, y = np.array([nan, 1.0, 2.0, nan, 3.0]), np.array([1.0, nan, 2.0, nan, 0.0])
+    for fn in (nb.maximum, nb.minimum):
+        gx, gy = nb.vjp(fn, x, y)[1](np.ones(5))
+        np.testing.assert_array_equal(gx, [1.0, 0.0, 0.5, 1.0, 1.0 if fn is nb.maximum else 0.0])
+        np.testing.assert_array_equal(gy, [0.0, 1.0, 0.5, 1.0, 0.0 if fn is nb.maximum else 1.0])
+    z = np.array([nan, -1.0, 0.0, 2.0])
+    zt = torch.tensor(z, requires_grad=True)
+    torch.relu(zt).sum().backward()
+    np.testing.assert_array_equal(nb.grad(lambda q: nb.sum(nb.relu(q)))(z), zt.grad.numpy())
+    np.testing.assert_array_equal(nb.jvp(nb.relu, (z,), (np.ones(4),))[1], zt.grad.numpy())
