@@ -17,7 +17,7 @@ import builtins
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, primitive, shape_of, value_of
+from nablab.autodiff.core import Tensor, primitive, raw_value_of, shape_of, value_of
 from nablab.autodiff.dispatch import nondifferentiable  # noqa: F401  (public helper)
 import nablab.numpy as _nnp
 from nablab.numpy.reductions import normalize_axis as _normalize_axis
@@ -155,7 +155,13 @@ def softmax(x, axis=-1):
            [0.25, 0.75]])
     """
     x = as_array(x)
-    return _nnp.exp(x - logsumexp(x, axis=axis, keepdims=True))
+    lse = logsumexp(x, axis=axis, keepdims=True)
+    out = _nnp.exp(x - lse)
+    if np.isposinf(raw_value_of(lse)).any():  # every example's values at once under vmap: no batched branch
+        # a row holding +inf: exp(x - inf) is 0 for its finite entries and nan for the inf, but the row has no
+        # probabilities; nan throughout, values and gradients, as SciPy and PyTorch give (lse - lse is 0 elsewhere)
+        out = out * (lse - lse + 1.0)
+    return out
 
 
 def log_softmax(x, axis=-1):

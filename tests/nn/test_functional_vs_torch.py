@@ -306,3 +306,19 @@ def test_nan_takes_the_gradient_of_maximum_minimum_and_relu():
     torch.relu(zt).sum().backward()
     np.testing.assert_array_equal(nb.grad(lambda q: nb.sum(nb.relu(q)))(z), zt.grad.numpy())
     np.testing.assert_array_equal(nb.jvp(nb.relu, (z,), (np.ones(4),))[1], zt.grad.numpy())
+
+
+def test_softmax_of_a_row_holding_inf_is_nan_throughout_as_in_scipy_and_torch():
+    """Before, the row's finite entries came out 0 (and their gradients finite) beside one nan."""
+    import scipy.special
+
+    x = np.array([[3.0, np.inf, 0.0, -np.inf], [1.0, 2.0, 3.0, 4.0], [-np.inf, 0.0, 1.0, -np.inf]])
+    with np.errstate(invalid="ignore"):
+        expected = scipy.special.softmax(x, axis=-1)
+        ours = nb.softmax(x)
+        grad = nb.grad(lambda q: nb.sum(nb.softmax(q)[:, 0] * np.array([1.0, 2.0, 3.0])))(x)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-15)
+    assert np.isnan(ours[0]).all() and np.isfinite(ours[1:]).all()
+    xt = torch.tensor(x, requires_grad=True)
+    (torch.softmax(xt, -1)[:, 0] * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
