@@ -344,7 +344,10 @@ def huber_loss(pred, target, delta=1.0, reduction="mean"):
         raise ShapeError(f"huber_loss: prediction {shape_of(pred)} and target {shape_of(target)} differ")
     r = pred - target
     small = np.abs(np.asarray(value_of(r))) <= delta
-    losses = ops.where(small, 0.5 * r * r, delta * (ops.abs(r) - 0.5 * delta))
+    # the square sees 0 where it is not taken: an infinite residual there would send 0 * inf = nan back through
+    # the branch that where leaves out
+    r_small = ops.where(small, r, 0.0)
+    losses = ops.where(small, 0.5 * r_small * r_small, delta * (ops.abs(r) - 0.5 * delta))
     return _reduce(losses, reduction, "huber_loss")
 
 

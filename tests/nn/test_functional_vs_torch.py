@@ -322,3 +322,13 @@ def test_softmax_of_a_row_holding_inf_is_nan_throughout_as_in_scipy_and_torch():
     xt = torch.tensor(x, requires_grad=True)
     (torch.softmax(xt, -1)[:, 0] * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
     np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_huber_loss_gradient_at_an_infinite_residual_is_plus_or_minus_delta_as_in_torch():
+    pred = np.array([np.inf, -np.inf, 0.5, 3.0])
+    pt = torch.tensor(pred, requires_grad=True)
+    ref = torch.nn.functional.huber_loss(pt, torch.zeros(4, dtype=torch.float64), reduction="sum", delta=1.5)
+    ref.backward()
+    ours = nb.grad(lambda q: F.huber_loss(q, np.zeros(4), 1.5, "sum"))(pred)
+    np.testing.assert_array_equal(ours, pt.grad.numpy())
+    assert F.huber_loss(pred, np.zeros(4), 1.5, "sum") == ref.item() == np.inf
