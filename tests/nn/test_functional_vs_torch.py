@@ -332,3 +332,15 @@ def test_huber_loss_gradient_at_an_infinite_residual_is_plus_or_minus_delta_as_i
     ours = nb.grad(lambda q: F.huber_loss(q, np.zeros(4), 1.5, "sum"))(pred)
     np.testing.assert_array_equal(ours, pt.grad.numpy())
     assert F.huber_loss(pred, np.zeros(4), 1.5, "sum") == ref.item() == np.inf
+
+
+def test_logsumexp_leaves_out_a_zero_weighted_infinite_term_as_scipy_does():
+    import scipy.special
+
+    a, b = np.array([1.0, np.inf, 2.0]), np.array([1.0, 0.0, 1.0])
+    assert float(nb.logsumexp(a, b=b)) == scipy.special.logsumexp(a, b=b)
+    np.testing.assert_allclose(nb.grad(lambda q: nb.logsumexp(q, b=b))(a), [np.exp(1) / (np.e + np.e**2), 0.0,
+                                                                            np.exp(2) / (np.e + np.e**2)])
+    # a zero weight on a finite term keeps its derivative in b: exp(a_i) / sum(b exp(a))
+    finite = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(nb.grad(lambda w: nb.logsumexp(finite, b=w))(b), np.exp(finite) / (np.e + np.e**3))
