@@ -290,6 +290,17 @@ def test_cross_entropy_with_masked_logits_matches_torch():
     np.testing.assert_allclose(nb.grad(lambda q: F.cross_entropy(q, y, reduction="sum"))(z), zt.grad.numpy(),
                                rtol=1e-12, atol=1e-12)
     assert F.cross_entropy(np.array([[1.0, -np.inf]]), np.array([1]), reduction="none")[0] == np.inf
+    # a +inf logit: the row has no probabilities, nan (loss and gradient) as in PyTorch; the other rows unchanged
+    z2 = np.array([[1.0, np.inf, 0.0], [0.5, 2.0, -1.0]])
+    zt2 = torch.tensor(z2, requires_grad=True)
+    ref2 = torch.nn.functional.cross_entropy(zt2, torch.tensor([0, 1]), reduction="none")
+    ref2.sum().backward()
+    with np.errstate(invalid="ignore"):
+        ours2 = F.cross_entropy(z2, np.array([0, 1]), reduction="none")
+        grad2 = nb.grad(lambda q: F.cross_entropy(q, np.array([0, 1]), reduction="sum"))(z2)
+    np.testing.assert_allclose(ours2, ref2.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad2, zt2.grad.numpy(), rtol=1e-12, atol=1e-15)
+    assert np.isnan(ours2[0]) and np.isnan(grad2[0]).all() and np.isfinite(grad2[1]).all()
 
 
 def test_nan_takes_the_gradient_of_maximum_minimum_and_relu():
