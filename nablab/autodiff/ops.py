@@ -124,7 +124,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         a, b = _nnp.broadcast_arrays(a, as_array(b))
         # a term weighted 0 at a = +inf is left out, as SciPy does: 0 * exp(inf) would make the whole sum nan
         # (only there: elsewhere a zero weight's term is 0 already, and the derivative in b needs exp(a))
-        a = _nnp.where((value_of(b) == 0) & np.isposinf(value_of(a)), -np.inf, a)
+        a = _nnp.where((value_of(b) == 0) & (value_of(a) == np.inf), -np.inf, a)
     axis = tuple(axis) if isinstance(axis, list) else axis
     if _nnp.size(a) == 0:
         out = _nnp.log(_nnp.sum(_nnp.exp(a), axis=axis, keepdims=keepdims))  # log(0) = -inf, SciPy's value
