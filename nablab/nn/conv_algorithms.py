@@ -285,7 +285,7 @@ def _even_step(N, most):
     of 16, not 7 of 18 and one of 2)."""
     most = int(max(1, min(N, most)))
     count = -(-N // most)
-    return -(-N // count)
+    return -(-N // count) if count else 1  # no images: no chunks, whatever the step
 
 
 def _chunks(N, per_image_bytes):
@@ -1325,6 +1325,8 @@ def forward(x, w, geo, keep=False, bias=None, with_input_grad=False):
     if bias is not None and (bias.shape != (geo.O,) or bias.dtype != dtype):
         raise ShapeError(f"conv2d: the bias must have shape ({geo.O},) and dtype {dtype}, got shape {bias.shape} "
                          f"and dtype {bias.dtype}")
+    if geo.N == 0:  # an empty batch: nothing to compute, nothing to keep
+        return np.zeros((0, geo.O, geo.Ho, geo.Wo), dtype=dtype), None
     if keep and choose("forward", geo, dtype) is None and _finite(x, w, bias):
         name, (out, columns) = _measure_training(x, w, geo, dtype, bias, with_input_grad)
     else:
@@ -1342,6 +1344,8 @@ def input_grad(g, w, geo):
     array([[[[0., 1.],
              [2., 3.]]]])
     """
+    if geo.N == 0:
+        return np.zeros((0, geo.C, geo.H, geo.W), dtype=np.result_type(g, w))
     return _dispatch("input_grad", (g, w), geo, np.result_type(g, w))[1]
 
 
@@ -1411,6 +1415,8 @@ def bias_grad(g):
     >>> ca.bias_grad(np.ones((2, 3, 4, 4)))
     array([32., 32., 32.])
     """
+    if g.shape[0] == 0:
+        return np.zeros(g.shape[1], dtype=g.dtype)
     parts = _parallel(lambda bounds: g[bounds[0]:bounds[1]].sum(axis=(0, 2, 3)), _chunks(g.shape[0], g[0].nbytes),
                       blas=False)
     return _total(parts)
@@ -1427,6 +1433,8 @@ def weight_grad(x, g, geo, saved=None):
     array([[[[0., 1.],
              [2., 3.]]]])
     """
+    if geo.N == 0:  # the sum over no images
+        return np.zeros((geo.O, geo.Cg, geo.kh, geo.kw), dtype=np.result_type(x, g))
     if saved is not None:
         entry = _stash.entry
         if entry is not None and entry[0]() is g and entry[1] is saved[1]:

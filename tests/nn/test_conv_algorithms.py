@@ -511,3 +511,20 @@ def test_inf_and_nan_give_what_a_direct_convolution_gives_whatever_the_algorithm
         np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
         np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients_like_torch(name):
+    x, w, b = np.zeros((0, 3, 8, 8)), np.ones((4, 3, 3, 3)), np.ones(4)
+    with ca.use(name):
+        xs, ws, bs = (nb.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(xs, ws, bs, padding=1)
+        y.backward(np.zeros(y.shape))
+        dw = nb.grad(lambda w: nb.sum(F.conv2d(x, w, padding=1)))(w)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    ref = torch.nn.functional.conv2d(*ts, padding=1)
+    ref.backward(torch.zeros(ref.shape, dtype=torch.float64))
+    assert y.shape == tuple(ref.shape)
+    for ours, theirs in zip((xs, ws, bs), ts):
+        np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
