@@ -39,7 +39,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, InvalidStateError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -383,7 +383,7 @@ class LocalPool(Executor):
                                                          initializer=_worker_start,
                                                          initargs=(self._alive[0],))
                     try:
-                        return self._pool.submit(fn, *args, **kwargs)
+                        return _tolerant_of_cancel(self._pool.submit(fn, *args, **kwargs))
                     except BrokenProcessPool:
                         self._pool.shutdown(wait=False, cancel_futures=True)
                         self._pool = None
@@ -420,6 +420,24 @@ class LocalPool(Executor):
 
 
 _KEEP_OPEN: list = []
+
+
+def _tolerant_of_cancel(future: Future) -> Future:
+    """``future``, whose ``set_exception`` now ignores a cancel that came first.
+
+    When a worker dies, CPython 3.11's process pool marks every pending future failed, and one of them may have
+    been cancelled a moment before (Ctrl-C cancels a sweep's pending tasks): the ``InvalidStateError`` then ends
+    the pool's manager thread before it stops the workers, and the interpreter hangs at exit joining them (seen in
+    tests/lab/test_chaos_sweep.py under load). CPython 3.12 ignores that error itself.
+    """
+    set_exception = future.set_exception
+
+    def tolerant(exception):
+        with contextlib.suppress(InvalidStateError):
+            set_exception(exception)
+
+    future.set_exception = tolerant
+    return future
 
 
 def _tolerate_closed_wakeup(pool: ProcessPoolExecutor) -> None:

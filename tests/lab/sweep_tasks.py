@@ -30,3 +30,9 @@ def getenv_task(name: str) -> dict:
 
 def object_task() -> dict:
     return {"bad": np.array([{"a": 1}], dtype=object)}
+
+
+def die_after(seconds: float) -> dict:
+    """A worker that dies (not the task raising): the pool breaks."""
+    time.sleep(seconds)
+    os._exit(3)
