@@ -430,13 +430,7 @@ def _tolerant_of_cancel(future: Future) -> Future:
     the pool's manager thread before it stops the workers, and the interpreter hangs at exit joining them (seen in
     tests/lab/test_chaos_sweep.py under load). CPython 3.12 ignores that error itself.
     """
-    set_exception = future.set_exception
-
-    def tolerant(exception):
-        with contextlib.suppress(InvalidStateError):
-            set_exception(exception)
-
-    future.set_exception = tolerant
+    future.set_exception = _ignoring(InvalidStateError, future.set_exception)
     return future
 
 
@@ -450,14 +444,17 @@ def _tolerate_closed_wakeup(pool: ProcessPoolExecutor) -> None:
     """
     wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
     send = getattr(wakeup, "wakeup", None)
-    if send is None:
-        return
+    if send is not None:
+        wakeup.wakeup = _ignoring(OSError, send)
 
-    def wake():
-        with contextlib.suppress(OSError):
-            send()
 
-    wakeup.wakeup = wake
+def _ignoring(error: type[BaseException], method: Callable) -> Callable:
+    """``method``, with ``error`` raised in it ignored (for the pool's internals patched above)."""
+    def call(*args, **kwargs):
+        with contextlib.suppress(error):
+            method(*args, **kwargs)
+
+    return call
 
 
 def _cpu_count() -> int:
