@@ -159,12 +159,23 @@ def softmax(x, axis=-1):
     """
     x = as_array(x)
     lse = logsumexp(x, axis=axis, keepdims=True)
-    out = _nnp.exp(x - lse)
-    if np.isposinf(raw_value_of(lse)).any():  # every example's values at once under vmap: no batched branch
-        # a row holding +inf: exp(x - inf) is 0 for its finite entries and nan for the inf, but the row has no
-        # probabilities; nan throughout, values and gradients, as SciPy and PyTorch give (lse - lse is 0 elsewhere)
-        out = out * (lse - lse + 1.0)
-    return out
+    # exp(x - inf) is 0 for a +inf row's finite entries and nan for the inf: nan throughout instead (SciPy, PyTorch)
+    return nan_where_infinite(_nnp.exp(x - lse), lse)
+
+
+def nan_where_infinite(value, lse):
+    """``value`` with nan (value and derivatives) wherever ``lse``, the log-sum-exp it derives from, is +inf: a row
+    holding a +inf logit has no probabilities. Elsewhere the factor ``lse - lse + 1`` is exactly 1, and it is
+    applied only when some ``lse`` is +inf (read over every example at once, so vmap keeps its batched rule).
+
+    >>> import numpy as np
+    >>> from nablab.autodiff import ops
+    >>> ops.nan_where_infinite(np.array([0.5, 2.0]), np.array([1.0, np.inf]))
+    array([0.5, nan])
+    """
+    if np.isposinf(raw_value_of(lse)).any():
+        return value * (lse - lse + 1.0)
+    return value
 
 
 def log_softmax(x, axis=-1):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from nablab.autodiff import ops
-from nablab.autodiff.core import raw_value_of, shape_of, value_of
+from nablab.autodiff.core import shape_of, value_of
 from nablab.errors import ShapeError
 from nablab.nn.conv import avg_pool2d, conv, conv_input_grad, conv_output_size, max_pool2d, pair
 
@@ -311,11 +311,7 @@ def cross_entropy(logits, labels, reduction="mean"):
     # the label's logit picked out, not summed against a one-hot row: a masked logit (-inf) times 0 is NaN
     picked = ops.take_along_axis(logits, np.asarray(labels).reshape(-1, 1), axis=1)
     lse = ops.logsumexp(logits, axis=1)
-    losses = lse - ops.reshape(picked, (-1,))
-    if np.isposinf(raw_value_of(lse)).any():
-        # a row holding a +inf logit has no probabilities: nan, value and gradient, as PyTorch gives (the factor is
-        # exactly 1 in the other rows)
-        losses = losses * (lse - lse + 1.0)
+    losses = ops.nan_where_infinite(lse - ops.reshape(picked, (-1,)), lse)  # a +inf logit: nan, as in PyTorch
     return _reduce(losses, reduction, "cross_entropy")
 
 
