@@ -521,9 +521,23 @@ def _and_where(a, where_mask):
 
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
-    """``np.nanmean``: the mean over the entries that are not NaN (NaN for an all-NaN slice)."""
+    """``np.nanmean``: the mean over the entries that are not NaN (NaN for an all-NaN slice, whose
+    NaNs get a NaN derivative, as in PyTorch)."""
+    _no_out("nanmean", out)
     a = as_array(a)
-    return mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=_and_where(a, where))
+    axis = _axis_arg(axis, a)
+    selected = np.broadcast_to(True if where is None else np.asarray(unbox_all(where), dtype=bool), shape_of(a))
+    keep = selected & ~_nan_mask(a)
+    count = np.sum(keep, axis=axis, keepdims=True)
+    if not (count == 0).any():
+        return mean(a, axis=axis, dtype=dtype, keepdims=keepdims, where=keep)
+    # A slice with nothing to average has the mean 0/0: the sum of its (selected) NaNs over a count
+    # of NaN, so that they get NaN, not 0, whatever the cotangent (PyTorch divides its nansum's
+    # gradient by the count 0).
+    keep = keep | ((count == 0) & selected)
+    total = sum(a, axis=axis, dtype=dtype, keepdims=keepdims, where=keep)
+    count = np.where(count == 0, np.nan, count)
+    return total / _as_count(count if keepdims else np.reshape(count, shape_of(total)), total)
 
 
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,

@@ -7,6 +7,12 @@ to the first of the tied entries), weighted by the interpolation; a traced
 ``q`` gets the slope between the two neighbours.  The interpolation methods
 are NumPy's ``linear`` (the default), ``lower``, ``higher``, ``nearest`` and
 ``midpoint``; the others raise ``NotImplementedError``.
+
+A slice with a NaN (for the ``nan`` functions, a slice of NaNs only) has a NaN
+result, as in NumPy, and its derivative goes to its NaNs, as PyTorch's does:
+``quantile`` to the last NaN of the slice, ``nanquantile`` to the first,
+``median`` along an axis to the first, and over the whole array shared equally
+among them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 from nablab.autodiff.core import Tensor, shape_of, value_of
 from nablab.autodiff.dispatch import holds_traced, unbox_all
 from nablab.numpy.indexing import diag, sort, take_along_axis
-from nablab.numpy.reductions import _reduced_shape, _to_last, average, normalize_axis
+from nablab.numpy.reductions import _reduced_shape, _to_last, average, normalize_axis, sum as sum_
 from nablab.numpy.shape import _ndim, array, as_array, concatenate, reshape, squeeze, transpose
 from nablab.numpy.ufuncs import _astype_entry, _is_complex, clip, conj, real, sqrt, where
 
@@ -59,6 +65,7 @@ def _quantile(a, q, axis, method, keepdims, ignore_nan, who):
     if size == 0:
         raise ValueError(f"{who}: cannot take a quantile of an empty slice")
     nan = np.isnan(sv)
+    sorted_s = s
     if nan.any():
         # NaNs become 0 (their slices' results are set to NaN below, or never reach them): a NaN
         # gathered into an interpolation would otherwise poison the derivatives as 0 * NaN.
@@ -84,10 +91,13 @@ def _quantile(a, q, axis, method, keepdims, ignore_nan, who):
         if not isinstance(gamma, Tensor):
             gamma = gamma.astype(np.asarray(value_of(real(s))).dtype)  # NumPy interpolates in a's dtype
         result = _lerp(_gather(s, lo), _gather(s, hi), gamma)
-    # A slice with a NaN (or, ignoring NaNs, with nothing else) has a NaN quantile, as in NumPy.
+    # A slice with a NaN (or, ignoring NaNs, with nothing else) has a NaN quantile, as in NumPy: one
+    # of its NaNs, which gets the derivative, as in PyTorch (the last of the sorted slice, or with
+    # nothing but NaNs its first).
     undefined = (n == 0) if ignore_nan else nan[..., -1]
     if undefined.any():
-        result = where(np.broadcast_to(undefined, shape_of(result)), np.nan, result)
+        nan_entry = _gather(sorted_s, np.full(vv.shape, 0 if ignore_nan else size - 1))
+        result = where(np.broadcast_to(undefined, shape_of(result)), nan_entry, result)
     out_shape = qv.shape + _reduced_shape(shape, axis, keepdims)
     return reshape(result, out_shape) if shape_of(result) != out_shape else result
 
@@ -148,6 +158,7 @@ def _median(a, axis, keepdims, ignore_nan):
     if sv.shape[-1] == 0:
         raise ValueError("median: cannot take the median of an empty slice")
     nan = np.isnan(sv)
+    sorted_s = s
     if nan.any():
         s = where(nan, 0.0, s)  # as in _quantile
     n = (~nan).sum(axis=-1) if ignore_nan else np.full(sv.shape[:-1], sv.shape[-1])
@@ -155,7 +166,14 @@ def _median(a, axis, keepdims, ignore_nan):
     result = (_gather(s, low) + _gather(s, high)) / 2
     undefined = (n == 0) if ignore_nan else nan[..., -1]
     if undefined.any():
-        result = where(undefined, np.nan, result)
+        # The median of a slice with a NaN is NaN, and its derivative goes to the NaNs, as in PyTorch:
+        # over the whole array shared among them, along an axis to the first (sorted NaNs keep their order).
+        if axis is None:
+            count = int(nan.sum())  # a Python int keeps float32 float32
+            nan_entry = sum_(where(nan, sorted_s, 0.0), axis=-1) / count
+        else:
+            nan_entry = _gather(sorted_s, np.minimum((~nan).sum(axis=-1), sv.shape[-1] - 1))
+        result = where(undefined, nan_entry, result)
     out_shape = _reduced_shape(shape, axis, keepdims)
     return reshape(result, out_shape) if shape_of(result) != out_shape else result
 

@@ -1,0 +1,125 @@
+"""Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics and nanmean
+of slices with NaNs.  The rule: PyTorch's derivative, or NaN where PyTorch's choice is arbitrary;
+never a quiet finite number where there is none."""
+
+import numpy as onp
+import pytest
+
+import nablab
+import nablab.numpy as np
+
+torch = pytest.importorskip("torch")
+import torch.func  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's all-NaN slices, 0 ** -1, ...
+
+NAN, INF = onp.nan, onp.inf
+
+
+def close(ours, theirs):
+    """Equal, with NaN equal to NaN and infinities of the same sign equal."""
+    onp.testing.assert_allclose(onp.asarray(ours), onp.asarray(theirs), rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+def torch_grad(tf, x):
+    t = torch.tensor(x, requires_grad=True)
+    tf(t).sum().backward()
+    return t.grad.numpy()
+
+
+def torch_jvp(tf, x, v):
+    return torch.func.jvp(tf, (torch.tensor(x),), (torch.tensor(v),))[1].detach().numpy()
+
+
+def check_against_torch(f, tf, x, forward_as_torch=True):
+    """Reverse mode (the gradient of the sum) as PyTorch's, and forward mode along a dense tangent ``v``
+    as PyTorch's, or where that one disagrees with PyTorch's own reverse mode as ``J v`` with the
+    reverse mode's Jacobian ``J``."""
+    close(nablab.grad(lambda t: np.sum(f(t)))(x), torch_grad(tf, x))
+    v = onp.random.default_rng(0).uniform(0.5, 1.5, onp.shape(x))
+    ours = nablab.jvp(f, (x,), (v,))[1]
+    if forward_as_torch:
+        close(ours, torch_jvp(tf, x, v))
+    else:
+        close(ours, onp.tensordot(nablab.jacrev(f)(x), v, axes=onp.ndim(x)))
+
+
+# ----------------------------------------------------------------------------- median, quantile, nanmean
+
+# Rows of odd length, so that NumPy's median (the mean of the middle two) and PyTorch's (the lower one)
+# agree on the rows without NaN.
+ROWS = onp.array([[1.0, NAN, 3.0, NAN, 2.0],
+                  [4.0, 1.0, 5.0, 2.0, 3.0],
+                  [NAN, NAN, NAN, NAN, NAN],
+                  [0.0, 1.0, 2.0, 3.0, NAN]])
+
+
+def test_median_passes_its_gradient_to_the_nan_it_is():
+    # Along an axis PyTorch selects the first NaN of a slice; over the whole array it shares the
+    # gradient among the NaNs.
+    check_against_torch(lambda x: np.median(x, axis=1), lambda t: torch.median(t, dim=1).values, ROWS)
+    check_against_torch(lambda x: np.median(x, axis=0), lambda t: torch.median(t, dim=0).values, ROWS.T.copy())
+    check_against_torch(lambda x: np.median(x, axis=1, keepdims=True),
+                        lambda t: torch.median(t, dim=1, keepdim=True).values, ROWS)
+    # PyTorch's forward mode of a whole-array median reads the entries equal to the result, none
+    # when it is NaN (0/0, unlike its reverse mode): nablab's forward mode follows the reverse one.
+    check_against_torch(np.median, torch.median, ROWS, forward_as_torch=False)
+    check_against_torch(np.median, torch.median, onp.array([2.0, NAN, 1.0]), forward_as_torch=False)
+    assert nablab.grad(np.median)(onp.array([2.0, NAN, 1.0, NAN])).tolist() == [0.0, 0.5, 0.0, 0.5]
+
+
+def test_nanmedian_of_an_all_nan_slice_passes_its_gradient_to_a_nan():
+    check_against_torch(np.nanmedian, torch.nanmedian, onp.full(4, NAN), forward_as_torch=False)  # shared
+    # Along an axis PyTorch's nanmedian picks the NaN its selection algorithm leaves in the middle
+    # (the third of four); nablab takes the first, as PyTorch's median does for that slice.
+    rows = onp.array([[1.0, NAN, 3.0, NAN, 2.0], [NAN] * 5, [NAN, 5.0, 1.0, 3.0, NAN]])  # odd counts of numbers
+    ours = nablab.grad(lambda x: np.sum(np.nanmedian(x, axis=1)))(rows)
+    theirs = torch_grad(lambda t: torch.nanmedian(t, dim=1).values, rows)
+    theirs[1] = torch_grad(lambda t: torch.median(t, dim=1).values, rows)[1]
+    close(ours, theirs)
+    assert ours[1].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    v = onp.arange(1.0, 16.0).reshape(3, 5)
+    close(nablab.jvp(lambda x: np.nanmedian(x, axis=1), (rows,), (v,))[1], (ours * v).sum(axis=1))
+    assert onp.isnan(torch_jvp(torch.nanmedian, onp.full(4, NAN), onp.ones(4)))  # the 0/0 above
+
+
+QUANTILE_ROWS = onp.array([[1.0, NAN, 3.0, 2.0], [NAN, NAN, 0.0, 1.0], [4.0, 1.0, 3.0, 2.0], [NAN] * 4])
+
+
+@pytest.mark.parametrize("method", ["linear", "lower", "higher", "nearest", "midpoint"])
+def test_quantile_passes_its_gradient_to_the_last_nan(method):
+    # PyTorch's quantile of a slice with a NaN is the last entry of the sorted slice: its last NaN.
+    q = [0.0, 0.3, 0.5, 1.0]
+    rows = QUANTILE_ROWS if method == "linear" else QUANTILE_ROWS[[0, 1, 3]]  # methods rounding alike
+    check_against_torch(lambda x: np.quantile(x, q, axis=1, method=method),
+                        lambda t: torch.quantile(t, torch.tensor(q, dtype=torch.float64), dim=1,
+                                                 interpolation=method), rows)
+    check_against_torch(lambda x: np.percentile(x, 30.0, method=method),
+                        lambda t: torch.quantile(t, 0.3, interpolation=method), QUANTILE_ROWS[0])
+
+
+def test_nanquantile_of_an_all_nan_slice_passes_its_gradient_to_its_first_nan():
+    q = [0.0, 0.3, 1.0]
+    check_against_torch(lambda x: np.nanquantile(x, q, axis=1),
+                        lambda t: torch.nanquantile(t, torch.tensor(q, dtype=torch.float64), dim=1), QUANTILE_ROWS)
+
+
+def test_a_nan_slice_leaves_the_other_slices_and_a_traced_q_alone():
+    # The NaN of one slice reaches neither the derivatives of the others nor that of q.
+    defined = lambda x, q: np.quantile(x, q, axis=1)[:, 2]  # noqa: E731  (the row without NaN)
+    gx, gq = nablab.grad(lambda x, q: np.sum(defined(x, q)), (0, 1))(QUANTILE_ROWS, onp.array([0.3, 0.6]))
+    assert onp.isfinite(gq).all() and (gx[[0, 1, 3]] == 0).all()
+    assert nablab.grad(lambda x: np.median(x, axis=1)[1])(ROWS)[[0, 2, 3]].tolist() == [[0.0] * 5] * 3
+
+
+def test_nanmean_of_an_all_nan_slice_has_a_nan_gradient():
+    # 0/0: PyTorch divides its nansum's gradient by a count of 0, so every entry of the slice gets NaN.
+    x = onp.array([[NAN, NAN, NAN], [1.0, NAN, 3.0], [1.0, 2.0, 3.0]])
+    check_against_torch(lambda a: np.nanmean(a, axis=1), lambda t: torch.nanmean(t, dim=1), x)
+    check_against_torch(lambda a: np.nanmean(a, axis=0), lambda t: torch.nanmean(t, dim=0), x.T.copy())
+    check_against_torch(np.nanmean, torch.nanmean, x[0])
+    ours = nablab.grad(lambda a: np.sum(np.nanmean(a, axis=1)))(x)
+    assert onp.isnan(ours[0]).all() and onp.isfinite(ours[1:]).all()
+    # Even with a cotangent of 0 on that slice (as PyTorch), and only there.
+    masked = nablab.grad(lambda a: np.nanmean(a, axis=1)[1])(x)
+    assert onp.isnan(masked[0]).all() and masked[1:].tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0]]
