@@ -16,7 +16,7 @@ import string
 
 import numpy as np
 
-from nablab.autodiff.core import Primitive, RulesForAnyArgument, primitive, shape_of, value_of
+from nablab.autodiff.core import Primitive, RulesForAnyArgument, primitive, raw_value_of, shape_of, value_of
 from nablab.numpy.reductions import normalize_axis
 from nablab.numpy.shape import as_array, broadcast_to, expand_dims, moveaxis, ravel, reshape, stack, swapaxes
 from nablab.numpy.ufuncs import _is_complex, conj, unbroadcast
@@ -54,7 +54,17 @@ def _matmul_vjp_b(g, ans, a, b):
     if len(b_shape) == 1:  # (..., k, n) @ (n,): db = sum over the batch of a^T g, with no (k, n) temporary
         per_batch = matmul(swapaxes(a, -1, -2), expand_dims(g, -1))[..., 0]
         return unbroadcast(per_batch, b)
+    if len(a_shape) == len(b_shape) == 2 and _transposed_layout(b):
+        # b is a transposed view (a weight w used as w.T): compute (g^T a)^T, whose transpose has w's C layout,
+        # so w's gradient comes out C-contiguous instead of as a transposed view for every later step to copy
+        return swapaxes(matmul(swapaxes(g, -1, -2), a), -1, -2)
     return unbroadcast(matmul(swapaxes(a, -1, -2), g), b)
+
+
+def _transposed_layout(x):
+    """Whether a 2-D array is laid out column by column (a transposed view of a C-contiguous array)."""
+    x = raw_value_of(x)
+    return isinstance(x, np.ndarray) and x.ndim == 2 and not x.flags.c_contiguous and x.flags.f_contiguous
 
 
 _matmul_p = primitive(np.matmul, name="matmul")

@@ -35,6 +35,20 @@ def _lerp(start, end, weight):
     return end - (end - start) * (1 - weight)
 
 
+#: Entries per piece of an update run in pieces (:func:`_adam`): its five temporaries, 128 KiB each in float32,
+#: stay in a core's cache.
+_PIECE = 1 << 15
+
+
+def _plain(arrays, numbers):
+    """Whether ``arrays`` are NumPy arrays of one floating dtype and ``numbers`` Python numbers (nothing traced, and
+    no NumPy scalar that would change the result's dtype): an update may then run as NumPy's in-place operations,
+    the same operations in the same order (the same bits) with fewer temporary arrays."""
+    if not all(isinstance(a, np.ndarray) for a in arrays) or len({a.dtype for a in arrays}) != 1:
+        return False
+    return arrays[0].dtype.kind == "f" and all(type(v) in (float, int) for v in numbers)
+
+
 def _need_params(params, grads, weight_decay, who):
     if params is None:
         if weight_decay:
@@ -246,7 +260,47 @@ def _adam(lr, betas, eps, weight_decay, amsgrad, decoupled, who):
         step_size = lr_t / correction1
         v_max = state["v_max"] if amsgrad else grads
 
+        def in_place(g, p, m, v, vm):
+            """``leaf`` on arrays of one dtype, the same operations in the same order, in cache-sized pieces: each
+            piece's temporaries stay in cache, and only the results are new arrays (the caller may still hold the
+            old state). On the seed ConvNet's 820 thousand float32 parameters, the expressions took 4.8 ms per
+            step, with temporaries the size of the parameters streaming through memory."""
+            shape = m.shape
+            g, p, m, v = (np.ascontiguousarray(a).reshape(-1) for a in (g, p, m, v))
+            vm = np.ascontiguousarray(vm).reshape(-1) if amsgrad else None
+            step, m_new, v_new = (np.empty_like(m) for _ in range(3))
+            vm_new = np.empty_like(m) if amsgrad else None
+            w1 = 1 - beta1
+            for a in range(0, m.size, _PIECE):
+                b = min(m.size, a + _PIECE)
+                gp = g[a:b]
+                if weight_decay and not decoupled:
+                    gp = gp + weight_decay * p[a:b]
+                mp = np.subtract(gp, m[a:b], out=m_new[a:b])  # _lerp(m, g, w1) in the same form
+                if w1 < 0.5:
+                    mp *= w1
+                    mp += m[a:b]
+                else:
+                    mp *= 1 - w1
+                    np.subtract(gp, mp, out=mp)
+                vp = np.multiply(v[a:b], beta2, out=v_new[a:b])
+                square = np.multiply(gp, 1 - beta2)
+                square *= gp
+                vp += square
+                if amsgrad:
+                    vp = np.maximum(vm[a:b], vp, out=vm_new[a:b])
+                denom = np.sqrt(vp, out=square)
+                denom /= correction2_sqrt
+                denom += eps
+                sp = np.multiply(mp, -step_size, out=step[a:b])
+                sp /= denom
+                if weight_decay and decoupled:
+                    sp -= lr_t * weight_decay * p[a:b]
+            return tuple(None if a is None else a.reshape(shape) for a in (step, m_new, v_new, vm_new))
+
         def leaf(g, p, m, v, vm):
+            if _plain((g, p, m, v, vm), (step_size, lr_t, beta1, beta2, eps, weight_decay)):
+                return in_place(g, p, m, v, vm)
             if weight_decay and not decoupled:
                 g = g + weight_decay * p
             m = _lerp(m, g, 1 - beta1)

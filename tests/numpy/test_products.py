@@ -317,3 +317,16 @@ def test_jacobians_jvps_and_hvps_match_torch(name, nb_f, t_f, sa, sb, seed):
     got = nablab.jvp(nablab.grad(nb_loss), (a,), (va,))[1]
     want = tfn.jvp(tfn.grad(t_loss), (ta,), (tva,))[1].numpy()
     onp.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_a_weight_used_transposed_gets_its_gradient_in_its_own_layout():
+    """``x @ w.T`` (a linear layer): w's gradient is computed as (g^T x), C-contiguous like w, not as a transposed
+    view that every optimizer step would copy; the value is autograd's, and so is the second order."""
+    x, w, g = R(5, 4), R(3, 4), R(5, 3)
+    ours = nablab.grad(lambda w: np.sum(np.matmul(x, w.T) * g))(w)
+    assert ours.flags.c_contiguous
+    onp.testing.assert_allclose(ours, autograd.grad(lambda w: anp.sum(anp.matmul(x, w.T) * g))(w), rtol=1e-12)
+    gradcheck(lambda x, w: np.matmul(x, w.T) ** 2, x, w)
+    # and where w is laid out as its own transpose, the usual product (no layout to keep)
+    wf = onp.asfortranarray(R(4, 3))
+    onp.testing.assert_allclose(nablab.grad(lambda w: np.sum(np.matmul(x, w) * g))(wf), x.T @ g, rtol=1e-12)

@@ -238,3 +238,30 @@ def test_sample_indices_is_seeded_and_follows_p():
     np.testing.assert_allclose(np.bincount(a) / 20000, [0.1, 0.2, 0.3, 0.4], atol=0.015)
     with pytest.raises(ValueError, match="sum to 1"):
         optim.sample_indices(2, 5, p=[0.5, 0.6])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [lambda: optim.adam(lr=0.01), lambda: optim.adam(lr=0.3, betas=(0.2, 0.9)),
+                                  lambda: optim.adam(lr=0.01, weight_decay=0.1, amsgrad=True),
+                                  lambda: optim.adamw(lr=0.01, weight_decay=0.1)])
+def test_adams_in_place_update_gives_the_bits_of_its_expressions(monkeypatch, make, dtype):
+    """On plain arrays Adam runs NumPy's in-place operations; traced values (and NumPy scalars) take the
+    expressions. Both must give the same bits, step after step."""
+    rng = np.random.default_rng(3)
+    params = {"w": rng.standard_normal((5, 7)).astype(dtype), "b": rng.standard_normal(7).astype(dtype)}
+    grads = [{k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()} for _ in range(4)]
+
+    def run():
+        opt = make()
+        p, state, trail = dict(params), opt.init(params), []
+        for g in grads:
+            updates, state = opt.update(g, state, p)
+            p = optim.apply_updates(p, updates)
+            trail += [p["w"], p["b"], state["m"]["w"], state["v"]["b"]]
+        return trail
+
+    fast = run()
+    monkeypatch.setattr(optim.optimizers, "_plain", lambda arrays, numbers: False)
+    for ours, expressions in zip(fast, run()):
+        assert ours.dtype == expressions.dtype == dtype
+        np.testing.assert_array_equal(ours, expressions)
