@@ -24,7 +24,10 @@ Conventions at kinks and other special points (PyTorch's where it defines one, e
   ``a_max`` it equals, to ``a`` at a bound (1 on ``[lo, hi]``, bounds included).
 - ``where(cond, x, y)``: the condition carries no derivative.
 - ``x ** y``: ``d/dx`` is 0 where ``y == 0``, also at ``x == 0`` and to every
-  order (``x ** 0`` is the constant 1); ``d/dy`` is 0 where ``x == 0``.
+  order (``x ** 0`` is the constant 1), and NaN at ``x = -inf`` for a finite
+  non-integer ``y`` (NaN for every finite ``x < 0``; PyTorch's two paths differ
+  there); ``d/dy`` is 0 where ``x == 0`` and ``y >= 0``, and ``x^y log x`` (an
+  infinity, NaN for a NaN ``y``) where ``x == 0`` and ``y < 0``, as PyTorch's.
 - ``sqrt``, ``cbrt`` at 0, ``log`` at 0: the derivative is ``inf``, as it is.
 - ``arctan2`` and ``angle``: 0 at the origin, where the angle jumps.
 - ``mod``/``remainder``/``fmod``: 1 in ``x`` and ``-floor(x/y)`` (``-trunc`` for

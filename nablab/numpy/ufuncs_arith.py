@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nablab.autodiff.core import any_entry, plain_value, value_of
+from nablab.autodiff.core import any_entry, plain_value, raw_value_of, value_of
 from nablab.numpy.ufuncs_base import UfuncPrimitive, _is_complex, astype, ufunc_binary, ufunc_unary, where
 
 _LN2 = float(np.log(2.0))
@@ -51,25 +51,41 @@ def _power_dx(x, y):
     # again) ever multiply 0 by inf: the derivative is 0 to every order.
     zero = plain_value(y) == 0  # batched inside vmap
     if not any_entry(zero):
-        return y * x ** (y - 1)
-    safe_y = where(zero, 1.0, y)
-    return where(zero, 0.0, safe_y * x ** (safe_y - 1))
+        d = y * x ** (y - 1)
+    else:
+        safe_y = where(zero, 1.0, y)
+        d = where(zero, 0.0, safe_y * x ** (safe_y - 1))
+    # A real x^y with y finite and not an integer is NaN for every finite x < 0, so it has no
+    # derivative at x = -inf either, where IEEE's pow gives |x|^y (and PyTorch is arbitrary:
+    # pow(x, tensor(0.5)) gives 0 there, x ** 0.5 NaN).  A factor NaN there makes the derivative
+    # NaN, and its own derivatives too.
+    if not (_is_complex(x) or _is_complex(y)):
+        xv, yv = plain_value(x), plain_value(y)
+        with np.errstate(invalid="ignore"):
+            none = (xv == -np.inf) & np.isfinite(yv) & (np.floor(yv) != yv)
+        if any_entry(none):
+            dtype = np.asarray(raw_value_of(d)).dtype.type  # float32 stays float32
+            d = d * where(none, dtype(np.nan), dtype(1.0))
+    return d
 
 
-def _power_dy(x, ans):
-    # x^y log x, taken as 0 where x == 0 (0^y is 0 for every y > 0).  A real base with a
-    # complex result (negative base, complex exponent) needs the complex logarithm.
+def _power_dy(x, y, ans):
+    # x^y log x, taken as 0 where x == 0 and y >= 0 (0^y is 0 for every y > 0), as PyTorch; for
+    # y < 0 (0^y = inf) it stays inf * -inf.  A real base with a complex result (negative base,
+    # complex exponent) needs the complex logarithm.
     if _is_complex(ans) and not _is_complex(x):
         x = x + 0j
-    zero = plain_value(x) == 0  # batched inside vmap
+    yv = plain_value(y)  # batched inside vmap, as the masks
+    y_nonnegative = (np.real(yv) >= 0) & (np.imag(yv) == 0) if _is_complex(y) else yv >= 0
+    zero = (plain_value(x) == 0) & y_nonnegative
     if not any_entry(zero):
         return log(x) * ans
     return where(zero, 0.0, log(where(zero, 1.0, x)) * ans)
 
 
 _POWER_RULES = (
-    lambda g, ans, x, y: g * _power_dx(x, y), lambda g, ans, x, y: g * _power_dy(x, ans),
-    lambda t, ans, x, y: t * _power_dx(x, y), lambda t, ans, x, y: t * _power_dy(x, ans),
+    lambda g, ans, x, y: g * _power_dx(x, y), lambda g, ans, x, y: g * _power_dy(x, y, ans),
+    lambda t, ans, x, y: t * _power_dx(x, y), lambda t, ans, x, y: t * _power_dy(x, y, ans),
 )
 power = ufunc_binary(np.power, *_POWER_RULES, "x ** y, broadcasting; real or complex base and exponent.")
 pow = power  # noqa: A001  (NumPy 2's alias)
@@ -87,9 +103,9 @@ def _as_type_of(g, x):
 float_power = ufunc_binary(
     np.float_power,
     lambda g, ans, x, y: _as_type_of(g * _power_dx(x, y), x),
-    lambda g, ans, x, y: _as_type_of(g * _power_dy(x, ans), y),
+    lambda g, ans, x, y: _as_type_of(g * _power_dy(x, y, ans), y),
     lambda t, ans, x, y: _as_type_of(t * _power_dx(x, y), ans),
-    lambda t, ans, x, y: _as_type_of(t * _power_dy(x, ans), ans),
+    lambda t, ans, x, y: _as_type_of(t * _power_dy(x, y, ans), ans),
     "x ** y computed in float64 (complex128 for complex input).",
 )
 

@@ -1,6 +1,8 @@
 """Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics and nanmean
-of slices with NaNs.  The rule: PyTorch's derivative, or NaN where PyTorch's choice is arbitrary;
-never a quiet finite number where there is none."""
+of slices with NaNs, and x ** y over a grid of special points.  The rule: PyTorch's derivative, or
+NaN where PyTorch's choice is arbitrary; never a quiet finite number where there is none."""
+
+import itertools
 
 import numpy as onp
 import pytest
@@ -123,3 +125,55 @@ def test_nanmean_of_an_all_nan_slice_has_a_nan_gradient():
     # Even with a cotangent of 0 on that slice (as PyTorch), and only there.
     masked = nablab.grad(lambda a: np.nanmean(a, axis=1)[1])(x)
     assert onp.isnan(masked[0]).all() and masked[1:].tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0]]
+
+
+# ----------------------------------------------------------------------------- power
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, INF, -INF, NAN, -2.5, -2.0, 0.5, 1.5, 2.0, 3.0, 0.3, -0.3]
+GRID_X, GRID_Y = onp.array(list(itertools.product(SPECIAL, SPECIAL))).T
+# x^y is NaN for every finite x < 0 and finite non-integer y: it has no derivative in x at -inf either,
+# where IEEE's pow gives |x|^y.  PyTorch is arbitrary there: pow(x, tensor(0.5)) gives 0 but x ** 0.5
+# (its sqrt and rsqrt fast paths) NaN.  nablab gives NaN.
+NO_DX = (GRID_X == -INF) & onp.isfinite(GRID_Y) & (GRID_Y != onp.floor(GRID_Y))
+
+
+@pytest.mark.parametrize("name, tname", [("power", "pow"), ("float_power", "float_power")])
+def test_power_derivatives_match_torch_on_special_values(name, tname):
+    f, tf = getattr(np, name), getattr(torch, tname)
+    tx, ty = torch.tensor(GRID_X, requires_grad=True), torch.tensor(GRID_Y, requires_grad=True)
+    tf(tx, ty).sum().backward()
+    want_x, want_y = tx.grad.numpy().copy(), ty.grad.numpy()
+    want_x[NO_DX] = NAN
+    gx, gy = nablab.grad(lambda x, y: np.sum(f(x, y)), (0, 1))(GRID_X, GRID_Y)
+    close(gx, want_x)
+    close(gy, want_y)
+    # Forward mode, one argument at a time (the other a constant), gives the same derivatives.
+    ones = onp.ones_like(GRID_X)
+    close(nablab.jvp(lambda x: f(x, GRID_Y), (GRID_X,), (ones,))[1], want_x)
+    close(nablab.jvp(lambda y: f(GRID_X, y), (GRID_Y,), (ones,))[1], want_y)
+
+
+def test_power_at_the_points_named_in_the_bug():
+    # 0 ** y at y = -inf is inf; d/dy = 0^y log 0 = -inf (PyTorch), not 0.
+    assert nablab.grad(lambda y: 0.0 ** y)(-INF) == -INF
+    assert nablab.grad(lambda y: 0.0 ** y)(-1.0) == -INF
+    assert onp.isnan(nablab.grad(lambda y: 0.0 ** y)(NAN))
+    assert nablab.grad(lambda y: 0.0 ** y)(2.0) == 0.0 and nablab.grad(lambda y: 0.0 ** y)(0.0) == 0.0
+    t = torch.tensor(-INF, dtype=torch.float64, requires_grad=True)
+    (t ** 0.5).backward()
+    assert onp.isnan(t.grad.item())
+    assert onp.isnan(nablab.grad(lambda x: x ** 0.5)(-INF))
+    assert onp.isnan(nablab.jvp(lambda x: x ** 0.5, (-INF,), (1.0,))[1])
+    # and the second derivative does not turn the NaN back into a number
+    assert onp.isnan(nablab.grad(nablab.grad(lambda x: x ** 0.5))(-INF))
+    # integer exponents keep their derivatives at -inf, and at 0 (d/dx x**2 = 0, d/dy 0**y = 0 for y > 0)
+    assert nablab.grad(lambda x: x ** 3)(-INF) == INF and nablab.grad(lambda x: x ** 2.0)(-INF) == -INF
+    assert nablab.grad(lambda x: x ** 2)(0.0) == 0.0
+
+
+def test_power_float32_stays_float32_at_the_special_points():
+    x = onp.array([-INF, 0.0, 2.0], dtype=onp.float32)
+    y = onp.array([0.5, -1.0, 1.5], dtype=onp.float32)
+    gx, gy = nablab.grad(lambda a, b: np.sum(np.power(a, b)), (0, 1))(x, y)
+    assert gx.dtype == gy.dtype == onp.float32
+    assert onp.isnan(gx[0]) and gy[1] == -INF
