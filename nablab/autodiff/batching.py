@@ -1090,7 +1090,7 @@ def _install_rules():
                  ufuncs_base.conj, ufuncs_complex._angle_p, ufuncs_piecewise._clip_p, ufuncs_piecewise._frac_p,
                  ufuncs_piecewise._nan_to_num_p, ops.relu, ops.sigmoid, ops.softplus, shape._copy_p):
         register(prim, elementwise_rule)
-    for prim in (reductions._sum_p, reductions._max_p, reductions._prod_p):
+    for prim in (reductions._sum_p, reductions._max_p, reductions._prod_p, reductions._exact_prod_p):
         register(prim, _reduction_rule)
     for prim in (reductions._cumsum_p, reductions._cumprod_p):
         register(prim, _cumulative_rule)

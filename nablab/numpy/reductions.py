@@ -7,9 +7,14 @@ Conventions where the derivative is not unique:
   NaN is the extreme of its slice and gets the whole gradient.
 - ``prod`` and ``cumprod`` are exact at zeros, to every order: the derivative
   with respect to a zero entry is the product of the others, and it vanishes
-  when two or more entries are zero.  (They compute ``prod(x)`` as the product
-  over the nonzero entries, whose rule ``prod / x`` is safe, times a product
-  tree over the zero entries built from multiplications.)
+  when two or more entries are zero.  ``prod``'s derivative is the product of
+  the other entries at infinities and NaNs too (``prod([inf, 2])``:
+  ``(2, inf)``, where the rule ``prod / x`` would give ``inf / inf``; PyTorch's
+  ``prod`` divides when no entry is zero, and gives NaN there): where an entry
+  is 0, infinite or NaN it computes the products of the entries before and
+  after each one, from multiplications only.  (``cumprod`` computes
+  ``cumprod(x)`` as that of the nonzero entries, whose rule is safe, times
+  products over the zero entries built from multiplications.)
 - ``std`` has derivative 0 where the variance is exactly 0 (a single entry,
   or all entries equal): the subgradient of smallest norm, and the exact
   derivative in the single-entry case, where ``std`` is identically 0.
@@ -293,7 +298,7 @@ def _prod(x, axis=None, keepdims=False):
     return np.prod(x, axis=axis, keepdims=keepdims)
 
 
-# Used only where no reduced slice holds a zero (see prod): there d prod / dx_i = prod / x_i.
+# Used only where every entry is finite and nonzero (see prod): d prod / dx_i = prod / x_i.
 _prod_p = primitive(_prod, name="prod")
 _prod_p.defvjp(lambda g, ans, x, axis=None, keepdims=False: _spread(g * ans, x, axis, keepdims) / x)
 _prod_p.defjvp(lambda t, ans, x, axis=None, keepdims=False:
@@ -316,25 +321,13 @@ def _reduced_shape(shape, axis, keepdims):
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def _tree_prod(x, axis, keepdims):
-    """The product along ``axis`` as a tree of multiplications (polynomial, so exact to every order)."""
-    out_shape = _reduced_shape(shape_of(x), axis, keepdims)
-    y = _to_last(x, axis)
-    while shape_of(y)[-1] > 1:
-        last = len(shape_of(y)) - 1
-        if shape_of(y)[-1] % 2:
-            y = concatenate([y, np.ones(shape_of(y)[:-1] + (1,), _dtype(y))], axis=last)
-        y = _slice(y, last, 0, None, 2) * _slice(y, last, 1, None, 2)
-    return reshape(y, out_shape)
-
-
 def _zero_rows(x, zero):
     """The rows of ``x`` (shape ``(R, N)``) that hold zeros, with those zeros packed to the left.
 
     Returns ``(rows, packed, z)``: ``packed[i, j]`` is the ``j``-th zero entry of
     row ``rows[i]`` (traced, so its derivatives are kept), or a constant 1 past
     that row's zeros; ``z`` is the zero mask of those rows.  Only the zeros need
-    the multiplication trees below, and there are usually few.
+    the multiplications of ``_cumprod_of_zeros``, and there are usually few.
     """
     n = shape_of(x)[-1]
     rows = np.flatnonzero(zero.any(axis=1))
@@ -348,28 +341,38 @@ def _zero_rows(x, zero):
     return rows, getitem_p(padded, (np.arange(len(rows))[:, None], pos)), z
 
 
-def _prod_of_zeros(a, zero, axis, keepdims):
-    """The product along ``axis`` of the zero entries of ``a`` (the others count as 1)."""
-    out_shape = _reduced_shape(shape_of(a), axis, keepdims)
-    x = _to_last(a, axis)
-    n = shape_of(x)[-1]
-    x = reshape(x, (-1, n))
-    rows, packed, _ = _zero_rows(x, np.asarray(_to_last(zero, axis)).reshape(-1, n))
-    part = _tree_prod(packed, 1, False)
-    # Scattered into ones: a slice without zeros contributes the constant 1.
-    return reshape(untake(part - 1.0, rows, (shape_of(x)[0],)) + 1.0, out_shape)
+def _others(x, axis):
+    """For each entry, the product of the other entries of its slice along ``axis``: the product of
+    those before it times that of those after it, from multiplications only (so exact at 0, inf
+    and NaN, and to every order)."""
+    shape = shape_of(x)
+    axes = normalize_axis(axis, len(shape))
+    order = [i for i in range(len(shape)) if i not in axes] + list(axes)
+    y = _to_last(x, axes)
+    last, n = len(shape_of(y)) - 1, shape_of(y)[-1]
+    ones = np.ones(shape_of(y)[:-1] + (1,), _dtype(y))
+    before = _scan_prod(concatenate([ones, _slice(y, last, 0, n - 1)], axis=last), last)
+    after = flip(_scan_prod(flip(concatenate([_slice(y, last, 1, None), ones], axis=last), last), last), last)
+    both = reshape(before * after, tuple(shape[i] for i in order))
+    return transpose(both, tuple(np.argsort(order))) if order != list(range(len(shape))) else both
+
+
+# Used where an entry is 0, inf or NaN (see prod): d prod / dx_i is the product of the others.
+_exact_prod_p = primitive(_prod, name="prod_exact")
+_exact_prod_p.defvjp(lambda g, ans, x, axis=None, keepdims=False: _spread(g, x, axis, keepdims) * _others(x, axis))
+_exact_prod_p.defjvp(lambda t, ans, x, axis=None, keepdims=False:
+                     _sum_p(t * _others(x, axis), axis=axis, keepdims=keepdims))
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-    """``np.prod``; exact derivatives at zeros (see the module's notes)."""
+    """``np.prod``; exact derivatives at zeros, infinities and NaNs (see the module's notes)."""
     _no_out("prod", out)
     a = _prepare(a, dtype, where, 1)
     axis = _axis_arg(axis, a)
     keepdims = bool(keepdims)
-    zero = plain_value(a) == 0  # batched inside vmap
-    if isinstance(a, Tensor) and any_entry(zero):
-        nonzero_part = _prod_p(where_fill(a, ~zero, 1), axis=axis, keepdims=keepdims)
-        result = nonzero_part * _prod_of_zeros(a, zero, axis, keepdims)
+    value = plain_value(a)  # batched inside vmap
+    if isinstance(a, Tensor) and any_entry((value == 0) | ~np.isfinite(value)):
+        result = _exact_prod_p(a, axis=axis, keepdims=keepdims)
     else:
         result = _prod_p(a, axis=axis, keepdims=keepdims)
     return result if initial is None else result * initial

@@ -596,8 +596,9 @@ def test_convolutions_and_pooling_per_example(kw, pool):
 
 
 def test_exact_zeros_of_prod_run_example_by_example():
-    """prod and cumprod take a special path (exact derivatives) when an entry is 0; that path is
-    NumPy code, so with a zero in some example vmap runs the function example by example and says so."""
+    """prod and cumprod take a special path (exact derivatives) when an entry is 0; that path reads
+    plain arrays (prod's derivative rule, cumprod's whole function), so with a zero in some example
+    vmap runs it example by example and says so."""
     x = P(B, 3)
     x[1, 2] = 0.0
     for f in (lambda v: nb.prod(v), lambda v: nnp.cumprod(v)):

@@ -1,8 +1,11 @@
 """Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics and nanmean
-of slices with NaNs, and x ** y over a grid of special points.  The rule: PyTorch's derivative, or
-NaN where PyTorch's choice is arbitrary; never a quiet finite number where there is none."""
+of slices with NaNs, x ** y over a grid of special points, and prod next to inf and NaN entries.
+The rule: PyTorch's derivative, or NaN where PyTorch's choice is arbitrary; never a quiet finite
+number where there is none.  Forward mode is held to the reverse mode's Jacobian."""
 
+import functools
 import itertools
+import operator
 
 import numpy as onp
 import pytest
@@ -177,3 +180,52 @@ def test_power_float32_stays_float32_at_the_special_points():
     gx, gy = nablab.grad(lambda a, b: np.sum(np.power(a, b)), (0, 1))(x, y)
     assert gx.dtype == gy.dtype == onp.float32
     assert onp.isnan(gx[0]) and gy[1] == -INF
+
+
+# ----------------------------------------------------------------------------- prod
+
+PROD_CASES = [[INF, 2.0], [2.0, -INF, 3.0], [INF, INF], [INF, 0.0], [NAN, 2.0], [NAN, 0.0], [INF, 0.0, 0.0],
+              [0.0, 2.0], [0.0, 0.0, 3.0], [-0.0, 2.0], [2.0, 3.0, 4.0], [INF, NAN], [2.0, NAN, INF, 0.5]]
+
+
+def others(x):
+    """d prod / dx_i: the product of the other entries."""
+    return onp.array([onp.prod(onp.delete(x, i)) for i in range(len(x))])
+
+
+def torch_product_of_others(x):
+    # PyTorch's own multiplications: torch.prod's rule divides (inf / inf) where there is no zero.
+    t = torch.tensor(x, requires_grad=True)
+    functools.reduce(operator.mul, t.unbind()).backward()
+    return t.grad.numpy()
+
+
+@pytest.mark.parametrize("x", PROD_CASES, ids=str)
+def test_prod_derivative_is_the_product_of_the_other_entries(x):
+    x = onp.array(x)
+    want = others(x)
+    close(torch_product_of_others(x), want)
+    if (x == 0).any():  # PyTorch's prod takes its exact path, as nablab's, where there is a zero
+        t = torch.tensor(x, requires_grad=True)
+        close(torch.autograd.grad(torch.prod(t), t, create_graph=True)[0].detach().numpy(), want)
+    close(nablab.grad(np.prod)(x), want)
+    # Forward mode gives J v with that Jacobian, along a dense tangent and along each axis.
+    v = onp.linspace(0.5, 1.5, len(x))
+    with onp.errstate(invalid="ignore"):
+        close(nablab.jvp(np.prod, (x,), (v,))[1], (want * v).sum())
+        for e in onp.eye(len(x)):
+            close(nablab.jvp(np.prod, (x,), (e,))[1], (want * e).sum())
+    assert onp.array_equal(np.prod(nablab.tensor(x, requires_grad=True)).numpy(), onp.prod(x), equal_nan=True)
+
+
+def test_prod_along_an_axis_next_to_inf_and_nan():
+    x = onp.array([[INF, 2.0, 3.0], [1.0, 0.0, 4.0], [NAN, 2.0, -1.0], [1.5, 2.0, 3.0]])
+    close(nablab.grad(lambda a: np.sum(np.prod(a, axis=1)))(x), onp.array([others(r) for r in x]))
+    close(nablab.grad(lambda a: np.sum(np.prod(a, axis=0, keepdims=True)))(x.T.copy()),
+          onp.array([others(r) for r in x]).T)
+    # Second order: the products of the entries left out, or NaN where a product meets a tangent
+    # of 0 times inf (never a wrong number).
+    h = nablab.hessian(np.prod)(onp.array([INF, 2.0, 3.0]))
+    close(h[0], [0.0, 3.0, 2.0])
+    exact = onp.array([[0.0, 3.0, 2.0], [3.0, 0.0, INF], [2.0, INF, 0.0]])
+    assert (onp.isnan(h) | (h == exact)).all()
