@@ -192,16 +192,14 @@ def log_softmax(x, axis=-1):
 def norm(x, axis=None, keepdims=False):
     """Euclidean norm (the 2-norm of the flattened entries when axis is None).
 
-    For other orders use ``nablab.numpy.linalg.norm``.
+    For other orders use ``nablab.numpy.linalg.norm``.  Its derivative at 0 is 0, as PyTorch's.
 
     >>> import numpy as np, nablab as nb
     >>> float(nb.norm(np.array([3.0, 4.0]))), nb.grad(nb.norm)(np.array([3.0, 4.0]))
     (5.0, array([0.6, 0.8]))
     """
-    x = as_array(x)
-    if np.iscomplexobj(value_of(x)):
-        return _nnp.sqrt(_nnp.sum(_nnp.real(x * _nnp.conj(x)), axis=axis, keepdims=keepdims))
-    return _nnp.sqrt(_nnp.sum(x * x, axis=axis, keepdims=keepdims))
+    # nablab.numpy.linalg's: derivative 0 at 0 (a subgradient, as PyTorch), not sqrt's 0 * inf.
+    return _nnp.linalg.vector_norm(x, axis=axis, keepdims=keepdims)
 
 
 def matrix_trace(x):

@@ -26,7 +26,9 @@ Conventions and assumptions:
 - ``pinv`` and ``lstsq`` assume the rank is locally constant (Golub and
   Pereyra, 1973).
 - ``norm`` of a zero vector (2-norm, p-norms, Frobenius) has derivative 0 (a
-  subgradient), as in PyTorch; ``max``/``min`` based norms share ties equally.
+  subgradient), as in PyTorch; so has a p-norm with p < 1 at a zero entry (where
+  ``|x|^p`` has an infinite slope), and so, for p < 0, a vector with a zero
+  entry (its norm is 0); ``max``/``min`` based norms share ties equally.
 """
 
 from __future__ import annotations
@@ -784,7 +786,14 @@ def _vector_norm(x, ord, axes, keepdims):
         out = _sum(ax, axis=axes)
     else:
         p = float(ord)
-        out = _root_at_zero(_sum(ax ** p, axis=axes), lambda s: s ** (1.0 / p))
+        zero = plain_value(ax) == 0  # batched inside vmap
+        if p < 1 and any_entry(zero):
+            # |x|^p has an infinite slope at 0 for p < 1: derivative 0 there, as PyTorch's (the
+            # value stays 0^p, inf for p < 0, where the norm is 0 and so is its derivative).
+            powers = where(zero, 0.0 if p > 0 else np.inf, where(zero, 1.0, ax) ** p)
+        else:
+            powers = ax ** p
+        out = _root_at_zero(_sum(powers, axis=axes), lambda s: s ** (1.0 / p))
     return _keep(out, shape, axes, keepdims)
 
 

@@ -1,7 +1,7 @@
 """Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics and nanmean
-of slices with NaNs, x ** y over a grid of special points, and prod next to inf and NaN entries.
-The rule: PyTorch's derivative, or NaN where PyTorch's choice is arbitrary; never a quiet finite
-number where there is none.  Forward mode is held to the reverse mode's Jacobian."""
+of slices with NaNs, x ** y over a grid of special points, prod next to inf and NaN entries, and
+norms at zero.  The rule: PyTorch's derivative, or NaN where PyTorch's choice is arbitrary; never a
+quiet finite number where there is none.  Forward mode is held to the reverse mode's Jacobian."""
 
 import functools
 import itertools
@@ -229,3 +229,39 @@ def test_prod_along_an_axis_next_to_inf_and_nan():
     close(h[0], [0.0, 3.0, 2.0])
     exact = onp.array([[0.0, 3.0, 2.0], [3.0, 0.0, INF], [2.0, INF, 0.0]])
     assert (onp.isnan(h) | (h == exact)).all()
+
+
+# ----------------------------------------------------------------------------- norms at zero
+
+VECTOR_ORDS = [None, 2, 1, INF, -INF, 3, 1.5, 0.5, -0.5, -1, -2]
+MATRIX_ORDS = [None, "fro", "nuc", 2, -2, 1, -1, INF, -INF]
+
+
+@pytest.mark.parametrize("ord", VECTOR_ORDS, ids=str)
+@pytest.mark.parametrize("x", [onp.zeros(3), onp.array([0.0, 1.0, -2.0])], ids=["zero", "a-zero-entry"])
+def test_vector_norms_at_zero_match_torch(ord, x):
+    # PyTorch: 0 where the norm is 0, and for p < 1 (where |x|^p has an infinite slope at 0) 0 at a
+    # zero entry.
+    t_ord = 2 if ord is None else ord
+    check_against_torch(lambda a: np.linalg.norm(a, ord=ord),
+                        lambda t: torch.linalg.vector_norm(t, ord=t_ord), x)
+    rows = onp.stack([x, onp.array([3.0, -4.0, 0.5])])
+    check_against_torch(lambda a: np.linalg.norm(a, ord=ord, axis=1, keepdims=True),
+                        lambda t: torch.linalg.vector_norm(t, ord=t_ord, dim=1, keepdim=True), rows)
+
+
+@pytest.mark.parametrize("ord", MATRIX_ORDS, ids=str)
+def test_matrix_norms_at_zero_match_torch(ord):
+    t_ord = "fro" if ord is None else ord
+    check_against_torch(lambda a: np.linalg.norm(a, ord=ord),
+                        lambda t: torch.linalg.matrix_norm(t, ord=t_ord), onp.zeros((2, 3)))
+
+
+def test_the_top_level_norm_is_zero_at_zero():
+    # nablab.norm, the Euclidean norm of the top-level namespace
+    check_against_torch(nablab.norm, torch.linalg.vector_norm, onp.zeros(3))
+    check_against_torch(nablab.norm, torch.linalg.vector_norm, onp.zeros((2, 3)))
+    check_against_torch(lambda a: nablab.norm(a, axis=1), lambda t: torch.linalg.vector_norm(t, dim=1),
+                        onp.array([[0.0, 0.0], [3.0, 4.0]]))
+    assert nablab.grad(nablab.grad(nablab.norm))(0.0) == 0.0
+    assert nablab.grad(nablab.norm)(onp.zeros(2, complex)).tolist() == [0j, 0j]
