@@ -22,6 +22,7 @@ import threading
 
 import numpy as np
 
+from nablab import parallel
 from nablab.autodiff import core, ops
 from nablab.autodiff.core import Primitive, bind, primitive, shape_of, value_of
 from nablab.errors import ShapeError
@@ -183,7 +184,7 @@ def _take_flat(x, index, unique=False):
     def part(a, b):
         out[a:b] = flat[where[a:b]]
 
-    algorithms.in_parts(index.size, part, PARALLEL_MIN_ENTRIES)
+    parallel.in_parts(index.size, part, PARALLEL_MIN_ENTRIES)
     return out.reshape(index.shape)
 
 
@@ -201,7 +202,7 @@ def _scatter_flat(g, index, shape, unique=False):
         def part(a, b):
             out[where[a:b]] = values[a:b]
 
-        algorithms.in_parts(where.size, part, PARALLEL_MIN_ENTRIES)
+        parallel.in_parts(where.size, part, PARALLEL_MIN_ENTRIES)
         return out.reshape(shape)
     out = np.bincount(index.reshape(-1), weights=g.reshape(-1), minlength=int(np.prod(shape)))
     return out.astype(dtype, copy=False).reshape(shape)
@@ -291,7 +292,7 @@ def max_pool_indices(x, kernel, stride, padding, dilation):
     def part(n0, n1):  # images n0..n1, on several threads when large
         np.add(base[n0:n1], np.take(offsets, _window_argmax([v[n0:n1] for v in views])), out=index[n0:n1])
 
-    algorithms.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
+    parallel.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
     return index
 
 

@@ -110,12 +110,12 @@ import os
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from nablab import parallel
 from nablab.errors import ShapeError
 
 __all__ = [
@@ -301,92 +301,9 @@ def _chunks(N, per_image_bytes):
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
 
 
-def _default_threads():
-    for var in ("NABLAB_CONV_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) >= 1:
-            return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-_threads = _default_threads()
-_pool = None
-_pool_key = None
-
-
-def threads(n=None):
-    """Threads that work through a convolution's chunks of images (and a large max pooling's parts) at once;
-    returns the previous count and sets it when ``n`` is given. The default is ``NABLAB_CONV_THREADS``, else the
-    BLAS thread count from the environment (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``),
-    else the CPUs this process may use. NumPy releases the GIL in the copies and products the chunks are made
-    of, so they run in parallel; the chunks are the same for every count, and so are the results, bit for bit.
-
-    >>> from nablab.nn import conv_algorithms as ca
-    >>> previous = ca.threads(1)
-    >>> ca.threads(previous)
-    1
-    """
-    global _threads
-    previous = _threads
-    if n is not None:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"threads: expected a positive int, got {n!r}")
-        _threads = n
-    return previous
-
-
-_blas = None
-
-
-def _blas_controller():
-    """threadpoolctl's controller of the loaded BLAS, if threadpoolctl is installed (it is optional), else False."""
-    global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _blas = False
-        else:
-            _blas = ThreadpoolController()
-    return _blas
-
-
-def in_parts(n, fn, min_part=1):
-    """``[fn(start, stop), ...]`` over consecutive parts of ``range(n)``, at most one per thread (:func:`threads`)
-    and each of at least ``min_part`` items, run at once: for NumPy passes outside BLAS that release the GIL
-    (comparisons, copies, gathers). The parts depend on the thread count, so ``fn`` must give the same bits
-    however ``range(n)`` is cut (elementwise work does).
-
-    >>> from nablab.nn import conv_algorithms as ca
-    >>> ca.in_parts(10, lambda a, b: (a, b), min_part=4)[0][0]
-    0
-    """
-    parts = max(1, min(_threads, n // max(int(min_part), 1)))
-    bounds = [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
-    return _parallel(lambda b: fn(*b), bounds, blas=False)
-
-
-def _parallel(fn, items, blas=True):
-    """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again after a fork).
-
-    The chunks' GEMMs are small: a BLAS that split each of them over its own threads as well would wake and
-    wait for them at every call, and with both, twice as many threads as cores compete (on a loaded machine
-    that made a convolution ten times slower). So while the chunks run in parallel, BLAS runs one thread per
-    call, when threadpoolctl is installed to say so.
-    """
-    global _pool, _pool_key
-    if _threads <= 1 or len(items) <= 1 or _settings.serial:
-        return [fn(item) for item in items]
-    key = (os.getpid(), _threads)
-    if _pool_key != key:
-        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab-conv")
-        _pool_key = key
-    controller = _blas_controller() if blas else None
-    with controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext():
-        return list(_pool.map(fn, items))
+threads = parallel.threads
+in_parts = parallel.in_parts
+_parallel = parallel.map_items
 
 
 def _total(arrays):
@@ -1040,7 +957,6 @@ _OPS = ("forward", "input_grad", "weight_grad")
 
 class _Settings(threading.local):
     forced = None
-    serial = False  # the algorithm running now works through its chunks in turn (BLAS may use its threads)
 
 
 _settings = _Settings()
@@ -1242,7 +1158,7 @@ def _base(name):
 def _variants(candidates):
     """With several threads, each algorithm that works in chunks also as its variant with the chunks in turn:
     small GEMMs gain from chunks in parallel, large ones (a 7x7 kernel's) from BLAS's own threads."""
-    if _threads <= 1:
+    if threads() <= 1:
         return list(candidates)
     return list(candidates) + [c + IN_TURN for c in candidates if c != "fft"]
 
@@ -1251,11 +1167,8 @@ def _run(op, name, args, geo, **kwargs):
     base = _base(name)
     key = (op, base)
     _calls[key] = _calls.get(key, 0) + 1
-    previous, _settings.serial = _settings.serial, name != base
-    try:
+    with parallel.serial() if name != base else contextlib.nullcontext():  # its chunks in turn, BLAS threaded
         return getattr(_IMPLEMENTATIONS[base], op)(*args, geo, **kwargs)
-    finally:
-        _settings.serial = previous
 
 
 def _fastest(candidates, run):
@@ -1265,7 +1178,7 @@ def _fastest(candidates, run):
     seconds, results = {}, {}
     # On one thread the process's CPU time is the measure (other processes' load does not count); on more, the
     # wall clock (CPU time would add the threads up and count BLAS threads that spin while they wait).
-    clock = time.process_time if _threads == 1 else time.perf_counter
+    clock = time.process_time if threads() == 1 else time.perf_counter
     for round_ in range(MEASURE_ROUNDS + 1):  # the first round warms up (thread pool, first-touch pages): not timed
         for name in candidates:
             start = clock()

@@ -1,0 +1,79 @@
+"""Work split over threads (nablab.parallel) gives the same bits as in one piece: ReLU both ways, Adam's update."""
+
+import numpy as np
+import pytest
+
+import nablab as nb
+from nablab import optim, parallel
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two threads, and a record of how many parts each split made."""
+    previous = parallel.threads(2)
+    splits = []
+    real = parallel.map_items
+
+    def spy(fn, items, blas=True):
+        splits.append(len(items))
+        return real(fn, items, blas)
+
+    monkeypatch.setattr(parallel, "map_items", spy)
+    yield splits
+    parallel.threads(previous)
+
+
+def _big(rng, dtype=np.float32):
+    x = rng.standard_normal(5 * (parallel.MIN_PARALLEL_SIZE // 5 + 2469)).astype(dtype).reshape(-1, 5)
+    x[::7] = 0.0  # the kink, where the derivative is 0
+    x[3, 1] = np.nan  # where the value is NaN and the gradient passes
+    return x
+
+
+def test_relu_and_its_derivatives_in_parts_give_the_bits_of_one_piece(two_threads):
+    rng = np.random.default_rng(0)
+    x, g = _big(rng), rng.standard_normal(_big(rng).shape).astype(np.float32)
+    value, vjp = nb.vjp(nb.relu, x)
+    grad, = vjp(g)
+    _, tangent = nb.jvp(nb.relu, (x,), (g,))
+    assert two_threads and max(two_threads) == 2, "nothing was split"
+    parallel.threads(1)
+    value1, vjp1 = nb.vjp(nb.relu, x)
+    for ours, one_piece in ((value, value1), (grad, vjp1(g)[0]), (tangent, nb.jvp(nb.relu, (x,), (g,))[1])):
+        assert ours.dtype == np.float32
+        np.testing.assert_array_equal(ours, one_piece)
+    np.testing.assert_array_equal(grad, np.where(~(x <= 0), g, 0 * g))  # and it is ReLU's derivative
+
+
+def test_adams_update_in_parts_gives_the_bits_of_one_piece(two_threads):
+    rng = np.random.default_rng(1)
+    params = {"w": _big(rng, np.float64), "b": rng.standard_normal(3)}
+    params["w"][3, 1] = 0.5
+    grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+
+    def run():
+        opt = optim.adam(lr=0.01, weight_decay=0.1)
+        state = opt.init(params)
+        updates, state = opt.update(grads, state, params)
+        updates, state = opt.update(grads, state, optim.apply_updates(params, updates))
+        return updates["w"], state["v"]["w"]
+
+    split = run()
+    assert max(two_threads) == 2, "nothing was split"
+    parallel.threads(1)
+    for ours, one_piece in zip(split, run()):
+        np.testing.assert_array_equal(ours, one_piece)
+
+
+def test_elementwise_leaves_what_it_cannot_split_to_the_ufunc(two_threads):
+    x = np.arange(-6.0, 6.0).reshape(3, 4)
+    np.testing.assert_array_equal(parallel.elementwise(np.maximum, x.T, 0.0, min_size=1), np.maximum(x.T, 0.0))
+    assert not two_threads  # not C-contiguous: one call
+    out = parallel.elementwise(np.less_equal, x, 0.0, min_size=1)
+    assert out.dtype == bool and two_threads == [2]
+    np.testing.assert_array_equal(out, x <= 0)
+
+
+def test_threads_refuses_what_is_not_a_positive_int():
+    with pytest.raises(ValueError, match="positive int, got 0"):
+        parallel.threads(0)
