@@ -306,8 +306,8 @@ def _adam(lr, betas, eps, weight_decay, amsgrad, decoupled, who):
             return tuple(None if a is None else a.reshape(shape) for a in (step, m_new, v_new, vm_new))
 
         def leaf(g, p, m, v, vm):
-            if _plain((g, p, m, v, vm), (step_size, lr_t, beta1, beta2, eps, weight_decay)):
-                return in_place(g, p, m, v, vm)
+            if np.size(m) >= _PIECE and _plain((g, p, m, v, vm), (step_size, lr_t, beta1, beta2, eps, weight_decay)):
+                return in_place(g, p, m, v, vm)  # (smaller arrays: the expressions, with less Python around them)
             if weight_decay and not decoupled:
                 g = g + weight_decay * p
             m = _lerp(m, g, 1 - beta1)

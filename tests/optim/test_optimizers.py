@@ -248,7 +248,8 @@ def test_adams_in_place_update_gives_the_bits_of_its_expressions(monkeypatch, ma
     """On plain arrays Adam runs NumPy's in-place operations; traced values (and NumPy scalars) take the
     expressions. Both must give the same bits, step after step."""
     rng = np.random.default_rng(3)
-    params = {"w": rng.standard_normal((5, 7)).astype(dtype), "b": rng.standard_normal(7).astype(dtype)}
+    params = {"w": rng.standard_normal((7, optim.optimizers._PIECE // 5)).astype(dtype),  # in more than one piece
+              "b": rng.standard_normal(7).astype(dtype)}
     grads = [{k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()} for _ in range(4)]
 
     def run():
@@ -260,7 +261,12 @@ def test_adams_in_place_update_gives_the_bits_of_its_expressions(monkeypatch, ma
             trail += [p["w"], p["b"], state["m"]["w"], state["v"]["b"]]
         return trail
 
+    calls = []
+    real = optim.optimizers._plain
+    monkeypatch.setattr(optim.optimizers, "_plain", lambda arrays, numbers: calls.append(real(arrays, numbers))
+                        or calls[-1])
     fast = run()
+    assert any(calls), "the in-place update did not run"
     monkeypatch.setattr(optim.optimizers, "_plain", lambda arrays, numbers: False)
     for ours, expressions in zip(fast, run()):
         assert ours.dtype == expressions.dtype == dtype
