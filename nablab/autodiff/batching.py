@@ -1092,7 +1092,7 @@ def _install_rules():
         register(prim, elementwise_rule)
     for prim in (reductions._sum_p, reductions._max_p, reductions._prod_p, reductions._exact_prod_p):
         register(prim, _reduction_rule)
-    for prim in (reductions._cumsum_p, reductions._cumprod_p):
+    for prim in (reductions._cumsum_p, reductions._cumprod_p, reductions._exact_cumprod_p):
         register(prim, _cumulative_rule)
     register(shape._reshape_p, _reshape_rule)
     register(shape.transpose_p, _transpose_rule)

@@ -12,9 +12,12 @@ Conventions where the derivative is not unique:
   ``(2, inf)``, where the rule ``prod / x`` would give ``inf / inf``; PyTorch's
   ``prod`` divides when no entry is zero, and gives NaN there): where an entry
   is 0, infinite or NaN it computes the products of the entries before and
-  after each one, from multiplications only.  (``cumprod`` computes
-  ``cumprod(x)`` as that of the nonzero entries, whose rule is safe, times
-  products over the zero entries built from multiplications.)
+  after each one, from multiplications only.  So does ``cumprod``
+  (``cumprod([inf, 2])``: ``(3, inf)``, was ``(nan, inf)``; PyTorch's
+  ``cumprod`` divides there too): where an entry is 0, infinite or NaN its
+  rules run the recurrences of a chain of multiplications, ``s_i = g_i +
+  x_{i+1} s_{i+1}`` times ``cumprod(x)_{i-1}`` in reverse mode, as linear scans
+  of multiplications and additions.
 - ``std`` has derivative 0 where the variance is exactly 0 (a single entry,
   or all entries equal): the subgradient of smallest norm, and the exact
   derivative in the single-entry case, where ``std`` is identically 0.
@@ -31,8 +34,7 @@ import numpy as np
 from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy.rearrange import flip
-from nablab.numpy.shape import (_slice, as_array, broadcast_to, concatenate, getitem_p, moveaxis,
-                                ravel, reshape, transpose, untake)
+from nablab.numpy.shape import _slice, as_array, broadcast_to, concatenate, ravel, reshape, transpose
 from nablab.numpy.ufuncs import (_astype_entry, _is_complex, conj, maximum, minimum, negative,
                                  real, sqrt, where)
 
@@ -321,26 +323,6 @@ def _reduced_shape(shape, axis, keepdims):
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def _zero_rows(x, zero):
-    """The rows of ``x`` (shape ``(R, N)``) that hold zeros, with those zeros packed to the left.
-
-    Returns ``(rows, packed, z)``: ``packed[i, j]`` is the ``j``-th zero entry of
-    row ``rows[i]`` (traced, so its derivatives are kept), or a constant 1 past
-    that row's zeros; ``z`` is the zero mask of those rows.  Only the zeros need
-    the multiplications of ``_cumprod_of_zeros``, and there are usually few.
-    """
-    n = shape_of(x)[-1]
-    rows = np.flatnonzero(zero.any(axis=1))
-    z = zero[rows]
-    counts = z.sum(axis=1)
-    r, c = np.nonzero(z)  # row by row, each row's zeros in increasing position
-    slot = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
-    pos = np.full((len(rows), int(counts.max())), n)  # n: a column of ones appended to x
-    pos[r, slot] = c
-    padded = concatenate([getitem_p(x, rows), np.ones((len(rows), 1), _dtype(x))], axis=1)
-    return rows, getitem_p(padded, (np.arange(len(rows))[:, None], pos)), z
-
-
 def _others(x, axis):
     """For each entry, the product of the other entries of its slice along ``axis``: the product of
     those before it times that of those after it, from multiplications only (so exact at 0, inf
@@ -416,7 +398,7 @@ def _cumprod(x, axis):
     return np.cumprod(x, axis=axis)
 
 
-# Used only where x has no zero (see cumprod): d ans_k / dx_i = ans_k / x_i for i <= k.
+# Used only where every entry is finite and nonzero (see cumprod): d ans_k / dx_i = ans_k / x_i for i <= k.
 _cumprod_p = primitive(_cumprod, name="cumprod")
 _cumprod_p.defvjp(lambda g, ans, x, axis: _reverse_cumsum(g * ans, axis) / x)
 _cumprod_p.defjvp(lambda t, ans, x, axis: ans * _cumsum_p(t / x, axis))
@@ -433,26 +415,58 @@ def _scan_prod(x, axis):
     return x
 
 
-def _cumprod_of_zeros(a, zero, axis):
-    """The cumulative product along ``axis`` of the zero entries of ``a`` (the others count as 1)."""
-    x = moveaxis(a, axis, -1)
-    shape = shape_of(x)
-    x = reshape(x, (-1, shape[-1]))
-    rows, packed, z = _zero_rows(x, np.moveaxis(zero, axis, -1).reshape(-1, shape[-1]))
-    # products[:, i]: the product of a row's first i zeros; position k has seen cumsum(z)[k] of them.
-    products = concatenate([np.ones((len(rows), 1), _dtype(packed)), _scan_prod(packed, 1)], axis=1)
-    part = getitem_p(products, (np.arange(len(rows))[:, None], np.cumsum(z, axis=1)))
-    full = untake(part - 1.0, rows, shape_of(x)) + 1.0
-    return moveaxis(reshape(full, shape), -1, axis)
+def _linear_scan(c, b, axis):
+    """``u`` along ``axis`` with ``u_0 = b_0`` and ``u_k = c_{k-1} u_{k-1} + b_k`` (``c`` is one shorter
+    than ``b``), by doubling shifts of multiplications and additions only: no entry is ever divided
+    or multiplied by a padding, so it is exact at 0, inf and NaN, and to every order.
+
+    After the step of shift ``s``, ``b_k`` holds the terms of ``b_{k-2s+1}, ..., b_k`` and ``c_{k-1}``
+    the product ``c_{k-2s} ... c_{k-1}``, which carries ``u_{k-2s}`` to ``u_k`` (both cut at the start).
+    """
+    n = shape_of(b)[axis]
+    shift = 1
+    while shift < n:
+        carried = _slice(c, axis, shift - 1, None) * _slice(b, axis, 0, n - shift)
+        b = concatenate([_slice(b, axis, 0, shift), _slice(b, axis, shift, None) + carried], axis=axis)
+        if 2 * shift < n:
+            c = concatenate([_slice(c, axis, 0, shift),
+                             _slice(c, axis, shift, None) * _slice(c, axis, 0, n - 1 - shift)], axis=axis)
+        shift *= 2
+    return b
+
+
+def _exact_cumprod_vjp(g, ans, x, axis):
+    """d/dx_i of sum_k g_k ans_k = ans_{i-1} s_i, where s_i = g_i + x_{i+1} s_{i+1} (from the end)."""
+    n = shape_of(x)[axis]
+    if n < 2:
+        return g
+    s = flip(_linear_scan(flip(_slice(x, axis, 1, None), axis), flip(g, axis), axis), axis)
+    return concatenate([_slice(s, axis, 0, 1), _slice(ans, axis, 0, n - 1) * _slice(s, axis, 1, None)], axis=axis)
+
+
+def _exact_cumprod_jvp(t, ans, x, axis):
+    """d ans_k = x_k d ans_{k-1} + ans_{k-1} t_k (from the start)."""
+    n = shape_of(x)[axis]
+    if n < 2:
+        return t
+    b = concatenate([_slice(t, axis, 0, 1), _slice(t, axis, 1, None) * _slice(ans, axis, 0, n - 1)], axis=axis)
+    return _linear_scan(_slice(x, axis, 1, None), b, axis)
+
+
+# Used where an entry is 0, inf or NaN (see cumprod): d ans_k / dx_i is the product of the entries up
+# to k but the i-th, and the rules above reach it by multiplications only.
+_exact_cumprod_p = primitive(_cumprod, name="cumprod_exact")
+_exact_cumprod_p.defvjp(_exact_cumprod_vjp)
+_exact_cumprod_p.defjvp(_exact_cumprod_jvp)
 
 
 def cumprod(a, axis=None, dtype=None, out=None):
-    """``np.cumprod``; exact derivatives at zeros (see the module's notes)."""
+    """``np.cumprod``; exact derivatives at zeros, infinities and NaNs (see the module's notes)."""
     _no_out("cumprod", out)
     a, axis = _cumulative_input(a, axis, dtype, "cumprod")
-    zero = plain_value(a) == 0  # batched inside vmap
-    if isinstance(a, Tensor) and any_entry(zero):
-        return _cumprod_p(where_fill(a, ~zero, 1), axis) * _cumprod_of_zeros(a, zero, axis)
+    value = plain_value(a)  # batched inside vmap
+    if isinstance(a, Tensor) and any_entry((value == 0) | ~np.isfinite(value)):
+        return _exact_cumprod_p(a, axis)
     return _cumprod_p(a, axis)
 
 

@@ -596,23 +596,40 @@ def test_convolutions_and_pooling_per_example(kw, pool):
 
 
 def test_exact_zeros_of_prod_run_example_by_example():
-    """prod and cumprod take a special path (exact derivatives) when an entry is 0; that path reads
-    plain arrays (prod's derivative rule, cumprod's whole function), so with a zero in some example
-    vmap runs it example by example and says so."""
+    """prod takes a special path (exact derivatives) when an entry is 0; its derivative rule reads
+    plain arrays, so with a zero in some example vmap runs it example by example and says so."""
     x = P(B, 3)
     x[1, 2] = 0.0
-    for f in (lambda v: nb.prod(v), lambda v: nnp.cumprod(v)):
-        g = nb.grad(lambda v: nb.sum(f(v)))
-        before = _loops_used()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            close(nb.vmap(f)(x), loop(f, (0,), [x]))
-            close(nb.vmap(g)(x), loop(g, (0,), [x]))
-        assert _loops_used() > before
-        x_nonzero = P(B, 3)
-        before = _loops_used()
-        close(nb.vmap(g)(x_nonzero), loop(g, (0,), [x_nonzero]))
-        assert _loops_used() == before  # no zero anywhere: batched
+    g = nb.grad(nb.prod)
+    before = _loops_used()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        close(nb.vmap(nb.prod)(x), loop(nb.prod, (0,), [x]))
+        close(nb.vmap(g)(x), loop(g, (0,), [x]))
+    assert _loops_used() > before
+    x_nonzero = P(B, 3)
+    before = _loops_used()
+    close(nb.vmap(g)(x_nonzero), loop(g, (0,), [x_nonzero]))
+    assert _loops_used() == before  # no zero anywhere: batched
+
+
+@pytest.mark.parametrize("axis", [0, None])
+def test_exact_path_of_cumprod_is_batched(axis):
+    """cumprod's exact path (an entry 0, inf or NaN in some example) is a primitive whose rules are
+    built from batched operations: no loop, and the numbers of the loop, NaNs and infinities included."""
+    x = P(B, 3, 2)
+    x[1, 1, 0], x[2, 0, 1], x[3, 2, 1], x[0, 0, 0] = 0.0, np.inf, np.nan, 0.0
+    t = P(B, 3, 2)
+    f = lambda v: nnp.cumprod(v, axis=axis)  # noqa: E731
+    g = nb.grad(lambda v: nb.sum(f(v) * np.arange(1.0, 7.0).reshape(f(v).shape)))
+    jv = lambda v, d: nb.jvp(f, (v,), (d,))[1]  # noqa: E731
+    before = _loops_used()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for got, want in [(nb.vmap(f)(x), loop(f, (0,), [x])), (nb.vmap(g)(x), loop(g, (0,), [x])),
+                          (nb.vmap(jv)(x, t), loop(jv, (0, 0), [x, t]))]:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
+    assert _loops_used() == before
 
 
 def test_vmap_on_the_imperative_tape():

@@ -1,7 +1,8 @@
 """Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics and nanmean
-of slices with NaNs, x ** y over a grid of special points, prod next to inf and NaN entries, and
-norms at zero.  The rule: PyTorch's derivative, or NaN where PyTorch's choice is arbitrary; never a
-quiet finite number where there is none.  Forward mode is held to the reverse mode's Jacobian."""
+of slices with NaNs, x ** y over a grid of special points, prod and cumprod next to inf and NaN
+entries, and norms at zero.  The rule: PyTorch's derivative, or NaN where PyTorch's choice is
+arbitrary; never a quiet finite number where there is none.  Forward mode is held to the reverse
+mode's Jacobian."""
 
 import functools
 import itertools
@@ -265,3 +266,176 @@ def test_the_top_level_norm_is_zero_at_zero():
                         onp.array([[0.0, 0.0], [3.0, 4.0]]))
     assert nablab.grad(nablab.grad(nablab.norm))(0.0) == 0.0
     assert nablab.grad(nablab.norm)(onp.zeros(2, complex)).tolist() == [0j, 0j]
+
+
+# ----------------------------------------------------------------------------- cumprod, cumsum
+
+CUMPROD_CASES = [[INF, 2.0], [2.0, -INF, 3.0], [NAN, 2.0], [2.0, NAN, 3.0], [INF, 0.0], [0.0, INF],
+                 [2.0, 3.0, INF], [INF, INF, 2.0], [-INF, 0.5, 3.0, 0.0], [1.0, INF, 0.0, 1.0],
+                 [0.5, NAN, INF, 0.0, 2.0], [0.0, 2.0, 3.0], [2.0, 0.0, 0.0, 3.0], [-0.0, 2.0, 0.0],
+                 [2.0, 3.0, 4.0]]
+
+
+def cumprod_vjp_exact(x, g):
+    """sum over k >= i of g_k d cumprod(x)_k / dx_i, term by term: d cumprod(x)_k / dx_i is the product
+    of the entries up to k but the i-th (NaN where a term holds 0 * inf or a NaN)."""
+    n = len(x)
+    return onp.array([sum(g[k] * onp.prod(onp.delete(x[:k + 1], i)) for k in range(i, n)) for i in range(n)])
+
+
+def cumprod_jvp_exact(x, v):
+    n = len(x)
+    return onp.array([sum(v[i] * onp.prod(onp.delete(x[:k + 1], i)) for i in range(k + 1)) for k in range(n)])
+
+
+def torch_chain(t):
+    """cumprod as PyTorch's own chain of multiplications (torch.cumprod's rule divides where no entry is 0)."""
+    ys = [t[0]]
+    for e in t[1:]:
+        ys.append(ys[-1] * e)
+    return torch.stack(ys)
+
+
+def torch_chain_vjp(x, g):
+    t = torch.tensor(x, requires_grad=True)
+    (torch_chain(t) * torch.tensor(g)).sum().backward()
+    return t.grad.numpy()
+
+
+def torch_chain_jvp(x, v):
+    return torch.func.jvp(torch_chain, (torch.tensor(x),), (torch.tensor(v),))[1].detach().numpy()
+
+
+def torch_cumprod_vjp(x, g, dim=0):
+    t = torch.tensor(x, requires_grad=True)
+    (torch.cumprod(t, dim) * torch.tensor(g)).sum().backward()
+    return t.grad.numpy()
+
+
+def exact_where_defined(ours, exact):
+    """``exact`` where it is finite; where it is not (an infinity, or NaN from 0 * inf or a NaN entry),
+    not a finite number either."""
+    ours, exact = onp.asarray(ours), onp.asarray(exact)
+    assert ours.shape == exact.shape
+    finite = onp.isfinite(exact)
+    close(ours[finite], exact[finite])
+    assert not onp.isfinite(ours[~finite]).any(), (ours, exact)
+
+
+def per_slice(ref, x, w, axis):
+    """``ref`` (of a 1-D slice and a weight slice) along ``axis`` of ``x``, or of the flattened ``x``."""
+    if axis is None:
+        return ref(x.ravel(), w.ravel())
+    xs, ws = onp.moveaxis(x, axis, -1), onp.moveaxis(w, axis, -1)
+    n = xs.shape[-1]
+    out = onp.array([ref(a, b) for a, b in zip(xs.reshape(-1, n), ws.reshape(-1, n))])
+    return onp.moveaxis(out.reshape(xs.shape), -1, axis)
+
+
+@pytest.mark.parametrize("x", CUMPROD_CASES, ids=str)
+def test_cumprod_derivatives_next_to_zero_inf_and_nan(x):
+    x = onp.array(x)
+    rng = onp.random.default_rng(0)
+    for g in (onp.ones(len(x)), rng.uniform(-1.5, 1.5, len(x))):
+        want = cumprod_vjp_exact(x, g)
+        exact_where_defined(torch_chain_vjp(x, g), want)  # the oracle agrees with the formula
+        theirs = torch_cumprod_vjp(x, g)  # torch.cumprod's own rule: the same where both are finite
+        both = onp.isfinite(theirs) & onp.isfinite(want)
+        close(theirs[both], want[both])
+        if onp.isfinite(x).all():  # with zeros only torch.cumprod's rule is exact
+            close(theirs, want)
+        exact_where_defined(nablab.vjp(np.cumprod, x)[1](g)[0], want)
+    for v in (onp.ones(len(x)), rng.uniform(-1.5, 1.5, len(x))):
+        want = cumprod_jvp_exact(x, v)
+        exact_where_defined(torch_chain_jvp(x, v), want)
+        exact_where_defined(nablab.jvp(np.cumprod, (x,), (v,))[1], want)
+    ours = np.cumprod(nablab.tensor(x, requires_grad=True)).numpy()
+    assert ours.dtype == onp.cumprod(x).dtype and ours.tobytes() == onp.cumprod(x).tobytes()
+
+
+def test_cumprod_at_the_points_named_in_the_bug():
+    # cumprod([inf, 2]) = [inf, inf]: d/dx0 = 1 + x1 = 3 (PyTorch's cumprod: NaN, from inf / inf)
+    assert nablab.grad(lambda a: np.sum(np.cumprod(a)))(onp.array([INF, 2.0])).tolist() == [3.0, INF]
+    assert onp.isnan(torch_cumprod_vjp(onp.array([INF, 2.0]), onp.ones(2))[0])
+    # [0, inf]: d/dx1 = x0 = 0 (was NaN)
+    assert nablab.grad(lambda a: np.sum(np.cumprod(a)))(onp.array([0.0, INF])).tolist() == [INF, 0.0]
+    # [2, nan, 3]: d/dx1 = x0 + x0 x2 = 8 (PyTorch's cumprod: NaN)
+    assert nablab.grad(lambda a: np.sum(np.cumprod(a)))(onp.array([2.0, NAN, 3.0]))[1] == 8.0
+    assert onp.isnan(torch_cumprod_vjp(onp.array([2.0, NAN, 3.0]), onp.ones(3))[1])
+
+
+MATRIX = onp.array([[INF, 2.0, 3.0, 0.5],
+                    [1.0, 0.0, 4.0, 0.0],
+                    [NAN, 2.0, -1.0, 3.0],
+                    [1.5, -INF, 0.0, 2.0],
+                    [0.0, 0.0, 3.0, 0.25]])
+
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_cumprod_of_a_matrix_next_to_zero_inf_and_nan(axis):
+    rng = onp.random.default_rng(1)
+    out_shape = MATRIX.shape if axis is not None else (MATRIX.size,)
+    g = rng.uniform(-1.5, 1.5, out_shape)
+    v = rng.uniform(-1.5, 1.5, MATRIX.shape)
+    f = lambda a: np.cumprod(a, axis=axis)  # noqa: E731
+    g_full = g.reshape(MATRIX.shape)  # the cotangent of each entry's output (axis None: the flat one)
+    want = per_slice(cumprod_vjp_exact, MATRIX, g_full, axis).reshape(MATRIX.shape)
+    exact_where_defined(per_slice(torch_chain_vjp, MATRIX, g_full, axis).reshape(MATRIX.shape), want)
+    exact_where_defined(nablab.vjp(f, MATRIX)[1](g)[0], want)
+    want_jv = per_slice(cumprod_jvp_exact, MATRIX, v, axis).reshape(out_shape)
+    exact_where_defined(nablab.jvp(f, (MATRIX,), (v,))[1], want_jv)
+    ours = f(nablab.tensor(MATRIX, requires_grad=True)).numpy()
+    assert ours.tobytes() == onp.cumprod(MATRIX, axis=axis).tobytes()
+    # torch.cumprod (dim along the axis, or of the flattened matrix), where it gives a number
+    tdim, tx = (0, MATRIX.ravel()) if axis is None else (axis, MATRIX)
+    theirs = torch_cumprod_vjp(tx, g, tdim).reshape(MATRIX.shape)
+    both = onp.isfinite(theirs) & onp.isfinite(want)
+    close(theirs[both], want[both])
+
+
+SECOND_ORDER_POINTS = {
+    "one-zero": onp.array([[0.5, 0.0, 1.5, -2.0], [1.2, -0.7, 0.6, 0.9], [0.9, 1.1, -1.3, 0.8]]),
+    # two zeros in the first row, two in the second column, three in the flattened matrix
+    "two-zeros": onp.array([[0.5, 0.0, 1.5, 0.0], [1.2, 0.0, 0.6, 0.9], [0.9, 1.1, -1.3, 0.8]]),
+    "no-zero": onp.array([[0.5, 0.4, 1.5, -2.0], [1.2, -0.7, 0.6, 0.9], [0.9, 1.1, -1.3, 0.8]]),
+}
+
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+@pytest.mark.parametrize("point", list(SECOND_ORDER_POINTS))
+def test_cumprod_second_order_at_zeros(axis, point):
+    # At a zero the new path runs, and at the central differences around it the fast one (ans / x).
+    x = SECOND_ORDER_POINTS[point]
+    nablab.gradcheck(lambda a: np.cumprod(a, axis=axis), x, order=2)
+    w = onp.random.default_rng(2).uniform(-1.5, 1.5, x.shape if axis is not None else (x.size,))
+    ours = nablab.hessian(lambda a: np.sum(np.cumprod(a, axis=axis) * w))(x)
+    tf = (lambda t: torch.cumprod(t.reshape(-1), 0)) if axis is None else (lambda t: torch.cumprod(t, axis))
+    theirs = torch.func.hessian(lambda t: (tf(t) * torch.tensor(w)).sum())(torch.tensor(x))
+    # (the fast path's ans / x leaves rounding errors of 1e-16 where the Hessian is 0)
+    onp.testing.assert_allclose(onp.asarray(ours), theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_cumprod_second_order_next_to_an_infinity():
+    # The Hessian of sum(cumprod(x)): H_ij = sum over k >= max(i, j) of the product of the entries up
+    # to k but the i-th and j-th; or NaN where a product meets a tangent of 0 times inf.
+    x = onp.array([INF, 2.0, 3.0])
+    h = onp.asarray(nablab.hessian(lambda a: np.sum(np.cumprod(a)))(x))
+    exact = onp.array([[0.0, 4.0, 2.0], [4.0, 0.0, INF], [2.0, INF, 0.0]])
+    assert (onp.isnan(h) | (h == exact)).all()
+    assert h[0, 1] == 4.0 and h[0, 2] == 2.0
+
+
+def test_nancumprod_and_the_cumulative_sums_next_to_inf_and_nan():
+    # nancumprod: NaNs count as 1 (and get 0); an infinity as in cumprod.
+    x = onp.array([INF, NAN, 2.0, 0.5])
+    g = onp.array([1.0, -0.5, 2.0, 1.5])
+    want = onp.where(onp.isnan(x), 0.0, cumprod_vjp_exact(onp.where(onp.isnan(x), 1.0, x), g))
+    exact_where_defined(nablab.vjp(np.nancumprod, x)[1](g)[0], want)
+    assert nablab.vjp(np.nancumprod, x)[1](g)[0][0] == g[0] + g[1] * 1.0 + g[2] * 2.0 + g[3] * 2.0 * 0.5  # 6
+    assert np.nancumprod(nablab.tensor(x, requires_grad=True)).numpy().tobytes() == onp.nancumprod(x).tobytes()
+    # cumsum's rules only add: 1 per later output, also at inf and NaN, as torch.cumsum
+    y = onp.array([INF, NAN, -INF, 2.0])
+    close(nablab.vjp(np.cumsum, y)[1](g)[0], torch_grad(lambda t: torch.cumsum(t, 0) * torch.tensor(g), y))
+    close(nablab.jvp(np.cumsum, (y,), (g,))[1], onp.cumsum(g))
+    close(nablab.vjp(np.nancumsum, y)[1](g)[0], onp.cumsum(g[::-1])[::-1] * ~onp.isnan(y))
+    close(nablab.jvp(np.nancumsum, (y,), (g,))[1], onp.cumsum(g * ~onp.isnan(y)))
