@@ -15,6 +15,7 @@ array([0., 0., 0., 0., 0., 1., 2., 3.])
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -45,17 +46,25 @@ _pool_key = None
 
 
 class _Serial(threading.local):
-    active = False
+    active = False  # in a serial() block, or on one of the pool's threads (a nested split would wait on itself)
 
 
 _serial = _Serial()
 
 
+def _on_worker(context, fn, item):
+    """``fn(item)`` on a pool thread, in a copy of the caller's context (NumPy's ``errstate`` lives there, so an
+    error raised, warned or ignored is the same on every thread count), splitting nothing further."""
+    _serial.active = True
+    return context.run(fn, item)
+
+
 def threads(n=None):
-    """Threads that work at once (a convolution's chunks of images, a large max pooling's or ReLU's parts); returns
-    the previous count and sets it when ``n`` is given. The default is ``NABLAB_CONV_THREADS``, else the BLAS
-    thread count from the environment (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), else
-    the CPUs this process may use. Results are the same, bit for bit, for every count.
+    """Threads that work at once (a convolution's chunks of images; the parts of a large max pooling, ReLU or Adam
+    update); returns the previous count and sets it when ``n`` is given. The default is ``NABLAB_CONV_THREADS``
+    (named when convolutions were its only use), else the BLAS thread count from the environment
+    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), else the CPUs this process may use.
+    Results are the same, bit for bit, for every count.
 
     >>> from nablab import parallel
     >>> previous = parallel.threads(1)
@@ -110,7 +119,8 @@ def map_items(fn, items, blas=True):
     A convolution's chunks make small GEMMs: a BLAS that split each of them over its own threads as well would
     wake and wait for them at every call, and with both, twice as many threads as cores compete (on a loaded
     machine that made a convolution ten times slower). So while the items run in parallel, BLAS runs one thread
-    per call (``blas=True``), when threadpoolctl is installed to say so.
+    per call (``blas=True``), when threadpoolctl is installed to say so. Each item runs in a copy of the caller's
+    context (its NumPy ``errstate``); a split asked for inside an item runs in turn.
 
     >>> from nablab import parallel
     >>> parallel.map_items(len, ["a", "bc"])
@@ -124,8 +134,9 @@ def map_items(fn, items, blas=True):
         _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab")
         _pool_key = key
     controller = _blas_controller() if blas else None
+    contexts = [contextvars.copy_context() for _ in items]  # one each: a context runs on one thread at a time
     with controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext():
-        return list(_pool.map(fn, items))
+        return list(_pool.map(_on_worker, contexts, [fn] * len(items), items))
 
 
 def in_parts(n, fn, min_part=1):

@@ -1,5 +1,7 @@
 """Work split over threads (nablab.parallel) gives the same bits as in one piece: ReLU both ways, Adam's update."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,28 @@ def test_elementwise_leaves_what_it_cannot_split_to_the_ufunc(two_threads):
 def test_threads_refuses_what_is_not_a_positive_int():
     with pytest.raises(ValueError, match="positive int, got 0"):
         parallel.threads(0)
+
+
+def test_a_split_inside_a_split_runs_in_turn_instead_of_waiting_on_itself(two_threads):
+    """Each pool thread runs one outer item; a large ReLU inside it must not wait for the busy pool."""
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal(parallel.MIN_PARALLEL_SIZE * 2) for _ in range(2)]
+    out = parallel.map_items(nb.relu, xs)
+    for x, y in zip(xs, out):
+        np.testing.assert_array_equal(y, np.maximum(x, 0.0))
+
+
+def test_the_callers_errstate_holds_on_every_thread():
+    """NumPy keeps errstate in the context: each part runs in a copy of the caller's, so a division by zero
+    raises (or stays quiet) whatever the thread count."""
+    x = np.ones(parallel.MIN_PARALLEL_SIZE * 2)
+    x[-1] = 0.0
+    previous = parallel.threads(2)
+    try:
+        with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+            parallel.elementwise(np.divide, 1.0, x)
+        with np.errstate(divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isinf(parallel.elementwise(np.divide, 1.0, x)[-1])
+    finally:
+        parallel.threads(previous)

@@ -57,12 +57,13 @@ def _matmul_vjp_b(g, ans, a, b):
     if len(a_shape) == len(b_shape) == 2 and _transposed_layout(b):
         # b is a transposed view (a weight w used as w.T): compute (g^T a)^T, whose transpose has w's C layout,
         # so w's gradient comes out C-contiguous instead of as a transposed view for every later step to copy
-        return swapaxes(matmul(swapaxes(g, -1, -2), a), -1, -2)
+        return unbroadcast(swapaxes(matmul(swapaxes(g, -1, -2), a), -1, -2), b)  # (real part for a real b)
     return unbroadcast(matmul(swapaxes(a, -1, -2), g), b)
 
 
 def _transposed_layout(x):
-    """Whether a 2-D array is laid out column by column (a transposed view of a C-contiguous array)."""
+    """Whether a 2-D array is laid out column by column (Fortran order: a transposed view of a C-contiguous array,
+    or an array stored that way) and not also row by row."""
     x = raw_value_of(x)
     return isinstance(x, np.ndarray) and x.ndim == 2 and not x.flags.c_contiguous and x.flags.f_contiguous
 

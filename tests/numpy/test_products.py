@@ -330,3 +330,13 @@ def test_a_weight_used_transposed_gets_its_gradient_in_its_own_layout():
     # and where w is laid out as its own transpose, the usual product (no layout to keep)
     wf = onp.asfortranarray(R(4, 3))
     onp.testing.assert_allclose(nablab.grad(lambda w: np.sum(np.matmul(x, w) * g))(wf), x.T @ g, rtol=1e-12)
+
+
+def test_a_real_weight_used_transposed_keeps_a_real_gradient_against_a_complex_input():
+    """The layout-keeping branch of matmul's rule still takes the real part for a real argument."""
+    a = R(5, 4) + 1j * R(5, 4)
+    w = R(3, 4)
+    ours = nablab.grad(lambda w: np.sum(np.abs(np.matmul(a, w.T)) ** 2))(w)
+    assert ours.dtype == onp.float64
+    onp.testing.assert_allclose(ours, autograd.grad(lambda w: anp.sum(anp.abs(anp.matmul(a, w.T)) ** 2))(w),
+                                rtol=1e-12)
