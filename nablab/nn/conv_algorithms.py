@@ -71,7 +71,7 @@ Problems under 20 million multiply-adds (and anything while autotuning is off) u
 im2col without measuring; so does any map whose inputs are not all finite (:func:`_finite`). Results of different algorithms differ in the last bits, so
 for runs that must repeat bit for bit, turn it off: ``autotune(False)``, or the
 environment variable ``NABLAB_CONV_AUTOTUNE=0`` before nablab is imported. :func:`use`
-forces one algorithm wherever it applies (im2col elsewhere).
+forces one algorithm wherever it applies (elsewhere its fallback, or im2col).
 
 Threads. The chunks of images run on :func:`threads` threads at once (NumPy releases the
 GIL in the copies and products they are made of). The chunks, and so the results, do
@@ -609,6 +609,9 @@ class Im2colViews(Im2col):
         np.copyto(wide, as_strided(xp, shape, strides, writeable=False))
         return wide
 
+    def input_grad(self, g, w, geo):
+        raise NotImplementedError("im2col_views has no input gradient: its fallback, im2col_blocks, computes it")
+
     def _chunks(self, geo, itemsize, add_per_offset=False):
         wide = geo.C * geo.kw * (geo.H + 2 * geo.padding[0]) * geo.Wo
         return _chunks(geo.N, (wide + geo.O * geo.Ho * geo.Wo) * itemsize)
@@ -1018,7 +1021,8 @@ def save_columns(enabled=None):
 
 @contextlib.contextmanager
 def use(name):
-    """Within the block (this thread), run ``name`` wherever it applies and im2col elsewhere; no measuring.
+    """Within the block (this thread), run ``name`` wherever it applies, elsewhere its fallback where it has one
+    (im2col_views: im2col_blocks) or im2col; no measuring.
 
     >>> import numpy as np
     >>> from nablab.nn import conv_algorithms as ca
@@ -1204,14 +1208,19 @@ def _measure(op, key, candidates, args, geo, kwargs):
     return best, result
 
 
-def _for_map(name, op, geo, dtype):
-    """``name`` where its algorithm computes ``op`` for ``geo``, else its ``fallback`` where that does, else im2col
-    (in the same variant)."""
-    base = _base(name)
-    if _IMPLEMENTATIONS[base].applies(op, geo, dtype):
+def _stand_in(name, op, geo, dtype):
+    """Algorithm ``name`` where it computes ``op`` for ``geo``, else its ``fallback`` where that does, else im2col."""
+    impl = _IMPLEMENTATIONS[name]
+    if impl.applies(op, geo, dtype):
         return name
-    fallback = getattr(_IMPLEMENTATIONS[base], "fallback", "im2col")
-    return (fallback if _IMPLEMENTATIONS[fallback].applies(op, geo, dtype) else "im2col") + name[len(base):]
+    fallback = getattr(impl, "fallback", "im2col")
+    return fallback if _IMPLEMENTATIONS[fallback].applies(op, geo, dtype) else "im2col"
+
+
+def _for_map(name, op, geo, dtype):
+    """:func:`_stand_in` for a variant's name (``"im2col_views (chunks in turn)"``), in the same variant."""
+    base = _base(name)
+    return _stand_in(base, op, geo, dtype) + name[len(base):]
 
 
 def _training_step(name, x, w, geo, bias, with_input_grad):
@@ -1268,7 +1277,7 @@ def choose(op, geo, dtype):
     """
     forced = _settings.forced
     if forced is not None:
-        return forced if _IMPLEMENTATIONS[forced].applies(op, geo, dtype) else "im2col"
+        return _stand_in(forced, op, geo, dtype)
     if not _autotune or geo.macs < AUTOTUNE_MIN_MACS:
         return "im2col"
     chosen = _choices.get((op, geo, np.dtype(dtype).str))
@@ -1319,8 +1328,8 @@ def _weight_grad_from_kept(x, g, geo, name, columns):
     dtype = np.result_type(x, g)
     forced = _settings.forced
     if forced in _DIRECT and forced not in _COLUMN_LAYOUT and _IMPLEMENTATIONS[forced].applies(
-            "weight_grad", geo, dtype):  # forced where its forward did not apply (im2col_views): it runs, on no columns
-        return _run("weight_grad", forced, (x, g), geo)
+            "weight_grad", geo, dtype):  # forced, but its forward did not apply (im2col_views with a dilation down
+        return _run("weight_grad", forced, (x, g), geo)  # the rows): im2col's kept columns go unused
     if forced is not None or not _autotune or geo.macs < AUTOTUNE_MIN_MACS:
         chosen = forced if forced in _SHARED_COLUMNS else "im2col" if _base(name) == "im2col_blocks" else name
         return _run("weight_grad", chosen, (x, g), geo, saved=columns)

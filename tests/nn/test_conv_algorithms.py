@@ -532,3 +532,22 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_gradients_like_torch(name):
     for ours, theirs in zip((xs, ws, bs), ts):
         np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
     np.testing.assert_array_equal(dw, np.zeros_like(w))
+
+
+def test_forcing_im2col_views_runs_its_fallback_for_the_input_gradient():
+    """im2col_views has no input gradient; forced, its fallback im2col_blocks computes it where that applies."""
+    rng = np.random.default_rng(15)
+    x, w = rng.standard_normal((2, 3, 16, 16)), rng.standard_normal((4, 3, 7, 7))
+    geo = ca.geometry(x.shape, w.shape, (1, 1), (3, 3), (1, 1), 1)
+    assert "im2col_blocks" in ca.applicable("input_grad", geo) and "im2col_views" not in ca.applicable(
+        "input_grad", geo)
+    before = ca.calls()
+    with ca.use("im2col_views"):
+        assert ca.choose("input_grad", geo, np.float64) == "im2col_blocks"
+        xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
+        F.conv2d(xs, ws, padding=3).backward(np.ones((2, 4, 16, 16)))
+    assert _ran(before, "im2col_views", ["forward", "weight_grad"]) and _ran(before, "im2col_blocks", ["input_grad"])
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    torch.nn.functional.conv2d(*ts, padding=3).backward(torch.ones(2, 4, 16, 16, dtype=torch.float64))
+    for ours, t in zip((xs, ws), ts):
+        np.testing.assert_allclose(ours.grad.numpy(), t.grad.numpy(), **TOL)
