@@ -155,8 +155,9 @@ def in_parts(n, fn, min_part=1):
 
 
 def elementwise(ufunc, *args, min_size=MIN_PARALLEL_SIZE):
-    """``ufunc(*args)`` for C-contiguous arrays of one shape (and Python numbers), in parts on the threads when
-    the arrays have at least ``min_size`` entries; anything else is passed to ``ufunc`` as it is.
+    """``ufunc(*args)`` for C-contiguous NumPy arrays of one shape (and Python numbers), in parts on the threads
+    when the arrays have at least ``min_size`` entries; anything else (a subclass such as a masked array too) is
+    passed to ``ufunc`` as it is.
 
     >>> import numpy as np
     >>> from nablab import parallel
@@ -167,7 +168,7 @@ def elementwise(ufunc, *args, min_size=MIN_PARALLEL_SIZE):
     shape = arrays[0].shape if arrays else None
     if (_threads <= 1 or not arrays or arrays[0].size < min_size
             or not all(a.shape == shape and a.flags.c_contiguous for a in arrays)
-            or not all(isinstance(a, (np.ndarray, float, int)) for a in args)):
+            or not all(type(a) in (np.ndarray, float, int) for a in args)):  # (subclasses: the ufunc's own result)
         return ufunc(*args)
     out = np.empty(shape, dtype=ufunc(*[a.reshape(-1)[:1] if isinstance(a, np.ndarray) else a for a in args]).dtype)
     flat = [a.reshape(-1) if isinstance(a, np.ndarray) else a for a in args]

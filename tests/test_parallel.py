@@ -104,3 +104,9 @@ def test_the_callers_errstate_holds_on_every_thread():
             assert np.isinf(parallel.elementwise(np.divide, 1.0, x)[-1])
     finally:
         parallel.threads(previous)
+
+
+def test_elementwise_leaves_subclasses_to_the_ufunc(two_threads):
+    x = np.ma.masked_less(np.arange(-3.0, 3.0), -2.0)
+    out = parallel.elementwise(np.maximum, x, 0.0, min_size=1)
+    assert isinstance(out, np.ma.MaskedArray) and not two_threads
