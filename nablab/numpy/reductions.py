@@ -31,7 +31,7 @@ import builtins
 
 import numpy as np
 
-from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, shape_of, value_of
+from nablab.autodiff.core import Tensor, any_entry, plain_value, primitive, raw_value_of, shape_of, value_of
 from nablab.autodiff.dispatch import unbox_all
 from nablab.numpy.rearrange import flip
 from nablab.numpy.shape import _slice, as_array, broadcast_to, concatenate, ravel, reshape, transpose
@@ -357,7 +357,19 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
         result = _exact_prod_p(a, axis=axis, keepdims=keepdims)
     else:
         result = _prod_p(a, axis=axis, keepdims=keepdims)
+        if isinstance(a, Tensor) and _out_of_normal_range(result):
+            result = _exact_prod_p(a, axis=axis, keepdims=keepdims)
     return result if initial is None else result * initial
+
+
+def _out_of_normal_range(result):
+    """Whether a product of finite nonzero entries under- or overflowed (0, inf, or a subnormal with few bits
+    left): its derivative ``g * product / x`` would then be wrong (prod([1e-200, 1e-200, 1e200]): 0 / 1e-200 = 0
+    for the first entry, where the product of the others is 1), so the exact rules must run."""
+    value = np.abs(raw_value_of(result))
+    if not np.issubdtype(value.dtype, np.inexact):
+        return False
+    return bool(np.any((value < np.finfo(value.dtype).tiny) | ~np.isfinite(value)))
 
 
 # --------------------------------------------------------------------------- cumulative
@@ -467,7 +479,10 @@ def cumprod(a, axis=None, dtype=None, out=None):
     value = plain_value(a)  # batched inside vmap
     if isinstance(a, Tensor) and any_entry((value == 0) | ~np.isfinite(value)):
         return _exact_cumprod_p(a, axis)
-    return _cumprod_p(a, axis)
+    result = _cumprod_p(a, axis)
+    if isinstance(a, Tensor) and _out_of_normal_range(result):  # a running product under- or overflowed
+        return _exact_cumprod_p(a, axis)
+    return result
 
 
 def _with_initial(result, axis, value):
