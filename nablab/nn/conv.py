@@ -175,7 +175,20 @@ conv_weight_grad.defjvp(
 PARALLEL_MIN_ENTRIES = 1 << 18
 
 
+class _Maxima(threading.local):
+    """The window maxima :func:`max_pool_indices` found on its way to ``index`` (``(x, index, maxima)``): the
+    take of those very indices from that very ``x``, next, hands them over instead of gathering them again."""
+
+    entry = None
+
+
+_maxima = _Maxima()
+
+
 def _take_flat(x, index, unique=False):
+    entry, _maxima.entry = _maxima.entry, None
+    if entry is not None and entry[0] is x and entry[1] is index:
+        return entry[2]
     flat = x.reshape(-1)
     if index.size < 2 * PARALLEL_MIN_ENTRIES:
         return flat[index]
@@ -216,8 +229,10 @@ scatter_flat.defvjp(lambda h, ans, g, index, shape, unique=False: take_flat(h, i
 scatter_flat.defjvp(lambda t, ans, g, index, shape, unique=False: scatter_flat(t, index, shape, unique=unique))
 
 
-def _window_argmax(views):
-    """Index (into ``views``) of the first largest value, position by position; a NaN counts as the largest.
+def _window_argmax(views, maxima):
+    """Index (into ``views``) of the first largest value, position by position; a NaN counts as the largest; and
+    whether ``maxima`` (an array of the windows' shape) now holds those values, which it does unless a window
+    holds NaN (its maximum could be another NaN than the one indexed).
 
     The windows' offsets are stacked into one contiguous array first (strided
     views make every later pass several times slower), then one comparison
@@ -233,16 +248,18 @@ def _window_argmax(views):
         stacked[j] = view
     index_type = np.int8 if len(views) < 128 else np.int32
     for nan_aware in (False, True):
-        best = stacked[0].copy()
+        best = np.copy(stacked[0]) if nan_aware else np.copyto(maxima, stacked[0]) or maxima
         index = np.zeros(best.shape, dtype=index_type)
         for k in range(1, len(views)):
             better = stacked[k] > best
             if nan_aware:
                 better |= np.isnan(stacked[k])
-            np.maximum(best, stacked[k], out=best)  # NaN stays NaN
+            np.maximum(stacked[k], best, out=best)  # NaN stays NaN; at a tie, the earlier (the second argument)
             index += better.astype(index_type) * (index_type(k) - index)
-        if nan_aware or stacked.dtype.kind != "f" or not np.isnan(best).any():
-            return index
+        if nan_aware:
+            return index, False
+        if stacked.dtype.kind != "f" or not np.isnan(best).any():
+            return index, True
 
 
 _BASE_CACHE = {}
@@ -289,10 +306,16 @@ def max_pool_indices(x, kernel, stride, padding, dilation):
     offsets = np.array([a * dilation[0] * W + b * dilation[1] for a in range(kh) for b in range(kw)], dtype=base.dtype)
     index = np.empty(base.shape, dtype=base.dtype)
 
-    def part(n0, n1):  # images n0..n1, on several threads when large
-        np.add(base[n0:n1], np.take(offsets, _window_argmax([v[n0:n1] for v in views])), out=index[n0:n1])
+    maxima = np.empty(base.shape, dtype=x.dtype)
 
-    parallel.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
+    def part(n0, n1):  # images n0..n1, on several threads when large
+        which, found = _window_argmax([v[n0:n1] for v in views], maxima[n0:n1])
+        np.add(base[n0:n1], np.take(offsets, which), out=index[n0:n1])
+        return found
+
+    found = parallel.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
+    if all(found) and padding == (0, 0):  # (padded, a window's maximum may be the padding's -inf)
+        _maxima.entry = (x, index, maxima)
     return index
 
 

@@ -355,3 +355,28 @@ def test_logsumexp_leaves_out_a_zero_weighted_infinite_term_as_scipy_does():
     # a zero weight on a finite term keeps its derivative in b: exp(a_i) / sum(b exp(a))
     finite = np.array([1.0, 2.0, 3.0])
     np.testing.assert_allclose(nb.grad(lambda w: nb.logsumexp(finite, b=w))(b), np.exp(finite) / (np.e + np.e**3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_max_pool2d_hands_over_the_window_maxima_with_the_bits_of_the_inputs_they_index(dtype, threads):
+    """The forward's values are the maxima found while indexing (no second gather): they must be the very entries
+    indexed, the sign of a zero included (-0 and +0 tie; the first is PyTorch's value), as the gather gave."""
+    from nablab.nn import conv, conv_algorithms as ca
+
+    rng = np.random.default_rng(7)
+    shape = (64, 16, 32, 32)  # large enough for two parts on two threads
+    zeros = np.where(rng.random(shape) < 0.5, -0.0, 0.0)
+    x = np.where(rng.random(shape) < 0.3, rng.integers(-3, 3, size=shape), zeros).astype(dtype)
+    previous = ca.threads(threads)
+    try:
+        out = np.asarray(F.max_pool2d(x, 2))
+        indexed = x.reshape(-1)[conv.max_pool_indices(x, (2, 2), (2, 2), (0, 0), (1, 1))]
+    finally:
+        ca.threads(previous)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, indexed)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(indexed))
+    if dtype != np.int64:
+        np.testing.assert_array_equal(np.signbit(out), np.signbit(torch.nn.functional.max_pool2d(
+            torch.tensor(x), 2).numpy()))
