@@ -1,10 +1,9 @@
 """The arch claims (and cnn.conv-output-shape) compute their slots, and grading the answer sets gives their verdicts."""
 
-import sys
-
 import numpy as np
 import pytest
 from claim_records import outcomes, record_of
+from torch_absent import hide_torch
 
 from nablab.lab import registry
 from nablab.lab.experiments import arch
@@ -65,7 +64,7 @@ def test_convnet_size_agrees_with_answer_set_000_and_finds_002_wrong_in_two_laye
 
 
 def test_convnet_size_on_another_input_is_computed_but_not_graded(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)   # no need to build the nets in PyTorch here
+    hide_torch(monkeypatch)   # no need to build the nets in PyTorch here
     spec = ("input 3x64x64, conv3-64, maxpool2, conv3-128, maxpool2, conv3-256, conv3-256, maxpool2, "
             "fc-1024, fc-100, softmax")
     record = record_of("arch.convnet-size", tmp_path, spec=spec)
@@ -78,7 +77,7 @@ def test_convnet_size_on_another_input_is_computed_but_not_graded(tmp_path, monk
 
 
 def test_convnet_size_without_torch_still_agrees(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)
+    hide_torch(monkeypatch)
     record = record_of("arch.convnet-size", tmp_path)
     assert record["status"] == "agrees"
     assert record["cross_checks"] == {"PyTorch counting the parameters": "not run: PyTorch is not installed"}
@@ -188,7 +187,7 @@ def test_shape_propagation_with_another_spec_is_not_graded_and_answer_set_004_wo
 
 @pytest.mark.parametrize("claim_id", ["cnn.conv-output-shape", "arch.shape-propagation"])
 def test_shape_claims_without_torch_still_agree(claim_id, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)
+    hide_torch(monkeypatch)
     record = record_of(claim_id, tmp_path)
     assert record["status"] == "agrees"
     assert record["cross_checks"] == {"PyTorch computing the shapes": "not run: PyTorch is not installed"}

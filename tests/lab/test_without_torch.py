@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from torch_absent import hide_torch
 
 from nablab.lab import registry
 from nablab.lab.registry import Context
@@ -74,7 +75,7 @@ def test_reproduce_quick_without_torch_has_no_errors(tmp_path):
 
 
 def test_a_cross_check_without_its_library_is_recorded_not_run(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)     # import torch now fails
+    hide_torch(monkeypatch)     # import torch now fails
     ctx = Context(out_dir=tmp_path)
     assert ctx.cross_check("PyTorch doing X") is None
     assert ctx.cross_check("SciPy doing Y", "scipy") is not None
@@ -84,7 +85,7 @@ def test_a_cross_check_without_its_library_is_recorded_not_run(tmp_path, monkeyp
 def test_an_arch_claim_without_torch_agrees_and_says_the_check_was_not_run(tmp_path, monkeypatch):
     from nablab.lab.report import run_claim
 
-    monkeypatch.setitem(sys.modules, "torch", None)
+    hide_torch(monkeypatch)
     record, _ = run_claim("arch.convnet-size", tmp_path, True, 0)
     assert record["status"] == "agrees"
     assert record["cross_checks"] == {"PyTorch counting the parameters": NOT_RUN}
@@ -96,7 +97,7 @@ def test_the_torch_backend_without_torch_says_how_to_install_it(monkeypatch):
     from nablab.train.models import build_model
     from nablab.torch_bridge import to_torch
 
-    monkeypatch.setitem(sys.modules, "torch", None)
+    hide_torch(monkeypatch)
     with pytest.raises(ModuleNotFoundError, match=r"PyTorch is not installed.*pip install 'nablab\[torch\]'"):
         to_torch(build_model("logistic", (1, 8), 3, seed=0))
 

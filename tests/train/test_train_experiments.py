@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 from claim_records import record_of
+from torch_absent import hide_torch
 
 from nablab.lab import registry
 from nablab.lab.experiments import train as exp
@@ -161,10 +162,7 @@ def test_never_zeroing_sums_the_gradients():
 
 
 def test_without_torch_the_claims_run_on_nablab_alone(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)
-    monkeypatch.setattr(registry.importlib.util, "find_spec",
-                        lambda name, *a, _real=registry.importlib.util.find_spec: None if name == "torch"
-                        else _real(name, *a))
+    hide_torch(monkeypatch)
     record = record_of("train.diagnostics", tmp_path, steps=120, lrs=[0.1, 1.0])
     assert record["cross_checks"] == {exp.TORCH_LOOP: "not run: PyTorch is not installed"}
     assert record["computed"]["torch_ran"] is False
