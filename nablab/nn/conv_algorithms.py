@@ -712,8 +712,9 @@ class Winograd:
         m = self.m
         return -(-Ho // m), -(-Wo // m)
 
-    def _input_transform(self, x, padding, Ho, Wo):
-        """B^T d B of every tile: (alpha^2, C, N th tw) from x (N, C, H, W) padded by ``padding``."""
+    def _input_transform(self, x, padding, Ho, Wo, out=None):
+        """B^T d B of every tile: (alpha^2, C, N th tw) from x (N, C, H, W) padded by ``padding``; written into
+        ``out`` too when given (an array of that shape)."""
         m, a = self.m, self.alpha
         BT = self._mats[x.dtype][0]
         N, C, H, W = x.shape
@@ -724,7 +725,10 @@ class Winograd:
         s = xp.strides  # the gather below puts the channels before the images
         tiles = as_strided(xp, (a, a, C, N, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]), writeable=False)
         d = np.ascontiguousarray(tiles).reshape(a, -1)
-        v = np.matmul(BT, (BT @ d).reshape(a, a, -1))  # rows, then columns
+        target = out.reshape(a, a, -1) if out is not None and out.flags.c_contiguous else None
+        v = np.matmul(BT, (BT @ d).reshape(a, a, -1), out=target)  # rows, then columns
+        if out is not None and target is None:
+            out[...] = v.reshape(out.shape)
         return v.reshape(a * a, C, N * th * tw)
 
     def _weight_transform(self, w):
@@ -766,14 +770,14 @@ class Winograd:
         u = self._weight_transform(w)
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
         keep = keep and self.alpha ** 2 * C * N * th * tw * x.dtype.itemsize <= KEEP_MAX_BYTES
-        v_all = np.empty((self.alpha ** 2, C, N * th * tw), dtype=x.dtype) if keep else None
         step = self._images_per_chunk(N, C, O, Ho, Wo, x.dtype.itemsize)
+        # kept chunk by chunk, each contiguous so that the transform writes it in place (see _kept_chunk)
+        v_all = np.empty((-(-N // step), self.alpha ** 2, C, step * th * tw), dtype=x.dtype) if keep else None
 
         def chunk(n0):
             n1 = min(N, n0 + step)
-            v = self._input_transform(x[n0:n1], padding, Ho, Wo)
-            if keep:
-                v_all[:, :, n0 * th * tw:n1 * th * tw] = v
+            v = self._input_transform(x[n0:n1], padding, Ho, Wo,
+                                      out=self._kept_chunk(v_all, n0, n1, step, th * tw) if keep else None)
             self._output_transform(np.matmul(u, v), out[n0:n1])  # M: (alpha^2, O, n th tw)
             if bias is not None:  # while the chunk's output is in cache, on the chunk's thread
                 out[n0:n1] += bias.reshape(1, -1, 1, 1)
@@ -783,6 +787,12 @@ class Winograd:
 
     def forward(self, x, w, geo, keep=False, bias=None):
         return self._conv(x, w, geo.padding, geo.Ho, geo.Wo, keep, bias)
+
+    @staticmethod
+    def _kept_chunk(kept, n0, n1, step, tiles):
+        """The kept transformed tiles of images n0..n1 (a chunk of ``step`` images, the last maybe fewer):
+        (alpha^2, C, (n1 - n0) tiles)."""
+        return kept[n0 // step][:, :, :(n1 - n0) * tiles]
 
     def _grad_transform(self, g, Ho, Wo):
         """A dY A^T of the output gradient's tiles: (alpha^2, O, n th tw) from g (n, O, Ho, Wo)."""
@@ -820,7 +830,8 @@ class Winograd:
             n1 = min(geo.N, n0 + step)
             n = n1 - n0
             dm = self._grad_transform(g[n0:n1], geo.Ho, geo.Wo)
-            du = None if kept is None else np.matmul(dm, kept[:, :, n0 * th * tw:n1 * th * tw].transpose(0, 2, 1))
+            du = None if kept is None else np.matmul(
+                dm, self._kept_chunk(kept, n0, n1, step, th * tw).transpose(0, 2, 1))
             db = g[n0:n1].sum(axis=(0, 2, 3)) if bias else None
             dv = np.matmul(ut, dm)  # (a^2, C, n th tw)
             dd = np.matmul(BT.T, (BT.T @ dv.reshape(a, -1)).reshape(a, a, -1))  # B dV B^T: (a, a, C n th tw)
@@ -865,7 +876,7 @@ class Winograd:
             if saved is None:
                 v = self._input_transform(x[n0:n1], geo.padding, geo.Ho, geo.Wo)
             else:
-                v = saved[:, :, n0 * th * tw:n1 * th * tw]
+                v = self._kept_chunk(saved, n0, n1, step, th * tw)
             dm = self._grad_transform(g[n0:n1], geo.Ho, geo.Wo)
             return np.matmul(dm, v.transpose(0, 2, 1))  # (a^2, O, C)
 

@@ -408,7 +408,7 @@ def test_chunks_on_two_threads_give_the_same_bits_as_one(name, monkeypatch):
     geo = ca.geometry(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
     g = rng.standard_normal((9, 6, 10, 10)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
-    monkeypatch.setattr(ca, "CHUNK_BYTES", 20_000)  # several chunks of a few images
+    monkeypatch.setattr(ca, "CHUNK_BYTES", 30_000)  # several chunks of a few images, the last one shorter
     results = []
     for n in (1, 2):
         previous = ca.threads(n)
@@ -417,11 +417,19 @@ def test_chunks_on_two_threads_give_the_same_bits_as_one(name, monkeypatch):
                 out, kept = ca.forward(x, w, geo, keep=True, bias=b)  # the bias added chunk by chunk
                 results.append((out, ca.input_grad(g, w, geo), ca.weight_grad(x, g, geo),
                                 ca.weight_grad(x, g, geo, saved=kept) if kept else None, ca.bias_grad(g)))
+                if kept:  # the weight gradient from the kept data, also in the input gradient's pass
+                    dx_with = ca.input_grad_with_kept(g, w, geo, kept)
+                    results[-1] += (dx_with, ca.weight_grad(x, g, geo, saved=kept))
         finally:
             ca.threads(previous)
     for one, two in zip(*results):
         if one is not None:
             np.testing.assert_array_equal(one, two)
+    dw = results[0][2]
+    from_kept = [results[0][3]] + list(results[0][6:7])  # from the kept data, and in the input gradient's pass
+    for dw_kept in from_kept:
+        if dw_kept is not None:  # the same numbers as without kept data
+            np.testing.assert_allclose(dw_kept, dw, rtol=1e-4, atol=1e-3)
     out, db = results[0][0], results[0][4]
     with ca.use("im2col"):
         reference = ca.forward(x.astype(np.float64), w.astype(np.float64), geo)[0] + b.reshape(1, -1, 1, 1)
