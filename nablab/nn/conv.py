@@ -176,8 +176,9 @@ PARALLEL_MIN_ENTRIES = 1 << 18
 
 
 class _Maxima(threading.local):
-    """The window maxima :func:`max_pool_indices` found on its way to ``index`` (``(x, index, maxima)``): the
-    take of those very indices from that very ``x``, next, hands them over instead of gathering them again."""
+    """``(x, index, maxima)``: the window maxima found on the way to ``index``, set by :func:`max_pool2d` just
+    before its take of those very indices from that very ``x``, which hands them over instead of gathering them
+    again (any take clears it)."""
 
     entry = None
 
@@ -283,10 +284,17 @@ def _window_origins(N, C, H, W, Ho, Wo, stride, padding):
 
 def max_pool_indices(x, kernel, stride, padding, dilation):
     """Flat indices (into ``x``) of each window's first maximum; shape (N, C, Ho, Wo)."""
+    return _indices_and_maxima(x, kernel, stride, padding, dilation)[0]
+
+
+def _indices_and_maxima(x, kernel, stride, padding, dilation):
+    """:func:`max_pool_indices`, and the window maxima found on the way (None where they cannot stand for the
+    indexed entries: under vmap, with padding, or where a window holds NaN)."""
     if core._batch_levels and isinstance(value_of(x), core.Tensor):  # batched by vmap: all examples at once
         from nablab.autodiff.batching import batched_flat_indices
 
-        return batched_flat_indices(lambda v: max_pool_indices(v, kernel, stride, padding, dilation), value_of(x))
+        return batched_flat_indices(lambda v: max_pool_indices(v, kernel, stride, padding, dilation),
+                                    value_of(x)), None
     x = np.asarray(value_of(x))
     N, C, H, W = x.shape
     kh, kw = kernel
@@ -314,9 +322,8 @@ def max_pool_indices(x, kernel, stride, padding, dilation):
         return found
 
     found = parallel.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
-    if all(found) and padding == (0, 0):  # (padded, a window's maximum may be the padding's -inf)
-        _maxima.entry = (x, index, maxima)
-    return index
+    # (padded, a window's maximum may be the padding's -inf)
+    return index, (maxima if all(found) and padding == (0, 0) else None)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
@@ -335,9 +342,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
     padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
-    index = max_pool_indices(x, kernel, stride, padding, dilation)
+    index, maxima = _indices_and_maxima(x, kernel, stride, padding, dilation)
     # windows that cannot overlap select every input at most once
     disjoint = stride[0] >= dilation[0] * (kernel[0] - 1) + 1 and stride[1] >= dilation[1] * (kernel[1] - 1) + 1
+    if maxima is not None:  # the take below hands them over instead of gathering them again
+        _maxima.entry = (np.asarray(value_of(x)), index, maxima)
     return take_flat(x, index, unique=disjoint)
 
 
