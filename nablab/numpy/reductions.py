@@ -21,6 +21,12 @@ Conventions where the derivative is not unique:
 - ``std`` has derivative 0 where the variance is exactly 0 (a single entry,
   or all entries equal): the subgradient of smallest norm, and the exact
   derivative in the single-entry case, where ``std`` is identically 0.
+- ``nanmean`` of an all-NaN slice, and ``nanvar``/``nanstd`` of a slice with
+  no more numbers than ``ddof`` (an all-NaN one for any ``ddof >= 0``), are
+  NaN, as in NumPy, and so is their derivative, whatever the cotangent: a
+  count of 0 divides (PyTorch's ``nanmean`` and ``var`` divide by it too).  It
+  goes to the slice's numbers, or to an all-NaN slice's NaNs; the other NaNs
+  get 0.
 
 Complex inputs follow :mod:`nablab.numpy.ufuncs` (no conjugation in a VJP).
 """
@@ -183,28 +189,39 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
 
 # --------------------------------------------------------------------------- variance
 
+def _var_ddof(name, out, mean, ddof, correction):
+    _no_out(name, out)
+    if mean is not None:
+        raise NotImplementedError(f"{name}(..., mean=...) is not supported; let {name} compute the mean")
+    return ddof if correction is None else correction
+
+
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
         correction=None):
     """Variance with ``ddof`` (``|x - mean|^2`` for complex input, as NumPy); ``where`` masks entries."""
-    _no_out("var", out)
-    if mean is not None:
-        raise NotImplementedError("var(..., mean=...) is not supported; let var compute the mean")
-    if correction is not None:
-        ddof = correction
+    ddof = _var_ddof("var", out, mean, ddof, correction)
     a = as_array(a)
     if dtype is not None:
         a = _astype_entry(a, dtype)
-    axis = _axis_arg(axis)
-    count = _mask_count(shape_of(a), axis, where, True)
-    if where is not None and where is not True:
+    return _var(a, _axis_arg(axis), ddof, keepdims, where)
+
+
+def _var(a, axis, ddof, keepdims, where_mask, undefined=None):
+    """The variance of the entries ``where_mask`` selects; ``undefined`` (a mask of the slices, their
+    axes kept) makes a slice's count NaN, so that its variance is NaN and so is its derivative for
+    every entry selected, whatever the cotangent."""
+    count = _mask_count(shape_of(a), axis, where_mask, True)
+    if where_mask is not None and where_mask is not True:
         # Masked entries set to 0 first, so that a NaN there cannot reach the gradient as 0 * NaN.
-        a = where_fill(a, where, 0)
-    centre = sum(a, axis=axis, keepdims=True, where=where)
+        a = where_fill(a, where_mask, 0)
+    centre = sum(a, axis=axis, keepdims=True, where=where_mask)
     count = _as_count(count, centre)
+    if undefined is not None:
+        count = np.where(undefined, np.nan, count)
     centre = centre / count
     centred = a - centre
     sq = real(centred * conj(centred)) if _is_complex(centred) else centred * centred
-    total = sum(sq, axis=axis, keepdims=keepdims, where=where)
+    total = sum(sq, axis=axis, keepdims=keepdims, where=where_mask)
     if not keepdims and not np.isscalar(count):
         count = np.reshape(count, shape_of(total))
     return total / (count - ddof)
@@ -545,11 +562,11 @@ def nancumprod(a, axis=None, dtype=None, out=None):
     return cumprod(where_fill(a, ~_nan_mask(a), 1), axis=axis, dtype=dtype, out=out)
 
 
-def _and_where(a, where_mask):
-    keep = ~_nan_mask(a)
-    if where_mask is not None and where_mask is not True:
-        keep = keep & np.asarray(unbox_all(where_mask), dtype=bool)
-    return keep
+def _selected_numbers(a, where_mask):
+    """The entries ``where_mask`` selects (broadcast to ``a``'s shape), and those of them that are not NaN."""
+    selected = np.broadcast_to(True if where_mask is None else np.asarray(unbox_all(where_mask), dtype=bool),
+                               shape_of(a))
+    return selected, selected & ~_nan_mask(a)
 
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
@@ -558,8 +575,7 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     _no_out("nanmean", out)
     a = as_array(a)
     axis = _axis_arg(axis, a)
-    selected = np.broadcast_to(True if where is None else np.asarray(unbox_all(where), dtype=bool), shape_of(a))
-    keep = selected & ~_nan_mask(a)
+    selected, keep = _selected_numbers(a, where)
     count = np.sum(keep, axis=axis, keepdims=True)
     if not (count == 0).any():
         return mean(a, axis=axis, dtype=dtype, keepdims=keepdims, where=keep)
@@ -574,10 +590,25 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
 
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
            correction=None):
-    """``np.nanvar``: the variance over the entries that are not NaN."""
+    """``np.nanvar``: the variance over the entries that are not NaN; NaN for a slice with no more of
+    them than ``ddof``, as in NumPy, whose entries (an all-NaN slice's NaNs) get a NaN derivative."""
+    ddof = _var_ddof("nanvar", out, mean, ddof, correction)
     a = as_array(a)
-    return var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
-               where=_and_where(a, where), mean=mean, correction=correction)
+    axis = _axis_arg(axis, a)
+    selected, keep = _selected_numbers(a, where)
+    if dtype is not None:
+        a = _astype_entry(a, dtype)
+    count = np.sum(keep, axis=axis, keepdims=True)
+    # NumPy's nanvar is NaN where count - ddof <= 0 (and 0 for an all-NaN slice with ddof < 0, an
+    # empty sum of squares over a positive count, left so).  There the count becomes NaN, so that
+    # the derivative is NaN whatever the cotangent, for the slice's numbers and, as in nanmean, for
+    # an all-NaN slice's (selected) NaNs.  PyTorch, which has no nanvar, divides its var's gradient
+    # by a count of 0 there: inf or NaN.
+    undefined = count - ddof <= 0
+    if not undefined.any():
+        return _var(a, axis, ddof, keepdims, keep)
+    keep = keep | ((count == 0) & undefined & selected)
+    return _var(a, axis, ddof, keepdims, keep, undefined)
 
 
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,

@@ -1,8 +1,8 @@
-"""Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics and nanmean
-of slices with NaNs, x ** y over a grid of special points, prod and cumprod next to inf and NaN
-entries, and norms at zero.  The rule: PyTorch's derivative, or NaN where PyTorch's choice is
-arbitrary; never a quiet finite number where there is none.  Forward mode is held to the reverse
-mode's Jacobian."""
+"""Derivatives where values are NaN, infinite or zero, against PyTorch: order statistics, nanmean,
+nanvar and nanstd of slices with NaNs, x ** y over a grid of special points, prod and cumprod next
+to inf and NaN entries, and norms at zero.  The rule: PyTorch's derivative, or NaN where PyTorch's
+choice is arbitrary; never a quiet finite number where there is none.  Forward mode is held to the
+reverse mode's Jacobian."""
 
 import functools
 import itertools
@@ -129,6 +129,162 @@ def test_nanmean_of_an_all_nan_slice_has_a_nan_gradient():
     # Even with a cotangent of 0 on that slice (as PyTorch), and only there.
     masked = nablab.grad(lambda a: np.nanmean(a, axis=1)[1])(x)
     assert onp.isnan(masked[0]).all() and masked[1:].tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0]]
+
+
+# ----------------------------------------------------------------------------- nanvar, nanstd
+
+# An all-NaN row, then rows of 3, 4, 1 and 2 numbers.
+NANVAR_ROWS = onp.array([[NAN, NAN, NAN, NAN],
+                         [1.0, NAN, 3.0, 0.5],
+                         [1.0, 2.0, 3.0, -1.5],
+                         [NAN, 2.0, NAN, NAN],
+                         [0.5, NAN, NAN, -2.0]])
+
+
+def torch_var_of_the_numbers(s, ddof, std, g, v):
+    """torch.var (or torch.std) with correction ddof of the numbers of the 1-D slice ``s`` (PyTorch has
+    no nanvar): the value, the gradient for the cotangent ``g`` (0 at the NaNs, which it leaves out)
+    and the derivative along the tangent ``v``."""
+    numbers = ~onp.isnan(s)
+    tf = (lambda t: torch.std(t, correction=ddof)) if std else (lambda t: torch.var(t, correction=ddof))  # noqa: E731
+    t = torch.tensor(s[numbers], requires_grad=True)
+    value = tf(t)
+    grad = onp.zeros_like(s)
+    grad[numbers] = torch.autograd.grad(value * g, t)[0].numpy()
+    return value.item(), grad, torch_jvp(tf, s[numbers], v[numbers]).item()
+
+
+def nanvar_reference(s, ddof, std, g, v):
+    """nanvar (nanstd) of the 1-D slice ``s``: PyTorch's var of its numbers where NumPy's nanvar is a
+    number.  Where NumPy's is NaN (no more numbers than ddof) the derivative is NaN for the slice's
+    numbers (PyTorch's is not a number either: it divides by a count of 0) and, for an all-NaN slice,
+    for its NaNs (the 0/0 of nanmean)."""
+    numbers = ~onp.isnan(s)
+    if not numbers.any():
+        return NAN, onp.full_like(s, NAN), NAN
+    value, grad, tangent = torch_var_of_the_numbers(s, ddof, std, g, v)
+    if numbers.sum() - ddof <= 0:
+        assert not onp.isfinite(grad[numbers]).any() and not onp.isfinite(tangent)
+        return NAN, onp.where(numbers, NAN, 0.0), NAN
+    return value, grad, tangent
+
+
+# PyTorch's var warns where the correction leaves no degrees of freedom, as NumPy's nanvar does.
+no_dof_warning = pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")
+NANVAR_LAYOUTS = [(1, False, False), (0, False, True), (-1, True, False), ((1,), True, False)]  # axis, keepdims, transposed
+
+
+@no_dof_warning
+@pytest.mark.parametrize("std", [False, True], ids=["nanvar", "nanstd"])
+@pytest.mark.parametrize("ddof", [0, 1, 2, 3, 1.5])
+def test_nanvar_and_nanstd_of_an_all_nan_slice_have_a_nan_derivative(std, ddof):
+    f, nf = (np.nanstd, onp.nanstd) if std else (np.nanvar, onp.nanvar)
+    rng = onp.random.default_rng(2)
+    g, v = rng.uniform(-1.5, 1.5, len(NANVAR_ROWS)), rng.uniform(0.5, 1.5, NANVAR_ROWS.shape)
+    rows = [nanvar_reference(s, ddof, std, gs, vs) for s, gs, vs in zip(NANVAR_ROWS, g, v)]
+    value, grad, tangent = (onp.array(w) for w in zip(*rows))
+    close(value, nf(NANVAR_ROWS, axis=1, ddof=ddof))  # NumPy's values, NaN where it has no number
+    for axis, keepdims, transposed in NANVAR_LAYOUTS:
+        x, vx, gx, want_grad = NANVAR_ROWS, v, g, grad
+        if transposed:
+            x, vx, want_grad = x.T.copy(), vx.T.copy(), want_grad.T
+        if keepdims:
+            gx = onp.expand_dims(g, axis)
+        fn = lambda a: f(a, axis=axis, ddof=ddof, keepdims=keepdims)  # noqa: E731
+        ours_value, ours_tangent = nablab.jvp(fn, (x,), (vx,))
+        close(onp.ravel(ours_value), value)
+        close(onp.ravel(ours_tangent), tangent)
+        close(nablab.vjp(fn, x)[1](gx)[0], want_grad)
+
+
+@pytest.mark.parametrize("std", [False, True], ids=["nanvar", "nanstd"])
+@pytest.mark.parametrize("ddof", [0, 1, 2, 3, 1.5])
+def test_nanvar_leaves_the_other_slices_bit_for_bit(std, ddof):
+    # The rows with more numbers than ddof give what they give without the others (the code path
+    # of an array without an undefined slice, unchanged), values and derivatives to the last bit.
+    f = np.nanstd if std else np.nanvar
+    fn = lambda a: f(a, axis=1, ddof=ddof)  # noqa: E731
+    defined = (~onp.isnan(NANVAR_ROWS)).sum(axis=1) - ddof > 0
+    alone = NANVAR_ROWS[defined]
+    v = onp.random.default_rng(3).uniform(0.5, 1.5, NANVAR_ROWS.shape)
+    value, tangent = nablab.jvp(fn, (NANVAR_ROWS,), (v,))
+    alone_value, alone_tangent = nablab.jvp(fn, (alone,), (v[defined],))
+    assert value[defined].tobytes() == alone_value.tobytes() and tangent[defined].tobytes() == alone_tangent.tobytes()
+    g = onp.linspace(-1.0, 1.0, len(NANVAR_ROWS))
+    grad = nablab.vjp(fn, NANVAR_ROWS)[1](g)[0]
+    assert grad[defined].tobytes() == nablab.vjp(fn, alone)[1](g[defined])[0].tobytes()
+    # The undefined rows: NaN for their numbers and an all-NaN row's NaNs, whatever the cotangent
+    # (0 here, as PyTorch's 0 times inf), and 0 for the NaNs the others leave out.
+    only_row_2 = nablab.grad(lambda a: fn(a)[2])(NANVAR_ROWS)
+    numbers = ~onp.isnan(NANVAR_ROWS)
+    want = onp.where(numbers | ~numbers.any(axis=1, keepdims=True), NAN, 0.0)[~defined]
+    close(only_row_2[~defined], want)
+    assert (only_row_2[defined & (onp.arange(5) != 2)] == 0).all()
+    close(only_row_2[2], nablab.grad(lambda r: f(r, ddof=ddof))(NANVAR_ROWS[2]))
+
+
+@no_dof_warning
+@pytest.mark.parametrize("std", [False, True], ids=["nanvar", "nanstd"])
+@pytest.mark.parametrize("x", [onp.full((2, 3), NAN), NANVAR_ROWS, onp.array([[NAN, 2.0], [NAN, NAN]]),
+                               onp.array([[NAN, 2.0], [NAN, -1.0]])], ids=["all-nan", "rows", "one-number", "two"])
+def test_nanvar_over_the_whole_array(std, x):
+    f = np.nanstd if std else np.nanvar
+    v = onp.random.default_rng(4).uniform(0.5, 1.5, x.shape)
+    for ddof in (0, 1, 2):
+        value, grad, tangent = nanvar_reference(x.ravel(), ddof, std, 0.7, v.ravel())
+        for keepdims in (False, True):
+            fn = lambda a: f(a, ddof=ddof, keepdims=keepdims)  # noqa: E731
+            ours_value, ours_tangent = nablab.jvp(fn, (x,), (v,))
+            assert onp.shape(ours_value) == ((1, 1) if keepdims else ())
+            close(onp.ravel(ours_value), [value])
+            close(onp.ravel(ours_tangent), [tangent])
+            close(nablab.vjp(fn, x)[1](onp.full(onp.shape(ours_value), 0.7))[0], grad.reshape(x.shape))
+
+
+@no_dof_warning
+@pytest.mark.parametrize("std", [False, True], ids=["nanvar", "nanstd"])
+def test_nanvar_of_no_more_numbers_than_ddof_is_nan_with_a_nan_derivative(std):
+    # One number and ddof=1: NumPy's nanvar is NaN ("Degrees of freedom <= 0 for slice"), PyTorch's var
+    # of that number NaN (0/0) with a NaN gradient.  With more numbers than 0 but not more than ddof,
+    # NumPy's nanvar is NaN still (its var, and PyTorch's, inf, with infinite or NaN derivatives).
+    f, nf, tf = (np.nanstd, onp.nanstd, torch.std) if std else (np.nanvar, onp.nanvar, torch.var)
+    t = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
+    tf(t, correction=1).backward()
+    assert onp.isnan(t.grad.item())
+    for x, ddof in [([NAN, 2.0, NAN], 1), ([NAN, 2.0, NAN], 2), ([1.0, NAN, 3.0], 2), ([1.0, NAN, 3.0], 3)]:
+        x = onp.array(x)
+        with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+            assert onp.isnan(nf(x, ddof=ddof))
+        value, tangent = nablab.jvp(lambda a: f(a, ddof=ddof), (x,), (onp.ones(3),))
+        assert onp.isnan(value) and onp.isnan(tangent)
+        close(nablab.grad(lambda a: f(a, ddof=ddof))(x), onp.where(onp.isnan(x), 0.0, NAN))
+        close(nablab.grad(lambda a: f(a, axis=0, ddof=ddof, keepdims=True)[0])(x), onp.where(onp.isnan(x), 0.0, NAN))
+
+
+def test_nanvar_with_where_gives_nan_to_the_selected_nans_only():
+    x = onp.array([[NAN, 1.0, NAN], [1.0, 2.0, NAN], [NAN, 1.0, 4.0]])
+    where = onp.array([[True, False, True], [True, True, True], [False, True, True]])
+    close(np.nanvar(nablab.tensor(x, requires_grad=True), axis=1, where=where).numpy(),
+          onp.nanvar(x, axis=1, where=where))
+    grad = nablab.grad(lambda a: np.sum(np.nanvar(a, axis=1, where=where)))(x)
+    close(grad, [[NAN, 0.0, NAN], [-0.5, 0.5, 0.0], [0.0, -1.5, 1.5]])  # d var(1, 4) = (-1.5, 1.5)
+
+
+def test_nanvar_float32_and_second_order():
+    x = NANVAR_ROWS.astype(onp.float32)
+    for f in (np.nanvar, np.nanstd):
+        grad = nablab.grad(lambda a: np.sum(f(a, axis=1, ddof=1)))(x)
+        assert grad.dtype == onp.float32 and onp.isnan(grad[0]).all() and onp.isfinite(grad[1:3]).all()
+        assert f(nablab.tensor(x), axis=1, ddof=1).numpy().dtype == onp.float32
+        hess = nablab.hessian(lambda a: f(a, ddof=1))(onp.array([NAN, NAN, NAN]))
+        assert onp.isnan(hess).all()
+
+
+def test_nanvar_under_vmap_as_example_by_example():
+    for f in (np.nanvar, np.nanstd):
+        for ddof in (0, 1):
+            one = nablab.grad(lambda r: f(r, ddof=ddof))
+            close(nablab.vmap(one)(NANVAR_ROWS), onp.stack([one(r) for r in NANVAR_ROWS]))
 
 
 # ----------------------------------------------------------------------------- power
