@@ -82,7 +82,7 @@ def _count(shape, axis):
 
 
 def _dtype(x):
-    return np.asarray(value_of(x)).dtype
+    return np.asarray(raw_value_of(x)).dtype  # the dtype only: raw_value_of also sees through vmap's boxes
 
 
 def _as_count(count, total):

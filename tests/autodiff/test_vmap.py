@@ -168,7 +168,7 @@ def _float_args(args, in_axes):
 
 
 #: Cases that must run example by example (none: every case here has a rule; see
-#: test_exact_zeros_of_prod_run_example_by_example for one that loops).
+#: test_python_control_flow_on_a_batched_value_runs_example_by_example for one that loops).
 LOOPED = set()
 
 
@@ -595,22 +595,49 @@ def test_convolutions_and_pooling_per_example(kw, pool):
     assert _loops_used() == before
 
 
-def test_exact_zeros_of_prod_run_example_by_example():
-    """prod takes a special path (exact derivatives) when an entry is 0; its derivative rule reads
-    plain arrays, so with a zero in some example vmap runs it example by example and says so."""
-    x = P(B, 3)
-    x[1, 2] = 0.0
-    g = nb.grad(nb.prod)
+@pytest.mark.parametrize("axis", [0, None, (0, 1), -1])
+def test_exact_path_of_prod_is_batched(axis):
+    """prod's exact path (an entry 0, inf or NaN in some example) is a primitive with a batching rule
+    whose derivative rules (the products of the entries before and after each one) are built from
+    batched operations: no loop, and the numbers of the loop of per-example derivatives, NaNs and
+    infinities included, to second order."""
+    x = P(B, 3, 2)
+    x[1, 1, 0], x[2, 0, 1], x[3, 2, 1], x[0, 0, 0] = 0.0, np.inf, np.nan, 0.0
+    x[0, 1, 0] = x[0, 0, 1] = 0.0  # two zeros or more in a slice: derivatives of 0 there
+    t = P(B, 3, 2)
+    f = lambda v: nb.prod(v, axis=axis)  # noqa: E731
+    shape = np.shape(np.prod(x[0], axis=axis))
+    w = np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+    g = nb.grad(lambda v: nb.sum(f(v) * w))
+    jv = lambda v, d: nb.jvp(f, (v,), (d,))[1]  # noqa: E731
+    hv = lambda v, d: nb.jvp(g, (v,), (d,))[1]  # noqa: E731
     before = _loops_used()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        close(nb.vmap(nb.prod)(x), loop(nb.prod, (0,), [x]))
-        close(nb.vmap(g)(x), loop(g, (0,), [x]))
-    assert _loops_used() > before
-    x_nonzero = P(B, 3)
-    before = _loops_used()
+        pairs = [(nb.vmap(f)(x), loop(f, (0,), [x])), (nb.vmap(g)(x), loop(g, (0,), [x])),
+                 (nb.vmap(jv)(x, t), loop(jv, (0, 0), [x, t])), (nb.vmap(hv)(x, t), loop(hv, (0, 0), [x, t]))]
+    assert _loops_used() == before
+    for got, want in pairs:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
+    assert np.isnan(pairs[1][1]).any() and np.isinf(pairs[1][1]).any() and (pairs[1][1] == 0).any()
+    x_nonzero = P(B, 3, 2)  # no zero anywhere: the dividing rule, batched too
     close(nb.vmap(g)(x_nonzero), loop(g, (0,), [x_nonzero]))
-    assert _loops_used() == before  # no zero anywhere: batched
+    assert _loops_used() == before
+
+
+def test_masked_mean_var_and_std_are_batched():
+    """mean, var and std with a constant where mask (whose counts are converted to the input's
+    dtype) batch as they are, bit for bit the loop's numbers, float32 staying float32."""
+    x = P(B, 3, 5).astype(np.float32)
+    mask = np.random.default_rng(5).random((3, 5)) < 0.6
+    fs = [lambda v: nnp.mean(v, axis=1, where=mask), lambda v: nnp.var(v, axis=(0, 1), ddof=1, where=mask),
+          lambda v: nnp.std(v, where=mask, keepdims=True),
+          nb.grad(lambda v: nb.sum(nnp.var(v, axis=0, where=mask)) + nb.sum(nnp.mean(v, axis=1, where=mask) ** 2))]
+    before = _loops_used()
+    for f in fs:
+        got, want = np.asarray(nb.vmap(f)(x)), loop(f, (0,), [x])
+        assert got.dtype == np.float32 and got.tobytes() == np.asarray(want).tobytes()
+    assert _loops_used() == before
 
 
 @pytest.mark.parametrize("axis", [0, None])
