@@ -224,7 +224,12 @@ def _var(a, axis, ddof, keepdims, where_mask, undefined=None):
     total = sum(sq, axis=axis, keepdims=keepdims, where=where_mask)
     if not keepdims and not np.isscalar(count):
         count = np.reshape(count, shape_of(total))
-    return total / (count - ddof)
+    # NumPy's divisor is max(count - ddof, 0): with ddof at or above the count the variance is inf (NaN for
+    # equal entries), not the sum divided by a negative number
+    divisor = count - ddof
+    if isinstance(divisor, np.ndarray):
+        return total / np.maximum(divisor, 0, dtype=divisor.dtype)
+    return total / (divisor if divisor > 0 else 0)  # a Python number stays one (float32 stays float32)
 
 
 def _safe_sqrt(v):

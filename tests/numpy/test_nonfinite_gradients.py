@@ -7,6 +7,7 @@ reverse mode's Jacobian."""
 import functools
 import itertools
 import operator
+import warnings
 
 import numpy as onp
 import pytest
@@ -612,3 +613,17 @@ def test_prod_and_cumprod_whose_products_under_or_overflow_take_the_exact_rules(
                  for i in range(x.size)]
         onp.testing.assert_allclose(nablab.grad(lambda x: np.sum(np.cumprod(x)))(x), exact, rtol=1e-12)
         assert onp.array_equal(np.cumprod(nablab.tensor(x)).numpy(), onp.cumprod(x))
+
+
+@pytest.mark.parametrize("ddof", [3, 4, 7.5])
+def test_var_and_std_with_ddof_at_or_above_the_count_are_numpys_inf_with_no_finite_derivative(ddof):
+    """NumPy divides by max(n - ddof, 0): inf (NaN for equal entries), where the sum over a negative count gave
+    -2 for var([1, 2, 3], ddof=4), with a finite derivative (2, 0, -2)."""
+    x = onp.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    with onp.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for fn, reference in ((np.var, onp.var), (np.std, onp.std)):
+            onp.testing.assert_array_equal(fn(x, axis=1, ddof=ddof), reference(x, axis=1, ddof=ddof))
+            grad = nablab.grad(lambda x: np.sum(fn(x, axis=1, ddof=ddof)))(x)
+            assert not onp.isfinite(grad).any()
+        assert onp.array_equal(np.var(x[0], ddof=2), onp.var(x[0], ddof=2))  # n - ddof = 1: unchanged
