@@ -267,11 +267,15 @@ _BASE_CACHE = {}
 
 
 def _window_origins(N, C, H, W, Ho, Wo, stride, padding):
-    """Flat index of each window's top-left corner (cached per geometry: pooling repeats shapes)."""
+    """Flat index of each window's top-left corner (cached per geometry: pooling repeats shapes).
+
+    NumPy's own index type (intp) even where int32 would do: a gather or scatter with int32 indices converts them
+    first, and the max-pool gradient's scatter of 1M entries took 3.7 ms with int32 against 1.7 with intp.
+    """
     key = (N, C, H, W, Ho, Wo, stride, padding)
     base = _BASE_CACHE.get(key)
     if base is None:
-        index_type = np.int32 if N * C * H * W < 2**31 else np.int64
+        index_type = np.intp
         rows = (np.arange(Ho) * stride[0] - padding[0]).reshape(-1, 1)
         cols = np.arange(Wo) * stride[1] - padding[1]
         planes = np.arange(N * C, dtype=np.int64).reshape(N, C, 1, 1) * (H * W)
@@ -318,7 +322,8 @@ def _indices_and_maxima(x, kernel, stride, padding, dilation):
 
     def part(n0, n1):  # images n0..n1, on several threads when large
         which, found = _window_argmax([v[n0:n1] for v in views], maxima[n0:n1])
-        np.add(base[n0:n1], np.take(offsets, which), out=index[n0:n1])
+        np.take(offsets, which, out=index[n0:n1], mode="clip")  # (in range: clip skips take's buffering)
+        index[n0:n1] += base[n0:n1]
         return found
 
     found = parallel.in_parts(N, part, -(-PARALLEL_MIN_ENTRIES // (C * Ho * Wo * kh * kw)))
