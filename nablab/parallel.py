@@ -43,6 +43,17 @@ def _default_threads():
 _threads = _default_threads()
 _pool = None
 _pool_key = None
+_pool_lock = threading.Lock()
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's pool threads, and the lock may have been held at the fork."""
+    global _pool, _pool_key, _pool_lock
+    _pool, _pool_key, _pool_lock = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Serial(threading.local):
@@ -114,7 +125,7 @@ def _blas_controller():
 
 
 def map_items(fn, items, blas=True):
-    """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again after a fork).
+    """``[fn(item) for item in items]``, on up to :func:`threads` threads (a pool made again in a forked child).
 
     A convolution's chunks make small GEMMs: a BLAS that split each of them over its own threads as well would
     wake and wait for them at every call, and with both, twice as many threads as cores compete (on a loaded
@@ -130,13 +141,15 @@ def map_items(fn, items, blas=True):
     if _threads <= 1 or len(items) <= 1 or _serial.active:
         return [fn(item) for item in items]
     key = (os.getpid(), _threads)
-    if _pool_key != key:
-        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab")
-        _pool_key = key
+    with _pool_lock:  # two user threads arriving at once make one pool between them
+        if _pool_key != key:
+            _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab")
+            _pool_key = key
+        pool = _pool
     controller = _blas_controller() if blas else None
     contexts = [contextvars.copy_context() for _ in items]  # one each: a context runs on one thread at a time
     with controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext():
-        return list(_pool.map(_on_worker, contexts, [fn] * len(items), items))
+        return list(pool.map(_on_worker, contexts, [fn] * len(items), items))
 
 
 def in_parts(n, fn, min_part=1):

@@ -110,3 +110,18 @@ def test_elementwise_leaves_subclasses_to_the_ufunc(two_threads):
     x = np.ma.masked_less(np.arange(-3.0, 3.0), -2.0)
     out = parallel.elementwise(np.maximum, x, 0.0, min_size=1)
     assert isinstance(out, np.ma.MaskedArray) and not two_threads
+
+
+def test_a_forked_child_makes_its_own_pool(two_threads):
+    """The parent's pool threads do not exist in a forked child: the child's first split makes a new pool."""
+    import multiprocessing
+
+    x = np.arange(-2.0, 2.0).repeat(parallel.MIN_PARALLEL_SIZE)
+    np.testing.assert_array_equal(parallel.elementwise(np.maximum, x, 0.0), np.maximum(x, 0.0))  # parent's pool
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_relu_sum_on_two_threads, (x,)) == float(np.maximum(x, 0.0).sum())
+
+
+def _relu_sum_on_two_threads(x):
+    parallel.threads(2)
+    return float(parallel.elementwise(np.maximum, x, 0.0).sum())
