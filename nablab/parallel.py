@@ -170,7 +170,7 @@ def in_parts(n, fn, min_part=1):
 def elementwise(ufunc, *args, min_size=MIN_PARALLEL_SIZE):
     """``ufunc(*args)`` for C-contiguous NumPy arrays of one shape (and Python numbers), in parts on the threads
     when the arrays have at least ``min_size`` entries; anything else (a subclass such as a masked array too) is
-    passed to ``ufunc`` as it is.
+    passed to ``ufunc`` as it is. ``ufunc`` is a NumPy ufunc or any element-wise function that takes ``out=``.
 
     >>> import numpy as np
     >>> from nablab import parallel

@@ -72,19 +72,15 @@ def _relu_slope(x):
 
 
 def _times_relu_slope(g, x):
-    """``g * _relu_slope(x)``: ReLU's derivative rules. Large plain arrays go in parts on the threads (each part's
-    mask made and used while in cache); the same products, the same bits."""
-    if not (type(g) is np.ndarray and type(x) is np.ndarray and g.shape == x.shape and g.dtype.kind == "f"
-            and g.flags.c_contiguous and x.flags.c_contiguous and g.size >= parallel.MIN_PARALLEL_SIZE):
-        return g * _relu_slope(x)
-    out = np.empty_like(g)
-    flat_g, flat_x, flat_out = g.reshape(-1), x.reshape(-1), out.reshape(-1)
+    """``g * _relu_slope(x)``: ReLU's derivative rules; plain arrays through :func:`nablab.parallel.elementwise`
+    (large ones in parts on the threads, each part's mask made and used while in cache: the same bits)."""
+    if type(g) is np.ndarray and type(x) is np.ndarray:
+        return parallel.elementwise(_multiply_by_slope, g, x)
+    return g * _relu_slope(x)
 
-    def part(a, b):
-        np.multiply(flat_g[a:b], ~(flat_x[a:b] <= 0), out=flat_out[a:b])
 
-    parallel.in_parts(g.size, part, parallel.MIN_PARALLEL_SIZE // 2)
-    return out
+def _multiply_by_slope(g, x, out=None):
+    return np.multiply(g, _relu_slope(x), out=out)
 
 
 relu = primitive(_relu, name="relu")
