@@ -1179,6 +1179,15 @@ def _variants(candidates):
     return list(candidates) + [c + IN_TURN for c in candidates if c != "fft"]
 
 
+def _candidates(op, geo, dtype):
+    """What autotuning measures for ``op``: each algorithm that applies (the FFT only for kernels of 5 or more: it
+    is never close for smaller ones), in each variant (:func:`_variants`)."""
+    candidates = applicable(op, geo, dtype)
+    if max(geo.kh, geo.kw) < 5 and "fft" in candidates:
+        candidates.remove("fft")
+    return _variants(candidates)
+
+
 def _run(op, name, args, geo, **kwargs):
     base = _base(name)
     key = (op, base)
@@ -1260,10 +1269,7 @@ def _measure_training(x, w, geo, dtype, bias, with_input_grad):
     the input gradient's pass, and per map the 32->64 case chose im2col's forward and weight gradient with
     Winograd's input gradient, 1.5x slower than Winograd throughout. Returns ``(name, (out, kept))``.
     """
-    candidates = applicable("forward", geo, dtype)
-    if max(geo.kh, geo.kw) < 5 and "fft" in candidates:
-        candidates.remove("fft")
-    best, seconds, result = _fastest(_variants(candidates),
+    best, seconds, result = _fastest(_candidates("forward", geo, dtype),
                                      lambda name: _training_step(name, x, w, geo, bias, with_input_grad))
     _stash.entry = _stash.bias = None  # what the timed backward passes left for a cotangent nobody else holds
     dt = np.dtype(dtype).str
@@ -1313,10 +1319,7 @@ def _dispatch(op, args, geo, dtype, **kwargs):
         return "im2col", _run(op, "im2col", args, geo, **kwargs)
     if name is not None:
         return name, _run(op, name, args, geo, **kwargs)
-    candidates = applicable(op, geo, dtype)
-    if max(geo.kh, geo.kw) < 5 and "fft" in candidates:  # never close for small kernels: not worth measuring
-        candidates.remove("fft")
-    return _measure(op, (op, geo, np.dtype(dtype).str), _variants(candidates), args, geo, kwargs)
+    return _measure(op, (op, geo, np.dtype(dtype).str), _candidates(op, geo, dtype), args, geo, kwargs)
 
 
 #: Algorithms whose weight gradient reads kept columns in im2col's layout; it chooses among them.
