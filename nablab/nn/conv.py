@@ -249,7 +249,11 @@ def _window_argmax(views, maxima):
         stacked[j] = view
     index_type = np.int8 if len(views) < 128 else np.int32
     for nan_aware in (False, True):
-        best = np.copy(stacked[0]) if nan_aware else np.copyto(maxima, stacked[0]) or maxima
+        if nan_aware:
+            best = stacked[0].copy()
+        else:
+            best = maxima
+            best[...] = stacked[0]
         index = np.zeros(best.shape, dtype=index_type)
         for k in range(1, len(views)):
             better = stacked[k] > best
@@ -275,11 +279,10 @@ def _window_origins(N, C, H, W, Ho, Wo, stride, padding):
     key = (N, C, H, W, Ho, Wo, stride, padding)
     base = _BASE_CACHE.get(key)
     if base is None:
-        index_type = np.intp
-        rows = (np.arange(Ho) * stride[0] - padding[0]).reshape(-1, 1)
-        cols = np.arange(Wo) * stride[1] - padding[1]
-        planes = np.arange(N * C, dtype=np.int64).reshape(N, C, 1, 1) * (H * W)
-        base = (planes + rows * W + cols).astype(index_type)
+        rows = (np.arange(Ho, dtype=np.intp) * stride[0] - padding[0]).reshape(-1, 1)
+        cols = np.arange(Wo, dtype=np.intp) * stride[1] - padding[1]
+        planes = np.arange(N * C, dtype=np.intp).reshape(N, C, 1, 1) * (H * W)
+        base = planes + rows * W + cols
         if len(_BASE_CACHE) > 32:
             _BASE_CACHE.clear()
         _BASE_CACHE[key] = base
