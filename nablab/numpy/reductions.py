@@ -374,14 +374,21 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     a = _prepare(a, dtype, where, 1)
     axis = _axis_arg(axis, a)
     keepdims = bool(keepdims)
-    value = plain_value(a)  # batched inside vmap
-    if isinstance(a, Tensor) and any_entry((value == 0) | ~np.isfinite(value)):
-        result = _exact_prod_p(a, axis=axis, keepdims=keepdims)
-    else:
-        result = _prod_p(a, axis=axis, keepdims=keepdims)
-        if isinstance(a, Tensor) and _out_of_normal_range(result):
-            result = _exact_prod_p(a, axis=axis, keepdims=keepdims)
+    result = _quotient_or_exact(a, _prod_p, _exact_prod_p, axis=axis, keepdims=keepdims)
     return result if initial is None else result * initial
+
+
+def _quotient_or_exact(a, quotient, exact, **kwargs):
+    """``quotient(a, **kwargs)``, a product whose rules divide by the entries, or ``exact(a, **kwargs)``, whose rules
+    only multiply, where dividing would be wrong: when ``a`` is traced and an entry is 0, inf or NaN, or the
+    products under- or overflowed (:func:`_out_of_normal_range`)."""
+    if not isinstance(a, Tensor):
+        return quotient(a, **kwargs)
+    value = plain_value(a)  # batched inside vmap
+    if any_entry((value == 0) | ~np.isfinite(value)):
+        return exact(a, **kwargs)
+    result = quotient(a, **kwargs)
+    return exact(a, **kwargs) if _out_of_normal_range(result) else result
 
 
 def _out_of_normal_range(result):
@@ -498,13 +505,7 @@ def cumprod(a, axis=None, dtype=None, out=None):
     """``np.cumprod``; exact derivatives at zeros, infinities and NaNs (see the module's notes)."""
     _no_out("cumprod", out)
     a, axis = _cumulative_input(a, axis, dtype, "cumprod")
-    value = plain_value(a)  # batched inside vmap
-    if isinstance(a, Tensor) and any_entry((value == 0) | ~np.isfinite(value)):
-        return _exact_cumprod_p(a, axis)
-    result = _cumprod_p(a, axis)
-    if isinstance(a, Tensor) and _out_of_normal_range(result):  # a running product under- or overflowed
-        return _exact_cumprod_p(a, axis)
-    return result
+    return _quotient_or_exact(a, _cumprod_p, _exact_cumprod_p, axis=axis)
 
 
 def _with_initial(result, axis, value):
