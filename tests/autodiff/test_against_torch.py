@@ -647,7 +647,9 @@ def usable(recipe):
 
 
 def close(ours, theirs, what):
-    theirs = theirs.detach().numpy(force=True) if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
+    # clone() first: torch.func can return an efficient ZeroTensor (grad of a jvp whose tangent does not depend on
+    # x), and torch 2.13's numpy(force=True) of one 0-d ZeroTensor crashed the interpreter (a segmentation fault)
+    theirs = theirs.detach().clone().numpy(force=True) if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
     ours = np.asarray(value_of(ours))
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} vs torch {theirs.shape}"
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=what)

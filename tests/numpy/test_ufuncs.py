@@ -161,8 +161,9 @@ def test_binary_matches_autograd(name, data, shapes):
 
 
 def tn(t):
-    """A torch result as NumPy (torch.func returns ZeroTensors for the derivatives of linear maps)."""
-    return t.detach().numpy(force=True)
+    """A torch result as NumPy (torch.func returns ZeroTensors for the derivatives of linear maps: cloned first,
+    since torch 2.13's numpy(force=True) of a 0-d one from torch.func.grad crashed the interpreter)."""
+    return t.detach().clone().numpy(force=True)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in UNARY.items() if spec[3]))
