@@ -66,6 +66,26 @@ def test_backward_errors_explain_themselves():
         nb.tensor(np.arange(3), requires_grad=True)
 
 
+def test_each_grad_is_its_own_array_even_where_the_pass_shares_one():
+    """backward() hands an unshared gradient array on as .grad without a copy; these are the cases where the pass's
+    result is shared (the seed itself, one cotangent for two leaves, a view of either) and .grad must be a copy."""
+    x = nb.tensor(np.ones(3), requires_grad=True)
+    y = nb.tensor(np.ones(3), requires_grad=True)
+    z = nb.tensor(np.ones(3), requires_grad=True)
+    seed = np.arange(3.0)
+    (x + y + z.reshape(3, 1).reshape(3)).backward(seed)
+    grads = [t.grad.numpy() for t in (x, y, z)]
+    for i, g in enumerate(grads):
+        assert not np.shares_memory(g, seed)
+        for other in grads[i + 1:]:
+            assert not np.shares_memory(g, other)
+    for g in grads:
+        np.testing.assert_array_equal(g, seed)
+    w = nb.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    (w * 2.0).backward(np.ones(3))  # a float64 seed: .grad takes the tensor's dtype
+    assert w.grad.numpy().dtype == np.float32
+
+
 def test_vector_backward_with_a_gradient_argument():
     x = nb.tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x ** 2).backward(np.array([1.0, 0.0, 2.0]))
