@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nablab as nb
+from nablab import parallel
 from nablab.nn import conv_algorithms as ca
 from nablab.nn import functional as F
 
@@ -515,6 +516,36 @@ def test_inf_and_nan_give_what_a_direct_convolution_gives_whatever_the_algorithm
         xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
         y = F.conv2d(xs, ws, padding=1)  # keeps what the algorithm keeps for the weight gradient
         y.backward(g)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    ref = torch.nn.functional.conv2d(*ts, padding=1)
+    ref.backward(torch.tensor(g))
+    for ours, theirs in ((y.numpy(), ref.detach().numpy()), (xs.grad.numpy(), ts[0].grad.numpy()),
+                         (ws.grad.numpy(), ts[1].grad.numpy())):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("where", ["input", "cotangent"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_meeting_inf_in_a_later_chunk_runs_im2col_instead(where, threads, monkeypatch):
+    """Winograd checks each chunk of images as it transforms it; inf in the last chunk, after the others have run
+    (or while they run, on two threads), still gives im2col's results, and the calls say so."""
+    monkeypatch.setattr(ca, "CHUNK_BYTES", 1)  # one image a chunk
+    rng = np.random.default_rng(21)
+    x, w = rng.standard_normal((6, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal((6, 4, 8, 8))
+    {"input": x, "cotangent": g}[where][5, 1, 2, 3] = np.inf
+    previous = parallel.threads(threads)
+    try:
+        before = ca.calls()
+        with ca.use("winograd4"):
+            xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
+            y = F.conv2d(xs, ws, padding=1)
+            y.backward(g)
+    finally:
+        parallel.threads(previous)
+    assert _ran(before, "im2col", ["forward"] if where == "input" else ["input_grad", "weight_grad"])
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
     ref = torch.nn.functional.conv2d(*ts, padding=1)
     ref.backward(torch.tensor(g))
