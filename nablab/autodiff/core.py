@@ -450,11 +450,17 @@ def toposort(roots):
 
 
 def _held_only_by_caller(a):
-    """Whether ``a`` is a NumPy array that owns its memory and that no one holds but the caller's one variable: it
-    may then be handed on without a copy. The count is CPython's: the caller's variable, this call's argument and
-    getrefcount's own."""
-    return (type(a) is np.ndarray and a.base is None and a.flags.owndata and a.flags.writeable
-            and sys.getrefcount(a) <= 3)
+    """Whether ``a`` is a NumPy array that no one holds but the caller's one variable, and whose memory is its own
+    or that of an array only it holds and covers whole (a reshaped result): it may then be handed on without a
+    copy. The counts are CPython's: the caller's variable (or the view's base), this call's argument or the local
+    ``owner``, and getrefcount's own argument."""
+    if type(a) is not np.ndarray or not a.flags.writeable or sys.getrefcount(a) > 3:
+        return False
+    owner = a.base
+    if owner is None:
+        return a.flags.owndata
+    return (type(owner) is np.ndarray and owner.base is None and owner.flags.owndata and a.flags.c_contiguous
+            and owner.nbytes == a.nbytes and sys.getrefcount(owner) <= 3)
 
 
 def backward(roots, cotangents, keep_all=False):

@@ -211,7 +211,9 @@ def _scatter_flat(g, index, shape, unique=False):
     g = np.asarray(g)
     dtype = g.dtype if g.dtype.kind == "f" else np.float64
     if unique:  # no position repeats, so parts of the index write disjoint entries
-        out, where, values = np.zeros(int(np.prod(shape)), dtype=dtype), index.reshape(-1), g.reshape(-1)
+        out, where, values = np.empty(int(np.prod(shape)), dtype=dtype), index.reshape(-1), g.reshape(-1)
+        # the zeros in parts too (np.zeros filled the ConvNet's 16 MB input gradient on one thread: 0.6 ms)
+        parallel.in_parts(out.size, lambda a, b: out[a:b].fill(0), PARALLEL_MIN_ENTRIES)
 
         def part(a, b):
             out[where[a:b]] = values[a:b]
