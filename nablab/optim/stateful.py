@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nablab import parallel
 from nablab.autodiff.core import Tensor, no_grad
 from nablab.autodiff.tree import tree_flatten, tree_unflatten
 from nablab.optim import optimizers
@@ -61,7 +62,8 @@ class StatefulOptimizer:
                 if p.grad is None:
                     continue
                 updates, self.state[i] = self._opt.update(p.grad.data, self.state[i], p.data)
-                p._set_value(p._value + updates, "optimizer step")
+                # in parts on the threads for large parameters (the same bits as ``p + updates``)
+                p._set_value(parallel.elementwise(np.add, p._value, updates), "optimizer step")
 
     def state_dict(self):
         """A flat dict of NumPy arrays and numbers (safe for ``np.savez``)."""
