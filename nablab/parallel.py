@@ -63,11 +63,35 @@ class _Serial(threading.local):
 _serial = _Serial()
 
 
-def _on_worker(context, fn, item):
-    """``fn(item)`` on a pool thread, in a copy of the caller's context (NumPy's ``errstate`` lives there, so an
-    error raised, warned or ignored is the same on every thread count), splitting nothing further."""
-    _serial.active = True
-    return context.run(fn, item)
+class _Share:
+    """The items of one :func:`map_items` call, taken in order by whichever thread is free: the caller's own and
+    the pool's. Each item runs in its own copy of the caller's context (NumPy's ``errstate`` lives there, so an
+    error raised, warned or ignored is the same on every thread count), splitting nothing further. After an item
+    raises, no further item starts."""
+
+    def __init__(self, fn, items):
+        self.fn, self.items = fn, items
+        self.contexts = [contextvars.copy_context() for _ in items]  # one each: a context runs on one thread at once
+        self.results = [None] * len(items)
+        self.errors = {}
+        self.next = iter(range(len(items))).__next__  # (one next() at a time: the GIL is held while it runs)
+        self.stopped = False
+
+    def drain(self):
+        previous, _serial.active = _serial.active, True
+        try:
+            while not self.stopped:
+                try:
+                    i = self.next()
+                except StopIteration:
+                    return
+                try:
+                    self.results[i] = self.contexts[i].run(self.fn, self.items[i])
+                except BaseException as err:  # (KeyboardInterrupt too: the other threads stop taking items)
+                    self.errors[i] = err
+                    self.stopped = True
+        finally:
+            _serial.active = previous
 
 
 def threads(n=None):
@@ -143,13 +167,26 @@ def map_items(fn, items, blas=True):
     key = (os.getpid(), _threads)
     with _pool_lock:  # two user threads arriving at once make one pool between them
         if _pool_key != key:
-            _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nablab")
+            _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="nablab")
             _pool_key = key
         pool = _pool
     controller = _blas_controller() if blas else None
-    contexts = [contextvars.copy_context() for _ in items]  # one each: a context runs on one thread at a time
+    share = _Share(fn, items)
     with controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext():
-        return list(pool.map(_on_worker, contexts, [fn] * len(items), items))
+        # the caller's thread works too: it starts at once, while a pool thread wakes (submitting every item to
+        # the pool and waiting had cost about 0.2 ms a call, the time the woken threads waited for the GIL)
+        helpers = [pool.submit(share.drain) for _ in range(min(_threads, len(items)) - 1)]
+        try:
+            share.drain()
+        except BaseException:  # (an interrupt between items: the pool's threads stop taking them)
+            share.stopped = True
+            raise
+        finally:
+            for helper in helpers:
+                helper.result()
+    if share.errors:
+        raise share.errors[min(share.errors)]
+    return share.results
 
 
 def in_parts(n, fn, min_part=1):

@@ -1,5 +1,6 @@
 """Work split over threads (nablab.parallel) gives the same bits as in one piece: ReLU both ways, Adam's update."""
 
+import threading
 import warnings
 
 import numpy as np
@@ -125,3 +126,29 @@ def test_a_forked_child_makes_its_own_pool(two_threads):
 def _relu_sum_on_two_threads(x):
     parallel.threads(2)
     return float(parallel.elementwise(np.maximum, x, 0.0).sum())
+
+
+def test_map_items_keeps_the_order_raises_the_first_error_and_leaves_the_caller_free_to_split_again():
+    """The caller's thread takes items too: afterwards (after an error as well) it splits work again."""
+    previous = parallel.threads(2)
+    try:
+        assert parallel.map_items(lambda i: i * i, list(range(50))) == [i * i for i in range(50)]
+
+        def fail_from_ten(i):
+            if i >= 10:
+                raise ValueError(f"item {i}")
+            return i
+
+        with pytest.raises(ValueError, match="item 10$"):
+            parallel.map_items(fail_from_ten, list(range(11)))
+        assert not parallel._serial.active
+
+
+        def inner_split_stays_on_this_thread(_):
+            here = threading.get_ident()
+            return set(parallel.map_items(lambda _: threading.get_ident(), [0, 1, 2])) == {here}
+
+        assert parallel.map_items(inner_split_stays_on_this_thread, [0, 1]) == [True, True]
+        assert not parallel._serial.active
+    finally:
+        parallel.threads(previous)
