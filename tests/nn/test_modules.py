@@ -134,3 +134,32 @@ def test_train_models_build_the_same_weights_for_the_same_seed():
             np.testing.assert_array_equal(pa.numpy(), pb.numpy())
         assert not np.array_equal(build_model(name, (1, 40), 10, seed=4).parameters()[0].numpy(),
                                   a.parameters()[0].numpy())
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2, dilation=2), nn.MaxPool2d(2, padding=1)])
+def test_sequential_pools_before_relu_with_the_values_and_gradients_of_the_written_order(pool):
+    """Sequential runs ReLU then max pooling (without padding) as pooling then ReLU: values and gradients equal to
+    the layers called one by one in the written order, with ties at 0, windows all below 0, NaN, and the same
+    numbers as torch.nn."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 9, 9))
+    x[0, 0, :4, :4] = -1.0  # windows whose largest value is below 0
+    x[1, 1, :, :2] = 0.0  # ties at 0
+    x[2, 0, 3, 3] = np.nan
+    g = rng.standard_normal((3, 2 * pool(np.zeros((1, 1, 9, 9))).shape[-1] ** 2))
+    model = nn.Sequential(nn.ReLU(), pool, nn.Flatten())
+    reorders = nn.layers._commute(model[0], model[1])
+    assert reorders == (pool.padding == 0)
+    xs, xw = nb.tensor(x, requires_grad=True), nb.tensor(x, requires_grad=True)
+    ours = model(xs)
+    written = model[2](model[1](model[0](xw)))
+    np.testing.assert_array_equal(ours.numpy(), written.numpy())
+    ours.backward(g)
+    written.backward(g)
+    np.testing.assert_array_equal(xs.grad.numpy(), xw.grad.numpy())
+    xt = torch.tensor(x, requires_grad=True)
+    torch_pool = torch.nn.MaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation)
+    ref = torch.nn.Sequential(torch.nn.ReLU(), torch_pool, torch.nn.Flatten())(xt)
+    ref.backward(torch.tensor(g))
+    np.testing.assert_array_equal(ours.numpy(), ref.detach().numpy())
+    np.testing.assert_array_equal(xs.grad.numpy(), xt.grad.numpy())
