@@ -20,6 +20,9 @@ What is timed (float32, both libraries given the same arrays):
   against its PyTorch replica :class:`nablab.train.TorchBackend`). FLOPs counted:
   the convolution's forward and weight gradient (no input gradient: the images
   are data) and the two affine layers' forward and both gradients.
+  nablab's ``Sequential`` runs the ReLU after the pooling (the same values and
+  gradients, ReLU on a quarter of the values); ``the same, ReLU before pool``
+  times nablab's step in the written order, as context.
 - ``max_pool2d 2x2`` and the MNIST-1D CNN step, as context.
 
 OpenBLAS's idle-thread spinning is shortened as ``import nablab`` does it
@@ -167,6 +170,23 @@ def convnet_case(rng):
     return ((lambda: ours_b.train_step(x, y)), (lambda: theirs_b.train_step(x, y))), flops, check
 
 
+def convnet_written_order_case(rng):
+    """The step of :func:`convnet_case` with nablab's ReLU run before the pooling, as written (``Sequential``
+    otherwise pools first, see ``nablab.nn.layers._commute``): the same layers split over two Sequentials."""
+    from nablab import nn
+    from nablab.train import NablabBackend, TorchBackend, build_model
+
+    x = rng.standard_normal((128, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    model = build_model("convnet", (3, 32, 32), 10, seed=0, dtype=np.float32)
+    layers = list(model)
+    written = nn.Sequential(nn.Sequential(*layers[:2]), nn.Sequential(*layers[2:]))
+    ours_b, theirs_b = NablabBackend(written, "adam", 1e-3), TorchBackend(model, "adam", 1e-3)
+    loss_ours, loss_theirs = ours_b.train_step(x, y)[0], theirs_b.train_step(x, y)[0]
+    assert abs(loss_ours - loss_theirs) < 1e-4 * max(1.0, abs(loss_theirs)), (loss_ours, loss_theirs)
+    return (lambda: ours_b.train_step(x, y)), (lambda: theirs_b.train_step(x, y))
+
+
 def pool_case(rng):
     import torch
 
@@ -274,6 +294,7 @@ def run_one(threads, repeat):
     pairs[STEP] = fns
     meta[STEP] = (flops, ca.geometry((128, 3, 32, 32), (32, 3, 7, 7), (1, 1), (3, 3), (1, 1), 1),
                   ("forward", "weight_grad"), fns[0], step)
+    pairs["  the same, ReLU before pool"] = convnet_written_order_case(rng)
     pairs["max_pool2d 2x2 (128,32,32,32)"] = pool_case(rng)
     pairs["mnist1d cnn step (batch 100)"] = cnn1d_case()
     results = measure(pairs, repeat)

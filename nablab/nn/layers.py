@@ -359,7 +359,8 @@ def _commute(relu, pool):
     max pooling, stays NaN), and every window holds a value of the input. The gradients are the same values too:
     where a window's largest value is at most 0, its gradient is 0 either way (pooling first sends that 0 to the
     window's largest entry rather than to its first). ReLU's two passes then run on a quarter of the values (2x2
-    pooling): the seed ConvNet's training step at 2 threads went from 33.6 to 31 ms."""
+    pooling): the seed ConvNet's training step at batch 128 went from 56.1 to 52.3 ms at 1 thread and from
+    35.2 to 30.5 ms at 2."""
     return type(relu) is ReLU and isinstance(pool, MaxPool2d) and pool.padding in (0, (0, 0))
 
 
