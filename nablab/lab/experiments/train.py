@@ -459,6 +459,8 @@ def _digits_curves_figure(run, result):
             axes[2, j].set_yscale("log")
             axes[2, j].axhline(np.finfo(np.float32).eps, color="0.6", lw=0.8, ls=":")
             axes[2, j].set_xlabel("step")
+        for row in (0, 2) if with_torch else (0,):  # a few step ticks (every 25 of 225 steps ran together)
+            axes[row, j].xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 5, 10], integer=True))
     axes[0, 0].set_ylabel("training loss (batch)")
     axes[1, 0].set_ylabel("test accuracy (%)")
     if with_torch:
