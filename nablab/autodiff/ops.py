@@ -72,15 +72,24 @@ def _relu_slope(x):
 
 
 def _times_relu_slope(g, x):
-    """``g * _relu_slope(x)``: ReLU's derivative rules; plain arrays through :func:`nablab.parallel.elementwise`
-    (large ones in parts on the threads, each part's mask made and used while in cache: the same bits)."""
+    """``g`` where ReLU's slope is 1, else 0: ReLU's derivative rules. Where x <= 0 the result is 0 even for an inf
+    or NaN in ``g`` (``g * 0`` would be NaN), as in PyTorch's and JAX's rules; so ReLU and max pooling commute in
+    their derivatives as in their values (see ``nablab.nn.layers._commute``). Plain arrays go through
+    :func:`nablab.parallel.elementwise` (large ones in parts on the threads: the same bits)."""
     if type(g) is np.ndarray and type(x) is np.ndarray:
         return parallel.elementwise(_multiply_by_slope, g, x)
-    return g * _relu_slope(x)
+    return _nnp.where(_relu_slope(x), g, 0.0)
 
 
 def _multiply_by_slope(g, x, out=None):
-    return np.multiply(g, _relu_slope(x), out=out)
+    slope = _relu_slope(x)
+    with np.errstate(invalid="ignore"):  # inf * 0, set to 0 below
+        out = np.multiply(g, slope, out=out)  # (np.where with a random mask took six times as long)
+    lost = np.isnan(out)  # g * 0 for an inf or NaN g: set to 0 where the slope is 0 (rare: a second pass only then)
+    if lost.any():
+        lost &= ~slope
+        out[lost] = 0
+    return out
 
 
 relu = primitive(_relu, name="relu")

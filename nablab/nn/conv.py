@@ -140,7 +140,7 @@ def _conv_bias_vjp(g, ans, x, w, b, **k):
     """The bias's cotangent: the sum of g over images and positions (computed in the input gradient's pass when
     that pass ran Winograd on kept tiles)."""
     if isinstance(g, np.ndarray):  # a plain cotangent: no derivative of this sum is recorded
-        db = algorithms.bias_grad_for(g)
+        db = algorithms.bias_grad_for(g, algorithms.kept_for(ans, x))
         return db if db is not None else algorithms.bias_grad(g)
     return ops.sum(g, axis=(0, 2, 3))
 

@@ -1482,6 +1482,7 @@ def input_grad_with_kept(g, w, geo, saved, bias=False):
     True
     """
     name, tiles = saved
+    _stash.entry = _stash.bias = None  # (what an earlier pass left, maybe for this same g, changed since)
     dtype = np.result_type(g, w)
     chosen = choose("input_grad", geo, dtype)
     if not name.startswith("winograd") or chosen is None or _base(chosen) != _base(name):
@@ -1491,13 +1492,14 @@ def input_grad_with_kept(g, w, geo, saved, bias=False):
     except _NotFinite:
         return _run("input_grad", "im2col", (g, w), geo)
     _stash.entry = (weakref.ref(g), tiles, results[1])
-    _stash.bias = (weakref.ref(g), results[2]) if bias else None
+    _stash.bias = (weakref.ref(g), tiles, results[2]) if bias else None
     return results[0]
 
 
-def bias_grad_for(g):
+def bias_grad_for(g, saved=None):
     """The bias gradient (the sum of ``g`` over images and positions) if the input gradient's pass for this very
-    ``g`` computed it (:func:`input_grad_with_kept` with ``bias``), else None; handed over once.
+    ``g`` and the forward that kept ``saved`` (``(algorithm, tiles)``) computed it (:func:`input_grad_with_kept`
+    with ``bias``), else None; handed over once.
 
     >>> import numpy as np
     >>> from nablab.nn import conv_algorithms as ca
@@ -1505,10 +1507,10 @@ def bias_grad_for(g):
     True
     """
     entry = _stash.bias
-    if entry is None or entry[0]() is not g:
+    if entry is None or saved is None or entry[0]() is not g or entry[1] is not saved[1]:
         return None
     _stash.bias = None
-    return entry[1]
+    return entry[2]
 
 
 def bias_grad(g):

@@ -487,13 +487,14 @@ def test_the_bias_gradient_from_the_input_gradients_pass_matches_torch(monkeypat
     g = rng.standard_normal((3, 5, 8, 8))
     handed = []
     original = ca.bias_grad_for
-    monkeypatch.setattr(ca, "bias_grad_for", lambda g: handed.append(original(g)) or handed[-1])
+    monkeypatch.setattr(ca, "bias_grad_for", lambda g, saved: handed.append((original(g, saved), saved)) or
+                        handed[-1][0])
     with ca.use("winograd4"):
         xs, ws, bs = (nb.tensor(a, requires_grad=True) for a in (x, w, b))
         y = F.conv2d(xs, ws, bs, padding=1)
         y.backward(g)
-        assert len(handed) == 1 and handed[0] is not None  # from the input gradient's pass
-        assert original(g) is None  # handed over once
+        assert len(handed) == 1 and handed[0][0] is not None  # from the input gradient's pass
+        assert original(g, handed[0][1]) is None  # handed over once
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     torch.nn.functional.conv2d(*ts, padding=1).backward(torch.tensor(g))
     for ours, t in zip((xs, ws, bs), ts):
@@ -524,6 +525,21 @@ def test_inf_and_nan_give_what_a_direct_convolution_gives_whatever_the_algorithm
         np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
         np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_a_bias_gradient_left_by_an_earlier_pass_is_not_handed_to_a_later_one():
+    """The same cotangent array, changed in place between two backward passes: the second pass meets inf and runs
+    im2col; the bias gradient the first pass left (its bias took none) must not come back."""
+    rng = np.random.default_rng(23)
+    x, w, b = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g = rng.standard_normal((2, 4, 8, 8))
+    with ca.use("winograd4"):
+        xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
+        F.conv2d(xs, ws, b, padding=1).backward(g)  # the bias is a constant: its sum stays unclaimed
+        g[0, 0, 0, 0] = np.inf
+        xs, ws, bs = (nb.tensor(a, requires_grad=True) for a in (x, w, b))
+        F.conv2d(xs, ws, bs, padding=1).backward(g)
+    np.testing.assert_array_equal(bs.grad.numpy(), g.sum(axis=(0, 2, 3)))
 
 
 @pytest.mark.parametrize("where", ["input", "cotangent"])

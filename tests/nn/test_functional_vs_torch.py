@@ -319,6 +319,26 @@ def test_nan_takes_the_gradient_of_maximum_minimum_and_relu():
     np.testing.assert_array_equal(nb.jvp(nb.relu, (z,), (np.ones(4),))[1], zt.grad.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_passes_no_inf_or_nan_cotangent_where_its_slope_is_zero_as_torch(dtype):
+    """ReLU's derivative is 0 where x <= 0 whatever the cotangent (g * 0 would make an inf or NaN there NaN)."""
+    z = np.array([-1.0, 0.0, 2.0, np.nan, -3.0, 4.0], dtype=dtype)
+    g = np.array([np.inf, np.nan, np.inf, 1.0, -np.inf, np.nan], dtype=dtype)
+    zt = torch.tensor(z, requires_grad=True)
+    torch.relu(zt).backward(torch.tensor(g))
+    with np.errstate(all="raise"):  # no warning or error from the inf * 0 inside
+        np.testing.assert_array_equal(nb.vjp(nb.relu, z)[1](g)[0], zt.grad.numpy())
+        np.testing.assert_array_equal(nb.jvp(nb.relu, (z,), (g,))[1], zt.grad.numpy())
+    from nablab import parallel
+
+    big, reps = np.tile(z, 200_000), 200_000  # in parts on two threads
+    previous = parallel.threads(2)
+    try:
+        np.testing.assert_array_equal(nb.vjp(nb.relu, big)[1](np.tile(g, reps))[0], np.tile(zt.grad.numpy(), reps))
+    finally:
+        parallel.threads(previous)
+
+
 def test_softmax_of_a_row_holding_inf_is_nan_throughout_as_in_scipy_and_torch():
     """Before, the row's finite entries came out 0 (and their gradients finite) beside one nan."""
     import scipy.special

@@ -157,9 +157,27 @@ def test_sequential_pools_before_relu_with_the_values_and_gradients_of_the_writt
     ours.backward(g)
     written.backward(g)
     np.testing.assert_array_equal(xs.grad.numpy(), xw.grad.numpy())
+    g_bad = g.copy()  # inf and NaN cotangents, also on windows whose largest value is below 0
+    g_bad[:, ::3] = np.inf
+    g_bad[:, 1::5] = np.nan
+    np.testing.assert_array_equal(nb.vjp(model, x)[1](g_bad)[0],
+                                  nb.vjp(lambda q: model[2](model[1](model[0](q))), x)[1](g_bad)[0])
+    t_bad = np.where(rng.random(x.shape) < 0.3, np.nan, rng.standard_normal(x.shape))
+    np.testing.assert_array_equal(nb.jvp(model, (x,), (t_bad,))[1],
+                                  nb.jvp(lambda q: model[2](model[1](model[0](q))), (x,), (t_bad,))[1])
     xt = torch.tensor(x, requires_grad=True)
     torch_pool = torch.nn.MaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation)
     ref = torch.nn.Sequential(torch.nn.ReLU(), torch_pool, torch.nn.Flatten())(xt)
     ref.backward(torch.tensor(g))
     np.testing.assert_array_equal(ours.numpy(), ref.detach().numpy())
     np.testing.assert_array_equal(xs.grad.numpy(), xt.grad.numpy())
+
+
+def test_sequential_keeps_the_written_order_for_a_subclass_of_max_pooling():
+    class Shifted(nn.MaxPool2d):
+        def forward(self, x):
+            return super().forward(x) - 1.0
+
+    x = np.array([[[[-1.0, 0.5], [0.25, 0.0]]]])
+    assert not nn.layers._commute(nn.ReLU(), Shifted(2))
+    np.testing.assert_array_equal(nn.Sequential(nn.ReLU(), Shifted(2))(x), Shifted(2)(nn.ReLU()(x)))
