@@ -155,7 +155,10 @@ def map_items(fn, items, blas=True):
     wake and wait for them at every call, and with both, twice as many threads as cores compete (on a loaded
     machine that made a convolution ten times slower). So while the items run in parallel, BLAS runs one thread
     per call (``blas=True``), when threadpoolctl is installed to say so. Each item runs in a copy of the caller's
-    context (its NumPy ``errstate``); a split asked for inside an item runs in turn.
+    context (its NumPy ``errstate``); a split asked for inside an item runs in turn. Items run on the caller's
+    thread and on the pool's, so ``fn`` must not depend on thread-local state (``threading.local``): the
+    caller's is seen by some items and not by others. The first error by position is raised, after the other
+    threads finish the item they are on; no item starts after an error.
 
     >>> from nablab import parallel
     >>> parallel.map_items(len, ["a", "bc"])
@@ -184,8 +187,9 @@ def map_items(fn, items, blas=True):
         finally:
             for helper in helpers:
                 helper.result()
-    if share.errors:
-        raise share.errors[min(share.errors)]
+    if share.errors:  # an interrupt (KeyboardInterrupt, SystemExit) first, else the first error by position
+        interrupts = [i for i, err in share.errors.items() if not isinstance(err, Exception)]
+        raise share.errors[min(interrupts or share.errors)]
     return share.results
 
 

@@ -449,12 +449,17 @@ def toposort(roots):
     return order
 
 
+#: Whether sys.getrefcount counts every holder, as CPython does up to 3.13; 3.14's interpreter may borrow references
+#: to locals (gh-130704), so there ``.grad`` is always a copy.
+_COUNTS_EVERY_REFERENCE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+
+
 def _held_only_by_caller(a):
     """Whether ``a`` is a NumPy array that no one holds but the caller's one variable, and whose memory is its own
     or that of an array only it holds and covers whole (a reshaped result): it may then be handed on without a
     copy. The counts are CPython's: the caller's variable (or the view's base), this call's argument or the local
     ``owner``, and getrefcount's own argument."""
-    if type(a) is not np.ndarray or not a.flags.writeable or sys.getrefcount(a) > 3:
+    if not _COUNTS_EVERY_REFERENCE or type(a) is not np.ndarray or not a.flags.writeable or sys.getrefcount(a) > 3:
         return False
     owner = a.base
     if owner is None:
