@@ -359,9 +359,9 @@ def _commute(relu, pool):
     max pooling, stays NaN), and every window holds a value of the input. The gradients are the same values too:
     where a window's largest value is at most 0, its gradient is 0 either way, even for an inf or NaN cotangent
     (ReLU's derivative rule gives 0 there, not g * 0), only sent to the window's largest entry rather than to its
-    first. Only these two classes themselves: a subclass may compute something else. ReLU's two passes then run on a quarter of the values (2x2
-    pooling): the seed ConvNet's training step at batch 128 went from 56.1 to 52.3 ms at 1 thread and from
-    35.2 to 30.5 ms at 2."""
+    first. Only these classes themselves: a subclass may compute something else. ReLU's two passes then run on a
+    quarter of the values (2x2 pooling): the seed ConvNet's training step at batch 128 went from 56.1 to 52.3 ms
+    at 1 thread and from 35.2 to 30.5 ms at 2."""
     return type(relu) is ReLU and type(pool) in (MaxPool2d, MaxPool1d) and pool.padding in (0, (0, 0))
 
 
