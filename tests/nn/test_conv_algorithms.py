@@ -501,6 +501,19 @@ def test_the_bias_gradient_from_the_input_gradients_pass_matches_torch(monkeypat
         np.testing.assert_allclose(ours.grad.numpy(), t.grad.numpy(), **TOL)
 
 
+def _assert_as_torch_where_not_finite(x, w, g, y, xs, ws):
+    """``y = conv2d(xs, ws, padding=1)`` and its gradients for cotangent ``g``: inf and NaN where PyTorch's are,
+    the rest to 1e-10."""
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    ref = torch.nn.functional.conv2d(*ts, padding=1)
+    ref.backward(torch.tensor(g))
+    for ours, theirs in ((y.numpy(), ref.detach().numpy()), (xs.grad.numpy(), ts[0].grad.numpy()),
+                         (ws.grad.numpy(), ts[1].grad.numpy())):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("name", ALGORITHMS)
 @pytest.mark.parametrize("where", ["input", "weight", "cotangent"])
 def test_inf_and_nan_give_what_a_direct_convolution_gives_whatever_the_algorithm(name, where):
@@ -517,14 +530,7 @@ def test_inf_and_nan_give_what_a_direct_convolution_gives_whatever_the_algorithm
         xs, ws = nb.tensor(x, requires_grad=True), nb.tensor(w, requires_grad=True)
         y = F.conv2d(xs, ws, padding=1)  # keeps what the algorithm keeps for the weight gradient
         y.backward(g)
-    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
-    ref = torch.nn.functional.conv2d(*ts, padding=1)
-    ref.backward(torch.tensor(g))
-    for ours, theirs in ((y.numpy(), ref.detach().numpy()), (xs.grad.numpy(), ts[0].grad.numpy()),
-                         (ws.grad.numpy(), ts[1].grad.numpy())):
-        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
-        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+    _assert_as_torch_where_not_finite(x, w, g, y, xs, ws)
 
 
 def test_a_bias_gradient_left_by_an_earlier_pass_is_not_handed_to_a_later_one():
@@ -562,14 +568,7 @@ def test_winograd_meeting_inf_in_a_later_chunk_runs_im2col_instead(where, thread
     finally:
         parallel.threads(previous)
     assert _ran(before, "im2col", ["forward"] if where == "input" else ["input_grad", "weight_grad"])
-    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
-    ref = torch.nn.functional.conv2d(*ts, padding=1)
-    ref.backward(torch.tensor(g))
-    for ours, theirs in ((y.numpy(), ref.detach().numpy()), (xs.grad.numpy(), ts[0].grad.numpy()),
-                         (ws.grad.numpy(), ts[1].grad.numpy())):
-        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
-        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+    _assert_as_torch_where_not_finite(x, w, g, y, xs, ws)
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
